@@ -1,0 +1,127 @@
+"""Start, stop, inspect and reset the local cloud process (``invoke cloud-*``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from .paths import Layout, layout
+
+START_TIMEOUT = float(os.environ.get("IMAGEKIT_LOCALCLOUD_START_TIMEOUT", "900"))  # a cold base-image build
+
+
+class LocalCloudError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    endpoint: str
+    token: str
+
+    @property
+    def base(self) -> str:
+        return self.endpoint.removesuffix("/v1")
+
+    def admin(self, method: str, path: str, body=None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return json.loads(resp.read() or b"{}")
+
+
+def _pid(L: Layout) -> int | None:
+    try:
+        pid = int(L.pid_file.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def current(L: Layout | None = None) -> Endpoint | None:
+    """The running local cloud's endpoint and token, or None when it is not up."""
+    L = L or layout()
+    if _pid(L) is None or not L.endpoint_file.exists():
+        return None
+    ep = Endpoint(L.endpoint_file.read_text().strip(), L.token_file.read_text().strip())
+    try:
+        ep.admin("GET", "/_admin/health")
+    except (urllib.error.URLError, OSError):
+        return None
+    return ep
+
+
+def up(progress=print) -> Endpoint:
+    """Start the local cloud (if needed) and return once its API answers."""
+    L = layout()
+    if ep := current(L):
+        return ep
+    if os.geteuid() != 0:
+        raise LocalCloudError("the local cloud runs real machines and needs root: run as root (sudo invoke cloud-up)")
+    L.root.mkdir(parents=True, exist_ok=True)
+    progress(f"starting the local cloud (state in {L.root}; log {L.api_log})")
+    with open(L.api_log, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "imagekit.localcloud"], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = L.api_log.read_text(errors="replace")[-3000:]
+            raise LocalCloudError(f"the local cloud failed to start (exit {proc.returncode}); log tail:\n{tail}")
+        if ep := current(L):
+            return ep
+        time.sleep(0.5)
+    proc.terminate()
+    raise LocalCloudError(f"the local cloud did not answer within {START_TIMEOUT:.0f} s; see {L.api_log}")
+
+
+def down(timeout: float = 60) -> bool:
+    """Stop the API and its guests; state stays on disk. Returns False if it was not running."""
+    L = layout()
+    pid = _pid(L)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def status() -> dict:
+    L = layout()
+    ep = current(L)
+    if ep is None:
+        return {"running": False, "state_dir": str(L.root)}
+    health = ep.admin("GET", "/_admin/health")
+    ts = ep.admin("GET", "/_admin/tailscale")
+    return {
+        "running": True, "endpoint": ep.endpoint, "token": ep.token, "state_dir": str(L.root),
+        "btrfs": health["btrfs"], "servers": health["servers"],
+        "tailscale_standin_api": ts["api"],
+        "tailscale_standin_oauth_client_id": ts["oauth_client"]["client_id"],
+        "tailscale_standin_oauth_client_secret": ts["oauth_client"]["client_secret"],
+    }
+
+
+def reset() -> dict:
+    ep = current()
+    if ep is None:
+        raise LocalCloudError("the local cloud is not running: start it with `invoke cloud-up`")
+    return ep.admin("POST", "/_admin/reset")

@@ -1,0 +1,46 @@
+"""``sort``, pagination and ``meta.pagination`` for list endpoints, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import invalid_input
+
+MAX_PER_PAGE = 50
+DEFAULT_PER_PAGE = 25
+
+
+def sort_items(items: list[dict], sort: Sequence[str], allowed: Sequence[str]) -> list[dict]:
+    for spec in reversed(list(sort)):
+        field, _, direction = spec.partition(":")
+        if field not in allowed or direction not in ("", "asc", "desc"):
+            raise invalid_input("sort", f"invalid sort value '{spec}', allowed: {', '.join(allowed)}")
+        items = sorted(items, key=lambda i: (i.get(field) is None, i.get(field)), reverse=direction == "desc")
+    return items
+
+
+def paginate(items: list[dict], page: int | str | None, per_page: int | str | None) -> tuple[list[dict], dict]:
+    try:
+        page = int(page or 1)
+        per_page = int(per_page or DEFAULT_PER_PAGE)
+    except ValueError as exc:
+        raise invalid_input("page", "page and per_page must be integers") from exc
+    if page < 1:
+        raise invalid_input("page", "page must be at least 1")
+    if not 1 <= per_page:
+        raise invalid_input("per_page", "per_page must be at least 1")
+    per_page = min(per_page, MAX_PER_PAGE)
+    total = len(items)
+    last = max(1, -(-total // per_page))
+    chunk = items[(page - 1) * per_page : page * per_page]
+    meta = {
+        "pagination": {
+            "page": page,
+            "per_page": per_page,
+            "previous_page": page - 1 if page > 1 else None,
+            "next_page": page + 1 if page < last else None,
+            "last_page": last,
+            "total_entries": total,
+        }
+    }
+    return chunk, meta

@@ -1,0 +1,86 @@
+"""Where the local cloud keeps its state, and the fixed facts of its network.
+
+Everything lives under one directory (``IMAGEKIT_LOCALCLOUD_DIR``, default
+``/var/lib/imagekit/localcloud``) so that ``cloud-down``/``cloud-up`` keep state
+and one ``rm -r`` forgets it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "token"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "api.pid"
+
+    @property
+    def endpoint_file(self) -> Path:
+        return self.root / "endpoint"
+
+    @property
+    def api_log(self) -> Path:
+        return self.root / "api.log"
+
+    @property
+    def request_log(self) -> Path:
+        return self.root / "requests.jsonl"
+
+    @property
+    def faults_file(self) -> Path:
+        return self.root / "faults.json"
+
+    @property
+    def pool_image(self) -> Path:
+        return self.root / "pool.btrfs"
+
+    @property
+    def pool(self) -> Path:
+        """Mount point of the btrfs pool (or a plain directory when btrfs is unavailable)."""
+        return self.root / "pool"
+
+    @property
+    def base_images(self) -> Path:
+        return self.pool / "base"
+
+    @property
+    def disks(self) -> Path:
+        return self.pool / "disks"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.pool / "snapshots"
+
+    @property
+    def machine_logs(self) -> Path:
+        return self.root / "machines"
+
+    @property
+    def apt_repo(self) -> Path:
+        return self.root / "apt-repo"
+
+
+def layout() -> Layout:
+    return Layout(Path(os.environ.get("IMAGEKIT_LOCALCLOUD_DIR", "/var/lib/imagekit/localcloud")))
+
+
+BRIDGE = os.environ.get("IMAGEKIT_LOCALCLOUD_BRIDGE", "ikbr0")
+# A /24 the local cloud owns: .1 is the host (API, package mirror), guests get .10 and up.
+SUBNET_PREFIX = os.environ.get("IMAGEKIT_LOCALCLOUD_SUBNET", "10.213.7")
+HOST_ADDRESS = f"{SUBNET_PREFIX}.1"
+MIRROR_PORT = 3142
+DEFAULT_API_PORT = int(os.environ.get("IMAGEKIT_LOCALCLOUD_PORT", "8931"))

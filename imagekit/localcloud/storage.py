@@ -1,0 +1,88 @@
+"""Machine disks: btrfs subvolumes in a loop-mounted pool, plain copies as a fallback.
+
+A server's disk is a writable snapshot of an image; ``create_image`` is a read-only
+snapshot of a disk. On btrfs both take milliseconds; without btrfs we copy (seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .hostcmd import HostCommandError, run
+from .paths import Layout
+
+log = logging.getLogger("imagekit.localcloud")
+
+POOL_SIZE = os.environ.get("IMAGEKIT_LOCALCLOUD_POOL_SIZE", "60G")
+
+
+class Storage:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.btrfs = False
+
+    def ensure_pool(self) -> None:
+        """Mount the btrfs pool (creating it the first time); fall back to a directory."""
+        pool = self.layout.pool
+        pool.mkdir(parents=True, exist_ok=True)
+        if os.path.ismount(pool):
+            self.btrfs = run(["stat", "-f", "-c", "%T", str(pool)]).stdout.strip() == "btrfs"
+        else:
+            try:
+                img = self.layout.pool_image
+                if not img.exists():
+                    run(["truncate", "-s", POOL_SIZE, str(img)])
+                    run(["mkfs.btrfs", "-q", str(img)])
+                run(["mount", "-o", "loop,compress=zstd:1,noatime", str(img), str(pool)])
+                self.btrfs = True
+            except (HostCommandError, FileNotFoundError) as exc:
+                log.warning("btrfs pool unavailable (%s); disks will be plain copies", exc)
+                self.btrfs = False
+        for d in (self.layout.base_images, self.layout.disks, self.layout.snapshots):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def release_pool(self) -> None:
+        if os.path.ismount(self.layout.pool):
+            run(["umount", str(self.layout.pool)], check=False)
+
+    def new_volume(self, path: Path) -> None:
+        if self.btrfs:
+            run(["btrfs", "subvolume", "create", str(path)])
+        else:
+            path.mkdir(parents=True)
+
+    def clone(self, src: Path, dst: Path, *, readonly: bool = False) -> None:
+        if self.btrfs and self._is_subvolume(src):
+            cmd = ["btrfs", "subvolume", "snapshot"] + (["-r"] if readonly else []) + [str(src), str(dst)]
+            run(cmd)
+        else:
+            run(["cp", "-a", "--reflink=auto", str(src), str(dst)], timeout=1800)
+
+    def delete(self, path: Path) -> None:
+        if not path.exists():
+            return
+        if self.btrfs and self._is_subvolume(path):
+            # Nested subvolumes (docker's btrfs driver inside a guest) must go first, deepest first.
+            nested = run(["btrfs", "subvolume", "list", "-o", "--sort=-path", str(path)], check=False).stdout
+            mount = self.layout.pool
+            for line in nested.splitlines():
+                rel = line.split(" path ", 1)[-1].strip()
+                sub = mount / rel
+                run(["btrfs", "property", "set", "-ts", str(sub), "ro", "false"], check=False)
+                run(["btrfs", "subvolume", "delete", str(sub)], check=False)
+            run(["btrfs", "property", "set", "-ts", str(path), "ro", "false"], check=False)
+            if run(["btrfs", "subvolume", "delete", str(path)], check=False).returncode == 0:
+                return
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            run(["rm", "-rf", "--one-file-system", str(path)])
+
+    def size_bytes(self, path: Path) -> int:
+        out = run(["du", "-sx", "--block-size=1", str(path)], check=False).stdout.split()
+        return int(out[0]) if out else 0
+
+    def _is_subvolume(self, path: Path) -> bool:
+        return run(["btrfs", "subvolume", "show", str(path)], check=False).returncode == 0

@@ -1,0 +1,53 @@
+"""SSH to cloud servers: one place for keys, timeouts and waiting until sshd answers."""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import time
+
+import paramiko
+
+from .keys import KeyPair
+
+# paramiko logs every refused connection while a server boots; waiting is our job, not noise.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+class SSHTimeout(TimeoutError):
+    pass
+
+
+def connect(host: str, key: KeyPair, *, user: str = "root", timeout: float = 10) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    # Fresh servers have fresh host keys; we trust them on first use for this connection only.
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private_openssh))
+    try:
+        client.connect(host, username=user, pkey=pkey, timeout=timeout, banner_timeout=timeout,
+                       auth_timeout=timeout, allow_agent=False, look_for_keys=False)
+    except BaseException:
+        # An unclosed half-open session counts against sshd's MaxStartups until LoginGraceTime:
+        # a few of those while a server boots and sshd starts refusing everyone.
+        client.close()
+        raise
+    return client
+
+
+def wait_for_ssh(host: str, key: KeyPair, *, deadline: float, interval: float = 0.25) -> paramiko.SSHClient:
+    """Connect as soon as sshd accepts our key; SSHTimeout at ``deadline`` (time.monotonic())."""
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return connect(host, key, timeout=min(10, max(1, deadline - time.monotonic())))
+        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
+            last = exc
+            time.sleep(interval)
+    raise SSHTimeout(f"SSH to {host} not possible before the deadline (last error: {last})")
+
+
+def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600) -> tuple[int, str, str]:
+    _, stdout, stderr = client.exec_command(command, timeout=timeout)
+    out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
+    return stdout.channel.recv_exit_status(), out, err
