@@ -58,7 +58,8 @@ def _server_type(t) -> dict:
         "storage_type": "local", "cpu_type": cpu, "architecture": arch,
         "locations": [{"id": LOCATION_BY_NAME[n]["id"], "name": n, "deprecation": deprecation,
                        "available": True, "recommended": n == locs[0]} for n in locs],
-        "prices": [{"location": n, "price_hourly": {"net": f"{float(price) / 730:.4f}", "gross": f"{float(price) / 730 * 1.19:.4f}"},
+        "prices": [{"location": n,
+                    "price_hourly": {"net": f"{float(price) / 730:.4f}", "gross": f"{float(price) / 730 * 1.19:.4f}"},
                     "price_monthly": {"net": net, "gross": f"{float(price) * 1.19:.4f}"},
                     "included_traffic": 21990232555520, "price_per_tb_traffic": {"net": "1.0000", "gross": "1.1900"}}
                    for n in locs],

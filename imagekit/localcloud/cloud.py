@@ -28,7 +28,8 @@ from .store import Store, now
 log = logging.getLogger("imagekit.localcloud")
 
 USER_DATA_LIMIT = 32 * 1024
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 MACHINE_PREFIX = "ik-"
 BOOT_TIMEOUT = 60
 
@@ -46,6 +47,7 @@ class Cloud:
         self.faults = faults
         self.store = Store(layout.state_file)
         self.machines: dict[int, Machine] = {}
+        self.closing = False
 
     # -- start/stop of the whole cloud -------------------------------------------------------
     def resume(self) -> None:
@@ -75,6 +77,7 @@ class Cloud:
 
     def shutdown_all(self, timeout: float = 30) -> None:
         """Stop every guest cleanly (cloud-down); their power state is kept for the next start."""
+        self.closing = True
         for machine in list(self.machines.values()):
             machine.shutdown()
         deadline = time.monotonic() + timeout
@@ -293,7 +296,8 @@ class Cloud:
                     s = self.store["servers"].get(sid)
                     if s and s["status"] != "deleting":
                         s["status"] = "off"
-                        s["power"] = "off"
+                        if not self.closing:  # cloud-down keeps the power state for the next cloud-up
+                            s["power"] = "off"
                         self.store.save()
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self._disk(server), server["name"],
                                          self.layout.machine_logs / f"{sid}.log", on_exit)
@@ -336,7 +340,8 @@ class Cloud:
                 raise APIError("locked", "server is locked by another action; wait for it to finish")
             return handler(server, body or {})
 
-    def _locked_action(self, server: dict, command: str, work, extra: list[tuple[str, int]] = (), on_error=None) -> dict:
+    def _locked_action(self, server: dict, command: str, work, extra=(), on_error=None) -> dict:
+        """An action on the server that holds its lock (other actions get `locked`) until done."""
         action = self.new_action(command, [("server", server["id"]), *extra])
         server["locked"] = True
 

@@ -58,20 +58,20 @@ def parse_selector(selector: str) -> Matcher:
         if m := _SET_RE.match(term):
             key, values = m["key"], {v.strip() for v in m["values"].split(",") if v.strip()}
             if m["op"] == "in":
-                preds.append(lambda l, k=key, vs=values: k in l and l[k] in vs)
+                preds.append(lambda lab, k=key, vs=values: k in lab and lab[k] in vs)
             else:
-                preds.append(lambda l, k=key, vs=values: k not in l or l[k] not in vs)
+                preds.append(lambda lab, k=key, vs=values: k not in lab or lab[k] not in vs)
         elif m := _CMP_RE.match(term):
             key, value = m["key"], m["value"]
             if m["op"] == "!=":
-                preds.append(lambda l, k=key, v=value: l.get(k) != v)
+                preds.append(lambda lab, k=key, v=value: lab.get(k) != v)
             else:
-                preds.append(lambda l, k=key, v=value: k in l and l[k] == v)
+                preds.append(lambda lab, k=key, v=value: k in lab and lab[k] == v)
         elif term.startswith("!") and KEY_RE.match(term[1:].strip()):
             key = term[1:].strip()
-            preds.append(lambda l, k=key: k not in l)
+            preds.append(lambda lab, k=key: k not in lab)
         elif KEY_RE.match(term):
-            preds.append(lambda l, k=term: k in l)
+            preds.append(lambda lab, k=term: k in lab)
         else:
             raise invalid_input("label_selector", f"invalid label selector term '{term}'")
     return lambda labels: all(p(labels) for p in preds)

@@ -192,7 +192,8 @@ def _children(pid: int) -> list[int]:
 
 def _is_namespace_init(pid: int) -> bool:
     try:
-        nspid = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("NSpid:"))
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        nspid = next(line for line in lines if line.startswith("NSpid:"))
     except (OSError, StopIteration):
         return False
     return len(nspid.split()) > 2 and nspid.split()[-1] == "1"

@@ -69,8 +69,10 @@ def test_enforced_rate_limit(cloud_endpoint):
 
 def test_keys_labels_selectors_pagination_sort(empty_cloud, cloud_endpoint):
     client = empty_cloud
-    keys = [client.ssh_keys.create(name=f"k{i:02d}", public_key=new_ed25519().public_openssh,
-                                   labels={"batch": "a" if i % 2 else "b", "n": str(i)} | ({"odd": ""} if i % 2 else {}))
+    def labels(i):
+        return {"batch": "a" if i % 2 else "b", "n": str(i)} | ({"odd": ""} if i % 2 else {})
+
+    keys = [client.ssh_keys.create(name=f"k{i:02d}", public_key=new_ed25519().public_openssh, labels=labels(i))
             for i in range(60)]
     try:
         assert len(client.ssh_keys.get_all()) == 60  # the SDK walks two pages of 50

@@ -1,0 +1,47 @@
+"""Standard clients work unchanged: Debian's `hcloud` CLI drives the local cloud."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from imagekit import ssh
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def hcloud_cli(cloud_endpoint):
+    exe = shutil.which("hcloud")
+    if exe is None:
+        pytest.fail("the hcloud CLI is missing: `apt-get install hcloud-cli` (.ci/setup installs it)")
+    env = dict(os.environ, HCLOUD_TOKEN=cloud_endpoint.token, HCLOUD_ENDPOINT=cloud_endpoint.endpoint)
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, f"hcloud {' '.join(args)}: {proc.stderr}"
+        return proc.stdout
+
+    return run
+
+
+def test_hcloud_cli_server_lifecycle(empty_cloud, hcloud_cli, keypair, tmp_path):
+    assert "cx23" in hcloud_cli("server-type", "list")
+    assert "debian-12" in hcloud_cli("image", "list", "--type", "system")
+    (tmp_path / "key.pub").write_text(keypair.public_openssh)
+    hcloud_cli("ssh-key", "create", "--name", "cli-key", "--public-key-from-file", str(tmp_path / "key.pub"))
+    hcloud_cli("server", "create", "--name", "cli-server", "--type", "cx23", "--image", "debian-12",
+               "--ssh-key", "cli-key", "--label", "via=cli")
+    (server,) = json.loads(hcloud_cli("server", "list", "-o", "json", "-l", "via=cli"))
+    assert server["status"] == "running"
+    conn = ssh.wait_for_ssh(server["public_net"]["ipv4"]["ip"], keypair, deadline=time.monotonic() + 120)
+    assert ssh.run(conn, "hostname")[1].strip() == "cli-server"
+    conn.close()
+    hcloud_cli("server", "shutdown", "cli-server")
+    hcloud_cli("server", "delete", "cli-server")
+    hcloud_cli("ssh-key", "delete", "cli-key")
