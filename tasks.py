@@ -59,6 +59,17 @@ def cloud_status(c, json=False):
 
 
 @task
+def cloud_env(c):
+    """Print `export HCLOUD_ENDPOINT=... HCLOUD_TOKEN=...` for the local cloud (use with eval)."""
+    from imagekit.localcloud import control
+
+    ep = control.current()
+    if ep is None:
+        _fail("the local cloud is not running: start it with `invoke cloud-up`")
+    print(f"export HCLOUD_ENDPOINT={ep.endpoint} HCLOUD_TOKEN={ep.token}")
+
+
+@task
 def cloud_reset(c):
     """Delete every server, snapshot, SSH key and firewall of the local cloud (keeps its system image)."""
     from imagekit.localcloud import control
