@@ -399,7 +399,7 @@ class Cloud:
         if description is not None and not isinstance(description, str):
             raise invalid_input("description", "description must be a string")
         lab = labels.validate(body.get("labels"))
-        source = self.get_image_of(server)
+        source = self.get_image_of(server) or catalog.SYSTEM_IMAGES[0]
         iid = self.store.new_id("images")
         image = {
             "id": iid, "type": kind, "status": "creating", "name": None,
@@ -427,11 +427,9 @@ class Cloud:
         action = self._locked_action(server, "create_image", work, extra=[("image", iid)], on_error=failed)
         return {"image": image, "action": action}
 
-    def get_image_of(self, server: dict) -> dict:
-        for image in self.images():
-            if image["id"] == server["image_id"]:
-                return image
-        return catalog.SYSTEM_IMAGES[0]
+    def get_image_of(self, server: dict) -> dict | None:
+        """The image the server was created from; None once that snapshot is deleted (as on Hetzner)."""
+        return next((i for i in self.images() if i["id"] == server["image_id"]), None)
 
     def _do_rebuild(self, server, body):
         if server["protection"]["rebuild"]:

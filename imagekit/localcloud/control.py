@@ -69,6 +69,7 @@ def up(progress=print) -> Endpoint:
     if os.geteuid() != 0:
         raise LocalCloudError("the local cloud runs real machines and needs root: run as root (sudo invoke cloud-up)")
     L.root.mkdir(parents=True, exist_ok=True)
+    L.root.chmod(0o700)  # state.json holds user data; only root may read it
     progress(f"starting the local cloud (state in {L.root}; log {L.api_log})")
     with open(L.api_log, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "imagekit.localcloud"], stdin=subprocess.DEVNULL,

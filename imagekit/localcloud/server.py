@@ -43,6 +43,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     L = layout()
     L.root.mkdir(parents=True, exist_ok=True)
+    L.root.chmod(0o700)  # state.json holds user data; only root may read it
     port = int(os.environ.get("IMAGEKIT_LOCALCLOUD_PORT", DEFAULT_API_PORT))
     storage = Storage(L)
     storage.ensure_pool()
