@@ -96,3 +96,72 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
     else:
         print(f"round trip ok: SSH after {result['seconds']['ssh']} s, cloud-init done after "
               f"{result['seconds']['cloud_init']} s, total {result['seconds']['total']} s")
+
+
+@task(help={
+    "profile": "image profile (playbooks/<profile>.yml; default agent)",
+    "base_image": "base system image (default debian-12; on Hetzner e.g. ubuntu-24.04)",
+    "server_type": "builder server type (default cx23)",
+    "location": "location of the builder (default: the API's choice)",
+    "name": "snapshot description template; {profile} and {build_id} are filled in",
+    "package_source": "local (distribution + stand-in repos) or vendor (Docker, NodeSource, Tailscale); "
+                      "default: local on the local cloud, vendor on Hetzner",
+    "json": "print one JSON object (snapshot id, labels, size, durations) on stdout; progress goes to stderr",
+    "keep_on_failure": "leave the builder server up on failure and print the ssh command to debug it",
+})
+def build_snapshot(c, profile="agent", base_image="debian-12", server_type="cx23", location=None,
+                   name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False):
+    """Bake, verify and snapshot the golden image; prints the snapshot id."""
+    import json as jsonlib
+    import os
+
+    from imagekit import cloudapi, target
+    from imagekit.build import BuildOptions
+    from imagekit.build import build_snapshot as build
+    from imagekit.pipeline import StepFailed
+
+    options = BuildOptions(profile=profile, base_image=base_image, server_type=server_type, location=location,
+                           name=name, keep_on_failure=keep_on_failure, package_source=package_source)
+    try:
+        result = build(target.resolve(_say), options, _say)
+    except (StepFailed, cloudapi.CloudError) as exc:
+        _fail(f"build-snapshot: {exc}")
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+            fh.write(f"snapshot_id={result['snapshot_id']}\n")
+    if json:
+        print(jsonlib.dumps(result))
+    else:
+        _say(f"snapshot {result['snapshot_id']} ({result['description']}) built in {result['seconds']} s")
+        print(result["snapshot_id"])
+
+
+@task(help={"snapshot": "snapshot id, or `latest` for the newest snapshot of the agent profile",
+            "server_type": "type of the throw-away server (default cx23)"})
+def verify(c, snapshot="latest", server_type="cx23"):
+    """Boot a throw-away server from a snapshot, run the image's testinfra suite and clone checks, delete it."""
+    from imagekit import cloudapi, target
+    from imagekit.build import verify_snapshot
+    from imagekit.pipeline import StepFailed
+
+    try:
+        result = verify_snapshot(target.resolve(_say), snapshot, server_type, _say)
+    except (StepFailed, cloudapi.CloudError) as exc:
+        _fail(f"verify: {exc}")
+    _say(f"snapshot {result['snapshot_id']} verified")
+
+
+@task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
+            "json": "print what was deleted as JSON"})
+def gc(c, older_than=0.0, json=False):
+    """Delete builder servers and temporary SSH keys left behind by interrupted builds (by label and age)."""
+    import json as jsonlib
+
+    from imagekit import target
+    from imagekit.gc import collect_garbage
+
+    result = collect_garbage(target.resolve(_say), float(older_than), _say)
+    if json:
+        print(jsonlib.dumps(result))
+    else:
+        _say(f"deleted {len(result['servers'])} builder server(s) and {len(result['ssh_keys'])} key(s)")

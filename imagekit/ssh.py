@@ -51,3 +51,12 @@ def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600) -> tu
     _, stdout, stderr = client.exec_command(command, timeout=timeout)
     out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
     return stdout.channel.recv_exit_status(), out, err
+
+
+def fabric_connection(host: str, key: KeyPair, *, user: str = "root"):
+    """A Fabric Connection for playbooks: our key only, no agent, no ~/.ssh lookups."""
+    from fabric import Connection
+
+    pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private_openssh))
+    return Connection(host, user=user, connect_timeout=10,
+                      connect_kwargs={"pkey": pkey, "allow_agent": False, "look_for_keys": False})

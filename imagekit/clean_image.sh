@@ -1,0 +1,34 @@
+# Clean the builder before its disk becomes a snapshot: every clone must get its own
+# identity, and the image must carry nothing from the build (caches, logs, history, keys).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+# Logs and the journal.
+journalctl --rotate >/dev/null 2>&1 || true
+journalctl --vacuum-time=1s >/dev/null 2>&1 || true
+rm -rf /var/log/journal/*/* /var/lib/cloud/instances/*/user-data.txt*
+find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
+find /var/log -type f -exec truncate -s 0 {} +
+# Shell history, caches and temporary files.
+rm -f /root/.bash_history /home/*/.bash_history /root/.ssh/known_hosts /root/.lesshst /root/.wget-hsts
+rm -rf /root/.cache /tmp/* /tmp/.[!.]* /var/tmp/* /var/tmp/.[!.]*
+# The build's temporary key (the only line carrying it), then root's authorized_keys if empty.
+if [ -f /root/.ssh/authorized_keys ]; then
+  sed -i '\|@BUILD_KEY@|d' /root/.ssh/authorized_keys
+  [ -s /root/.ssh/authorized_keys ] || rm -f /root/.ssh/authorized_keys
+fi
+# Tailscale must not be enrolled, and its node key (the real client writes one on first
+# start) must not be shared by every clone.
+systemctl stop tailscaled 2>/dev/null || true
+rm -rf /var/lib/tailscale/*
+# Identity: host keys and machine-id are regenerated on every clone's first boot.
+rm -f /etc/ssh/ssh_host_*
+truncate -s 0 /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+# cloud-init state, logs and seed, so it runs again (and only with the clone's own data).
+cloud-init clean --logs --seed
+# Free space: trim where the storage supports it (a no-op inside a container).
+fstrim -v / 2>/dev/null || true
+sync
+echo cleaned

@@ -1,0 +1,85 @@
+"""A build is an ordered list of steps, each with its own cleanup (Packer's multistep).
+
+The runner registers a step's cleanup before running it, so a step that created something
+and then failed while waiting on it is still cleaned up. Cleanups run in reverse order on
+success, failure, Ctrl-C and SIGTERM alike; a step can keep its resource by setting
+``state.keep`` (``--keep-on-failure``) or by leaving nothing to clean.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Step(Protocol):
+    name: str
+
+    def run(self, state: Any) -> None: ...
+
+    def cleanup(self, state: Any) -> None: ...
+
+
+class StepFailed(RuntimeError):
+    def __init__(self, step: str, cause: BaseException):
+        super().__init__(f"step '{step}' failed: {cause}")
+        self.step = step
+        self.cause = cause
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, treated like Ctrl-C so that cleanups run."""
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted("terminated (SIGTERM)")
+
+
+def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
+              ) -> dict[str, float]:
+    """Run ``steps`` in order; unwind cleanups in reverse; return seconds per step."""
+    durations: dict[str, float] = {}
+    started: list[Step] = []
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    failure: BaseException | None = None
+    try:
+        for step in steps:
+            started.append(step)
+            progress(f"==> {step.name}")
+            t0 = time.monotonic()
+            try:
+                step.run(state)
+            except KeyboardInterrupt as exc:
+                failure = StepFailed(step.name, exc if str(exc) else Interrupted("interrupted (Ctrl-C)"))
+                break
+            except Exception as exc:
+                failure = StepFailed(step.name, exc)
+                break
+            finally:
+                durations[step.name] = round(time.monotonic() - t0, 2)
+            progress(f"    {step.name}: {durations[step.name]:.1f} s")
+    finally:
+        state.failed = failure is not None
+        _unwind(started, state, progress)
+        signal.signal(signal.SIGTERM, previous)
+    if failure is not None:
+        raise failure
+    return durations
+
+
+def _unwind(started: list[Step], state: Any, progress: Callable[[str], None]) -> None:
+    # A second Ctrl-C must not abort the cleanups: ignore SIGINT/SIGTERM while unwinding.
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        for step in reversed(started):
+            try:
+                step.cleanup(state)
+            except Exception as exc:  # keep unwinding; report what could not be cleaned
+                progress(f"!!  cleanup of '{step.name}' failed: {exc}")
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
