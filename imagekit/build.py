@@ -22,7 +22,7 @@ from hcloud.server_types import ServerType
 from . import cloudapi, playbook, ssh, verify
 from .keys import KeyPair, new_ed25519
 from .localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS
-from .pipeline import run_steps
+from .pipeline import StepFailed, run_steps
 from .target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,10 @@ class BuildState:
     expect: dict = field(default_factory=dict)
     description: str = ""
     failed: bool = False
+    playbook: playbook.Playbook | None = None
     size_before_clean: int | None = None
+    size_after_clean: int | None = None
+    requests_at_start: int = 0
 
     @property
     def labels(self) -> dict[str, str]:
@@ -91,6 +94,8 @@ class CheckInputs:
         if s.base is None:
             raise cloudapi.CloudError(f"base image '{o.base_image}' ({stype.architecture}) does not exist; "
                                       "list images with `hcloud image list --type system`")
+        if s.base.deprecated:
+            s.progress(f"warning: base image {o.base_image} is deprecated since {s.base.deprecated}")
         s.description = o.name.format(profile=o.profile, build_id=s.build_id)
         if any(i.description == s.description for i in c.images.get_all(type="snapshot")):
             raise cloudapi.CloudError(f"a snapshot named '{s.description}' exists already; pick another --name")
@@ -199,7 +204,8 @@ class CleanImage:
 
 
 def _disk_used(conn) -> int:
-    code, out, _ = ssh.run(conn, "df -B1 --output=used / | tail -1")
+    """Bytes in the root file system (du, not df: on the local cloud df shows the whole pool)."""
+    code, out, _ = ssh.run(conn, "du -sxb / 2>/dev/null | cut -f1")
     return int(out.strip()) if code == 0 and out.strip().isdigit() else 0
 
 
@@ -244,19 +250,36 @@ STEPS = [CheckInputs, TemporaryKey, BuilderServer, WaitReady, RunPlaybooks, Veri
 def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
     client = cloudapi.connect(target)
     state = BuildState(target=target, client=client, options=options, progress=progress)
+    state.requests_at_start = _api_requests(target) if target.local else 0
     progress(f"build {state.build_id}: profile {options.profile}, base {options.base_image}, "
              f"type {options.server_type}, on the {target.describe()}")
-    try:
-        durations = run_steps([cls() for cls in STEPS], state, progress)
-    except APIException as exc:  # pragma: no cover - surfaced through StepFailed
-        raise cloudapi.CloudError(cloudapi.explain(exc, client)) from exc
+    durations = _run(client, [cls() for cls in STEPS], state, progress)
     image = state.image
     return {
+        "api_requests": _api_requests(target) - state.requests_at_start if target.local else None,
         "snapshot_id": image.id, "description": image.description, "labels": image.labels,
         "image_size_gb": image.image_size, "disk_used_before_clean": state.size_before_clean,
-        "disk_used_after_clean": getattr(state, "size_after_clean", None), "build_id": state.build_id,
+        "disk_used_after_clean": state.size_after_clean, "build_id": state.build_id,
         "durations": durations, "seconds": round(sum(durations.values()), 2), "expect": state.expect,
     }
+
+
+def _run(client: Client, steps: list, state: BuildState, progress) -> dict[str, float]:
+    """Run the steps; an API error is re-worded into advice, still naming the step."""
+    try:
+        return run_steps(steps, state, progress)
+    except StepFailed as exc:
+        if isinstance(exc.cause, APIException):
+            raise StepFailed(exc.step, cloudapi.CloudError(cloudapi.explain(exc.cause, client))) from exc
+        raise
+
+
+def _api_requests(target: Target) -> int:
+    """The local cloud's request count (from its request log), to report requests per build."""
+    from .localcloud import control
+
+    ep = control.current()
+    return ep.admin("GET", "/_admin/requests?since=1000000000")["total"] if ep else 0
 
 
 def find_snapshot(client: Client, ident: str, profile: str = "agent") -> BoundImage:
@@ -304,5 +327,5 @@ def verify_snapshot(target: Target, snapshot: str, server_type: str, progress) -
     state.playbook = playbook.load(options.profile, playbook_variables(state, options))
     state.expect = state.playbook.expect
     progress(f"verifying snapshot {image.id} ({image.description}) on the {target.describe()}")
-    durations = run_steps([TemporaryKey(), CloneServer(), WaitReady(), VerifyClone()], state, progress)
+    durations = _run(client, [TemporaryKey(), CloneServer(), WaitReady(), VerifyClone()], state, progress)
     return {"snapshot_id": image.id, "ok": True, "durations": durations}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import shlex
 import time
@@ -21,7 +22,8 @@ import jinja2
 import yaml
 from invoke.exceptions import CommandTimedOut
 
-PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+# Operators can point builds at their own copy of the playbooks (IMAGEKIT_PLAYBOOKS_DIR).
+PLAYBOOKS = Path(os.environ.get("IMAGEKIT_PLAYBOOKS_DIR") or Path(__file__).resolve().parent.parent / "playbooks")
 STEP_TIMEOUT = 1800.0
 GUARD_TIMEOUT = 120.0
 TAIL_LINES = 40

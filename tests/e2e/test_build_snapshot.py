@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PLANTED_SECRET = "imagekit-planted-secret-7f3a9c"  # exported to the build; must never reach the image
 
 
-def invoke(*args: str, **kw) -> subprocess.Popen:
+def invoke(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("HCLOUD_TOKEN", "HETZNER_API_TOKEN")}
     env["IMAGEKIT_TEST_SECRET"] = PLANTED_SECRET
+    env.update(env_extra or {})
     return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
@@ -141,4 +142,19 @@ def test_sigint_mid_build_leaves_nothing(client):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode != 0
     assert "interrupted" in (seen + err).lower()
+    assert {s.id for s in only_snapshots_left(client)} == before
+
+
+def test_failing_playbook_step_names_the_step_and_leaves_nothing(client, tmp_path):
+    import shutil
+
+    before = {s.id for s in client.images.get_all(type="snapshot")}
+    books = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", books)
+    with open(books / "agent.yml", "a") as fh:
+        fh.write('\n  - name: deliberately broken step\n    run: echo "disk on fire" && exit 3\n    unless: "false"\n')
+    proc = invoke("build-snapshot", env_extra={"IMAGEKIT_PLAYBOOKS_DIR": str(books)})
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode != 0
+    assert "deliberately broken step" in err and "disk on fire" in err and "playbooks" in err
     assert {s.id for s in only_snapshots_left(client)} == before
