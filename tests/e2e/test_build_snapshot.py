@@ -35,12 +35,14 @@ def only_snapshots_left(client) -> list:
 
 
 @pytest.fixture(scope="module")
-def built(client, cloud_endpoint):
+def built(client, cloud_endpoint, tmp_path_factory):
     """One real build shared by the tests of this module (it takes a minute or two)."""
-    proc = invoke("build-snapshot", "--json")
+    github_output = tmp_path_factory.mktemp("gha") / "output"
+    proc = invoke("build-snapshot", "--json", env_extra={"GITHUB_OUTPUT": str(github_output)})
     out, err = proc.communicate(timeout=1800)
     assert proc.returncode == 0, err[-3000:]
-    result = json.loads(out)
+    result = json.loads(out)  # exactly one JSON object on stdout; progress went to stderr
+    assert github_output.read_text() == f"snapshot_id={result['snapshot_id']}\n"
     yield result, err
     client.images.delete(client.images.get_by_id(result["snapshot_id"]))
 
@@ -108,6 +110,12 @@ def test_second_playbook_run_changes_nothing(built, client, cloud_endpoint):
             conn.run("cloud-init status --wait", hide=True, in_stream=False)
             results = playbook.run(book, playbook.fabric_runner(conn))
         assert [r.name for r in results if r.changed] == []
+        # The clone's own disk holds no secret of the build either.
+        clone_disk = layout().disks / str(resp.server.id)
+        proc = subprocess.run(["grep", "-r", "-l", "-F", "--exclude-dir=doc", "--exclude-dir=proc", "-e",
+                               cloud_endpoint.token, "-e", PLANTED_SECRET, str(clone_disk)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 1 and proc.stdout == "", proc.stdout[:2000]
     finally:
         client.servers.delete(resp.server).wait_until_finished(120)
         sk.delete()
