@@ -177,10 +177,14 @@ class RunPlaybooks:
 
 
 class Verify:
-    name = "verify (testinfra)"
+    """The image's testinfra suite; on a clone also the checks that it is a machine of its own."""
+
+    def __init__(self, clone: bool = False):
+        self.clone = clone
+        self.name = "verify the clone (testinfra)" if clone else "verify (testinfra)"
 
     def run(self, s: BuildState) -> None:
-        verify.run_suite(s.ip, s.keypair, s.expect, clone=False)
+        verify.run_suite(s.ip, s.keypair, s.expect, clone=self.clone)
 
     def cleanup(self, s: BuildState) -> None:
         pass
@@ -306,16 +310,6 @@ class CloneServer(BuilderServer):
         super().run(s)
 
 
-class VerifyClone:
-    name = "verify the clone (testinfra)"
-
-    def run(self, s: BuildState) -> None:
-        verify.run_suite(s.ip, s.keypair, s.expect, clone=True)
-
-    def cleanup(self, s: BuildState) -> None:
-        pass
-
-
 def verify_snapshot(target: Target, snapshot: str, server_type: str, progress) -> dict:
     """Boot a throw-away server from the snapshot, run the image suite plus clone checks, delete it."""
     client = cloudapi.connect(target)
@@ -327,5 +321,5 @@ def verify_snapshot(target: Target, snapshot: str, server_type: str, progress) -
     state.playbook = playbook.load(options.profile, playbook_variables(state, options))
     state.expect = state.playbook.expect
     progress(f"verifying snapshot {image.id} ({image.description}) on the {target.describe()}")
-    durations = _run(client, [TemporaryKey(), CloneServer(), WaitReady(), VerifyClone()], state, progress)
+    durations = _run(client, [TemporaryKey(), CloneServer(), WaitReady(), Verify(clone=True)], state, progress)
     return {"snapshot_id": image.id, "ok": True, "durations": durations}
