@@ -10,21 +10,20 @@ import contextlib
 import secrets
 import time
 
-from hcloud import Client
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
-from . import ssh
+from . import cloudapi, ssh
 from .keys import new_ed25519
 from .target import Target
 
-LABELS = {"managed-by": "imagekit", "role": "roundtrip"}
+LABELS = cloudapi.labels(role="roundtrip")
 MARKER = "/root/imagekit-roundtrip"
 
 
 def roundtrip(target: Target, *, server_type: str = "cx23", image: str = "debian-12",
               location: str | None = None, progress=print) -> dict:
-    client = Client(token=target.token, api_endpoint=target.endpoint, application_name="imagekit", timeout=30)
+    client = cloudapi.connect(target)
     run_id = secrets.token_hex(4)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
