@@ -19,6 +19,28 @@ def _fail(msg: str) -> None:
     sys.exit(1)
 
 
+def _target(token_env=None, token_file=None):
+    """The cloud to use (Hetzner with a token, else the local cloud); a bad token source is a clear error."""
+    from imagekit import target
+
+    try:
+        return target.resolve(_say, token_env=token_env, token_file=token_file)
+    except target.TargetError as exc:
+        _fail(str(exc))
+
+
+def _print_json(value) -> None:
+    import json as jsonlib
+
+    print(jsonlib.dumps(value, indent=None, default=str))
+
+
+_TOKEN_HELP = {
+    "token_env": "read the Hetzner API token from this environment variable instead of HCLOUD_TOKEN",
+    "token_file": "read the Hetzner API token from this file (one line) instead of HCLOUD_TOKEN",
+}
+
+
 @task
 def cloud_up(c):
     """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
@@ -165,3 +187,137 @@ def gc(c, older_than=0.0, json=False):
         print(jsonlib.dumps(result))
     else:
         _say(f"deleted {len(result['servers'])} builder server(s) and {len(result['ssh_keys'])} key(s)")
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "agent id (repeat the option or separate ids by commas); the server is named after it",
+    "count": "provision N agents: ID-1..ID-N with one --agent-id, else agent-1..agent-N",
+    "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
+    "snapshot": "snapshot id (default: HETZNER_SNAPSHOT_ID, else the newest snapshot of the profile)",
+    "profile": "image profile (default agent)",
+    "server_type": "server type (default cx23)",
+    "location": "location (default: the API's choice)",
+    "base_image": "stock image for fallback mode (default debian-12)",
+    "api_url": "the agents' API_URL (default: AURA_API_URL)",
+    "agent_bundle": "directory (with index.js) or .tar.gz put in /opt/openclaw/agent (default: the example agent)",
+    "no_tailscale": "do not enrol the hosts in Tailscale (no OAuth credentials needed)",
+    "no_wait": "return once the servers are created (snapshot mode only)",
+    "timeout": "seconds each agent may take to become ready (default 600; 1800 in fallback mode)",
+    "parallel": "agents provisioned at once (default 5)",
+    "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
+    **_TOKEN_HELP,
+})
+def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type="cx23",
+              location=None, base_image="debian-12", api_url=None, agent_bundle=None, no_tailscale=False,
+              no_wait=False, timeout=None, parallel=5, json=False, token_env=None, token_file=None):
+    """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
+    from pathlib import Path
+
+    from imagekit import agentid, cloudapi
+    from imagekit import provision as prov
+    from imagekit.pipeline import StepFailed
+
+    try:
+        ids = agentid.expand(list(agent_id or []), int(count) if count is not None else None)
+        options = prov.ProvisionOptions(
+            agent_ids=ids, mode=mode, snapshot=snapshot, profile=profile, server_type=server_type,
+            location=location, base_image=base_image, api_url=api_url, tailscale=not no_tailscale,
+            wait=not no_wait, timeout=float(timeout) if timeout is not None else None, parallel=int(parallel),
+            agent_bundle=Path(agent_bundle) if agent_bundle else None)
+    except ValueError as exc:
+        _fail(f"provision: {exc}")
+    try:
+        result = prov.provision(_target(token_env, token_file), options, _say)
+    except (StepFailed, cloudapi.CloudError) as exc:
+        _fail(f"provision: {exc}")
+    failed = [a for a in result["agents"] if a["status"] == "failed"]
+    if json:
+        _print_json(result)
+    else:
+        for a in result["agents"]:
+            took = f"{a['seconds_to_ready']:.1f} s" if a["seconds_to_ready"] is not None else "-"
+            print(f"{a['agent_id']:24} {a['status']:9} {str(a['server_id'] or '-'):>10} {a['name']:24} "
+                  f"{a['ipv4'] or '-':16} {a['mode'] or '-':9} {took}")
+    if failed:
+        _fail(f"provision: {len(failed)} of {len(result['agents'])} agent(s) failed: "
+              + "; ".join(f"{a['agent_id']}: {a['error']}" for a in failed))
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "agent id (repeat the option or separate ids by commas)",
+    "selector": "label selector for the agents' servers, e.g. deployment=20261123-abc123",
+    "json": "print what was deleted as JSON",
+    **_TOKEN_HELP,
+})
+def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
+    """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
+    from imagekit import agentid, cloudapi, fleet, tailnet
+
+    ids = [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
+    try:
+        result = fleet.deprovision(_target(token_env, token_file), ids, selector, _say)
+    except (ValueError, agentid.InvalidAgentId, cloudapi.CloudError, tailnet.TailnetError) as exc:
+        _fail(f"deprovision: {exc}")
+    if json:
+        _print_json(result)
+    else:
+        _say(f"deleted {len(result['deleted'])} server(s) and {len(result['tailscale_devices_deleted'])} "
+             "Tailscale device(s)")
+
+
+@task(name="list", help={"json": "print one JSON object {agents: [...], snapshots: [...]}", **_TOKEN_HELP})
+def list_(c, json=False, token_env=None, token_file=None):
+    """Show the agent servers and snapshots imagekit manages."""
+    from imagekit import fleet
+
+    result = fleet.list_managed(_target(token_env, token_file))
+    if json:
+        _print_json(result)
+        return
+    print(f"{'AGENT':24} {'SERVER':>10} {'STATUS':10} {'IPV4':16} {'MODE':9} CREATED")
+    for a in result["agents"]:
+        print(f"{a['agent_id'] or '-':24} {a['server_id']:>10} {a['status']:10} {a['ipv4'] or '-':16} "
+              f"{a['mode'] or '-':9} {a['created']}")
+    print(f"\n{'SNAPSHOT':>10} {'PROFILE':10} {'SIZE GB':>8} {'CREATED':26} DESCRIPTION")
+    for s in result["snapshots"]:
+        print(f"{s['snapshot_id']:>10} {s['profile'] or '-':10} {s['size_gb'] or 0:>8} {s['created']:26} "
+              f"{s['description']}")
+
+
+@task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
+            "profile": "only this profile (default: every profile)",
+            "dry_run": "say what would be deleted, delete nothing", "json": "print the result as JSON",
+            **_TOKEN_HELP})
+def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_env=None, token_file=None):
+    """Delete all but the newest N snapshots of each profile."""
+    from imagekit import fleet
+
+    try:
+        result = fleet.prune_snapshots(_target(token_env, token_file), int(keep), profile, _say, dry_run)
+    except ValueError as exc:
+        _fail(f"prune-snapshots: {exc}")
+    if json:
+        _print_json(result)
+    else:
+        _say(f"{'would delete' if dry_run else 'deleted'} {len(result['deleted'])} snapshot(s)")
+
+
+@task(help={"agent_id": "the agent whose user data to show",
+            "mode": "snapshot (default) or fallback",
+            "api_url": "the agents' API_URL (default: AURA_API_URL)",
+            "agent_bundle": "directory or .tar.gz of the agent (default: the example agent)",
+            "no_tailscale": "leave Tailscale enrolment out"})
+def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=None, no_tailscale=False):
+    """Print the cloud-init user data provision would send for an agent (auth key masked); creates nothing."""
+    from pathlib import Path
+
+    from imagekit import provision as prov
+    from imagekit import tailnet, target
+
+    try:
+        text = prov.render_user_data(agent_id, mode=mode, local=target.token_from() is None, api=api_url,
+                                     tailscale=not no_tailscale, agent_bundle=Path(agent_bundle) if agent_bundle
+                                     else None)
+    except (ValueError, tailnet.TailnetError, target.TargetError) as exc:
+        _fail(f"render-cloud-init: {exc}")
+    print(text, end="")

@@ -7,6 +7,7 @@ of the steps that created them, so they go on success, failure and Ctrl-C alike.
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import time
@@ -28,6 +29,8 @@ from .target import Target
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN_SCRIPT = Path(__file__).with_name("clean_image.sh")
 SHUTDOWN_GRACE = 60
+# The local cloud's Tailscale STAND-IN repository (package source `local`).
+STANDIN_APT_SOURCE = f"deb [trusted=yes] http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt ./"
 
 
 @dataclass
@@ -61,11 +64,16 @@ class BuildState:
     playbook: playbook.Playbook | None = None
     size_before_clean: int | None = None
     size_after_clean: int | None = None
+    versions: dict = field(default_factory=dict)
     requests_at_start: int = 0
 
     @property
     def labels(self) -> dict[str, str]:
         return cloudapi.labels(role="builder", **{"build-id": self.build_id})
+
+    @property
+    def resource_name(self) -> str:
+        return f"imagekit-build-{self.build_id}"
 
     def keep(self) -> bool:
         return self.failed and self.options.keep_on_failure
@@ -99,19 +107,20 @@ class CheckInputs:
         s.description = o.name.format(profile=o.profile, build_id=s.build_id)
         if any(i.description == s.description for i in c.images.get_all(type="snapshot")):
             raise cloudapi.CloudError(f"a snapshot named '{s.description}' exists already; pick another --name")
-        s.playbook = playbook.load(o.profile, playbook_variables(s, o))
+        s.playbook = playbook.load(o.profile, playbook_variables(o, s.target.local, s.build_id))
         s.expect = s.playbook.expect
 
     def cleanup(self, s: BuildState) -> None:
         pass
 
 
-def playbook_variables(s: BuildState, o: BuildOptions) -> dict:
+def playbook_variables(o: BuildOptions, local: bool, build_id: str) -> dict:
+    """What the profile's playbook is rendered with; the package source follows the cloud unless set."""
     return {
-        "os": o.base_image, "package_source": o.package_source or ("local" if s.target.local else "vendor"),
-        "build_id": s.build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "os": o.base_image, "package_source": o.package_source or ("local" if local else "vendor"),
+        "build_id": build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source_revision": source_revision(), "base_image": o.base_image, "profile": o.profile,
-        "standin_apt_source": f"deb [trusted=yes] http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt ./",
+        "standin_apt_source": STANDIN_APT_SOURCE,
     }
 
 
@@ -119,8 +128,8 @@ class TemporaryKey:
     name = "temporary SSH key"
 
     def run(self, s: BuildState) -> None:
-        s.keypair = new_ed25519(f"imagekit-build-{s.build_id}")
-        s.ssh_key = s.client.ssh_keys.create(name=f"imagekit-build-{s.build_id}", public_key=s.keypair.public_openssh,
+        s.keypair = new_ed25519(s.resource_name)
+        s.ssh_key = s.client.ssh_keys.create(name=s.resource_name, public_key=s.keypair.public_openssh,
                                              labels=s.labels)
 
     def cleanup(self, s: BuildState) -> None:
@@ -134,7 +143,7 @@ class BuilderServer:
     def run(self, s: BuildState) -> None:
         o = s.options
         resp = s.client.servers.create(
-            name=f"imagekit-build-{s.build_id}", server_type=ServerType(name=o.server_type), image=Image(id=s.base.id),
+            name=s.resource_name, server_type=ServerType(name=o.server_type), image=Image(id=s.base.id),
             ssh_keys=[s.ssh_key], labels=s.labels, location=Location(name=o.location) if o.location else None)
         s.server = resp.server  # recorded before any wait, so a failed wait is still cleaned up
         cloudapi.wait(resp.action, 600, "creating the builder server")
@@ -195,6 +204,8 @@ class CleanImage:
 
     def run(self, s: BuildState) -> None:
         s.size_before_clean = _disk_used(s.conn)
+        code, out, _ = ssh.run(s.conn, "cat /opt/openclaw/manifest.json")
+        s.versions = json.loads(out).get("versions", {}) if code == 0 else {}
         script = CLEAN_SCRIPT.read_text().replace("@BUILD_KEY@", s.keypair.public_openssh.split()[1])
         code, out, err = ssh.run(s.conn, script, timeout=600)
         if code != 0:
@@ -254,17 +265,18 @@ STEPS = [CheckInputs, TemporaryKey, BuilderServer, WaitReady, RunPlaybooks, Veri
 def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
     client = cloudapi.connect(target)
     state = BuildState(target=target, client=client, options=options, progress=progress)
-    state.requests_at_start = _api_requests(target) if target.local else 0
+    state.requests_at_start = cloudapi.api_requests(target) or 0
     progress(f"build {state.build_id}: profile {options.profile}, base {options.base_image}, "
              f"type {options.server_type}, on the {target.describe()}")
     durations = _run(client, [cls() for cls in STEPS], state, progress)
     image = state.image
     return {
-        "api_requests": _api_requests(target) - state.requests_at_start if target.local else None,
+        "api_requests": cloudapi.api_requests(target) - state.requests_at_start if target.local else None,
         "snapshot_id": image.id, "description": image.description, "labels": image.labels,
         "image_size_gb": image.image_size, "disk_used_before_clean": state.size_before_clean,
         "disk_used_after_clean": state.size_after_clean, "build_id": state.build_id,
         "durations": durations, "seconds": round(sum(durations.values()), 2), "expect": state.expect,
+        "versions": state.versions,
     }
 
 
@@ -276,14 +288,6 @@ def _run(client: Client, steps: list, state: BuildState, progress) -> dict[str, 
         if isinstance(exc.cause, APIException):
             raise StepFailed(exc.step, cloudapi.CloudError(cloudapi.explain(exc.cause, client))) from exc
         raise
-
-
-def _api_requests(target: Target) -> int:
-    """The local cloud's request count (from its request log), to report requests per build."""
-    from .localcloud import control
-
-    ep = control.current()
-    return ep.admin("GET", "/_admin/requests?since=1000000000")["total"] if ep else 0
 
 
 def find_snapshot(client: Client, ident: str, profile: str = "agent") -> BoundImage:
@@ -318,7 +322,7 @@ def verify_snapshot(target: Target, snapshot: str, server_type: str, progress) -
     options = BuildOptions(profile=labels.get("profile", "agent"), base_image=labels.get("base-image", "debian-12"),
                            server_type=server_type)
     state = BuildState(target=target, client=client, options=options, progress=progress, image=image)
-    state.playbook = playbook.load(options.profile, playbook_variables(state, options))
+    state.playbook = playbook.load(options.profile, playbook_variables(options, target.local, state.build_id))
     state.expect = state.playbook.expect
     progress(f"verifying snapshot {image.id} ({image.description}) on the {target.describe()}")
     durations = _run(client, [TemporaryKey(), CloneServer(), WaitReady(), Verify(clone=True)], state, progress)

@@ -7,6 +7,7 @@ messages an operator can act on.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from hcloud import APIException, Client
@@ -79,3 +80,64 @@ def explain(exc: APIException, client: Client | None = None) -> str:
                            for f in exc.details.get("fields", []))
         return f"invalid input ({fields or message})"
     return f"{message} (API error {code})"
+
+
+class ActionWatcher:
+    """One poller for many actions (a fleet's server creations): one request per round for all of them.
+
+    Workers ask ``status(id)`` as often as they like; only the poller talks to the API, so a
+    fleet of ten costs the API no more polling than one agent does.
+    """
+
+    def __init__(self, client: Client, interval: float = 0.5):
+        self._client = client
+        self._interval = interval
+        self._status: dict[int, tuple[str, dict | None]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="action-watcher", daemon=True)
+        self._thread.start()
+
+    def watch(self, action_id: int) -> None:
+        with self._lock:
+            self._status.setdefault(action_id, ("running", None))
+        self._wake.set()
+
+    def status(self, action_id: int) -> tuple[str, dict | None]:
+        """(``running`` | ``success`` | ``error``, the action's error object or None)."""
+        with self._lock:
+            return self._status.get(action_id, ("running", None))
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            with self._lock:
+                pending = sorted(i for i, (st, _) in self._status.items() if st == "running")
+            if not pending:
+                self._wake.wait(5)
+                self._wake.clear()
+                continue
+            for start in range(0, len(pending), 50):
+                try:
+                    resp = self._client.request("GET", "/actions", params={"id": pending[start:start + 50],
+                                                                           "per_page": 50})
+                except Exception:  # transient API trouble: the next round asks again
+                    continue
+                with self._lock:
+                    for a in resp.get("actions", []):
+                        self._status[a["id"]] = (a["status"], a.get("error"))
+            time.sleep(self._interval)
+
+
+def api_requests(target: Target) -> int | None:
+    """How many API requests the local cloud has served (its request log); None on Hetzner."""
+    if not target.local:
+        return None
+    from .localcloud import control
+
+    ep = control.current()
+    return ep.admin("GET", "/_admin/requests?since=1000000000")["total"] if ep else None

@@ -1,4 +1,5 @@
-"""Sweep what interrupted builds left behind: builder servers and temporary keys, by label."""
+"""Sweep what interrupted runs left behind: builder servers and the temporary keys of builds and
+provisioning runs, by label (agent servers are deprovisioned, never swept)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def collect_garbage(target: Target, older_than_minutes: float, progress) -> dict
     client = cloudapi.connect(target)
     cutoff = datetime.now(timezone.utc) - timedelta(minutes=older_than_minutes)
     sel = cloudapi.selector(role="builder")
+    key_sel = f"{cloudapi.selector()},role in (builder,provision)"
 
     def old(resource) -> bool:
         created = resource.created
@@ -20,7 +22,7 @@ def collect_garbage(target: Target, older_than_minutes: float, progress) -> dict
         return created <= cutoff
 
     servers = [s for s in client.servers.get_all(label_selector=sel) if old(s)]
-    keys = [k for k in client.ssh_keys.get_all(label_selector=sel) if old(k)]
+    keys = [k for k in client.ssh_keys.get_all(label_selector=key_sel) if old(k)]
     actions = []
     for server in servers:
         progress(f"deleting builder server {server.id} ({server.name}, created {server.created})")

@@ -4,12 +4,17 @@ The runner registers a step's cleanup before running it, so a step that created 
 and then failed while waiting on it is still cleaned up. Cleanups run in reverse order on
 success, failure, Ctrl-C and SIGTERM alike; a step can keep its resource by setting
 ``state.keep`` (``--keep-on-failure``) or by leaving nothing to clean.
+
+Pipelines may run in worker threads (one per agent when provisioning a fleet); signals are
+handled only by the main thread, which cancels its workers and lets them unwind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -43,7 +48,8 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
     """Run ``steps`` in order; unwind cleanups in reverse; return seconds per step."""
     durations: dict[str, float] = {}
     started: list[Step] = []
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     failure: BaseException | None = None
     try:
         for step in steps:
@@ -63,23 +69,33 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
             progress(f"    {step.name}: {durations[step.name]:.1f} s")
     finally:
         state.failed = failure is not None
-        _unwind(started, state, progress)
-        signal.signal(signal.SIGTERM, previous)
+        _unwind(started, state, progress, main)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     if failure is not None:
         raise failure
     return durations
 
 
-def _unwind(started: list[Step], state: Any, progress: Callable[[str], None]) -> None:
-    # A second Ctrl-C must not abort the cleanups: ignore SIGINT/SIGTERM while unwinding.
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
+def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], main: bool) -> None:
+    with ignoring_signals(main):  # a second Ctrl-C must not abort the cleanups
         for step in reversed(started):
             try:
                 step.cleanup(state)
             except Exception as exc:  # keep unwinding; report what could not be cleaned
                 progress(f"!!  cleanup of '{step.name}' failed: {exc}")
+
+
+@contextlib.contextmanager
+def ignoring_signals(active: bool = True):
+    """Ignore SIGINT and SIGTERM inside the block (main thread only: others cannot set handlers)."""
+    if not active:
+        yield
+        return
+    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)

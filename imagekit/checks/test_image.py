@@ -32,6 +32,8 @@ def test_docker_and_compose(host):
 
 def test_tailscale_installed_not_enrolled(host):
     assert host.run("tailscale version").rc == 0
+    if "agent" in EXPECT:
+        return  # a provisioned host is enrolled: test_agent.py checks how
     status = host.run("tailscale status --json")
     assert '"BackendState": "Running"' not in status.stdout
 

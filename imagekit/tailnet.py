@@ -1,0 +1,154 @@
+"""Tailscale's API v2, as far as provisioning needs it: OAuth client → per-deployment auth keys,
+and devices (to remove an agent's node when it is deprovisioned).
+
+On Hetzner this is Tailscale's real API. On the local cloud, unless TAILSCALE_OAUTH_* are
+set, it is the local cloud's **Tailscale stand-in** (same API shapes, no tunnels), and every
+message says so. Secrets (the OAuth secret, access tokens, auth keys) never appear in errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from .target import Target
+
+DEFAULT_API = "https://api.tailscale.com/api/v2"
+DEFAULT_TAGS = ("tag:openclaw-agent",)
+KEY_EXPIRY = 900  # seconds: long enough for a slow fallback install, useless soon after
+HTTP_TIMEOUT = 30
+
+
+class TailnetError(RuntimeError):
+    """A Tailscale API failure or a missing setting; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class TailscaleSettings:
+    api_url: str
+    client_id: str
+    client_secret: str
+    tags: tuple[str, ...]
+    tailnet: str = "-"
+    standin: bool = False
+
+    @property
+    def what(self) -> str:
+        return "the local cloud's Tailscale stand-in" if self.standin else f"Tailscale's API at {self.api_url}"
+
+
+def tags() -> tuple[str, ...]:
+    """The tags every agent node gets (TAILSCALE_TAGS, comma-separated)."""
+    found = tuple(t.strip() for t in os.environ.get("TAILSCALE_TAGS", ",".join(DEFAULT_TAGS)).split(",") if t.strip())
+    bad = [t for t in found if not re.fullmatch(r"tag:[A-Za-z0-9-]+", t)]
+    if bad or not found:
+        raise TailnetError("TAILSCALE_TAGS must be a comma-separated list of tags like 'tag:agents'; "
+                           f"got {bad or '[]'}")
+    return found
+
+
+def settings(target: Target, *, required: bool = True) -> TailscaleSettings | None:
+    """Credentials from TAILSCALE_OAUTH_CLIENT_ID/_SECRET; the stand-in's on the local cloud when both are unset."""
+    cid, secret = os.environ.get("TAILSCALE_OAUTH_CLIENT_ID", ""), os.environ.get("TAILSCALE_OAUTH_CLIENT_SECRET", "")
+    tags_ = tags()
+    api = os.environ.get("TAILSCALE_API_URL", "").rstrip("/")
+    if cid and secret:
+        return TailscaleSettings(api or DEFAULT_API, cid, secret, tags_, os.environ.get("TAILSCALE_TAILNET", "-"))
+    if cid or secret:
+        missing = "TAILSCALE_OAUTH_CLIENT_SECRET" if cid else "TAILSCALE_OAUTH_CLIENT_ID"
+        raise TailnetError(f"{missing} is not set: set both TAILSCALE_OAUTH_CLIENT_ID and "
+                           "TAILSCALE_OAUTH_CLIENT_SECRET, or pass --no-tailscale")
+    if target.local:
+        from .localcloud import control
+
+        ep = control.current()
+        if ep is not None:
+            ts = ep.admin("GET", "/_admin/tailscale")
+            client = ts["oauth_client"]
+            return TailscaleSettings(api or ts["api"], client["client_id"], client["client_secret"], tags_,
+                                     standin=True)
+    if not required:
+        return None
+    raise TailnetError("Tailscale credentials are missing: set TAILSCALE_OAUTH_CLIENT_ID and "
+                       "TAILSCALE_OAUTH_CLIENT_SECRET (an OAuth client allowed to write auth keys for "
+                       f"{','.join(tags_)}), or pass --no-tailscale")
+
+
+class Tailnet:
+    """A small client: one OAuth access token per run, shared by the fleet's threads."""
+
+    def __init__(self, s: TailscaleSettings):
+        self.s = s
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def authenticate(self) -> None:
+        """Get an access token now, so bad credentials fail before anything is created."""
+        with self._lock:
+            if self._token is None:
+                form = urllib.parse.urlencode({"client_id": self.s.client_id, "client_secret": self.s.client_secret,
+                                               "grant_type": "client_credentials"}).encode()
+                self._token = self._call("POST", "/oauth/token", form, "application/x-www-form-urlencoded",
+                                         auth=False)["access_token"]
+
+    def mint_auth_key(self, description: str) -> tuple[str, str]:
+        """A single-use, ephemeral, pre-authorised, tagged auth key that expires soon: (id, secret)."""
+        body = {"capabilities": {"devices": {"create": {
+                    "reusable": False, "ephemeral": True, "preauthorized": True, "tags": list(self.s.tags)}}},
+                "expirySeconds": KEY_EXPIRY, "description": description[:50]}
+        key = self._call("POST", f"/tailnet/{self.s.tailnet}/keys", json.dumps(body).encode(), "application/json")
+        return key["id"], key["key"]
+
+    def revoke_key(self, key_id: str) -> None:
+        self._call("DELETE", f"/tailnet/{self.s.tailnet}/keys/{key_id}", ok_missing=True)
+
+    def keys(self) -> list[dict]:
+        """Every auth key of the tailnet with its state (``invalid`` once used, revoked or expired)."""
+        listed = self._call("GET", f"/tailnet/{self.s.tailnet}/keys")["keys"]
+        return [self._call("GET", f"/tailnet/{self.s.tailnet}/keys/{k['id']}") for k in listed]
+
+    def devices(self) -> list[dict]:
+        return self._call("GET", f"/tailnet/{self.s.tailnet}/devices")["devices"]
+
+    def delete_device(self, device_id: str) -> None:
+        self._call("DELETE", f"/device/{device_id}", ok_missing=True)
+
+    def devices_of(self, hostname: str) -> list[dict]:
+        return [d for d in self.devices() if d.get("hostname") == hostname]
+
+    def _call(self, method: str, path: str, data: bytes | None = None, content_type: str | None = None, *,
+              auth: bool = True, ok_missing: bool = False) -> dict:
+        if auth:
+            self.authenticate()
+        headers = {"Content-Type": content_type} if content_type else {}
+        if auth:
+            headers["Authorization"] = f"Bearer {self._token}"
+        req = urllib.request.Request(self.s.api_url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and ok_missing:
+                return {}
+            message = _message(exc)
+            if exc.code == 401:
+                raise TailnetError(f"{self.s.what} rejected the OAuth client (401: {message}): check "
+                                   "TAILSCALE_OAUTH_CLIENT_ID and TAILSCALE_OAUTH_CLIENT_SECRET") from None
+            raise TailnetError(f"{self.s.what}: {method} {path.split('?')[0]} failed ({exc.code}: {message})") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise TailnetError(f"{self.s.what} cannot be reached ({getattr(exc, 'reason', exc)}); "
+                               "check TAILSCALE_API_URL and the network, or pass --no-tailscale") from None
+        return json.loads(body) if body else {}
+
+
+def _message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read()).get("message", ""))[:300]
+    except (ValueError, OSError, AttributeError):
+        return exc.reason or ""
