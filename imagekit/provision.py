@@ -186,7 +186,12 @@ class CheckInputs:
     def _operator_key(c: Client, ident: str | None):
         if not ident:
             return None
-        key = c.ssh_keys.get_by_id(int(ident)) if ident.isdigit() else c.ssh_keys.get_by_name(ident)
+        try:
+            key = c.ssh_keys.get_by_id(int(ident)) if ident.isdigit() else c.ssh_keys.get_by_name(ident)
+        except APIException as exc:
+            if exc.code != "not_found":
+                raise
+            key = None
         if key is None:
             raise cloudapi.CloudError(f"HETZNER_SSH_KEY_ID {ident!r}: no such SSH key in this project; "
                                       "list keys with `hcloud ssh-key list`")

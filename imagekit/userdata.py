@@ -19,7 +19,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "cloudinit"
 EXAMPLE_AGENT = Path(__file__).with_name("example_agent")
 LIMIT = 32 * 1024  # Hetzner's user_data limit, in bytes
 STAGE = "/var/lib/imagekit/agent"
-MASK = "<masked: a single-use Tailscale auth key, minted for each agent at provisioning time>"
+MASK = "MASKED (a single-use Tailscale auth key, minted for each agent at provisioning time)"
 _URL = re.compile(r"https?://[^\s\"'\\`$]+")
 
 

@@ -200,7 +200,7 @@ def test_render_cloud_init_creates_nothing_and_masks_the_key(client, snapshot):
     proc = invoke("render-cloud-init", "--agent-id", "look-1", env_extra={"AURA_API_URL": API_URL})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("#cloud-config\n") and "AGENT_ID=look-1" in proc.stdout
-    assert "<masked" in proc.stdout and "tskey-auth-k" not in proc.stdout
+    assert "MASKED (a single-use Tailscale auth key" in proc.stdout and "tskey-auth-k" not in proc.stdout
     assert servers(client) == [] and temporary_keys(client) == []
 
 
