@@ -130,9 +130,11 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
                       "default: local on the local cloud, vendor on Hetzner",
     "json": "print one JSON object (snapshot id, labels, size, durations) on stdout; progress goes to stderr",
     "keep_on_failure": "leave the builder server up on failure and print the ssh command to debug it",
+    "ssh_timeout": "seconds the builder may take to accept SSH (default 300)",
 })
 def build_snapshot(c, profile="agent", base_image="debian-12", server_type="cx23", location=None,
-                   name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False):
+                   name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
+                   ssh_timeout=300):
     """Bake, verify and snapshot the golden image; prints the snapshot id."""
     import json as jsonlib
     import os
@@ -143,7 +145,8 @@ def build_snapshot(c, profile="agent", base_image="debian-12", server_type="cx23
     from imagekit.pipeline import StepFailed
 
     options = BuildOptions(profile=profile, base_image=base_image, server_type=server_type, location=location,
-                           name=name, keep_on_failure=keep_on_failure, package_source=package_source)
+                           name=name, keep_on_failure=keep_on_failure, package_source=package_source,
+                           ssh_timeout=float(ssh_timeout))
     try:
         result = build(target.resolve(_say), options, _say)
     except (StepFailed, cloudapi.CloudError) as exc:
@@ -321,3 +324,21 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
     except (ValueError, tailnet.TailnetError, target.TargetError) as exc:
         _fail(f"render-cloud-init: {exc}")
     print(text, end="")
+
+
+@task(help={"out": "where to write the JSON figures (a Markdown table goes beside it; default bench/results.json)",
+            "runs": "runs per cheap figure (snapshot provisioning, floor); the median is reported (default 3)",
+            "fleet": "agents provisioned at once for the concurrency figure (default 10)"})
+def bench(c, out="bench/results.json", runs=3, fleet=10):
+    """Measure build and provisioning on the local cloud (several minutes); figures to --out and a table."""
+    from pathlib import Path
+
+    from imagekit import bench as benchmark
+    from imagekit.pipeline import StepFailed
+
+    try:
+        benchmark.run(_target(), Path(out), runs=int(runs), fleet_size=int(fleet), progress=_say)
+    except (ValueError, RuntimeError, StepFailed) as exc:
+        _fail(f"bench: {exc}")
+    print(Path(out).with_suffix(".md").read_text())
+    _say(f"figures written to {out} (table: {Path(out).with_suffix('.md')})")

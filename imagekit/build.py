@@ -42,6 +42,7 @@ class BuildOptions:
     name: str = "imagekit-{profile}-{build_id}"
     keep_on_failure: bool = False
     package_source: str | None = None  # default: local on the local cloud, vendor on Hetzner
+    ssh_timeout: float = 300  # seconds the builder may take to accept SSH
 
 
 @dataclass
@@ -164,7 +165,7 @@ class WaitReady:
     name = "SSH and cloud-init"
 
     def run(self, s: BuildState) -> None:
-        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=time.monotonic() + 300)
+        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=time.monotonic() + s.options.ssh_timeout)
         code, out, err = ssh.run(s.conn, "cloud-init status --wait", timeout=600)
         if code != 0:
             raise RuntimeError(f"cloud-init on the builder ended with an error: {(out + err).strip()[-500:]}")

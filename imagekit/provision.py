@@ -33,6 +33,7 @@ MODES = ("auto", "snapshot", "fallback")
 LOCAL_API_URL = "http://127.0.0.1:3000"  # placeholder on the local cloud: the example agent only logs it
 FIREWALL_RULES = [("tcp", "22", "SSH"), ("udp", "41641", "Tailscale (WireGuard)")]
 AGENT_START_GRACE = 60
+AGENT_STABLE = 1.0  # seconds the agent's process must have lived to count as running
 
 
 @dataclass
@@ -240,8 +241,8 @@ class ProfileFirewall:
                                           f"profile={f.options.profile}") from None
 
     def cleanup(self, f: Fleet) -> None:
-        # A firewall this run made is kept for the next ones, unless the run failed and left no server on it.
-        if f.failed and f.firewall_created and not f.client.firewalls.get_by_id(f.firewall.id).applied_to:
+        # A firewall this run made is kept for the next runs, unless no server of this run is left on it.
+        if f.firewall_created and not f.client.firewalls.get_by_id(f.firewall.id).applied_to:
             f.client.firewalls.delete(f.firewall)
 
 
@@ -412,11 +413,11 @@ class WaitSSH:
         while True:
             a.check(f"SSH on {a.ip} (last error: {last})")
             try:
-                a.conn = ssh.connect(a.ip, a.fleet.keypair, timeout=5)
+                a.conn = ssh.connect(a.ip, a.fleet.keypair, timeout=10, connect_timeout=1)
                 break
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 last = exc
-                time.sleep(0.25)
+                time.sleep(0.1)
         a.event("ssh")
 
     def cleanup(self, a: Agent) -> None:
@@ -473,20 +474,30 @@ class FullInstall:
 
 
 class AgentRunning:
+    """The service is active, has not restarted, and its process has lived for AGENT_STABLE seconds:
+    a Type=simple unit is "active" the moment its process starts, even one that crashes at once."""
+
     name = "agent running"
+    query = ("systemctl show -p ActiveState -p NRestarts -p ExecMainStartTimestampMonotonic openclaw-agent; "
+             "cut -d' ' -f1 /proc/uptime")
 
     def run(self, a: Agent) -> None:
         grace = time.monotonic() + AGENT_START_GRACE
         while True:
             a.check("the openclaw-agent service")
-            _, state = a.sh("systemctl show -p ActiveState --value openclaw-agent")
-            if state == "active":
+            _, out = a.sh(self.query)
+            *props, uptime = out.splitlines()
+            p = dict(line.split("=", 1) for line in props if "=" in line)
+            age = float(uptime) - int(p.get("ExecMainStartTimestampMonotonic") or 0) / 1e6
+            state, restarts = p.get("ActiveState", ""), int(p.get("NRestarts") or 0)
+            if state == "active" and restarts == 0 and age >= AGENT_STABLE:
                 break
-            if time.monotonic() > grace or state == "failed":
+            if restarts or state == "failed" or time.monotonic() > grace:
                 _, log = a.sh("systemctl status --no-pager openclaw-agent; journalctl -u openclaw-agent -n 20 "
                               "--no-pager")
-                raise RuntimeError(f"openclaw-agent is {state or 'unknown'}, not active:\n{log[-1500:]}")
-            time.sleep(0.3)
+                why = f"restarted {restarts} time(s)" if restarts else f"{state or 'unknown'}, not active"
+                raise RuntimeError(f"openclaw-agent is {why}:\n{log[-1500:]}")
+            time.sleep(min(0.3, max(0.05, AGENT_STABLE - age)) if state == "active" else 0.3)
         # The run's key leaves the host: only the operator's key (HETZNER_SSH_KEY_ID) stays.
         body = a.fleet.keypair.public_openssh.split()[1]
         a.sh(f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")

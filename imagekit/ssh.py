@@ -19,13 +19,16 @@ class SSHTimeout(TimeoutError):
     pass
 
 
-def connect(host: str, key: KeyPair, *, user: str = "root", timeout: float = 10) -> paramiko.SSHClient:
+def connect(host: str, key: KeyPair, *, user: str = "root", timeout: float = 10,
+            connect_timeout: float | None = None) -> paramiko.SSHClient:
+    """Log in with ``key``. While a server boots its address may not answer ARP yet, and a TCP
+    connect then takes ~3 s to fail: waiters pass a short ``connect_timeout`` and try again."""
     client = paramiko.SSHClient()
     # Fresh servers have fresh host keys; we trust them on first use for this connection only.
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private_openssh))
     try:
-        client.connect(host, username=user, pkey=pkey, timeout=timeout, banner_timeout=timeout,
+        client.connect(host, username=user, pkey=pkey, timeout=connect_timeout or timeout, banner_timeout=timeout,
                        auth_timeout=timeout, allow_agent=False, look_for_keys=False)
     except BaseException:
         # An unclosed half-open session counts against sshd's MaxStartups until LoginGraceTime:
@@ -40,7 +43,7 @@ def wait_for_ssh(host: str, key: KeyPair, *, deadline: float, interval: float = 
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            return connect(host, key, timeout=min(10, max(1, deadline - time.monotonic())))
+            return connect(host, key, timeout=min(10, max(1, deadline - time.monotonic())), connect_timeout=1)
         except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
             last = exc
             time.sleep(interval)

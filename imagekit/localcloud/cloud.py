@@ -470,6 +470,9 @@ class Cloud:
         action = self.new_action("delete_server", [("server", sid)])
 
         def work(progress):
+            # A server deleted while it is still being created (or powered on) goes once that action
+            # is over: otherwise its machine would boot after the delete, an orphan holding its address.
+            self._await_actions(sid, action["id"])
             m = self.machines.get(sid)
             if m:
                 m.poweroff()
@@ -477,6 +480,15 @@ class Cloud:
 
         self.run_action(action, work)
         return action
+
+    def _await_actions(self, sid: int, own: int, timeout: float = BOOT_TIMEOUT + 600) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [a for a in list(self.store["actions"].values()) if a["id"] != own and a["status"] == "running"
+                       and any(r["type"] == "server" and r["id"] == sid for r in a["resources"])]
+            if not running:
+                return
+            time.sleep(0.05)
 
     def _drop_server(self, server: dict) -> None:
         sid = server["id"]

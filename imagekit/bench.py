@@ -1,0 +1,162 @@
+"""``invoke bench``: the figures behind imagekit's performance goals, measured on the local cloud.
+
+One run builds a snapshot, then measures provisioning from it (median of ``runs``), the floor
+(a plain SDK loop: create a server from the same snapshot, log in over SSH; median of
+``runs``), one full-install fallback, and ``fleet`` agents at once against one. It writes JSON
+(the keys below are the interface) and a Markdown table beside it, and leaves the cloud as it
+found it. Figures are ratios measured in one run: the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hcloud.images import Image
+from hcloud.server_types import ServerType
+
+from . import cloudapi, fleet, ssh
+from .build import BuildOptions, build_snapshot
+from .keys import new_ed25519
+from .provision import ProvisionOptions, provision
+from .target import Target
+
+TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15", "api_requests_per_agent": "<= 8",
+           "api_requests_per_build": "<= 30", "parallel_10_over_1": "<= 2.5"}
+
+
+def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progress=print) -> dict:
+    if not target.local:
+        raise ValueError("bench measures the local cloud (its request log counts API calls): unset HCLOUD_TOKEN")
+    if runs < 1 or fleet_size < 2:
+        raise ValueError("--runs must be at least 1 and --fleet at least 2")
+    client = cloudapi.connect(target)
+    had_firewall = bool(client.firewalls.get_all(label_selector=cloudapi.selector(role="firewall")))
+    quiet = lambda line: None  # noqa: E731
+    progress("bench: building a snapshot")
+    build = build_snapshot(target, BuildOptions(name="imagekit-bench-{build_id}"), quiet)
+    snapshot = build["snapshot_id"]
+    singles, many_ids = [f"bench-s{i}" for i in range(runs)], [f"bench-p{i}" for i in range(fleet_size)]
+    try:
+        snap = [_provision(target, snapshot, [agent], "snapshot", progress) for agent in singles]
+        floor = [_floor(client, snapshot, i, progress) for i in range(runs)]
+        fallback = _provision(target, snapshot, ["bench-fb"], "fallback", progress)
+        many = _provision(target, snapshot, many_ids, "snapshot", progress)
+        s_med = statistics.median(r["agents"][0]["seconds_to_ready"] for r in snap)
+        one_wall = statistics.median(r["seconds"] for r in snap)
+        figures = {
+            "snapshot_seconds": s_med,
+            "fallback_seconds": fallback["agents"][0]["seconds_to_ready"],
+            "floor_seconds": statistics.median(floor),
+            "api_requests_per_agent": statistics.median(r["api_requests"] for r in snap),
+            "api_requests_per_agent_in_fleet": round(many["api_requests"] / fleet_size, 2),
+            "api_requests_per_build": build["api_requests"],
+            "one_agent_wall_seconds": one_wall,
+            "fleet_size": fleet_size,
+            "fleet_wall_seconds": many["seconds"],
+            "build_seconds": build["seconds"],
+            "build_step_seconds": build["durations"],
+            "snapshot_size_bytes": build["disk_used_after_clean"],
+            "snapshot_size_before_clean_bytes": build["disk_used_before_clean"],
+            "snapshot_events_seconds": snap[len(snap) // 2]["agents"][0]["events"],
+            "fallback_events_seconds": fallback["agents"][0]["events"],
+        }
+        figures["fallback_over_snapshot"] = round(figures["fallback_seconds"] / s_med, 2)
+        figures["provision_over_floor"] = round(s_med / figures["floor_seconds"], 2)
+        figures["parallel_10_over_1"] = round(many["seconds"] / one_wall, 2)
+    finally:  # whatever failed half-way: the bench's agents, snapshot and (if it made it) firewall go
+        fleet.deprovision(target, [*singles, "bench-fb", *many_ids], None, quiet)
+        client.images.get_by_id(snapshot).delete()
+        if not had_firewall:
+            for fw in client.firewalls.get_all(label_selector=cloudapi.selector(role="firewall")):
+                fw.delete()
+    result = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs,
+              "machine": _machine(), "targets": TARGETS,
+              **{k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    return result
+
+
+def _provision(target: Target, snapshot: int, ids: list[str], mode: str, progress) -> dict:
+    progress(f"bench: provisioning {len(ids)} agent(s) in {mode} mode")
+    opts = ProvisionOptions(agent_ids=ids, mode=mode, snapshot=str(snapshot) if mode == "snapshot" else None,
+                            parallel=len(ids))
+    result = provision(target, opts, lambda line: None)
+    failed = [a for a in result["agents"] if a["status"] != "ready"]
+    fleet.deprovision(target, ids, None, lambda line: None)
+    if failed:
+        raise RuntimeError(f"bench: provisioning failed: {failed[0]['error']}")
+    return result
+
+
+def _floor(client, snapshot: int, i: int, progress) -> float:
+    """A bare SDK loop: create a server from the snapshot, then try SSH until a login works."""
+    progress(f"bench: floor run {i + 1}")
+    key = new_ed25519("bench-floor")
+    sk = client.ssh_keys.create(name=f"imagekit-bench-floor-{i}", public_key=key.public_openssh,
+                                labels=cloudapi.labels(role="bench"))
+    server = None
+    try:
+        t0 = time.monotonic()
+        resp = client.servers.create(name=f"bench-floor-{i}", server_type=ServerType(name="cx23"),
+                                     image=Image(id=snapshot), ssh_keys=[sk], labels=cloudapi.labels(role="bench"))
+        server = resp.server
+        ip = server.public_net.ipv4.ip
+        while True:
+            try:
+                ssh.connect(ip, key, connect_timeout=1).close()
+                break
+            except Exception:
+                if time.monotonic() - t0 > 300:
+                    raise
+                time.sleep(0.1)
+        return round(time.monotonic() - t0, 2)
+    finally:
+        if server is not None:
+            client.servers.delete(server).wait_until_finished(300)
+        sk.delete()
+
+
+def _machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))) // 1024 // 1024
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": mem, "kernel": platform.release(),
+            "python": platform.python_version(), "guests": "systemd-nspawn machines of the local cloud"}
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    rows = [
+        ("snapshot mode: seconds to ready (median)", f"{r['snapshot_seconds']} s", ""),
+        ("fallback mode: seconds to ready", f"{r['fallback_seconds']} s", ""),
+        ("fallback ÷ snapshot", f"{r['fallback_over_snapshot']}×", TARGETS["fallback_over_snapshot"]),
+        ("floor: create → SSH login, bare SDK (median)", f"{r['floor_seconds']} s", ""),
+        ("provision ÷ floor", f"{r['provision_over_floor']}×", TARGETS["provision_over_floor"]),
+        ("API requests per agent (one agent)", f"{r['api_requests_per_agent']}", TARGETS["api_requests_per_agent"]),
+        (f"API requests per agent ({r['fleet_size']} at once)", f"{r['api_requests_per_agent_in_fleet']}", ""),
+        ("API requests per build", f"{r['api_requests_per_build']}", TARGETS["api_requests_per_build"]),
+        (f"wall time, 1 agent / {r['fleet_size']} at once",
+         f"{r['one_agent_wall_seconds']} s / {r['fleet_wall_seconds']} s", ""),
+        (f"{r['fleet_size']} agents ÷ 1 agent (wall)", f"{r['parallel_10_over_1']}×", TARGETS["parallel_10_over_1"]),
+        ("build-snapshot wall time", f"{r['build_seconds']} s", ""),
+        ("snapshot size before / after cleaning",
+         f"{r['snapshot_size_before_clean_bytes'] / 1e6:.0f} MB / {r['snapshot_size_bytes'] / 1e6:.0f} MB", ""),
+    ]
+    lines = [f"# imagekit bench ({r['measured_at']})", "",
+             f"{m['cpus']} × {m['cpu']}, {m['memory_gib']} GiB, kernel {m['kernel']}, {m['guests']}; "
+             f"medians of {r['runs']} run(s) where marked.", "",
+             "| figure | value | target |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows), "",
+             "| build step | seconds |", "|---|---|", *(f"| {k} | {v} |" for k, v in r["build_step_seconds"].items()),
+             "", "| provisioning event | snapshot mode (s) | fallback mode (s) |", "|---|---|---|",
+             *(f"| {k} | {r['snapshot_events_seconds'].get(k, '')} | {v} |"
+               for k, v in r["fallback_events_seconds"].items()), ""]
+    return "\n".join(lines)
