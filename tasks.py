@@ -21,11 +21,22 @@ def _fail(msg: str) -> None:
 
 def _target(token_env=None, token_file=None):
     """The cloud to use (Hetzner with a token, else the local cloud); a bad token source is a clear error."""
-    from imagekit import target
+    from imagekit import settings, target
 
     try:
+        settings.load()  # a bad config file fails before any work
         return target.resolve(_say, token_env=token_env, token_file=token_file)
-    except target.TargetError as exc:
+    except (target.TargetError, settings.SettingsError) as exc:
+        _fail(str(exc))
+
+
+def _setting(value, name: str):
+    """The option if given, else the setting (environment, then config file, then default)."""
+    from imagekit import settings
+
+    try:
+        return settings.choose(value, name)
+    except settings.SettingsError as exc:
         _fail(str(exc))
 
 
@@ -107,10 +118,9 @@ def cloud_reset(c):
             "location": "location name (default: the API's choice)", "json": "print the result as JSON"})
 def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=False):
     """Create a key and a server with user data, SSH in, check cloud-init ran it, delete both."""
-    from imagekit import target
     from imagekit.roundtrip import roundtrip as run
 
-    result = run(target.resolve(_say), server_type=server_type, image=image, location=location, progress=_say)
+    result = run(_target(), server_type=server_type, image=image, location=location, progress=_say)
     if json:
         import json as jsonlib
 
@@ -122,9 +132,9 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
 
 @task(help={
     "profile": "image profile (playbooks/<profile>.yml; default agent)",
-    "base_image": "base system image (default debian-12; on Hetzner e.g. ubuntu-24.04)",
-    "server_type": "builder server type (default cx23)",
-    "location": "location of the builder (default: the API's choice)",
+    "base_image": "base system image (default IMAGEKIT_BASE_IMAGE or debian-12; on Hetzner e.g. ubuntu-24.04)",
+    "server_type": "builder server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": "location of the builder (default IMAGEKIT_LOCATION, else the API's choice)",
     "name": "snapshot description template; {profile} and {build_id} are filled in",
     "package_source": "local (distribution + stand-in repos) or vendor (Docker, NodeSource, Tailscale); "
                       "default: local on the local cloud, vendor on Hetzner",
@@ -132,23 +142,25 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
     "keep_on_failure": "leave the builder server up on failure and print the ssh command to debug it",
     "ssh_timeout": "seconds the builder may take to accept SSH (default 300)",
 })
-def build_snapshot(c, profile="agent", base_image="debian-12", server_type="cx23", location=None,
+def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
                    name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
                    ssh_timeout=300):
     """Bake, verify and snapshot the golden image; prints the snapshot id."""
     import json as jsonlib
     import os
 
-    from imagekit import cloudapi, target
+    from imagekit import cloudapi
     from imagekit.build import BuildOptions
     from imagekit.build import build_snapshot as build
     from imagekit.pipeline import StepFailed
 
-    options = BuildOptions(profile=profile, base_image=base_image, server_type=server_type, location=location,
-                           name=name, keep_on_failure=keep_on_failure, package_source=package_source,
+    options = BuildOptions(profile=profile, base_image=_setting(base_image, "IMAGEKIT_BASE_IMAGE"),
+                           server_type=_setting(server_type, "IMAGEKIT_SERVER_TYPE"),
+                           location=_setting(location, "IMAGEKIT_LOCATION"), name=name,
+                           keep_on_failure=keep_on_failure, package_source=package_source,
                            ssh_timeout=float(ssh_timeout))
     try:
-        result = build(target.resolve(_say), options, _say)
+        result = build(_target(), options, _say)
     except (StepFailed, cloudapi.CloudError) as exc:
         _fail(f"build-snapshot: {exc}")
     if os.environ.get("GITHUB_OUTPUT"):
@@ -165,12 +177,12 @@ def build_snapshot(c, profile="agent", base_image="debian-12", server_type="cx23
             "server_type": "type of the throw-away server (default cx23)"})
 def verify(c, snapshot="latest", server_type="cx23"):
     """Boot a throw-away server from a snapshot, run the image's testinfra suite and clone checks, delete it."""
-    from imagekit import cloudapi, target
+    from imagekit import cloudapi
     from imagekit.build import verify_snapshot
     from imagekit.pipeline import StepFailed
 
     try:
-        result = verify_snapshot(target.resolve(_say), snapshot, server_type, _say)
+        result = verify_snapshot(_target(), snapshot, server_type, _say)
     except (StepFailed, cloudapi.CloudError) as exc:
         _fail(f"verify: {exc}")
     _say(f"snapshot {result['snapshot_id']} verified")
@@ -182,10 +194,9 @@ def gc(c, older_than=0.0, json=False):
     """Delete builder servers and temporary SSH keys left behind by interrupted builds (by label and age)."""
     import json as jsonlib
 
-    from imagekit import target
     from imagekit.gc import collect_garbage
 
-    result = collect_garbage(target.resolve(_say), float(older_than), _say)
+    result = collect_garbage(_target(), float(older_than), _say)
     if json:
         print(jsonlib.dumps(result))
     else:
@@ -198,9 +209,9 @@ def gc(c, older_than=0.0, json=False):
     "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
     "snapshot": "snapshot id (default: HETZNER_SNAPSHOT_ID, else the newest snapshot of the profile)",
     "profile": "image profile (default agent)",
-    "server_type": "server type (default cx23)",
-    "location": "location (default: the API's choice)",
-    "base_image": "stock image for fallback mode (default debian-12)",
+    "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": "location (default IMAGEKIT_LOCATION, else the API's choice)",
+    "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
     "api_url": "the agents' API_URL (default: AURA_API_URL)",
     "agent_bundle": "directory (with index.js) or .tar.gz put in /opt/openclaw/agent (default: the example agent)",
     "no_tailscale": "do not enrol the hosts in Tailscale (no OAuth credentials needed)",
@@ -210,8 +221,8 @@ def gc(c, older_than=0.0, json=False):
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
     **_TOKEN_HELP,
 })
-def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type="cx23",
-              location=None, base_image="debian-12", api_url=None, agent_bundle=None, no_tailscale=False,
+def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
+              location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
               no_wait=False, timeout=None, parallel=5, json=False, token_env=None, token_file=None):
     """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
     from pathlib import Path
@@ -223,8 +234,9 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
     try:
         ids = agentid.expand(list(agent_id or []), int(count) if count is not None else None)
         options = prov.ProvisionOptions(
-            agent_ids=ids, mode=mode, snapshot=snapshot, profile=profile, server_type=server_type,
-            location=location, base_image=base_image, api_url=api_url, tailscale=not no_tailscale,
+            agent_ids=ids, mode=mode, snapshot=snapshot, profile=profile,
+            server_type=_setting(server_type, "IMAGEKIT_SERVER_TYPE"), location=_setting(location, "IMAGEKIT_LOCATION"),
+            base_image=_setting(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url, tailscale=not no_tailscale,
             wait=not no_wait, timeout=float(timeout) if timeout is not None else None, parallel=int(parallel),
             agent_bundle=Path(agent_bundle) if agent_bundle else None)
     except ValueError as exc:
@@ -315,13 +327,14 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
     from pathlib import Path
 
     from imagekit import provision as prov
-    from imagekit import tailnet, target
+    from imagekit import settings, tailnet, target
 
     try:
+        settings.load()
         text = prov.render_user_data(agent_id, mode=mode, local=target.token_from() is None, api=api_url,
                                      tailscale=not no_tailscale, agent_bundle=Path(agent_bundle) if agent_bundle
                                      else None)
-    except (ValueError, tailnet.TailnetError, target.TargetError) as exc:
+    except (ValueError, tailnet.TailnetError) as exc:  # bad settings and token sources are ValueErrors too
         _fail(f"render-cloud-init: {exc}")
     print(text, end="")
 

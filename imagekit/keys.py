@@ -20,3 +20,25 @@ def new_ed25519(comment: str = "imagekit") -> KeyPair:
                                 serialization.NoEncryption()).decode()
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return KeyPair(private, f"{public} {comment}")
+
+
+class KeyFileError(ValueError):
+    pass
+
+
+def load_ed25519(path: str) -> KeyPair:
+    """The operator's own key (SSH_PRIVATE_KEY_PATH): an unencrypted ed25519 key in OpenSSH format."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read SSH_PRIVATE_KEY_PATH {path}: {exc.strerror}") from None
+    try:
+        key = serialization.load_ssh_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"SSH_PRIVATE_KEY_PATH {path} is not an unencrypted OpenSSH private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"SSH_PRIVATE_KEY_PATH {path} is not an ed25519 key: use `ssh-keygen -t ed25519`")
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return KeyPair(private, public)

@@ -9,7 +9,6 @@ Tailscale key and device); Ctrl-C cancels every worker and each unwinds.
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -23,9 +22,9 @@ from hcloud.firewalls import BoundFirewall, FirewallRule
 from hcloud.images import BoundImage
 from hcloud.server_types import BoundServerType
 
-from . import agentid, cloudapi, playbook, ssh, tailnet, userdata
+from . import agentid, cloudapi, playbook, settings, ssh, tailnet, userdata
 from .build import STANDIN_APT_SOURCE, BuildOptions, TemporaryKey, playbook_variables
-from .keys import KeyPair
+from .keys import KeyPair, load_ed25519
 from .pipeline import Interrupted, StepFailed, ignoring_signals, run_steps
 from .target import Target
 
@@ -125,7 +124,9 @@ class CheckInputs:
         f.mode, f.image = self._image(f)
         if f.mode == "fallback" and not o.wait:
             raise ValueError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")
-        f.operator_key = self._operator_key(c, o.ssh_key or os.environ.get("HETZNER_SSH_KEY_ID"))
+        f.operator_key = self._operator_key(c, settings.choose(o.ssh_key, "HETZNER_SSH_KEY_ID"))
+        if path := settings.get("SSH_PRIVATE_KEY_PATH"):
+            f.keypair = self._own_key(path, f.operator_key)
         f.api_url = api_url(o.api_url, f.target.local)
         f.bundle = userdata.bundle(o.agent_bundle)
         if o.tailscale:
@@ -151,7 +152,7 @@ class CheckInputs:
     @staticmethod
     def _image(f: Fleet) -> tuple[str, BoundImage]:
         o, c, arch = f.options, f.client, f.server_type.architecture
-        wanted = o.snapshot or os.environ.get("HETZNER_SNAPSHOT_ID")
+        wanted = settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID")
         if o.mode != "fallback" and wanted:
             try:
                 image = c.images.get_by_id(int(wanted))
@@ -198,17 +199,27 @@ class CheckInputs:
                                       "list keys with `hcloud ssh-key list`")
         return key
 
+    @staticmethod
+    def _own_key(path: str, operator_key) -> KeyPair:
+        """The operator's private key: readiness checks use it instead of a temporary key."""
+        pair = load_ed25519(path)
+        if operator_key is None or operator_key.public_key.split()[1] != pair.public_openssh.split()[1]:
+            raise ValueError(f"SSH_PRIVATE_KEY_PATH {path} is not the private half of HETZNER_SSH_KEY_ID: set "
+                             "HETZNER_SSH_KEY_ID to the Hetzner key made from its public key")
+        return pair
+
     def cleanup(self, f: Fleet) -> None:
         pass
 
 
 class ProvisionKey(TemporaryKey):
-    """The run's temporary SSH key: how imagekit checks readiness; removed from every host at the end."""
+    """The run's temporary SSH key: how imagekit checks readiness; removed from every host at the end.
+    Not needed when the operator's own key is at hand (SSH_PRIVATE_KEY_PATH)."""
 
     name = "temporary SSH key"
 
     def run(self, f: Fleet) -> None:
-        if f.todo:
+        if f.todo and f.keypair is None:
             super().run(f)
 
 
@@ -281,7 +292,7 @@ class Agents:
 
 def api_url(given: str | None, local: bool) -> str:
     """The agent's API: --api-url, else AURA_API_URL; on the local cloud a placeholder the example agent logs."""
-    url = given or os.environ.get("AURA_API_URL") or (LOCAL_API_URL if local else "")
+    url = settings.choose(given, "AURA_API_URL") or (LOCAL_API_URL if local else "")
     if not url:
         raise ValueError("the agents' API URL is not set: set AURA_API_URL or pass --api-url")
     return userdata.check_api_url(url)
@@ -498,9 +509,9 @@ class AgentRunning:
                 why = f"restarted {restarts} time(s)" if restarts else f"{state or 'unknown'}, not active"
                 raise RuntimeError(f"openclaw-agent is {why}:\n{log[-1500:]}")
             time.sleep(min(0.3, max(0.05, AGENT_STABLE - age)) if state == "active" else 0.3)
-        # The run's key leaves the host: only the operator's key (HETZNER_SSH_KEY_ID) stays.
-        body = a.fleet.keypair.public_openssh.split()[1]
-        a.sh(f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
+        if a.fleet.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
+            body = a.fleet.keypair.public_openssh.split()[1]
+            a.sh(f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
         a.event("ready")
 
     def cleanup(self, a: Agent) -> None:

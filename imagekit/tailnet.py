@@ -17,10 +17,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from .settings import get as setting
 from .target import Target
 
 DEFAULT_API = "https://api.tailscale.com/api/v2"
-DEFAULT_TAGS = ("tag:openclaw-agent",)
 KEY_EXPIRY = 900  # seconds: long enough for a slow fallback install, useless soon after
 HTTP_TIMEOUT = 30
 
@@ -45,7 +45,7 @@ class TailscaleSettings:
 
 def tags() -> tuple[str, ...]:
     """The tags every agent node gets (TAILSCALE_TAGS, comma-separated)."""
-    found = tuple(t.strip() for t in os.environ.get("TAILSCALE_TAGS", ",".join(DEFAULT_TAGS)).split(",") if t.strip())
+    found = tuple(t.strip() for t in setting("TAILSCALE_TAGS").split(",") if t.strip())
     bad = [t for t in found if not re.fullmatch(r"tag:[A-Za-z0-9-]+", t)]
     if bad or not found:
         raise TailnetError("TAILSCALE_TAGS must be a comma-separated list of tags like 'tag:agents'; "
@@ -55,11 +55,11 @@ def tags() -> tuple[str, ...]:
 
 def settings(target: Target, *, required: bool = True) -> TailscaleSettings | None:
     """Credentials from TAILSCALE_OAUTH_CLIENT_ID/_SECRET; the stand-in's on the local cloud when both are unset."""
-    cid, secret = os.environ.get("TAILSCALE_OAUTH_CLIENT_ID", ""), os.environ.get("TAILSCALE_OAUTH_CLIENT_SECRET", "")
+    cid, secret = setting("TAILSCALE_OAUTH_CLIENT_ID") or "", os.environ.get("TAILSCALE_OAUTH_CLIENT_SECRET", "")
     tags_ = tags()
-    api = os.environ.get("TAILSCALE_API_URL", "").rstrip("/")
+    api = (setting("TAILSCALE_API_URL") or "").rstrip("/")
     if cid and secret:
-        return TailscaleSettings(api or DEFAULT_API, cid, secret, tags_, os.environ.get("TAILSCALE_TAILNET", "-"))
+        return TailscaleSettings(api or DEFAULT_API, cid, secret, tags_, setting("TAILSCALE_TAILNET"))
     if cid or secret:
         missing = "TAILSCALE_OAUTH_CLIENT_SECRET" if cid else "TAILSCALE_OAUTH_CLIENT_ID"
         raise TailnetError(f"{missing} is not set: set both TAILSCALE_OAUTH_CLIENT_ID and "

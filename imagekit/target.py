@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+
 HETZNER_ENDPOINT = "https://api.hetzner.cloud/v1"
 
 
@@ -51,8 +53,12 @@ def token_from(token_env: str | None = None, token_file: str | None = None) -> s
 def resolve(announce=lambda msg: print(msg, file=sys.stderr), *, token_env: str | None = None,
             token_file: str | None = None) -> Target:
     token = token_from(token_env, token_file)
+    endpoint = settings.get("HCLOUD_ENDPOINT")
     if token:
-        return Target(os.environ.get("HCLOUD_ENDPOINT") or HETZNER_ENDPOINT, token, local=False)
+        return Target(endpoint or HETZNER_ENDPOINT, token, local=False)
+    if endpoint:  # the operator meant a real cloud: silently using the local one would surprise
+        raise TargetError(f"HCLOUD_ENDPOINT is set ({endpoint}) but no API token: set HCLOUD_TOKEN (or pass "
+                          "--token-env/--token-file), or unset HCLOUD_ENDPOINT to use the local cloud")
     from .localcloud import control
 
     ep = control.up(progress=announce)

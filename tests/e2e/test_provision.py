@@ -62,6 +62,12 @@ def operator(client, snapshot):
     sk.delete()
 
 
+def cloud_log_count(method: str, path: str) -> int:
+    """How often the local cloud was asked ``method path`` (its request log)."""
+    return sum(1 for r in control.current().admin("GET", "/_admin/requests")["requests"]
+               if r["method"] == method and r["path"] == path)
+
+
 def servers(client) -> list:
     return [s for s in client.servers.get_all() if s.status != "deleting"]
 
@@ -122,10 +128,17 @@ def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(client, snapshot
     assert [f.name for f in client.firewalls.get_all()] == ["imagekit-agent"]
 
 
-def test_fallback_host_passes_the_same_suite(client, snapshot, operator):
+def test_fallback_host_passes_the_same_suite(client, snapshot, operator, tmp_path):
+    """The full install, checked with the operator's own key (SSH_PRIVATE_KEY_PATH): no temporary key."""
     key, sk = operator
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    keys_before = cloud_log_count("POST", "/v1/ssh_keys")
     proc = invoke("provision", "--agent-id", "Fall_Back", "--mode", "fallback", "--json",
-                  env_extra={"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL})
+                  env_extra={"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL,
+                             "SSH_PRIVATE_KEY_PATH": str(key_file)})
+    assert cloud_log_count("POST", "/v1/ssh_keys") == keys_before
     assert proc.returncode == 0, proc.stderr[-3000:]
     [agent] = json.loads(proc.stdout)["agents"]
     assert agent["mode"] == "fallback" and agent["name"] == "fall-back" and agent["status"] == "ready"
@@ -136,10 +149,12 @@ def test_fallback_host_passes_the_same_suite(client, snapshot, operator):
     assert servers(client) == []
 
 
-def test_no_tailscale_and_no_wait(client, snapshot, operator):
+def test_no_tailscale_and_no_wait_with_settings_from_a_config_file(client, snapshot, operator, tmp_path):
     key, sk = operator
+    config = tmp_path / "imagekit.yml"
+    config.write_text(f"HETZNER_SSH_KEY_ID: {sk.id}\nAURA_API_URL: {API_URL}\nIMAGEKIT_SERVER_TYPE: cx23\n")
     proc = invoke("provision", "--agent-id", "quiet", "--no-tailscale", "--no-wait", "--json",
-                  env_extra={"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL})
+                  env_extra={"IMAGEKIT_CONFIG": str(config)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     [agent] = json.loads(proc.stdout)["agents"]
     assert agent["status"] == "created" and agent["seconds_to_ready"] is None
@@ -229,15 +244,39 @@ def test_prune_keeps_the_newest_per_profile(client, snapshot):
     (["--agent-id", "ok-1", "--token-file", "/nonexistent/token"], {}, "cannot read the API token file"),
     (["--agent-id", "ok-1", "--mode", "fallback", "--no-wait"], {}, "cannot skip waiting"),
     (["--agent-id", "ok-1", "--agent-bundle", "BIG"], {}, "over the API's limit"),
+    (["--agent-id", "ok-1", "--agent-bundle", "/nonexistent/agent"], {}, "neither a directory nor a .tar.gz"),
+    (["--agent-id", "ok-1"], {"SSH_PRIVATE_KEY_PATH": "/nonexistent/id_ed25519"}, "cannot read SSH_PRIVATE_KEY_PATH"),
+    (["--agent-id", "ok-1"], {"IMAGEKIT_CONFIG": "CONFIG:IMAGEKIT_LOCATION: [fsn1"}, "not valid YAML"),
+    (["--agent-id", "ok-1"], {"IMAGEKIT_CONFIG": "CONFIG:HCLOUD_TOKEN: abc"}, "secrets go in the environment"),
+    (["--agent-id", "ok-1"], {"HCLOUD_ENDPOINT": "https://api.hetzner.cloud/v1"}, "no API token"),
+    (["--agent-id", "ok-1"], {"TAILSCALE_TAGS": "agents"}, "TAILSCALE_TAGS must be"),
 ])
 def test_bad_input_fails_before_creating_anything(client, snapshot, tmp_path, args, env, message):
     if "BIG" in args:  # random bytes do not compress: the user data outgrows 32 KiB
         (tmp_path / "index.js").write_text("// " + os.urandom(40_000).hex())
         args = [str(tmp_path) if a == "BIG" else a for a in args]
+    if env.get("IMAGEKIT_CONFIG", "").startswith("CONFIG:"):
+        (tmp_path / "imagekit.yml").write_text(env["IMAGEKIT_CONFIG"].removeprefix("CONFIG:") + "\n")
+        env = {**env, "IMAGEKIT_CONFIG": str(tmp_path / "imagekit.yml")}
     before = [s.id for s in client.servers.get_all()], [k.id for k in client.ssh_keys.get_all()]
     proc = invoke("provision", *args, env_extra=env, timeout=120)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert ([s.id for s in client.servers.get_all()], [k.id for k in client.ssh_keys.get_all()]) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--server-type", "cx999"], "server type 'cx999' does not exist"),
+    (["--location", "mars1"], "location 'mars1' does not exist"),
+    (["--base-image", "plan9"], "base image 'plan9' (x86) does not exist"),
+    (["--profile", "no-such-profile"], "unknown profile 'no-such-profile'"),
+    (["--package-source", "ftp"], "unknown package_source 'ftp'"),
+])
+def test_build_bad_input_fails_before_creating_anything(client, snapshot, args, message):
+    before = [s.id for s in client.servers.get_all()], [k.id for k in client.ssh_keys.get_all()]
+    proc = invoke("build-snapshot", *args, timeout=120)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert ([s.id for s in client.servers.get_all()], [k.id for k in client.ssh_keys.get_all()]) == before
 

@@ -1,0 +1,86 @@
+"""Settings: environment variables first, then an optional config file, then defaults.
+
+The file is ``IMAGEKIT_CONFIG``, else ``./imagekit.yml`` when there is one: a YAML mapping whose
+keys are the variables' names (``AURA_API_URL: https://...``). Secrets are refused there: they
+belong in the environment (or ``--token-file``), not in a file that gets copied around.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import yaml
+
+DEFAULTS: dict[str, str | None] = {
+    "HCLOUD_ENDPOINT": None,
+    "HETZNER_SNAPSHOT_ID": None,
+    "HETZNER_SSH_KEY_ID": None,
+    "SSH_PRIVATE_KEY_PATH": None,
+    "AURA_API_URL": None,
+    "TAILSCALE_OAUTH_CLIENT_ID": None,
+    "TAILSCALE_API_URL": None,
+    "TAILSCALE_TAGS": "tag:openclaw-agent",
+    "TAILSCALE_TAILNET": "-",
+    "IMAGEKIT_LOCATION": None,
+    "IMAGEKIT_SERVER_TYPE": "cx23",
+    "IMAGEKIT_BASE_IMAGE": "debian-12",
+}
+SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def config_path() -> Path | None:
+    if os.environ.get("IMAGEKIT_CONFIG"):
+        return Path(os.environ["IMAGEKIT_CONFIG"]).expanduser()
+    local = Path("imagekit.yml")
+    return local if local.exists() else None
+
+
+@functools.lru_cache(maxsize=None)
+def _file(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SettingsError(f"cannot read the config file {path}: {exc.strerror}; fix IMAGEKIT_CONFIG") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise SettingsError(f"the config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") \
+            from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"the config file {path} must be a mapping of settings (KEY: value)")
+    if secret := sorted(SECRETS & set(data)):
+        raise SettingsError(f"the config file {path} holds {', '.join(secret)}: secrets go in the environment "
+                            "(or --token-file), never in a config file")
+    if unknown := sorted(set(map(str, data)) - set(DEFAULTS)):
+        raise SettingsError(f"the config file {path} has unknown settings: {', '.join(unknown)}; "
+                            f"known: {', '.join(DEFAULTS)}")
+    bad = sorted(k for k, v in data.items() if isinstance(v, (dict, list)))
+    if bad:
+        raise SettingsError(f"the config file {path}: {', '.join(bad)} must be a plain value")
+    return {k: str(v) for k, v in data.items() if v is not None}
+
+
+def load() -> dict[str, str]:
+    """The config file's settings (validated); call early so a bad file fails before any work."""
+    return _file(config_path())
+
+
+def get(name: str) -> str | None:
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    return os.environ.get(name) or load().get(name) or DEFAULTS[name]
+
+
+def choose(value, name: str):
+    """An option given on the command line wins; otherwise the setting ``name``."""
+    return value if value not in (None, "") else get(name)
