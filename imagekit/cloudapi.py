@@ -89,7 +89,7 @@ class ActionWatcher:
     fleet of ten costs the API no more polling than one agent does.
     """
 
-    def __init__(self, client: Client, interval: float = 0.5):
+    def __init__(self, client: Client, interval: float = 0.4):
         self._client = client
         self._interval = interval
         self._status: dict[int, tuple[str, dict | None]] = {}
@@ -120,6 +120,7 @@ class ActionWatcher:
             if not pending:
                 self._wake.wait(5)
                 self._wake.clear()
+                time.sleep(self._interval)  # an action just started is not done yet: ask once it may be
                 continue
             for start in range(0, len(pending), 50):
                 try:

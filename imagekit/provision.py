@@ -32,7 +32,7 @@ MODES = ("auto", "snapshot", "fallback")
 LOCAL_API_URL = "http://127.0.0.1:3000"  # placeholder on the local cloud: the example agent only logs it
 FIREWALL_RULES = [("tcp", "22", "SSH"), ("udp", "41641", "Tailscale (WireGuard)")]
 AGENT_START_GRACE = 60
-AGENT_STABLE = 1.0  # seconds the agent's process must have lived to count as running
+AGENT_STABLE = 0.5  # seconds the agent's process must have lived to count as running
 
 
 @dataclass
