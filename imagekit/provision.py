@@ -319,7 +319,6 @@ class Agent:
     action_id: int | None = None
     ip: str | None = None
     conn: paramiko.SSHClient | None = None
-    enrolled: bool = False
     events: dict[str, float] = field(default_factory=dict)
     failed: bool = False
 
@@ -454,7 +453,6 @@ class CloudInit:
             _, out = a.sh("tailscale status --json")
             if '"BackendState": "Running"' not in out:
                 raise RuntimeError(f"Tailscale did not enrol on {a.ip}: {out[-500:]}")
-            a.enrolled = True
             a.event("enrolled", ",".join(a.fleet.tags))
 
     def cleanup(self, a: Agent) -> None:

@@ -146,17 +146,26 @@ class Machine:
             self.proc.send_signal(signal.SIGTERM)
 
     def poweroff(self, timeout: float = 20) -> None:
-        """Pull the plug and wait until the machine is really off."""
+        """Pull the plug and wait until the machine is really off.
+
+        The signal goes to whichever guest runs now, again every second: right after a reset
+        the watcher may have started a new guest whose systemd is not up yet and misses it.
+        """
         self._stopping = True
-        proc = self.proc
-        if proc is None:
-            return
-        self.signal_init(SIG_POWEROFF_NOW)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.wait_off(timeout)
+        deadline = time.monotonic() + timeout
+        while (proc := self.proc) is not None:
+            if time.monotonic() > deadline:
+                self.kill()
+                self.wait_off(timeout)
+                return
+            if proc.poll() is not None:  # exited: the watcher is about to clear (or replace) it
+                time.sleep(0.05)
+                continue
+            self.signal_init(SIG_POWEROFF_NOW)
+            try:
+                proc.wait(1)
+            except subprocess.TimeoutExpired:
+                pass
 
     def reset(self) -> None:
         self.signal_init(SIG_REBOOT_NOW)
