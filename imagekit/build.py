@@ -23,7 +23,6 @@ from hcloud.server_types import ServerType
 from . import cloudapi, playbook, ssh, verify
 from .keys import KeyPair, new_ed25519
 from .localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS
-from .pipeline import StepFailed, run_steps
 from .target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,7 +268,7 @@ def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
     state.requests_at_start = cloudapi.api_requests(target) or 0
     progress(f"build {state.build_id}: profile {options.profile}, base {options.base_image}, "
              f"type {options.server_type}, on the {target.describe()}")
-    durations = _run(client, [cls() for cls in STEPS], state, progress)
+    durations = cloudapi.run_steps(client, [cls() for cls in STEPS], state, progress)
     image = state.image
     return {
         "api_requests": cloudapi.api_requests(target) - state.requests_at_start if target.local else None,
@@ -279,16 +278,6 @@ def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
         "durations": durations, "seconds": round(sum(durations.values()), 2), "expect": state.expect,
         "versions": state.versions,
     }
-
-
-def _run(client: Client, steps: list, state: BuildState, progress) -> dict[str, float]:
-    """Run the steps; an API error is re-worded into advice, still naming the step."""
-    try:
-        return run_steps(steps, state, progress)
-    except StepFailed as exc:
-        if isinstance(exc.cause, APIException):
-            raise StepFailed(exc.step, cloudapi.CloudError(cloudapi.explain(exc.cause, client))) from exc
-        raise
 
 
 def find_snapshot(client: Client, ident: str, profile: str = "agent") -> BoundImage:
@@ -326,5 +315,6 @@ def verify_snapshot(target: Target, snapshot: str, server_type: str, progress) -
     state.playbook = playbook.load(options.profile, playbook_variables(options, target.local, state.build_id))
     state.expect = state.playbook.expect
     progress(f"verifying snapshot {image.id} ({image.description}) on the {target.describe()}")
-    durations = _run(client, [TemporaryKey(), CloneServer(), WaitReady(), Verify(clone=True)], state, progress)
+    steps = [TemporaryKey(), CloneServer(), WaitReady(), Verify(clone=True)]
+    durations = cloudapi.run_steps(client, steps, state, progress)
     return {"snapshot_id": image.id, "ok": True, "durations": durations}

@@ -13,6 +13,8 @@ import time
 from hcloud import APIException, Client
 from hcloud.actions import ActionFailedException, ActionTimeoutException, BoundAction
 
+from .pipeline import StepFailed
+from .pipeline import run_steps as _run_steps
 from .target import Target
 
 MANAGED = {"managed-by": "imagekit"}
@@ -80,6 +82,16 @@ def explain(exc: APIException, client: Client | None = None) -> str:
                            for f in exc.details.get("fields", []))
         return f"invalid input ({fields or message})"
     return f"{message} (API error {code})"
+
+
+def run_steps(client: Client, steps: list, state, progress=lambda line: None) -> dict[str, float]:
+    """``pipeline.run_steps``, with an API error re-worded into advice, still naming the step."""
+    try:
+        return _run_steps(steps, state, progress)
+    except StepFailed as exc:
+        if isinstance(exc.cause, APIException):
+            raise StepFailed(exc.step, CloudError(explain(exc.cause, client))) from exc
+        raise
 
 
 class ActionWatcher:

@@ -25,7 +25,7 @@ from hcloud.server_types import BoundServerType
 from . import agentid, cloudapi, playbook, settings, ssh, tailnet, userdata
 from .build import STANDIN_APT_SOURCE, BuildOptions, TemporaryKey, playbook_variables
 from .keys import KeyPair, load_ed25519
-from .pipeline import Interrupted, StepFailed, ignoring_signals, run_steps
+from .pipeline import Interrupted, StepFailed, ignoring_signals
 from .target import Target
 
 MODES = ("auto", "snapshot", "fallback")
@@ -525,7 +525,7 @@ def provision_agent(f: Fleet, agent: str) -> dict:
     result = {"agent_id": agent, "name": a.name, "mode": f.mode, "image": f.image.id, "server_id": None,
               "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
     try:
-        _run(f, steps, a)
+        cloudapi.run_steps(f.client, steps, a)
         result["status"] = "ready" if f.options.wait else "created"
         if f.options.wait:
             result["seconds_to_ready"] = a.events["ready"]
@@ -536,15 +536,6 @@ def provision_agent(f: Fleet, agent: str) -> dict:
                   events=a.events)
     return result
 
-
-def _run(f: Fleet, steps: list, state, progress=None):
-    """run_steps, with API errors re-worded into advice (still naming the step)."""
-    try:
-        return run_steps(steps, state, progress or (lambda line: None))
-    except StepFailed as exc:
-        if isinstance(exc.cause, APIException):
-            raise StepFailed(exc.step, cloudapi.CloudError(cloudapi.explain(exc.cause, f.client))) from exc
-        raise
 
 
 def provision(target: Target, options: ProvisionOptions, progress) -> dict:
@@ -559,7 +550,7 @@ def provision(target: Target, options: ProvisionOptions, progress) -> dict:
     steps += [ProfileFirewall(), Agents()]
     progress(f"provision {f.deployment}: {len(options.agent_ids)} agent(s), profile {options.profile}, "
              f"mode {options.mode}, on the {target.describe()}")
-    _run(f, steps, f, lambda line: progress(line) if not line.startswith("    ") else None)
+    cloudapi.run_steps(client, steps, f, lambda line: progress(line) if not line.startswith("    ") else None)
     after = cloudapi.api_requests(target)
     return {"deployment": f.deployment, "mode": f.mode, "image": f.image.id, "agents": f.agents,
             "seconds": round(time.monotonic() - t0, 2),
