@@ -55,7 +55,7 @@ _TOKEN_HELP = {
 @task
 def cloud_up(c):
     """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
-    from imagekit.localcloud import control
+    from localcloud import client as control
 
     try:
         ep = control.up(progress=_say)
@@ -67,7 +67,7 @@ def cloud_up(c):
 @task
 def cloud_down(c):
     """Stop the local cloud and its machines; servers, snapshots and keys are kept for the next cloud-up."""
-    from imagekit.localcloud import control
+    from localcloud import client as control
 
     _say("local cloud stopped" if control.down() else "local cloud was not running")
 
@@ -75,7 +75,7 @@ def cloud_down(c):
 @task(help={"json": "print one JSON object with at least endpoint and token"})
 def cloud_status(c, json=False):
     """Show whether the local cloud runs, its endpoint and API token (use them as HCLOUD_ENDPOINT/HCLOUD_TOKEN)."""
-    from imagekit.localcloud import control
+    from localcloud import client as control
 
     st = control.status()
     if json:
@@ -94,7 +94,7 @@ def cloud_status(c, json=False):
 @task
 def cloud_env(c):
     """Print `export HCLOUD_ENDPOINT=... HCLOUD_TOKEN=...` for the local cloud (use with eval)."""
-    from imagekit.localcloud import control
+    from localcloud import client as control
 
     ep = control.current()
     if ep is None:
@@ -105,7 +105,7 @@ def cloud_env(c):
 @task
 def cloud_reset(c):
     """Delete every server, snapshot, SSH key and firewall of the local cloud (keeps its system image)."""
-    from imagekit.localcloud import control
+    from localcloud import client as control
 
     try:
         control.reset()

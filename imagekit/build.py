@@ -22,14 +22,14 @@ from hcloud.server_types import ServerType
 
 from . import cloudapi, playbook, ssh, verify
 from .keys import KeyPair, new_ed25519
-from .localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS
+from localcloud.client import GUEST_APT_SOURCE
 from .target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN_SCRIPT = Path(__file__).with_name("clean_image.sh")
 SHUTDOWN_GRACE = 60
 # The local cloud's Tailscale STAND-IN repository (package source `local`).
-STANDIN_APT_SOURCE = f"deb [trusted=yes] http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt ./"
+STANDIN_APT_SOURCE = GUEST_APT_SOURCE
 
 
 @dataclass

@@ -150,7 +150,7 @@ def api_requests(target: Target) -> int | None:
     """How many API requests the local cloud has served (its request log); None on Hetzner."""
     if not target.local:
         return None
-    from .localcloud import control
+    from localcloud import client as control
 
     ep = control.current()
     return ep.admin("GET", "/_admin/requests?since=1000000000")["total"] if ep else None

@@ -65,7 +65,7 @@ def settings(target: Target, *, required: bool = True) -> TailscaleSettings | No
         raise TailnetError(f"{missing} is not set: set both TAILSCALE_OAUTH_CLIENT_ID and "
                            "TAILSCALE_OAUTH_CLIENT_SECRET, or pass --no-tailscale")
     if target.local:
-        from .localcloud import control
+        from localcloud import client as control
 
         ep = control.current()
         if ep is not None:

@@ -59,7 +59,7 @@ def resolve(announce=lambda msg: print(msg, file=sys.stderr), *, token_env: str 
     if endpoint:  # the operator meant a real cloud: silently using the local one would surprise
         raise TargetError(f"HCLOUD_ENDPOINT is set ({endpoint}) but no API token: set HCLOUD_TOKEN (or pass "
                           "--token-env/--token-file), or unset HCLOUD_ENDPOINT to use the local cloud")
-    from .localcloud import control
+    from localcloud import client as control
 
     ep = control.up(progress=announce)
     announce(f"HCLOUD_TOKEN is not set: using the local cloud at {ep.endpoint} (set HCLOUD_TOKEN to use Hetzner)")

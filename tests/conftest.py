@@ -9,7 +9,7 @@ import pytest
 from hcloud import Client
 
 from imagekit.keys import new_ed25519
-from imagekit.localcloud import control
+from localcloud import client as control
 
 
 @pytest.fixture(scope="session")

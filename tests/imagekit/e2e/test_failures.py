@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.localcloud.paths import HOST_ADDRESS
+from localcloud.paths import HOST_ADDRESS
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SUBNET = HOST_ADDRESS.rsplit(".", 1)[0] + ".0/24"
 
 

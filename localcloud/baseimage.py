@@ -17,7 +17,7 @@ from .hostnet import ensure_mirror, mirror_url
 from .paths import HOST_ADDRESS, MIRROR_PORT, Layout
 from .storage import Storage
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 SYSTEM_IMAGES = {"debian-12": "bookworm"}
 PACKAGES = (

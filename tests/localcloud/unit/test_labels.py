@@ -1,7 +1,7 @@
 import pytest
 
-from imagekit.localcloud.errors import APIError
-from imagekit.localcloud.labels import parse_selector, validate
+from localcloud.errors import APIError
+from localcloud.labels import parse_selector, validate
 
 L = {"env": "prod", "tier": "web", "managed-by": "imagekit"}
 

@@ -25,7 +25,7 @@ from .paths import SUBNET_PREFIX, Layout
 from .storage import Storage
 from .store import Store, now
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 USER_DATA_LIMIT = 32 * 1024
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

@@ -6,7 +6,7 @@ import logging
 import subprocess
 from collections.abc import Sequence
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 
 class HostCommandError(RuntimeError):

@@ -1,6 +1,6 @@
 """The local cloud's process: prepare the host, then serve the API until SIGTERM.
 
-Run by ``invoke cloud-up`` as ``python -m imagekit.localcloud``. It listens on loopback
+Run by ``invoke cloud-up`` as ``python -m localcloud``. It listens on loopback
 (for clients on this host) and on the bridge address (for guests: the Tailscale stand-in
 and its apt repository).
 """
@@ -23,7 +23,7 @@ from .faults import Faults
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
 from .storage import Storage
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 
 def read_or_create_token(path) -> str:

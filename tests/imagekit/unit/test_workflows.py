@@ -19,7 +19,7 @@ import yaml
 from invoke import Collection
 from invoke.loader import FilesystemLoader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 PUNCTUATION = "();<>|&\n"  # shell operators and newlines end a command
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .hostcmd import HostCommandError, run
 from .paths import Layout
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 POOL_SIZE = os.environ.get("IMAGEKIT_LOCALCLOUD_POOL_SIZE", "60G")
 

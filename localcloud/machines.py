@@ -22,7 +22,7 @@ import yaml
 
 from .paths import BRIDGE, HOST_ADDRESS
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the guest asked for a reboot
 SIG_POWEROFF = signal.SIGRTMIN + 4  # systemd: start poweroff.target (an ACPI power button)

@@ -10,7 +10,7 @@ import pytest
 from invoke import Collection
 from invoke.loader import FilesystemLoader
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 module, _ = FilesystemLoader(start=str(ROOT)).load("tasks")
 TASKS = Collection.from_module(module).tasks
 

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from imagekit.localcloud.tailscale import PACKAGE_VERSION, TailscaleStandIn, build_apt_repo, router
+from localcloud.tailscale import PACKAGE_VERSION, TailscaleStandIn, build_apt_repo, router
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed")
 

@@ -1,4 +1,4 @@
-"""Responses hold to Hetzner's published API schema (OpenAPI 3.0, tests/data/hcloud-openapi.json).
+"""Responses hold to Hetzner's published API schema (OpenAPI 3.0, tests/localcloud/data/hcloud-openapi.json).
 
 A small structural validator: required keys, types, nullability and enums, following
 ``$ref`` and ``allOf``. Enough to catch a missing or mistyped field a standard client needs.

@@ -25,7 +25,7 @@ from .errors import APIError, invalid_input, not_found
 from .listing import paginate, sort_items
 from .store import now
 
-log = logging.getLogger("imagekit.localcloud")
+log = logging.getLogger("localcloud")
 
 
 class RateLimiter:

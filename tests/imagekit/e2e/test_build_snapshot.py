@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.localcloud.paths import layout
+from localcloud.paths import layout
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLANTED_SECRET = "imagekit-planted-secret-7f3a9c"  # exported to the build; must never reach the image
 
 

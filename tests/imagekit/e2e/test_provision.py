@@ -17,11 +17,11 @@ from hcloud.server_types import ServerType
 from imagekit import playbook, tailnet, verify
 from imagekit.build import STANDIN_APT_SOURCE
 from imagekit.keys import new_ed25519
-from imagekit.localcloud import control
+from localcloud import client as control
 from imagekit.target import Target
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 API_URL = "https://agents.example.test/api"
 
 
@@ -363,7 +363,7 @@ def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(client, snapshot,
     """Two agents from one snapshot: own machine-id and host keys. While they are provisioned, no
     process's command line and no log holds the API token, the OAuth secret or an auth key."""
     from imagekit import ssh
-    from imagekit.localcloud.paths import layout
+    from localcloud.paths import layout
 
     key, sk = operator
     status = control.status()

@@ -9,7 +9,7 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 
 from imagekit import ssh
-from imagekit.localcloud import control
+from localcloud import client as control
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 
 from imagekit import ssh
-from imagekit.localcloud.paths import HOST_ADDRESS
+from localcloud.paths import HOST_ADDRESS
 
 pytestmark = pytest.mark.e2e
 

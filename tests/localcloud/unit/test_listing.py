@@ -1,9 +1,9 @@
 import pytest
 
 from imagekit.keys import new_ed25519
-from imagekit.localcloud.cloud import ssh_fingerprint
-from imagekit.localcloud.errors import APIError
-from imagekit.localcloud.listing import paginate, sort_items
+from localcloud.cloud import ssh_fingerprint
+from localcloud.errors import APIError
+from localcloud.listing import paginate, sort_items
 
 
 def test_pagination_meta():

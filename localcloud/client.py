@@ -1,4 +1,11 @@
-"""Start, stop, inspect and reset the local cloud process (``invoke cloud-*``)."""
+"""The local cloud's one public module: start it on demand, find its endpoint and token, stop,
+inspect and reset it, and what a client needs of it besides the Hetzner API (the request
+count, the Tailscale stand-in's credentials, the apt source line guests install it from).
+
+imagekit reaches the local cloud through this module only (an import-linter contract checks
+it), and it imports nothing beyond the standard library, so that the toolkit works without
+the local cloud's web stack installed.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from .paths import Layout, layout
+from .paths import DEFAULT_API_PORT, HOST_ADDRESS, Layout, layout
 
+# Guests install the Tailscale STAND-IN from the local cloud's own apt repository.
+GUEST_APT_SOURCE = f"deb [trusted=yes] http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt ./"
 START_TIMEOUT = float(os.environ.get("IMAGEKIT_LOCALCLOUD_START_TIMEOUT", "900"))  # a cold base-image build
 
 
@@ -72,9 +81,9 @@ def up(progress=print) -> Endpoint:
     L.root.chmod(0o700)  # state.json holds user data; only root may read it
     progress(f"starting the local cloud (state in {L.root}; log {L.api_log})")
     with open(L.api_log, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "imagekit.localcloud"], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", "localcloud"], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -126,3 +135,14 @@ def reset() -> dict:
     if ep is None:
         raise LocalCloudError("the local cloud is not running: start it with `invoke cloud-up`")
     return ep.admin("POST", "/_admin/reset")
+
+
+def api_requests(ep: Endpoint) -> int:
+    """How many Hetzner API requests the local cloud has served so far (its request log)."""
+    return ep.admin("GET", "/_admin/requests?since=1000000000")["total"]
+
+
+def tailscale_standin(ep: Endpoint) -> dict:
+    """The Tailscale stand-in's API URL and OAuth client: ``{"api", "client_id", "client_secret"}``."""
+    ts = ep.admin("GET", "/_admin/tailscale")
+    return {"api": ts["api"], **ts["oauth_client"]}
