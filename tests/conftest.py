@@ -40,30 +40,49 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def leftovers(client: Client) -> list:
-    wait_for(lambda: not [s for s in client.servers.get_all() if s.status == "deleting"], 60, what="deletions")
-    return (client.servers.get_all() + client.images.get_all(type="snapshot") + client.ssh_keys.get_all()
-            + client.firewalls.get_all())
+def inventory(client: Client) -> dict[str, set[int]]:
+    """Every server, snapshot, SSH key and firewall in the cloud, by id (deletions in flight awaited)."""
+    wait_for(lambda: not [s for s in client.servers.get_all() if s.status == "deleting"], 120, what="deletions")
+    return {"servers": {s.id for s in client.servers.get_all()},
+            "snapshots": {i.id for i in client.images.get_all(type="snapshot")},
+            "ssh_keys": {k.id for k in client.ssh_keys.get_all()},
+            "firewalls": {f.id for f in client.firewalls.get_all()}}
 
 
-def sweep(client: Client) -> None:
-    for fw in client.firewalls.get_all():
-        for action in fw.remove_from_resources([r for r in fw.applied_to]) if fw.applied_to else []:
-            action.wait_until_finished(30)
-        fw.delete()
-    for server in client.servers.get_all():
+def changes(before: dict[str, set[int]], after: dict[str, set[int]]) -> dict[str, dict[str, list[int]]]:
+    """What appeared and what disappeared between two inventories (empty lists left out)."""
+    out = {"left behind": {k: sorted(after[k] - before[k]) for k in after},
+           "deleted": {k: sorted(before[k] - after[k]) for k in after}}
+    return {what: {k: v for k, v in kinds.items() if v} for what, kinds in out.items() if any(kinds.values())}
+
+
+def sweep(client: Client, made: dict[str, set[int]]) -> None:
+    """Delete what a test left behind, and only that."""
+    for fid in made.get("firewalls", ()):
+        fw = client.firewalls.get_by_id(fid)
+        if fw.applied_to:
+            for action in fw.remove_from_resources(fw.applied_to):
+                action.wait_until_finished(30)
+    for sid in made.get("servers", ()):
+        server = client.servers.get_by_id(sid)
         if server.protection["delete"]:
             server.change_protection(delete=False).wait_until_finished(30)
         client.servers.delete(server).wait_until_finished(120)
-    for item in client.images.get_all(type="snapshot") + client.ssh_keys.get_all():
-        item.delete()
+    for fid in made.get("firewalls", ()):
+        client.firewalls.get_by_id(fid).delete()
+    for iid in made.get("snapshots", ()):
+        client.images.get_by_id(iid).delete()
+    for kid in made.get("ssh_keys", ()):
+        client.ssh_keys.get_by_id(kid).delete()
 
 
 @pytest.fixture
-def empty_cloud(client):
-    """Start from and end with an empty cloud; what a test leaves behind fails it (and is swept)."""
-    assert leftovers(client) == [], "the cloud was not empty before the test"
+def cloud_unchanged(client):
+    """The cloud as the test found it: what the test made must be gone at its end (else it fails and is
+    swept), and nothing it did not make may be touched. Other resources (an operator's snapshot) may exist."""
+    before = inventory(client)
     yield client
-    left = leftovers(client)
-    sweep(client)
-    assert left == [], f"left behind: {[(type(x).__name__, x.id) for x in left]}"
+    after = inventory(client)
+    diff = changes(before, after)
+    sweep(client, {k: after[k] - before[k] for k in after})
+    assert diff == {}, f"the test changed the cloud: {diff}"

@@ -26,7 +26,7 @@ def test_cloud_status_json_gives_a_working_endpoint(cloud_endpoint):
     assert status["endpoint"].endswith("/v1") and status["token"] == cloud_endpoint.token
 
 
-def test_roundtrip_task_without_token_uses_local_cloud_and_leaves_nothing(empty_cloud):
+def test_roundtrip_task_without_token_uses_local_cloud_and_leaves_nothing(cloud_unchanged):
     env = {k: v for k, v in os.environ.items() if k not in ("HCLOUD_TOKEN", "HETZNER_API_TOKEN")}
     proc = invoke("roundtrip", "--json", env=env)
     assert proc.returncode == 0, proc.stderr

@@ -67,8 +67,8 @@ def test_enforced_rate_limit(cloud_endpoint):
     assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
 
 
-def test_keys_labels_selectors_pagination_sort(empty_cloud, cloud_endpoint):
-    client = empty_cloud
+def test_keys_labels_selectors_pagination_sort(cloud_unchanged, cloud_endpoint):
+    client = cloud_unchanged
     def labels(i):
         return {"batch": "a" if i % 2 else "b", "n": str(i)} | ({"odd": ""} if i % 2 else {})
 
@@ -123,8 +123,8 @@ BAD_SERVERS = [
 
 
 @pytest.mark.parametrize("override,code,field", BAD_SERVERS, ids=[b[2] + str(i) for i, b in enumerate(BAD_SERVERS)])
-def test_bad_server_input_creates_nothing(empty_cloud, override, code, field):
-    client = empty_cloud
+def test_bad_server_input_creates_nothing(cloud_unchanged, override, code, field):
+    client = cloud_unchanged
     args = {"name": "bad-input", "server_type": ServerType(name="cx23"), "image": Image(name="debian-12")}
     args.update(override)
     if isinstance(args.get("location"), str):
@@ -138,8 +138,8 @@ def test_bad_server_input_creates_nothing(empty_cloud, override, code, field):
     assert client.servers.get_all() == []
 
 
-def test_duplicate_server_name_and_firewall_lifecycle(empty_cloud):
-    client = empty_cloud
+def test_duplicate_server_name_and_firewall_lifecycle(cloud_unchanged):
+    client = cloud_unchanged
     resp = client.servers.create(name="fw-target", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
                                  start_after_create=False, labels={"role": "fw"})
     resp.action.wait_until_finished(60)
@@ -194,8 +194,8 @@ def test_request_faults_and_sdk_retries(cloud_endpoint, client):
         cloud_endpoint.admin("DELETE", "/_admin/faults")
 
 
-def test_action_fault_ends_in_error_and_leaves_no_image(empty_cloud, cloud_endpoint):
-    client = empty_cloud
+def test_action_fault_ends_in_error_and_leaves_no_image(cloud_unchanged, cloud_endpoint):
+    client = cloud_unchanged
     resp = client.servers.create(name="fault-target", server_type=ServerType(name="cx23"),
                                  image=Image(name="debian-12"), start_after_create=False)
     resp.action.wait_until_finished(60)

@@ -32,8 +32,8 @@ def facts(client_ssh) -> list[str]:
     return out.splitlines()
 
 
-def test_server_snapshot_clone_roundtrip(empty_cloud, keypair, record_property):
-    client = empty_cloud
+def test_server_snapshot_clone_roundtrip(cloud_unchanged, keypair, record_property):
+    client = cloud_unchanged
     key = client.ssh_keys.create(name="e2e-key", public_key=keypair.public_openssh, labels={"test": "e2e"})
     t0 = time.monotonic()
     created = client.servers.create(name="e2e-base", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
@@ -88,8 +88,8 @@ def test_server_snapshot_clone_roundtrip(empty_cloud, keypair, record_property):
     key.delete()
 
 
-def test_power_actions_act_on_the_machine(empty_cloud, keypair):
-    client = empty_cloud
+def test_power_actions_act_on_the_machine(cloud_unchanged, keypair):
+    client = cloud_unchanged
     key = client.ssh_keys.create(name="e2e-power", public_key=keypair.public_openssh)
     resp = client.servers.create(name="e2e-power", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
                                  ssh_keys=[key])

@@ -14,8 +14,8 @@ from localcloud import client as control
 pytestmark = pytest.mark.e2e
 
 
-def test_state_survives_restart(empty_cloud, keypair):
-    client = empty_cloud
+def test_state_survives_restart(cloud_unchanged, keypair):
+    client = cloud_unchanged
     key = client.ssh_keys.create(name="persist", public_key=keypair.public_openssh, labels={"keep": "yes"})
     resp = client.servers.create(name="persist", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
                                  ssh_keys=[key])

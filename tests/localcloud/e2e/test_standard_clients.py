@@ -30,7 +30,7 @@ def hcloud_cli(cloud_endpoint):
     return run
 
 
-def test_hcloud_cli_server_lifecycle(empty_cloud, hcloud_cli, keypair, tmp_path):
+def test_hcloud_cli_server_lifecycle(cloud_unchanged, hcloud_cli, keypair, tmp_path):
     assert "cx23" in hcloud_cli("server-type", "list")
     assert "debian-12" in hcloud_cli("image", "list", "--type", "system")
     (tmp_path / "key.pub").write_text(keypair.public_openssh)

@@ -34,8 +34,8 @@ def ts_api(ep, method, path, *, token=None, form=None, body=None):
         return json.loads(r.read() or b"{}")
 
 
-def test_guest_enrols_with_an_ephemeral_tagged_key(empty_cloud, cloud_endpoint, keypair):
-    client = empty_cloud
+def test_guest_enrols_with_an_ephemeral_tagged_key(cloud_unchanged, cloud_endpoint, keypair):
+    client = cloud_unchanged
     oauth = cloud_endpoint.admin("GET", "/_admin/tailscale")["oauth_client"]
     token = ts_api(cloud_endpoint, "POST", "/oauth/token",
                    form={"client_id": oauth["client_id"], "client_secret": oauth["client_secret"],
