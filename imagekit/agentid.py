@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 
+from .errors import InputError
+
 MAX_LENGTH = 63
 _ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
-class InvalidAgentId(ValueError):
+class InvalidAgentId(InputError):
     pass
 
 

@@ -17,13 +17,16 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hcloud.images import Image
-from hcloud.server_types import ServerType
-
-from . import cloudapi, fleet, ssh
 from .build import BuildOptions, build_snapshot
-from .keys import new_ed25519
+from .cloud import api, lookups
+from .errors import InputError
+from .fleet.deprovision import deprovision
+from .host import ssh
+from .pipeline import run_steps
 from .provision import ProvisionOptions, provision
+from .roundtrip import RoundTrip
+from .steps.key import TemporaryKey
+from .steps.server import delete
 from .target import Target
 
 TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15", "api_requests_per_agent": "<= 8",
@@ -32,11 +35,11 @@ TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15",
 
 def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progress=print) -> dict:
     if not target.local:
-        raise ValueError("bench measures the local cloud (its request log counts API calls): unset HCLOUD_TOKEN")
+        raise InputError("bench measures the local cloud (its request log counts API calls): unset HCLOUD_TOKEN")
     if runs < 1 or fleet_size < 2:
-        raise ValueError("--runs must be at least 1 and --fleet at least 2")
-    client = cloudapi.connect(target)
-    had_firewall = bool(client.firewalls.get_all(label_selector=cloudapi.selector(role="firewall")))
+        raise InputError("--runs must be at least 1 and --fleet at least 2")
+    client = api.connect(target)
+    had_firewall = bool(client.firewalls.get_all(label_selector=api.selector(role="firewall")))
     quiet = lambda line: None  # noqa: E731
     progress("bench: building a snapshot")
     build = build_snapshot(target, BuildOptions(name="imagekit-bench-{build_id}"), quiet)
@@ -70,10 +73,10 @@ def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progr
         figures["provision_over_floor"] = round(s_med / figures["floor_seconds"], 2)
         figures["parallel_10_over_1"] = round(many["seconds"] / one_wall, 2)
     finally:  # whatever failed half-way: the bench's agents, snapshot and (if it made it) firewall go
-        fleet.deprovision(target, [*singles, "bench-fb", *many_ids], None, quiet)
+        deprovision(target, [*singles, "bench-fb", *many_ids], None, quiet)
         client.images.get_by_id(snapshot).delete()
         if not had_firewall:
-            for fw in client.firewalls.get_all(label_selector=cloudapi.selector(role="firewall")):
+            for fw in client.firewalls.get_all(label_selector=api.selector(role="firewall")):
                 fw.delete()
     result = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs,
               "machine": _machine(), "targets": TARGETS,
@@ -90,38 +93,37 @@ def _provision(target: Target, snapshot: int, ids: list[str], mode: str, progres
                             parallel=len(ids))
     result = provision(target, opts, lambda line: None)
     failed = [a for a in result["agents"] if a["status"] != "ready"]
-    fleet.deprovision(target, ids, None, lambda line: None)
+    deprovision(target, ids, None, lambda line: None)
     if failed:
-        raise RuntimeError(f"bench: provisioning failed: {failed[0]['error']}")
+        raise InputError(f"bench: provisioning failed: {failed[0]['error']}")
     return result
 
 
-def _floor(client, snapshot: int, i: int, progress) -> float:
-    """A bare SDK loop: create a server from the snapshot, then try SSH until a login works."""
-    progress(f"bench: floor run {i + 1}")
-    key = new_ed25519("bench-floor")
-    sk = client.ssh_keys.create(name=f"imagekit-bench-floor-{i}", public_key=key.public_openssh,
-                                labels=cloudapi.labels(role="bench"))
-    server = None
-    try:
+class BareLogin:
+    """The floor: create a server from the snapshot with the plain SDK, then try SSH until a login works."""
+
+    name = "bare create and login"
+
+    def run(self, s: RoundTrip) -> None:
         t0 = time.monotonic()
-        resp = client.servers.create(name=f"bench-floor-{i}", server_type=ServerType(name="cx23"),
-                                     image=Image(id=snapshot), ssh_keys=[sk], labels=cloudapi.labels(role="bench"))
-        server = resp.server
-        ip = server.public_net.ipv4.ip
-        while True:
-            try:
-                ssh.connect(ip, key, connect_timeout=1).close()
-                break
-            except Exception:
-                if time.monotonic() - t0 > 300:
-                    raise
-                time.sleep(0.1)
-        return round(time.monotonic() - t0, 2)
-    finally:
-        if server is not None:
-            client.servers.delete(server).wait_until_finished(300)
-        sk.delete()
+        s.server = s.client.servers.create(name=s.resource_name, server_type=s.server_type, image=s.image,
+                                           ssh_keys=[s.ssh_key], labels=s.labels).server
+        ssh.wait_for_ssh(s.server.public_net.ipv4.ip, s.keypair, deadline=s.deadline).close()
+        s.seconds = round(time.monotonic() - t0, 2)
+
+    def cleanup(self, s: RoundTrip) -> None:
+        if s.server is not None:
+            delete(s.client, s.server, f"deleting server {s.server.id}")
+
+
+def _floor(client, snapshot: int, i: int, progress) -> float:
+    progress(f"bench: floor run {i + 1}")
+    stype = lookups.server_type(client, "cx23")
+    job = RoundTrip(client=client, progress=lambda line: None, resource_name=f"imagekit-bench-floor-{i}",
+                    labels=api.labels(role="bench"), timeout=300, server_type=stype,
+                    image=lookups.snapshot(client, str(snapshot), "agent", stype.architecture))
+    run_steps([TemporaryKey(), BareLogin()], job, lambda line: None)
+    return job.seconds
 
 
 def _machine() -> dict:

@@ -1,4 +1,5 @@
-"""A build is an ordered list of steps, each with its own cleanup (Packer's multistep).
+"""Every command that creates something is an ordered list of steps, each with its own cleanup
+(Packer's multistep): the one cleanup style of imagekit.
 
 The runner registers a step's cleanup before running it, so a step that created something
 and then failed while waiting on it is still cleaned up. Cleanups run in reverse order on
@@ -19,6 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .cloud.api import explain
+from .errors import ImagekitError
+
 
 class Step(Protocol):
     name: str
@@ -28,9 +32,11 @@ class Step(Protocol):
     def cleanup(self, state: Any) -> None: ...
 
 
-class StepFailed(RuntimeError):
-    def __init__(self, step: str, cause: BaseException):
-        super().__init__(f"step '{step}' failed: {cause}")
+class StepFailed(ImagekitError):
+    """A step failed; the message names it and the cause (API errors worded as advice)."""
+
+    def __init__(self, step: str, cause: BaseException, client=None):
+        super().__init__(f"step '{step}' failed: {explain(cause, client)}")
         self.step = step
         self.cause = cause
 
@@ -62,7 +68,7 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
                 failure = StepFailed(step.name, exc if str(exc) else Interrupted("interrupted (Ctrl-C)"))
                 break
             except Exception as exc:
-                failure = StepFailed(step.name, exc)
+                failure = StepFailed(step.name, exc, getattr(state, "client", None))
                 break
             finally:
                 durations[step.name] = round(time.monotonic() - t0, 2)

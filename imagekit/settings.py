@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from .errors import InputError
+
 DEFAULTS: dict[str, str | None] = {
     "HCLOUD_ENDPOINT": None,
     "HETZNER_SNAPSHOT_ID": None,
@@ -30,7 +32,7 @@ DEFAULTS: dict[str, str | None] = {
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     pass
 
 

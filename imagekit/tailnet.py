@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from .errors import ImagekitError
 from .settings import get as setting
 from .target import Target
 
@@ -25,12 +26,12 @@ KEY_EXPIRY = 900  # seconds: long enough for a slow fallback install, useless so
 HTTP_TIMEOUT = 30
 
 
-class TailnetError(RuntimeError):
+class TailnetError(ImagekitError):
     """A Tailscale API failure or a missing setting; the message says what to do."""
 
 
 @dataclass(frozen=True)
-class TailscaleSettings:
+class Credentials:
     api_url: str
     client_id: str
     client_secret: str
@@ -53,26 +54,25 @@ def tags() -> tuple[str, ...]:
     return found
 
 
-def settings(target: Target, *, required: bool = True) -> TailscaleSettings | None:
+def credentials(target: Target, *, required: bool = True) -> Credentials | None:
     """Credentials from TAILSCALE_OAUTH_CLIENT_ID/_SECRET; the stand-in's on the local cloud when both are unset."""
     cid, secret = setting("TAILSCALE_OAUTH_CLIENT_ID") or "", os.environ.get("TAILSCALE_OAUTH_CLIENT_SECRET", "")
     tags_ = tags()
     api = (setting("TAILSCALE_API_URL") or "").rstrip("/")
     if cid and secret:
-        return TailscaleSettings(api or DEFAULT_API, cid, secret, tags_, setting("TAILSCALE_TAILNET"))
+        return Credentials(api or DEFAULT_API, cid, secret, tags_, setting("TAILSCALE_TAILNET"))
     if cid or secret:
         missing = "TAILSCALE_OAUTH_CLIENT_SECRET" if cid else "TAILSCALE_OAUTH_CLIENT_ID"
         raise TailnetError(f"{missing} is not set: set both TAILSCALE_OAUTH_CLIENT_ID and "
                            "TAILSCALE_OAUTH_CLIENT_SECRET, or pass --no-tailscale")
     if target.local:
-        from localcloud import client as control
+        from localcloud import client as localcloud
 
-        ep = control.current()
+        ep = localcloud.current()
         if ep is not None:
-            ts = ep.admin("GET", "/_admin/tailscale")
-            client = ts["oauth_client"]
-            return TailscaleSettings(api or ts["api"], client["client_id"], client["client_secret"], tags_,
-                                     standin=True)
+            standin = localcloud.tailscale_standin(ep)
+            return Credentials(api or standin["api"], standin["client_id"], standin["client_secret"], tags_,
+                               standin=True)
     if not required:
         return None
     raise TailnetError("Tailscale credentials are missing: set TAILSCALE_OAUTH_CLIENT_ID and "
@@ -83,7 +83,7 @@ def settings(target: Target, *, required: bool = True) -> TailscaleSettings | No
 class Tailnet:
     """A small client: one OAuth access token per run, shared by the fleet's threads."""
 
-    def __init__(self, s: TailscaleSettings):
+    def __init__(self, s: Credentials):
         self.s = s
         self._token: str | None = None
         self._lock = threading.Lock()

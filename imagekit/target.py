@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import settings
+from .errors import InputError
 
 HETZNER_ENDPOINT = "https://api.hetzner.cloud/v1"
 
 
-class TargetError(ValueError):
+class TargetError(InputError):
     """The token could not be read; the message says where it was looked for and what to do."""
 
 
@@ -59,8 +60,8 @@ def resolve(announce=lambda msg: print(msg, file=sys.stderr), *, token_env: str 
     if endpoint:  # the operator meant a real cloud: silently using the local one would surprise
         raise TargetError(f"HCLOUD_ENDPOINT is set ({endpoint}) but no API token: set HCLOUD_TOKEN (or pass "
                           "--token-env/--token-file), or unset HCLOUD_ENDPOINT to use the local cloud")
-    from localcloud import client as control
+    from localcloud import client as localcloud
 
-    ep = control.up(progress=announce)
+    ep = localcloud.up(progress=announce)
     announce(f"HCLOUD_TOKEN is not set: using the local cloud at {ep.endpoint} (set HCLOUD_TOKEN to use Hetzner)")
     return Target(ep.endpoint, ep.token, local=True)

@@ -1,40 +1,32 @@
-"""Run testinfra suites (imagekit/checks) against a host over SSH: the image's facts, and on a
-provisioned host the agent's."""
+"""``verify``: boot a throw-away server from a snapshot, run the image's checks and the clone
+checks (its own machine-id, host keys, cloud-init ran), delete it."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
-from .keys import KeyPair
-
-SUITE = Path(__file__).with_name("checks")
-IMAGE = ("test_image.py",)
-AGENT_HOST = ("test_image.py", "test_agent.py")
+from .build import BuildJob, BuildOptions, RunChecks, new_build_id, playbook_variables
+from .cloud import api, lookups
+from .host import playbook
+from .pipeline import run_steps
+from .steps.key import TemporaryKey
+from .steps.ready import WaitCloudInit, WaitSSH
+from .steps.server import CreateServer
+from .target import Target
 
 
-class VerificationFailed(RuntimeError):
-    pass
-
-
-def run_suite(ip: str, key: KeyPair, expect: dict, *, clone: bool, suites: tuple[str, ...] = IMAGE) -> None:
-    """Raise VerificationFailed listing the failing checks; the key lives in a 0600 temp dir only."""
-    with tempfile.TemporaryDirectory(prefix="imagekit-verify-") as tmp:
-        key_file = Path(tmp) / "id_ed25519"
-        key_file.write_text(key.private_openssh)
-        key_file.chmod(0o600)
-        expect_file = Path(tmp) / "expect.json"
-        expect_file.write_text(json.dumps(expect))
-        env = dict(os.environ, IMAGEKIT_EXPECT_FILE=str(expect_file), IMAGEKIT_CLONE="1" if clone else "0")
-        proc = subprocess.run(
-            [sys.executable, "-m", "pytest", *(str(SUITE / name) for name in suites), "-q", "-p", "no:cacheprovider",
-             "-o", "addopts=",
-             f"--hosts=paramiko://root@{ip}?timeout=30", f"--ssh-identity-file={key_file}", "-rf", "--tb=line"],
-            capture_output=True, text=True, env=env, timeout=900)
-    if proc.returncode != 0:
-        failing = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-        raise VerificationFailed("host checks failed:\n" + "\n".join(failing or proc.stdout.splitlines()[-30:]))
+def verify_snapshot(target: Target, snapshot: str, server_type: str, progress, profile: str = "agent") -> dict:
+    client = api.connect(target)
+    stype = lookups.server_type(client, server_type, progress)
+    image = lookups.snapshot(client, snapshot, profile, stype.architecture)
+    labels = image.labels or {}
+    options = BuildOptions(profile=labels.get("profile", profile), base_image=labels.get("base-image", "debian-12"),
+                           server_type=server_type)
+    run_id = new_build_id()
+    job = BuildJob(client=client, progress=progress, resource_name=f"imagekit-verify-{run_id}",
+                   labels=api.labels(role="builder", **{"build-id": run_id}), target=target, options=options,
+                   build_id=run_id, server_type=stype, image=image)
+    job.playbook = playbook.load(options.profile, playbook_variables(options.profile, options.base_image, None,
+                                                                     target.local, run_id))
+    progress(f"verifying snapshot {image.id} ({image.description}) on the {target.describe()}")
+    steps = [TemporaryKey(), CreateServer("throw-away server"), WaitSSH(), WaitCloudInit(), RunChecks(clone=True)]
+    durations = run_steps(steps, job, progress)
+    return {"snapshot_id": image.id, "ok": True, "durations": durations}

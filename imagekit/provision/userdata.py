@@ -1,7 +1,8 @@
-"""Cloud-init user data for agent hosts, rendered from ``cloudinit/`` with Jinja2 in one place.
+"""Cloud-init user data for agent hosts, rendered from ``imagekit/data/cloudinit`` in one place.
 
-Checks the API's 32 KiB limit before anything is created, and can mask the one secret it
-carries (the Tailscale auth key) for ``render-cloud-init``.
+One factory (``agent_config``) serves provisioning and ``render-cloud-init`` alike. The API's
+32 KiB limit is checked before anything is created, and the one secret the user data carries
+(the Tailscale auth key) can be masked for printing.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "cloudinit"
-EXAMPLE_AGENT = Path(__file__).with_name("example_agent")
+from .. import agentid
+from ..data import path as data_path
+from ..errors import InputError
+
 LIMIT = 32 * 1024  # Hetzner's user_data limit, in bytes
 STAGE = "/var/lib/imagekit/agent"
 MASK = "MASKED (a single-use Tailscale auth key, minted for each agent at provisioning time)"
+# A real key is as long as this one: the size check made with it holds for the real key.
+PLACEHOLDER_KEY = "tskey-auth-" + "x" * 60
 _URL = re.compile(r"https?://[^\s\"'\\`$]+")
 
 
-class UserDataError(ValueError):
+class UserDataError(InputError):
     pass
 
 
@@ -40,9 +45,19 @@ class AgentConfig:
     standin_apt_source: str | None = None  # the local cloud's Tailscale stand-in repository
 
 
+def agent_config(agent_id: str, *, api_url: str, mode: str, deployment: str, image: str, tags: tuple[str, ...],
+                 auth_key: str | None, local: bool) -> AgentConfig:
+    """The one way an agent's configuration is made (provisioning, and render-cloud-init)."""
+    from localcloud.client import GUEST_APT_SOURCE
+
+    return AgentConfig(agent_id=agent_id, server_name=agentid.server_name(agent_id), api_url=check_api_url(api_url),
+                       mode=mode, deployment=deployment, image=image, tags=tags, auth_key=auth_key,
+                       standin_apt_source=GUEST_APT_SOURCE if local else None)
+
+
 def bundle(path: Path | None) -> bytes:
     """The agent bundle as .tar.gz bytes: a directory is packed (reproducibly), a .tar.gz taken as is."""
-    path = Path(path) if path else EXAMPLE_AGENT
+    path = Path(path) if path else data_path("example_agent")
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         return path.read_bytes()
     if not path.is_dir():
@@ -72,8 +87,10 @@ def check_api_url(url: str) -> str:
     return url
 
 
-def render(cfg: AgentConfig, agent_bundle: bytes, *, masked: bool = False) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
+    """The user data; over the API's limit is an error naming the agent and the fix."""
+    templates = data_path("cloudinit")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     agent_env = "".join(f"{k}={v}\n" for k, v in {
         "AGENT_ID": cfg.agent_id, "SERVER_NAME": cfg.server_name, "API_URL": check_api_url(cfg.api_url),
@@ -81,17 +98,28 @@ def render(cfg: AgentConfig, agent_bundle: bytes, *, masked: bool = False) -> st
     text = env.get_template("agent.yaml.j2").render(
         agent_id=cfg.agent_id, server_name=cfg.server_name, mode=cfg.mode, deployment=cfg.deployment,
         stage=STAGE, agent_env=agent_env, bundle_b64=base64.b64encode(agent_bundle).decode(),
-        configure_script=(TEMPLATES / "configure-agent.sh").read_text().replace("@STAGE@", STAGE),
+        configure_script=(templates / "configure-agent.sh").read_text().replace("@STAGE@", STAGE),
         metadata={"agent_id": cfg.agent_id, "server_name": cfg.server_name, "mode": cfg.mode,
                   "deployment": cfg.deployment, "image": cfg.image, "provisioned_at": "@NOW@"},
-        tailscale=cfg.auth_key is not None, auth_key=MASK if masked else (cfg.auth_key or ""),
+        tailscale=cfg.auth_key is not None, auth_key=cfg.auth_key or "",
         tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "")
+    size = len(text.encode())
+    if size > LIMIT:
+        raise UserDataError(f"the user data of agent {cfg.agent_id} is {size} bytes, over the API's limit of "
+                            f"{LIMIT}: the agent bundle is too large to travel in it; make the bundle smaller "
+                            "(--agent-bundle) or ship the code in the snapshot")
     return text
 
 
-def check_size(text: str, agent_id: str) -> None:
-    size = len(text.encode())
-    if size > LIMIT:
-        raise UserDataError(f"the user data of agent {agent_id} is {size} bytes, over the API's limit of {LIMIT}: "
-                            "the agent bundle is too large to travel in it; make the bundle smaller "
-                            "(--agent-bundle) or ship the code in the snapshot")
+def render_for_operator(agent_id: str, *, mode: str, local: bool, api_url: str | None, tailscale: bool,
+                        agent_bundle: Path | None) -> str:
+    """What ``provision`` would send for ``agent_id``, with the auth key masked; creates nothing."""
+    from .. import tailnet
+    from .inputs import agents_api_url
+
+    if mode not in ("snapshot", "fallback"):
+        raise InputError(f"--mode {mode!r}: choose snapshot or fallback")
+    cfg = agent_config(agent_id, api_url=agents_api_url(api_url, local), mode=mode, deployment="<deployment id>",
+                       image="<image id>", tags=tailnet.tags() if tailscale else (),
+                       auth_key=MASK if tailscale else None, local=local)
+    return render(cfg, bundle(agent_bundle))

@@ -1,11 +1,15 @@
-"""Temporary SSH key pairs, made in memory: ed25519, OpenSSH formats."""
+"""SSH key pairs: temporary ones made in memory, the operator's own read from a file (ed25519, OpenSSH)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,16 @@ def new_ed25519(comment: str = "imagekit") -> KeyPair:
     return KeyPair(private, f"{public} {comment}")
 
 
-class KeyFileError(ValueError):
+def save_private(pair: KeyPair, path: Path) -> Path:
+    """Write the private key where only its owner can read it (created 0600, never wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(pair.private_openssh)
+    return path
+
+
+class KeyFileError(InputError):
     pass
 
 

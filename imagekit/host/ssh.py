@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 import time
+from collections.abc import Callable
 
 import paramiko
 
+from ..errors import HostError
 from .keys import KeyPair
 
 # paramiko logs every refused connection while a server boots; waiting is our job, not noise.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
-class SSHTimeout(TimeoutError):
+class SSHTimeout(HostError, TimeoutError):
     pass
 
 
@@ -38,16 +39,20 @@ def connect(host: str, key: KeyPair, *, user: str = "root", timeout: float = 10,
     return client
 
 
-def wait_for_ssh(host: str, key: KeyPair, *, deadline: float, interval: float = 0.25) -> paramiko.SSHClient:
-    """Connect as soon as sshd accepts our key; SSHTimeout at ``deadline`` (time.monotonic())."""
+def wait_for_ssh(host: str, key: KeyPair, *, deadline: float, check: Callable[[], None] = lambda: None,
+                 interval: float = 0.1) -> paramiko.SSHClient:
+    """Connect as soon as sshd accepts our key; SSHTimeout at ``deadline`` (time.monotonic()).
+    ``check`` runs before every attempt and may raise to stop waiting (a cancel)."""
     last: Exception | None = None
     while time.monotonic() < deadline:
+        check()
         try:
             return connect(host, key, timeout=min(10, max(1, deadline - time.monotonic())), connect_timeout=1)
-        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
+        except (OSError, paramiko.SSHException, EOFError) as exc:
             last = exc
             time.sleep(interval)
-    raise SSHTimeout(f"SSH to {host} not possible before the deadline (last error: {last})")
+    raise SSHTimeout(f"SSH to {host} did not work in the time allowed (last error: {last}): raise the timeout, "
+                     "or look at the server's console log")
 
 
 def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600) -> tuple[int, str, str]:

@@ -13,11 +13,9 @@ find /var/log -type f -exec truncate -s 0 {} +
 # Shell history, caches and temporary files.
 rm -f /root/.bash_history /home/*/.bash_history /root/.ssh/known_hosts /root/.lesshst /root/.wget-hsts
 rm -rf /root/.cache /tmp/* /tmp/.[!.]* /var/tmp/* /var/tmp/.[!.]*
-# The build's temporary key (the only line carrying it), then root's authorized_keys if empty.
-if [ -f /root/.ssh/authorized_keys ]; then
-  sed -i '\|@BUILD_KEY@|d' /root/.ssh/authorized_keys
-  [ -s /root/.ssh/authorized_keys ] || rm -f /root/.ssh/authorized_keys
-fi
+# Root's authorized keys (the build's temporary key, the operator's): clones get theirs from
+# their own cloud-init.
+rm -f /root/.ssh/authorized_keys
 # Tailscale must not be enrolled, and its node key (the real client writes one on first
 # start) must not be shared by every clone.
 systemctl stop tailscaled 2>/dev/null || true

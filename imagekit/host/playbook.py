@@ -1,9 +1,9 @@
 """Idempotent playbooks: YAML data rendered with Jinja2, applied through a command runner.
 
-As in pyinfra and Ansible, every step looks at the host first (``creates``, ``unless``, or a
-file's content, mode and owner) and acts only when it differs, so a second run changes
-nothing. Playbooks are data (``playbooks/``); OS and package-source differences live in
-``playbooks/os/`` and ``playbooks/sources/``, never in this module.
+As in pyinfra and Ansible, every operation looks at the host first (``creates``, ``unless``,
+or a file's content, mode and owner) and acts only when it differs, so a second run changes
+nothing. Playbooks are data (``imagekit/data/playbooks/``); OS and package-source differences
+live in its ``os/`` and ``sources/``, never in this module.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import jinja2
 import yaml
 from invoke.exceptions import CommandTimedOut
 
-# Operators can point builds at their own copy of the playbooks (IMAGEKIT_PLAYBOOKS_DIR).
-PLAYBOOKS = Path(os.environ.get("IMAGEKIT_PLAYBOOKS_DIR") or Path(__file__).resolve().parent.parent / "playbooks")
+from ..data import path as data_path
+from ..errors import ImagekitError
+
 STEP_TIMEOUT = 1800.0
 GUARD_TIMEOUT = 120.0
 TAIL_LINES = 40
@@ -35,12 +36,12 @@ _KEYS = {"run": _COMMON_KEYS | {"run", "creates", "unless"},
          "file": _COMMON_KEYS | {"file", "content", "mode", "owner", "group"}}
 
 
-class PlaybookError(Exception):
-    """A playbook that cannot be loaded, or a step that failed; the message says which and why."""
+class PlaybookError(ImagekitError):
+    """A playbook that cannot be loaded, or an operation that failed; the message says which and why."""
 
 
 @dataclass(frozen=True)
-class Step:
+class Operation:
     name: str
     run: str | None = None
     creates: str | None = None
@@ -57,7 +58,7 @@ class Step:
 @dataclass(frozen=True)
 class Playbook:
     name: str
-    steps: list[Step]
+    steps: list[Operation]
     expect: dict
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -70,9 +71,14 @@ class StepResult:
     output: str
 
 
-def load(profile: str, variables: dict, root: Path = PLAYBOOKS) -> Playbook:
+def playbooks_dir() -> Path:
+    """The package's playbooks, or an operator's own copy (IMAGEKIT_PLAYBOOKS_DIR)."""
+    return Path(os.environ.get("IMAGEKIT_PLAYBOOKS_DIR") or data_path("playbooks"))
+
+
+def load(profile: str, variables: dict, root: Path | None = None) -> Playbook:
     """Render ``<profile>.yml`` with ``variables`` over the data of its OS and package-source files."""
-    root = Path(root)
+    root = Path(root or playbooks_dir())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["shquote"] = lambda value: shlex.quote(str(value))
@@ -139,7 +145,7 @@ def _render(env: jinja2.Environment, template: str, context: dict) -> dict:
     return data
 
 
-def _step(raw: object, where: str) -> Step:
+def _step(raw: object, where: str) -> Operation:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise PlaybookError(f"{where}: every step needs a `name:`; got {raw!r}")
     name = raw["name"]
@@ -158,7 +164,7 @@ def _step(raw: object, where: str) -> Step:
         if not (isinstance(mode, str) and re.fullmatch(r"[0-7]{3,4}", mode)):
             raise PlaybookError(f"{where}: file step {name!r}: `mode:` must be a quoted octal string like '0644'")
     try:
-        return Step(**{**raw, "timeout": float(raw.get("timeout", STEP_TIMEOUT))})
+        return Operation(**{**raw, "timeout": float(raw.get("timeout", STEP_TIMEOUT))})
     except (TypeError, ValueError) as exc:
         raise PlaybookError(f"{where}: step {name!r}: {exc}") from exc
 
@@ -183,7 +189,7 @@ class _Host:
         return output
 
 
-def _apply(step: Step, host: _Host) -> tuple[bool, str]:
+def _apply(step: Operation, host: _Host) -> tuple[bool, str]:
     if step.file is not None:
         if not _file_differs(step, host):
             return False, ""
@@ -199,7 +205,7 @@ def _apply(step: Step, host: _Host) -> tuple[bool, str]:
     return True, output
 
 
-def _file_differs(step: Step, host: _Host) -> bool:
+def _file_differs(step: Operation, host: _Host) -> bool:
     path = shlex.quote(step.file)
     code, out = host.sh(f"stat -c '%a %U %G' {path} && sha256sum {path}")
     want = [f"{int(step.mode, 8):o}", step.owner, step.group or step.owner,
@@ -207,7 +213,7 @@ def _file_differs(step: Step, host: _Host) -> bool:
     return code != 0 or out.split()[:4] != want
 
 
-def _write_file(step: Step) -> str:
+def _write_file(step: Operation) -> str:
     """Write via a temporary file and rename, so a reader never sees half a file."""
     path = shlex.quote(step.file)
     payload = base64.b64encode(step.content.encode()).decode()

@@ -1,0 +1,91 @@
+"""Lookups every command shares, each with the error an operator can act on.
+
+Written once so that build, verify, provision and run pick the same server type, location,
+base image and snapshot the same way (a snapshot still being created, or one of another
+architecture, is never picked).
+"""
+
+from __future__ import annotations
+
+from hcloud import APIException, Client
+from hcloud.images import BoundImage
+from hcloud.locations import BoundLocation
+from hcloud.server_types import BoundServerType
+from hcloud.ssh_keys import BoundSSHKey
+
+from ..errors import CloudError
+from .api import selector
+
+
+def server_type(client: Client, name: str, warn=lambda msg: None) -> BoundServerType:
+    """The first request of most commands: it also checks the token."""
+    found = client.server_types.get_by_name(name)
+    if found is None:
+        raise CloudError(f"server type '{name}' does not exist; choose one of: "
+                         + ", ".join(t.name for t in client.server_types.get_all()))
+    if any(loc.deprecation for loc in found.locations or []):
+        warn(f"warning: server type {found.name} is deprecated; pick a current one with --server-type")
+    return found
+
+
+def location(client: Client, name: str | None) -> BoundLocation | None:
+    if not name:
+        return None
+    found = client.locations.get_by_name(name)
+    if found is None:
+        raise CloudError(f"location '{name}' does not exist; choose one of: "
+                         + ", ".join(loc.name for loc in client.locations.get_all()))
+    return found
+
+
+def base_image(client: Client, name: str, architecture: str, warn=lambda msg: None) -> BoundImage:
+    found = client.images.get_by_name_and_architecture(name, architecture)
+    if found is None:
+        raise CloudError(f"base image '{name}' ({architecture}) does not exist; "
+                         "list images with `hcloud image list --type system`")
+    if found.deprecated:
+        warn(f"warning: base image {name} is deprecated since {found.deprecated}")
+    return found
+
+
+def newest_snapshot(client: Client, profile: str, architecture: str) -> BoundImage | None:
+    """The newest available snapshot imagekit made of ``profile`` for ``architecture``."""
+    # No status= filter: hcloud-python's get_all sends per_page in its place (status=50).
+    snaps = client.images.get_all(type=["snapshot"], architecture=[architecture], sort=["created:desc"],
+                                  label_selector=selector(profile=profile))
+    return next((i for i in snaps if i.status == "available"), None)
+
+
+def snapshot(client: Client, ident: str, profile: str, architecture: str) -> BoundImage:
+    """``latest`` (the newest of the profile) or an id; it must be an available snapshot of the architecture."""
+    if ident == "latest":
+        found = newest_snapshot(client, profile, architecture)
+        if found is None:
+            raise CloudError(f"no snapshot of profile '{profile}' ({architecture}) exists: build one with "
+                             "`invoke build-snapshot`")
+        return found
+    try:
+        found = client.images.get_by_id(int(ident))
+    except (ValueError, APIException):
+        found = None
+    if found is None or found.type != "snapshot" or found.status != "available":
+        raise CloudError(f"snapshot '{ident}' not found: list snapshots with `invoke list`, build one with "
+                         "`invoke build-snapshot`, or name the newest with `latest`")
+    if found.architecture != architecture:
+        raise CloudError(f"snapshot {found.id} is {found.architecture} but the server type is {architecture}: "
+                         "pick a matching --server-type")
+    return found
+
+
+def ssh_key(client: Client, ident: str) -> BoundSSHKey:
+    """An SSH key of the project by id or name (HETZNER_SSH_KEY_ID)."""
+    try:
+        found = client.ssh_keys.get_by_id(int(ident)) if ident.isdigit() else client.ssh_keys.get_by_name(ident)
+    except APIException as exc:
+        if exc.code != "not_found":
+            raise
+        found = None
+    if found is None:
+        raise CloudError(f"HETZNER_SSH_KEY_ID {ident!r}: no such SSH key in this project; "
+                         "list keys with `hcloud ssh-key list`")
+    return found

@@ -1,0 +1,55 @@
+"""``deprovision``: delete agents' servers and their Tailscale devices."""
+
+from __future__ import annotations
+
+from .. import agentid, tailnet
+from ..cloud import api
+from ..errors import CloudError, InputError
+from ..steps.server import delete_many
+from ..target import Target
+
+
+def deprovision(target: Target, agent_ids: list[str], selector: str | None, progress) -> dict:
+    """Delete the agents' servers and their Tailscale devices; agents without a server are reported, not errors."""
+    if not agent_ids and not selector:
+        raise InputError("say which agents: --agent-id ID (repeatable, or comma-separated) or --selector LABELS")
+    names = [agentid.server_name(agent) for agent in agent_ids]
+    client = api.connect(target)
+    servers = {}
+    for name in names:
+        found = client.servers.get_all(label_selector=api.selector(role="agent", **{"agent-id": name}))
+        if not found:
+            progress(f"[{name}] no server: nothing to delete")
+        servers.update({s.id: s for s in found})
+    if selector:
+        servers.update({s.id: s for s in client.servers.get_all(
+            label_selector=f"{api.selector(role='agent')},{selector}")})
+    protected = [s for s in servers.values() if s.protection.get("delete")]
+    if protected:
+        s = protected[0]
+        raise CloudError(f"server {s.id} ({s.name}) is protected against deletion: lift it with "
+                         f"`hcloud server disable-protection {s.id} delete` first")
+    for server in servers.values():
+        progress(f"[{server.name}] deleting server {server.id}")
+    delete_many(client, list(servers.values()))
+    devices = _delete_devices(target, [s.name for s in servers.values()], progress)
+    return {"deleted": [{"server_id": s.id, "name": s.name, "agent_id": (s.labels or {}).get("agent-id")}
+                        for s in servers.values()], "tailscale_devices_deleted": devices}
+
+
+def _delete_devices(target: Target, names: list[str], progress) -> list[str]:
+    if not names:
+        return []
+    creds = tailnet.credentials(target, required=False)
+    if creds is None:
+        progress("Tailscale credentials are not set: the agents' nodes were not removed from the tailnet "
+                 "(they are ephemeral and go away on their own once offline)")
+        return []
+    api_ = tailnet.Tailnet(creds)
+    deleted = []
+    for device in api_.devices():
+        if device.get("hostname") in names:
+            api_.delete_device(device["id"])
+            deleted.append(device["id"])
+            progress(f"[{device['hostname']}] Tailscale device {device.get('name')} removed ({creds.what})")
+    return deleted

@@ -1,0 +1,21 @@
+"""``list``: the agent servers and snapshots imagekit manages."""
+
+from __future__ import annotations
+
+from ..cloud import api
+from ..target import Target
+
+
+def list_managed(target: Target) -> dict:
+    client = api.connect(target)
+    servers = sorted(client.servers.get_all(label_selector=api.selector(role="agent")), key=lambda s: s.name)
+    snaps = client.images.get_all(type=["snapshot"], label_selector=api.selector(), sort=["created:desc"])
+    return {
+        "agents": [{"agent_id": (s.labels or {}).get("agent-id"), "server_id": s.id, "name": s.name,
+                    "status": s.status, "ipv4": s.public_net.ipv4.ip if s.public_net and s.public_net.ipv4 else None,
+                    "mode": (s.labels or {}).get("mode"), "profile": (s.labels or {}).get("profile"),
+                    "created": s.created.isoformat()} for s in servers],
+        "snapshots": [{"snapshot_id": i.id, "description": i.description, "profile": (i.labels or {}).get("profile"),
+                       "build_id": (i.labels or {}).get("build-id"), "size_gb": i.image_size,
+                       "created": i.created.isoformat()} for i in snaps],
+    }

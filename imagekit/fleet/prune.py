@@ -1,0 +1,30 @@
+"""``prune-snapshots``: keep the newest N snapshots of each profile."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..cloud import api
+from ..errors import InputError
+from ..target import Target
+
+
+def prune_snapshots(target: Target, keep: int, profile: str | None, progress, dry_run: bool = False) -> dict:
+    """Keep the newest ``keep`` snapshots of each profile (or of ``profile``); delete the older ones."""
+    if keep < 1:
+        raise InputError(f"--keep {keep}: keep at least 1 snapshot per profile (delete the last one by hand)")
+    client = api.connect(target)
+    sel = api.selector(**({"profile": profile} if profile else {}))
+    by_profile = defaultdict(list)
+    for image in client.images.get_all(type=["snapshot"], label_selector=sel, sort=["created:desc"]):
+        by_profile[(image.labels or {}).get("profile", "")].append(image)
+    deleted = []
+    for name, images in sorted(by_profile.items()):
+        for image in images[keep:]:
+            progress(f"{'would delete' if dry_run else 'deleting'} snapshot {image.id} ({image.description}, "
+                     f"profile {name}, created {image.created:%Y-%m-%d %H:%M})")
+            if not dry_run:
+                image.delete()
+            deleted.append(image.id)
+    return {"deleted": deleted, "kept": {name: [i.id for i in images[:keep]] for name, images in by_profile.items()},
+            "dry_run": dry_run}

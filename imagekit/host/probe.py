@@ -1,0 +1,63 @@
+"""Facts read from a host, each one way: cloud-init's state, a systemd unit's state, Tailscale's.
+
+Callers compare typed values instead of matching command output in several places.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import paramiko
+
+from .ssh import run
+
+
+def sh(conn: paramiko.SSHClient, command: str, timeout: float = 120) -> tuple[int, str]:
+    """Run ``command``; (exit code, stdout and stderr together, stripped)."""
+    code, out, err = run(conn, command, timeout=timeout)
+    return code, (out + err).strip()
+
+
+def cloud_init(conn: paramiko.SSHClient) -> str:
+    """``done``, ``running``, ``error``, ``disabled`` or ``not run`` (``cloud-init status``)."""
+    _, out = sh(conn, "cloud-init status")
+    for line in out.splitlines():
+        if line.startswith("status:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def cloud_init_failure(conn: paramiko.SSHClient) -> str:
+    """What an operator needs to see when cloud-init failed."""
+    return sh(conn, "cloud-init status --long; tail -n 25 /var/log/cloud-init-output.log")[1][-2000:]
+
+
+@dataclass(frozen=True)
+class Unit:
+    active: str  # ActiveState: active, activating, failed, inactive, ...
+    restarts: int  # NRestarts
+    age: float  # seconds the main process has lived (0 when none)
+
+
+def unit(conn: paramiko.SSHClient, name: str) -> Unit:
+    _, out = sh(conn, f"systemctl show -p ActiveState -p NRestarts -p ExecMainStartTimestampMonotonic {name}; "
+                      "cut -d' ' -f1 /proc/uptime")
+    *props, uptime = out.splitlines() or ["0"]
+    p = dict(line.split("=", 1) for line in props if "=" in line)
+    started = int(p.get("ExecMainStartTimestampMonotonic") or 0) / 1e6
+    return Unit(active=p.get("ActiveState", "unknown"), restarts=int(p.get("NRestarts") or 0),
+                age=float(uptime) - started if started else 0.0)
+
+
+def unit_log(conn: paramiko.SSHClient, name: str) -> str:
+    return sh(conn, f"systemctl status --no-pager {name}; journalctl -u {name} -n 20 --no-pager")[1][-1500:]
+
+
+def tailscale_running(conn: paramiko.SSHClient) -> tuple[bool, str]:
+    """(whether the node is logged in and running, ``tailscale status --json`` for the error message)."""
+    _, out, err = run(conn, "tailscale status --json", timeout=60)
+    try:
+        return json.loads(out).get("BackendState") == "Running", out[-500:]
+    except ValueError:
+        return False, (out + err)[-500:]

@@ -1,0 +1,12 @@
+"""``provision``: agent ids → ready agent hosts, from the newest snapshot or by full install.
+
+Rooms: ``inputs`` (options and every check before anything exists), ``run`` (the run's steps:
+temporary key, firewall, the agents in parallel), ``agent`` (one agent's steps), ``userdata``
+(the cloud-init user data, also printed by ``render-cloud-init``).
+"""
+
+from .inputs import ProvisionOptions
+from .run import provision
+from .userdata import render_for_operator
+
+__all__ = ["ProvisionOptions", "provision", "render_for_operator"]

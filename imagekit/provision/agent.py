@@ -1,0 +1,185 @@
+"""One agent's pipeline, run in a worker thread: Tailscale auth key → server → boot → SSH →
+cloud-init → enrolled → [fallback: playbooks + configure] → agent running."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import agentid
+from ..build import playbook_variables
+from ..cloud import api
+from ..errors import HostError
+from ..host import playbook, probe, ssh
+from ..pipeline import StepFailed, run_steps
+from ..steps.job import HostJob
+from ..steps.ready import WaitCloudInit, WaitSSH
+from ..steps.server import delete
+from . import userdata
+
+if TYPE_CHECKING:
+    from .run import Run
+
+AGENT_START_GRACE = 60
+AGENT_STABLE = 0.5  # seconds the agent's process must have lived to count as running
+
+
+@dataclass
+class Agent(HostJob):
+    run: Run | None = None
+    agent_id: str = ""
+    key_id: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    action_id: int | None = None
+    events: dict[str, float] = field(default_factory=dict)
+
+    def event(self, what: str, detail: str = "") -> None:
+        self.events[what] = round(time.monotonic() - self.started, 2)
+        self.progress(f"[{self.resource_name}] {what}{': ' + detail if detail else ''} ({self.events[what]:.1f} s)")
+
+
+class AuthKey:
+    name = "tailscale auth key"
+
+    def run(self, a: Agent) -> None:
+        r = a.run
+        if r.tailnet is not None:
+            a.key_id, a.secret = r.tailnet.mint_auth_key(f"imagekit {a.resource_name} {r.deployment}")
+
+    def cleanup(self, a: Agent) -> None:
+        r = a.run
+        if r.tailnet is None:
+            return
+        # Single-use and used by now: revoked so the copy in the user data is worthless. Without
+        # --wait nobody knows when the host used it; it then simply expires (tailnet.KEY_EXPIRY).
+        if a.key_id and (a.failed or r.options.wait):
+            r.tailnet.revoke_key(a.key_id)
+        if a.failed:
+            for device in r.tailnet.devices_of(a.resource_name):
+                r.tailnet.delete_device(device["id"])
+
+
+class CreateAgentServer:
+    name = "create server"
+
+    def run(self, a: Agent) -> None:
+        r, o = a.run, a.run.options
+        a.check("a worker")
+        data = userdata.render(r.config(a.agent_id, a.secret), r.bundle)
+        keys = [k for k in (r.ssh_key, r.operator_key) if k is not None]
+        resp = r.client.servers.create(
+            name=a.resource_name, server_type=r.server_type, image=r.image, ssh_keys=keys or None, user_data=data,
+            labels=a.labels, firewalls=[r.firewall] if r.firewall else None, location=r.location)
+        a.server = resp.server  # recorded before any wait, so a failed wait is still cleaned up
+        a.action_id = resp.action.id
+        a.ip = resp.server.public_net.ipv4.ip if resp.server.public_net and resp.server.public_net.ipv4 else None
+        a.event("created", f"server {a.server.id}, {a.ip}, {r.mode} mode from image {r.image.id} ({o.profile})")
+
+    def cleanup(self, a: Agent) -> None:
+        if a.failed and a.server is not None:
+            delete(a.client, a.server, f"deleting server {a.server.id}")
+            a.progress(f"[{a.resource_name}] server {a.server.id} deleted")
+
+
+class Boot:
+    name = "boot"
+
+    def run(self, a: Agent) -> None:
+        a.run.watcher.wait(a.action_id, f"creating server {a.server.id}", lambda: a.check("the create action"))
+        if a.ip is None:
+            a.server.reload()
+            a.ip = a.server.public_net.ipv4.ip
+        a.event("booting")
+
+    def cleanup(self, a: Agent) -> None:
+        pass
+
+
+class Enrolled:
+    name = "tailscale"
+
+    def run(self, a: Agent) -> None:
+        if a.run.tailnet is None:
+            return
+        running, status = probe.tailscale_running(a.conn)
+        if not running:
+            raise HostError(f"Tailscale did not enrol on {a.ip}: {status}")
+        a.event("enrolled", ",".join(a.run.tags))
+
+    def cleanup(self, a: Agent) -> None:
+        pass
+
+
+class FullInstall:
+    """Fallback only: the snapshot build's playbooks, then the same agent configuration."""
+
+    name = "playbooks"
+
+    def run(self, a: Agent) -> None:
+        r, o = a.run, a.run.options
+        book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, r.target.local,
+                                                           f"fallback-{r.deployment}"))
+        with ssh.fabric_connection(a.ip, a.keypair) as conn:
+            playbook.run(book, playbook.fabric_runner(conn),
+                         progress=lambda line: a.progress(f"[{a.resource_name}] {line.strip()}")
+                         if "[changed]" in line or "[failed]" in line else None)
+        code, out = probe.sh(a.conn, "/usr/local/sbin/imagekit-configure-agent", timeout=300)
+        if code != 0:
+            raise HostError(f"configuring the agent failed (exit {code}): {out[-1500:]}")
+        a.event("installed")
+
+    def cleanup(self, a: Agent) -> None:
+        pass
+
+
+class AgentRunning:
+    """The service is active, has not restarted, and its process has lived for AGENT_STABLE seconds:
+    a Type=simple unit is "active" the moment its process starts, even one that crashes at once."""
+
+    name = "agent running"
+
+    def run(self, a: Agent) -> None:
+        grace = time.monotonic() + AGENT_START_GRACE
+        while True:
+            a.check("the openclaw-agent service")
+            unit = probe.unit(a.conn, "openclaw-agent")
+            if unit.active == "active" and unit.restarts == 0 and unit.age >= AGENT_STABLE:
+                break
+            if unit.restarts or unit.active == "failed" or time.monotonic() > grace:
+                why = f"restarted {unit.restarts} time(s)" if unit.restarts else f"{unit.active}, not active"
+                raise HostError(f"openclaw-agent is {why}:\n{probe.unit_log(a.conn, 'openclaw-agent')}")
+            time.sleep(min(0.3, max(0.05, AGENT_STABLE - unit.age)) if unit.active == "active" else 0.3)
+        if a.run.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
+            body = a.keypair.public_openssh.split()[1]
+            probe.sh(a.conn, f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
+        a.event("ready")
+
+    def cleanup(self, a: Agent) -> None:
+        pass
+
+
+def provision_agent(r: Run, agent_id: str) -> dict:
+    name = agentid.server_name(agent_id)
+    a = Agent(client=r.client, progress=r.progress, resource_name=name, timeout=r.timeout(), cancel=r.cancel,
+              keypair=r.keypair, run=r, agent_id=agent_id,
+              labels=api.labels(role="agent", profile=r.options.profile, mode=r.mode, deployment=r.deployment,
+                                **{"agent-id": name}))
+    steps = [AuthKey(), CreateAgentServer()]
+    if r.options.wait:
+        steps += [Boot(), WaitSSH(), WaitCloudInit(), Enrolled()]
+        steps += [FullInstall()] if r.mode == "fallback" else []
+        steps += [AgentRunning()]
+    result = {"agent_id": agent_id, "name": name, "mode": r.mode, "image": r.image.id, "server_id": None,
+              "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
+    try:
+        run_steps(steps, a, lambda line: None)
+        result["status"] = "ready" if r.options.wait else "created"
+        if r.options.wait:
+            result["seconds_to_ready"] = a.events["ready"]
+    except StepFailed as exc:
+        result["error"] = str(exc)
+        r.progress(f"[{name}] failed: {exc}")
+    kept = a.server is not None and not a.failed
+    result.update(server_id=a.server.id if kept else None, ipv4=a.ip if kept else None, events=a.events)
+    return result

@@ -1,0 +1,108 @@
+"""provision's options, and every check that can fail before anything is created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import agentid, settings, tailnet
+from ..cloud import api, lookups
+from ..errors import CloudError, InputError
+from ..host.keys import KeyPair, load_ed25519
+from . import userdata
+
+if TYPE_CHECKING:
+    from .run import Run
+
+MODES = ("auto", "snapshot", "fallback")
+LOCAL_API_URL = "http://127.0.0.1:3000"  # placeholder on the local cloud: the example agent only logs it
+
+
+@dataclass
+class ProvisionOptions:
+    agent_ids: list[str]
+    mode: str = "auto"
+    snapshot: str | None = None  # id; default HETZNER_SNAPSHOT_ID, else the newest of the profile
+    profile: str = "agent"
+    server_type: str = "cx23"
+    location: str | None = None
+    base_image: str = "debian-12"  # fallback mode's stock image
+    api_url: str | None = None  # default AURA_API_URL
+    tailscale: bool = True
+    wait: bool = True
+    timeout: float | None = None  # seconds per agent; default 600 (snapshot) or 1800 (fallback)
+    parallel: int = 5
+    agent_bundle: Path | None = None
+
+
+def check_options(o: ProvisionOptions) -> None:
+    """What is wrong with the options alone (no API needed)."""
+    if o.mode not in MODES:
+        raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
+    if o.parallel < 1:
+        raise InputError(f"--parallel {o.parallel}: give at least 1")
+    if o.timeout is not None and o.timeout <= 0:
+        raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
+    for agent in o.agent_ids:
+        agentid.server_name(agent)
+
+
+def check_inputs(r: Run) -> None:
+    """Everything that can be wrong is found here, before anything is created; fills in the run's plan."""
+    o, c = r.options, r.client
+    check_options(o)
+    r.server_type = lookups.server_type(c, o.server_type)  # the first request also checks the token
+    r.location = lookups.location(c, o.location)
+    r.mode, r.image = _image(r)
+    if r.mode == "fallback" and not o.wait:
+        raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")
+    ident = settings.get("HETZNER_SSH_KEY_ID")
+    r.operator_key = lookups.ssh_key(c, ident) if ident else None
+    if path := settings.get("SSH_PRIVATE_KEY_PATH"):
+        r.keypair = _own_key(path, r.operator_key)
+    r.api_url = agents_api_url(o.api_url, r.target.local)
+    r.bundle = userdata.bundle(o.agent_bundle)
+    if o.tailscale:
+        creds = tailnet.credentials(r.target)
+        r.tags = creds.tags
+        r.tailnet = tailnet.Tailnet(creds)
+        r.tailnet.authenticate()
+    names = {agentid.server_name(a): a for a in o.agent_ids}
+    r.existing = {s.name: s for s in c.servers.get_all(label_selector=api.selector(role="agent")) if s.name in names}
+    r.todo = [a for name, a in names.items() if name not in r.existing]
+    for agent in r.todo:
+        userdata.render(r.config(agent, userdata.PLACEHOLDER_KEY), r.bundle)
+
+
+def agents_api_url(given: str | None, local: bool) -> str:
+    """The agents' API: --api-url, else AURA_API_URL; on the local cloud a placeholder the example agent logs."""
+    url = settings.choose(given, "AURA_API_URL") or (LOCAL_API_URL if local else "")
+    if not url:
+        raise InputError("the agents' API URL is not set: set AURA_API_URL or pass --api-url")
+    return userdata.check_api_url(url)
+
+
+def _image(r: Run):
+    o, c, arch = r.options, r.client, r.server_type.architecture
+    wanted = settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID")
+    if o.mode != "fallback" and wanted:
+        return "snapshot", lookups.snapshot(c, wanted, o.profile, arch)
+    if o.mode != "fallback":
+        if found := lookups.newest_snapshot(c, o.profile, arch):
+            return "snapshot", found
+        if o.mode == "snapshot":
+            raise CloudError(f"no snapshot of profile '{o.profile}' ({arch}) exists: build one with "
+                             "`invoke build-snapshot`, or use --mode fallback")
+        r.progress(f"no snapshot of profile '{o.profile}' ({arch}) exists: falling back to a full install "
+                   f"on {o.base_image} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
+    return "fallback", lookups.base_image(c, o.base_image, arch)
+
+
+def _own_key(path: str, operator_key) -> KeyPair:
+    """The operator's private key: readiness checks use it instead of a temporary key."""
+    pair = load_ed25519(path)
+    if operator_key is None or operator_key.public_key.split()[1] != pair.public_openssh.split()[1]:
+        raise InputError(f"SSH_PRIVATE_KEY_PATH {path} is not the private half of HETZNER_SSH_KEY_ID: set "
+                         "HETZNER_SSH_KEY_ID to the Hetzner key made from its public key")
+    return pair

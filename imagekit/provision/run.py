@@ -1,0 +1,180 @@
+"""The provisioning run: inputs checked → temporary key → the profile's firewall → the agents,
+each its own pipeline in a worker thread. A failing agent unwinds only its own steps; Ctrl-C
+cancels every worker and each unwinds."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hcloud import APIException, Client
+from hcloud.firewalls import BoundFirewall, FirewallRule
+
+from .. import agentid, tailnet
+from ..cloud import actions, api
+from ..errors import CloudError
+from ..host.keys import KeyPair
+from ..pipeline import ignoring_signals, run_steps
+from ..steps.key import TemporaryKey
+from ..target import Target
+from . import userdata
+from .agent import provision_agent
+from .inputs import ProvisionOptions, check_inputs
+
+FIREWALL_RULES = [("tcp", "22", "SSH"), ("udp", "41641", "Tailscale (WireGuard)")]
+
+
+@dataclass
+class Run:
+    """What the whole run shares; the agents' workers read it."""
+
+    target: Target
+    client: Client
+    options: ProvisionOptions
+    progress: object
+    deployment: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3))
+    mode: str = ""
+    image: object | None = None
+    server_type: object | None = None
+    location: object | None = None
+    operator_key: object | None = None
+    tailnet: tailnet.Tailnet | None = None
+    tags: tuple[str, ...] = ()
+    api_url: str = ""
+    bundle: bytes = b""
+    existing: dict[str, object] = field(default_factory=dict)  # server name → server
+    todo: list[str] = field(default_factory=list)  # agent ids without a server
+    keypair: KeyPair | None = None
+    key_file: Path | None = None
+    ssh_key: object | None = None
+    keep_on_failure: bool = False
+    firewall: BoundFirewall | None = None
+    firewall_created: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    watcher: actions.ActionWatcher | None = None
+    agents: list[dict] = field(default_factory=list)
+    failed: bool = False
+
+    @property
+    def labels(self) -> dict[str, str]:  # the temporary key's; gc sweeps these by role and age
+        return api.labels(role="provision", deployment=self.deployment)
+
+    @property
+    def resource_name(self) -> str:
+        return f"imagekit-provision-{self.deployment}"
+
+    def keep(self) -> bool:
+        return False
+
+    def timeout(self) -> float:
+        return self.options.timeout or (1800.0 if self.mode == "fallback" else 600.0)
+
+    def config(self, agent: str, auth_key: str | None) -> userdata.AgentConfig:
+        return userdata.agent_config(
+            agent, api_url=self.api_url, mode=self.mode, deployment=self.deployment,
+            image=str(self.image.id if self.mode == "snapshot" else self.image.name), tags=self.tags,
+            auth_key=auth_key if self.options.tailscale else None, local=self.target.local)
+
+
+class ProvisionKey(TemporaryKey):
+    """The run's temporary SSH key: how imagekit checks readiness; removed from every host at the end.
+    Not needed when the operator's own key is at hand (SSH_PRIVATE_KEY_PATH)."""
+
+    def run(self, r: Run) -> None:
+        if r.todo and r.keypair is None:
+            super().run(r)
+
+
+class ProfileFirewall:
+    """One labelled Hetzner firewall per profile (22/tcp and 41641/udp in), created once and reused."""
+
+    name = "firewall"
+
+    def run(self, r: Run) -> None:
+        if not r.todo:
+            return
+        profile = r.options.profile
+        found = r.client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile))
+        if found:
+            r.firewall = found[0]
+            return
+        name = f"imagekit-{profile}"
+        rules = [FirewallRule(direction="in", protocol=proto, port=port, source_ips=["0.0.0.0/0", "::/0"],
+                              description=what) for proto, port, what in FIREWALL_RULES]
+        try:
+            r.firewall = r.client.firewalls.create(name=name, rules=rules,
+                                                   labels=api.labels(role="firewall", profile=profile)).firewall
+            r.firewall_created = True
+        except APIException as exc:
+            if exc.code != "uniqueness_error":
+                raise
+            r.firewall = r.client.firewalls.get_by_name(name)  # made meanwhile by a concurrent run, or by hand
+            if r.firewall is None or (r.firewall.labels or {}).get("managed-by") != "imagekit":
+                raise CloudError(f"a firewall named '{name}' exists but imagekit did not make it: rename or "
+                                 f"delete it, or label it managed-by=imagekit,role=firewall,profile={profile}") \
+                    from None
+
+    def cleanup(self, r: Run) -> None:
+        # A firewall this run made is kept for the next runs, unless no server of this run is left on it.
+        if r.firewall_created and not r.client.firewalls.get_by_id(r.firewall.id).applied_to:
+            r.client.firewalls.delete(r.firewall)
+
+
+class Agents:
+    """Each agent in a worker thread; one agent's failure does not stop the others."""
+
+    name = "agents"
+
+    def run(self, r: Run) -> None:
+        r.watcher = actions.ActionWatcher(r.client)
+        for agent in r.options.agent_ids:
+            server = r.existing.get(agentid.server_name(agent))
+            if server is not None:
+                r.progress(f"[{server.name}] exists already: server {server.id} ({server.status}); nothing created")
+                r.agents.append(_existing(agent, server))
+        pool = ThreadPoolExecutor(max_workers=min(r.options.parallel, max(1, len(r.todo))), thread_name_prefix="agent")
+        futures = [pool.submit(provision_agent, r, agent) for agent in r.todo]
+        try:
+            for fut in futures:
+                while not fut.done():
+                    time.sleep(0.1)  # short sleeps keep Ctrl-C responsive
+        except KeyboardInterrupt:
+            r.cancel.set()
+            r.progress("interrupted: every agent is cleaning up what it created")
+            with ignoring_signals():
+                pool.shutdown(wait=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            r.watcher.close()
+        r.agents.extend(fut.result() for fut in futures)
+
+    def cleanup(self, r: Run) -> None:
+        pass
+
+
+def _existing(agent: str, server) -> dict:
+    return {"agent_id": agent, "server_id": server.id, "name": server.name, "ipv4": server.public_net.ipv4.ip,
+            "mode": (server.labels or {}).get("mode"), "status": "existing", "seconds_to_ready": None,
+            "error": None}
+
+
+def provision(target: Target, options: ProvisionOptions, progress) -> dict:
+    """Provision every agent of ``options``; the result lists each with its outcome."""
+    client = api.connect(target)
+    r = Run(target=target, client=client, options=options, progress=progress)
+    before = api.requests_served(target)
+    t0 = time.monotonic()
+    check_inputs(r)
+    progress(f"provision {r.deployment}: {len(options.agent_ids)} agent(s), profile {options.profile}, "
+             f"{r.mode} mode, on the {target.describe()}")
+    steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents()]
+    run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None)
+    after = api.requests_served(target)
+    return {"deployment": r.deployment, "mode": r.mode, "image": r.image.id, "agents": r.agents,
+            "seconds": round(time.monotonic() - t0, 2),
+            "api_requests": after - before if before is not None and after is not None else None}

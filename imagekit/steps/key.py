@@ -1,0 +1,37 @@
+"""The temporary SSH key: made in memory, labelled in the project, deleted with its run.
+
+With ``--keep-on-failure`` the private half is also written to a 0600 file, so that the
+``ssh -i FILE root@IP`` printed for a kept server really logs in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..host.keys import new_ed25519, save_private
+
+
+def keys_dir() -> Path:
+    """Where kept servers' keys wait for the operator (``$XDG_STATE_HOME/imagekit/keys``)."""
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "imagekit" / "keys"
+
+
+class TemporaryKey:
+    name = "temporary SSH key"
+
+    def run(self, s) -> None:
+        s.keypair = new_ed25519(s.resource_name)
+        if s.keep_on_failure:
+            s.key_file = save_private(s.keypair, keys_dir() / s.resource_name)
+        s.ssh_key = s.client.ssh_keys.create(name=s.resource_name, public_key=s.keypair.public_openssh,
+                                             labels=s.labels)
+
+    def cleanup(self, s) -> None:
+        if s.keep():
+            return
+        if s.ssh_key is not None:
+            s.client.ssh_keys.delete(s.ssh_key)
+        if s.key_file is not None:
+            s.key_file.unlink(missing_ok=True)

@@ -1,0 +1,357 @@
+"""imagekit's operator commands, as Invoke tasks: ``invoke TASK`` in a checkout, ``imagekit TASK``
+once installed. Each task parses its options and calls one function of the toolkit through
+``_run``, the one place that picks the target, reports errors (``error: …``, exit 1) and prints
+JSON when asked. Without HCLOUD_TOKEN every task uses the local cloud (started on demand).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from invoke import Collection, task
+
+from . import settings
+
+_TOKEN_HELP = {
+    "token_env": "read the Hetzner API token from this environment variable instead of HCLOUD_TOKEN",
+    "token_file": "read the Hetzner API token from this file (one line) instead of HCLOUD_TOKEN",
+}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """What a task reports as one `error:` line: imagekit's own errors, API, SSH, local cloud, OS errors."""
+    import paramiko
+    from hcloud import APIException
+
+    from localcloud.client import LocalCloudError
+
+    from .errors import ImagekitError
+
+    return ImagekitError, APIException, LocalCloudError, paramiko.SSHException, OSError
+
+
+def _run(name: str, action: Callable, *, json: bool = False, text: Callable[[dict], str | None] = lambda r: None,
+         target: bool = True, token_env: str | None = None, token_file: str | None = None,
+         failed: Callable[[dict], str | None] = lambda r: None) -> dict:
+    """Run ``action(target)``; print its result (JSON with --json, else ``text``); one line and exit 1 on error.
+
+    ``failed`` names what went wrong in a result that is printed all the same (some agents failed)."""
+    from .cloud.api import explain
+    from .target import resolve
+
+    try:
+        settings.load()  # a bad config file fails before any work
+        result = action(resolve(_say, token_env=token_env, token_file=token_file) if target else None)
+    except KeyboardInterrupt:
+        _say(f"error: {name}: interrupted")
+        sys.exit(130)
+    except _errors() as exc:
+        message = f"{name}: {explain(exc)}"
+        if json:
+            print(jsonlib.dumps({"error": message}))
+        _say(f"error: {message}")
+        sys.exit(1)
+    if json:
+        print(jsonlib.dumps(result, default=str))
+    elif (out := text(result)) is not None:
+        print(out)
+    if problem := failed(result):
+        _say(f"error: {name}: {problem}")
+        sys.exit(1)
+    return result
+
+
+# --- the local cloud ---------------------------------------------------------------------------
+
+
+@task
+def cloud_up(c):
+    """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
+    from localcloud import client as localcloud
+
+    ep = _run("cloud-up", lambda _: {"endpoint": localcloud.up(progress=_say).endpoint}, target=False)
+    _say(f"local cloud is up at {ep['endpoint']}")
+
+
+@task
+def cloud_down(c):
+    """Stop the local cloud and its machines; servers, snapshots and keys are kept for the next cloud-up."""
+    from localcloud import client as localcloud
+
+    _run("cloud-down", lambda _: {"stopped": localcloud.down()}, target=False,
+         text=lambda r: "local cloud stopped" if r["stopped"] else "local cloud was not running")
+
+
+@task(help={"json": "print one JSON object with at least endpoint and token"})
+def cloud_status(c, json=False):
+    """Show whether the local cloud runs, its endpoint and API token (use them as HCLOUD_ENDPOINT/HCLOUD_TOKEN)."""
+    from localcloud import client as localcloud
+
+    def text(st: dict) -> str:
+        if not st["running"]:
+            return f"local cloud: not running (state in {st['state_dir']}); start it with `invoke cloud-up`"
+        keys = ("endpoint", "token", "state_dir", "btrfs", "servers", "tailscale_standin_api")
+        return "\n".join(f"{key:24} {st[key]}" for key in keys)
+
+    _run("cloud-status", lambda _: localcloud.status(), json=json, text=text, target=False,
+         failed=lambda st: None if st["running"] or not json else "the local cloud is not running")
+
+
+@task
+def cloud_env(c):
+    """Print `export HCLOUD_ENDPOINT=... HCLOUD_TOKEN=...` for the local cloud (use with eval)."""
+    from localcloud import client as localcloud
+
+    def env(_):
+        ep = localcloud.current()
+        if ep is None:
+            raise localcloud.LocalCloudError("the local cloud is not running: start it with `invoke cloud-up`")
+        return {"endpoint": ep.endpoint, "token": ep.token}
+
+    _run("cloud-env", env, target=False, text=lambda r: f"export HCLOUD_ENDPOINT={r['endpoint']} "
+                                                         f"HCLOUD_TOKEN={r['token']}")
+
+
+@task
+def cloud_reset(c):
+    """Delete every server, snapshot, SSH key and firewall of the local cloud (keeps its system image)."""
+    from localcloud import client as localcloud
+
+    _run("cloud-reset", lambda _: localcloud.reset(), target=False)
+    _say("local cloud reset: no servers, snapshots, keys or firewalls left")
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+@task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
+            "location": "location name (default: the API's choice)", "json": "print the result as JSON",
+            **_TOKEN_HELP})
+def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=False, token_env=None, token_file=None):
+    """Create a key and a server with user data, SSH in, check cloud-init ran it, delete both."""
+    from .roundtrip import roundtrip as run
+
+    _run("roundtrip", lambda t: run(t, server_type=server_type, image=image, location=location, progress=_say),
+         json=json, token_env=token_env, token_file=token_file,
+         text=lambda r: f"round trip ok: SSH after {r['seconds']['ssh']} s, cloud-init done after "
+                        f"{r['seconds']['cloud_init']} s, total {r['seconds']['total']} s")
+
+
+@task(help={
+    "profile": "image profile (playbooks/<profile>.yml; default agent)",
+    "base_image": "base system image (default IMAGEKIT_BASE_IMAGE or debian-12; on Hetzner e.g. ubuntu-24.04)",
+    "server_type": "builder server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": "location of the builder (default IMAGEKIT_LOCATION, else the API's choice)",
+    "name": "snapshot description template; {profile} and {build_id} are filled in",
+    "package_source": "local (distribution + stand-in repos) or vendor (Docker, NodeSource, Tailscale); "
+                      "default: local on the local cloud, vendor on Hetzner",
+    "json": "print one JSON object (snapshot id, labels, size, durations) on stdout; progress goes to stderr",
+    "keep_on_failure": "leave the builder server up on failure and print the ssh command (with its key file) "
+                       "to debug it",
+    "ssh_timeout": "seconds the builder may take to accept SSH and finish cloud-init (default 300)",
+    **_TOKEN_HELP,
+})
+def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
+                   name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
+                   ssh_timeout=300, token_env=None, token_file=None):
+    """Bake, verify and snapshot the golden image; prints the snapshot id."""
+    from .build import BuildOptions, build_snapshot
+
+    def build(target):
+        options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
+                               server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+                               location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
+                               keep_on_failure=keep_on_failure, package_source=package_source,
+                               ssh_timeout=float(ssh_timeout))
+        result = build_snapshot(target, options, _say)
+        if os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+                fh.write(f"snapshot_id={result['snapshot_id']}\n")
+        _say(f"snapshot {result['snapshot_id']} ({result['description']}) built in {result['seconds']} s")
+        return result
+
+    _run("build-snapshot", build, json=json, text=lambda r: str(r["snapshot_id"]), token_env=token_env,
+         token_file=token_file)
+
+
+@task(help={"snapshot": "snapshot id, or `latest` for the newest available snapshot of the profile",
+            "profile": "the profile `latest` picks from (default agent)",
+            "server_type": "type of the throw-away server (default cx23)", **_TOKEN_HELP})
+def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=None, token_file=None):
+    """Boot a throw-away server from a snapshot, run the image's testinfra checks and clone checks, delete it."""
+    from .verify import verify_snapshot
+
+    result = _run("verify", lambda t: verify_snapshot(t, snapshot, server_type, _say, profile=profile),
+                  token_env=token_env, token_file=token_file)
+    _say(f"snapshot {result['snapshot_id']} verified")
+
+
+@task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
+            "json": "print what was deleted as JSON", **_TOKEN_HELP})
+def gc(c, older_than=0.0, json=False, token_env=None, token_file=None):
+    """Delete builder servers and temporary SSH keys left behind by interrupted runs (by label and age)."""
+    from .fleet.gc import collect_garbage
+
+    _run("gc", lambda t: collect_garbage(t, float(older_than), _say), json=json, token_env=token_env,
+         token_file=token_file,
+         text=lambda r: _say(f"deleted {len(r['servers'])} builder server(s) and {len(r['ssh_keys'])} key(s)"))
+
+
+@task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
+            "profile": "only this profile (default: every profile)",
+            "dry_run": "say what would be deleted, delete nothing", "json": "print the result as JSON",
+            **_TOKEN_HELP})
+def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_env=None, token_file=None):
+    """Delete all but the newest N snapshots of each profile."""
+    from .fleet.prune import prune_snapshots as prune
+
+    _run("prune-snapshots", lambda t: prune(t, int(keep), profile, _say, dry_run), json=json, token_env=token_env,
+         token_file=token_file,
+         text=lambda r: _say(f"{'would delete' if dry_run else 'deleted'} {len(r['deleted'])} snapshot(s)"))
+
+
+# --- agents ------------------------------------------------------------------------------------
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "agent id (repeat the option or separate ids by commas); the server is named after it",
+    "count": "provision N agents: ID-1..ID-N with one --agent-id, else agent-1..agent-N",
+    "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
+    "snapshot": "snapshot id (default: HETZNER_SNAPSHOT_ID, else the newest of the profile); `latest` for the newest",
+    "profile": "image profile (default agent)",
+    "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": "location (default IMAGEKIT_LOCATION, else the API's choice)",
+    "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
+    "api_url": "the agents' API_URL (default: AURA_API_URL)",
+    "agent_bundle": "directory (with index.js) or .tar.gz put in /opt/openclaw/agent (default: the example agent)",
+    "no_tailscale": "do not enrol the hosts in Tailscale (no OAuth credentials needed)",
+    "no_wait": "return once the servers are created (snapshot mode only)",
+    "timeout": "seconds each agent may take to become ready (default 600; 1800 in fallback mode)",
+    "parallel": "agents provisioned at once (default 5)",
+    "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
+    **_TOKEN_HELP,
+})
+def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
+              location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
+              no_wait=False, timeout=None, parallel=5, json=False, token_env=None, token_file=None):
+    """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
+    from . import agentid
+    from .provision import ProvisionOptions
+    from .provision import provision as run
+
+    def options() -> ProvisionOptions:
+        return ProvisionOptions(
+            agent_ids=agentid.expand(list(agent_id or []), _int("--count", count)), mode=mode, snapshot=snapshot,
+            profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+            location=settings.choose(location, "IMAGEKIT_LOCATION"),
+            base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url,
+            tailscale=not no_tailscale, wait=not no_wait, timeout=_float("--timeout", timeout),
+            parallel=_int("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None)
+
+    def row(a: dict) -> str:
+        took = f"{a['seconds_to_ready']:.1f} s" if a["seconds_to_ready"] is not None else "-"
+        return (f"{a['agent_id']:24} {a['status']:9} {str(a['server_id'] or '-'):>10} {a['name']:24} "
+                f"{a['ipv4'] or '-':16} {a['mode'] or '-':9} {took}")
+
+    def failed(r: dict) -> str | None:
+        bad = [a for a in r["agents"] if a["status"] == "failed"]
+        return (f"{len(bad)} of {len(r['agents'])} agent(s) failed: "
+                + "; ".join(f"{a['agent_id']}: {a['error']}" for a in bad)) if bad else None
+
+    _run("provision", lambda t: run(t, options(), _say), json=json, failed=failed,
+         text=lambda r: "\n".join(row(a) for a in r["agents"]),
+         token_env=token_env, token_file=token_file)
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "agent id (repeat the option or separate ids by commas)",
+    "selector": "label selector for the agents' servers, e.g. deployment=20261123-abc123",
+    "json": "print what was deleted as JSON",
+    **_TOKEN_HELP,
+})
+def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
+    """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
+    from .fleet.deprovision import deprovision as run
+
+    ids = [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
+    _run("deprovision", lambda t: run(t, ids, selector, _say), json=json, token_env=token_env, token_file=token_file,
+         text=lambda r: _say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
+                             "Tailscale device(s)"))
+
+
+@task(name="list", help={"json": "print one JSON object {agents: [...], snapshots: [...]}", **_TOKEN_HELP})
+def list_(c, json=False, token_env=None, token_file=None):
+    """Show the agent servers and snapshots imagekit manages."""
+    from .fleet.listing import list_managed
+
+    def text(r: dict) -> str:
+        lines = [f"{'AGENT':24} {'SERVER':>10} {'STATUS':10} {'IPV4':16} {'MODE':9} CREATED"]
+        lines += [f"{a['agent_id'] or '-':24} {a['server_id']:>10} {a['status']:10} {a['ipv4'] or '-':16} "
+                  f"{a['mode'] or '-':9} {a['created']}" for a in r["agents"]]
+        lines += ["", f"{'SNAPSHOT':>10} {'PROFILE':10} {'SIZE GB':>8} {'CREATED':26} DESCRIPTION"]
+        lines += [f"{s['snapshot_id']:>10} {s['profile'] or '-':10} {s['size_gb'] or 0:>8} {s['created']:26} "
+                  f"{s['description']}" for s in r["snapshots"]]
+        return "\n".join(lines)
+
+    _run("list", list_managed, json=json, text=text, token_env=token_env, token_file=token_file)
+
+
+@task(help={"agent_id": "the agent whose user data to show",
+            "mode": "snapshot (default) or fallback",
+            "api_url": "the agents' API_URL (default: AURA_API_URL)",
+            "agent_bundle": "directory or .tar.gz of the agent (default: the example agent)",
+            "no_tailscale": "leave Tailscale enrolment out"})
+def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=None, no_tailscale=False):
+    """Print the cloud-init user data provision would send for an agent (auth key masked); creates nothing."""
+    from .provision import render_for_operator
+    from .target import token_from
+
+    _run("render-cloud-init", lambda _: {"user_data": render_for_operator(
+        agent_id, mode=mode, local=token_from() is None, api_url=api_url, tailscale=not no_tailscale,
+        agent_bundle=Path(agent_bundle) if agent_bundle else None)}, target=False,
+        text=lambda r: r["user_data"].rstrip("\n"))
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+@task(help={"out": "where to write the JSON figures (a Markdown table goes beside it; default bench/results.json)",
+            "runs": "runs per cheap figure (snapshot provisioning, floor); the median is reported (default 3)",
+            "fleet": "agents provisioned at once for the concurrency figure (default 10)"})
+def bench(c, out="bench/results.json", runs=3, fleet=10):
+    """Measure build and provisioning on the local cloud (several minutes); figures to --out and a table."""
+    from . import bench as benchmark
+
+    _run("bench", lambda t: benchmark.run(t, Path(out), runs=_int("--runs", runs), fleet_size=_int("--fleet", fleet),
+                                          progress=_say),
+         text=lambda r: Path(out).with_suffix(".md").read_text())
+    _say(f"figures written to {out} (table: {Path(out).with_suffix('.md')})")
+
+
+def _int(option: str, value) -> int | None:
+    from .errors import InputError
+
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: give a whole number") from None
+
+
+def _float(option: str, value) -> float | None:
+    from .errors import InputError
+
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: give a number of seconds") from None
+
+
+namespace = Collection.from_module(sys.modules[__name__])
