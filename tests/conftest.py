@@ -8,7 +8,7 @@ import time
 import pytest
 from hcloud import Client
 
-from imagekit.keys import new_ed25519
+from imagekit.host.keys import new_ed25519
 from localcloud import client as control
 
 

@@ -8,28 +8,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
+from operator_cli import start
 
+from imagekit.data import path as data_path
 from localcloud.paths import HOST_ADDRESS
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[3]
 SUBNET = HOST_ADDRESS.rsplit(".", 1)[0] + ".0/24"
-
-
-def start(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("HCLOUD_TOKEN", "HETZNER_API_TOKEN")}
-    env.update(env_extra or {})
-    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
 def created_by_imagekit(client) -> dict:
@@ -53,7 +47,7 @@ def ssh_refused():
 
 def playbooks_with(tmp_path: Path, edit) -> dict:
     books = tmp_path / "playbooks"
-    shutil.copytree(ROOT / "playbooks", books)
+    shutil.copytree(data_path("playbooks"), books)
     text = (books / "agent.yml").read_text()
     (books / "agent.yml").write_text(edit(text))
     return {"IMAGEKIT_PLAYBOOKS_DIR": str(books)}
@@ -80,40 +74,29 @@ def action_fault(command: str):
     return {"faults": [{"action": command, "times": 1}]}
 
 
-# (command, step named in the error, what the cause says, injection)
+# (command, step named in the error (None: inputs are checked before any step), what the cause says, injection)
 MATRIX = [
-    ("build", "check inputs", "server_error", api_fault("GET", "^/v1/server_types")),
+    ("build", None, "server_error", api_fault("GET", "^/v1/server_types")),
     ("build", "temporary SSH key", "server_error", api_fault("POST", "^/v1/ssh_keys$")),
     ("build", "builder server", "creating the builder server failed", action_fault("create_server")),
-    ("build", "SSH and cloud-init", "SSH to", {"ssh_refused": True, "args": ["--ssh-timeout", "15"]}),
+    ("build", "ssh", "SSH to", {"ssh_refused": True, "args": ["--ssh-timeout", "15"]}),
     ("build", "playbooks", "disk on fire", {"playbooks": BROKEN_STEP}),
-    ("build", "verify (testinfra)", "imagekit-no-such", {"playbooks": MISSING_SERVICE}),
+    ("build", "checks (testinfra)", "imagekit-no-such", {"playbooks": MISSING_SERVICE}),
     ("build", "clean image", "cloud-init is broken", {"playbooks": BROKEN_CLOUD_INIT}),
     ("build", "shut down", "shutting down the builder failed", action_fault("shutdown_server")),
     ("build", "snapshot", "creating the snapshot failed", action_fault("create_image")),
-    ("build", "SSH and cloud-init", "interrupted", {"sigint_after": "==> SSH and cloud-init"}),
-    ("provision", "check inputs", "server_error", api_fault("GET", "^/v1/server_types")),
+    ("build", "ssh", "interrupted", {"sigint_after": "==> ssh"}),
+    ("provision", None, "server_error", api_fault("GET", "^/v1/server_types")),
     ("provision", "temporary SSH key", "server_error", api_fault("POST", "^/v1/ssh_keys$")),
-    ("provision", "firewall", "server_error", api_fault("POST", "^/v1/firewalls$")),
+    ("provision", "firewall", "server_error", api_fault("GET", "^/v1/firewalls$")),
     ("provision", "create server", "server_error", api_fault("POST", "^/v1/servers$")),
     ("provision", "boot", "creating server", action_fault("create_server")),
-    ("provision", "ssh", "SSH on", {"ssh_refused": True, "args": ["--timeout", "15"]}),
+    ("provision", "ssh", "SSH to", {"ssh_refused": True, "args": ["--timeout", "15"]}),
     ("provision", "cloud-init", "cloud-init finished with an error", {"bundle": "garbage"}),
     ("provision", "agent running", "openclaw-agent is", {"bundle": "crashing"}),
     ("provision", "playbooks", "disk on fire", {"playbooks": BROKEN_STEP, "args": ["--mode", "fallback"]}),
     ("provision", "agents", "interrupted", {"sigint_after": "] created"}),
 ]
-
-
-@pytest.fixture(scope="module")
-def snapshot(client):
-    """A real snapshot for the provision cases (they fail at each step in snapshot mode)."""
-    proc = start("build-snapshot", "--json")
-    out, err = proc.communicate(timeout=1800)
-    assert proc.returncode == 0, err[-3000:]
-    image_id = json.loads(out)["snapshot_id"]
-    yield image_id
-    client.images.get_by_id(image_id).delete()
 
 
 def bundle(tmp_path: Path, kind: str) -> str:
@@ -130,7 +113,7 @@ def bundle(tmp_path: Path, kind: str) -> str:
 
 
 @pytest.mark.parametrize("command, step, cause, inject", MATRIX,
-                         ids=[f"{n:02d}-{c}-{s.split()[0]}" for n, (c, s, _, _) in enumerate(MATRIX)])
+                         ids=[f"{n:02d}-{c}-{(s or 'inputs').split()[0]}" for n, (c, s, _, _) in enumerate(MATRIX)])
 def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, tmp_path, command, step, cause,
                                               inject):
     args = ["build-snapshot"] if command == "build" else ["provision", "--agent-id", "matrix-1"]
@@ -160,13 +143,15 @@ def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, 
         cloud_endpoint.admin("DELETE", "/_admin/faults")
     err = seen + err
     assert proc.returncode != 0, err[-3000:]
-    assert f"step '{step}' failed" in err, err[-3000:]
+    assert step is None or f"step '{step}' failed" in err, err[-3000:]
+    assert "step '" not in err if step is None else True, err[-3000:]
     assert cause in err, err[-3000:]
     assert "Traceback" not in err
     assert created_by_imagekit(client) == before
 
 
-def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, cloud_endpoint, snapshot):
+def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, cloud_endpoint, snapshot,
+                                                                   profile_firewall):
     """20 % of API calls fail (429 rate limit, 409 conflict, 502, 504) and actions run slow: the retries hold."""
     faults = [{"path": "^/v1/", "code": code, "rate": 0.05} for code in ("rate_limit_exceeded", "conflict")]
     faults += [{"path": "^/v1/", "status": status, "code": name, "rate": 0.05}
@@ -190,8 +175,29 @@ def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, clou
     done = start("deprovision", "--agent-id", "flaky-1,flaky-2")
     assert done.wait(300) == 0
     client.images.get_by_id(image).delete()
-    for fw in client.firewalls.get_all():
-        fw.delete()
+
+
+def test_a_kept_builder_can_be_logged_into_with_the_printed_command(client, cloud_endpoint, tmp_path):
+    """--keep-on-failure keeps the builder and prints `ssh -i KEYFILE root@IP`: that command logs in."""
+    before = created_by_imagekit(client)
+    proc = start("build-snapshot", "--keep-on-failure", env_extra=playbooks_with(tmp_path, BROKEN_STEP))
+    out, err = proc.communicate(timeout=1200)
+    assert proc.returncode != 0 and "disk on fire" in err, err[-3000:]
+    found = re.search(r"ssh -i (\S+) root@(\S+)", err)
+    assert found, err[-3000:]
+    key_file, ip = Path(found.group(1)), found.group(2)
+    try:
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        login = subprocess.run(["ssh", "-i", str(key_file), "-o", "StrictHostKeyChecking=no", "-o",
+                                "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                                f"root@{ip}", "cat /opt/openclaw/manifest.json 2>/dev/null; hostname"],
+                               capture_output=True, text=True, timeout=60)
+        assert login.returncode == 0 and login.stdout.strip().startswith("imagekit-build-"), login.stderr
+    finally:
+        gc = start("gc", "--json")
+        gc.communicate(timeout=300)
+        key_file.unlink(missing_ok=True)
+    assert created_by_imagekit(client) == before
 
 
 def test_gc_sweeps_what_a_killed_build_left(client):

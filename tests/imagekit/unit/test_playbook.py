@@ -16,8 +16,8 @@ import pytest
 import yaml
 from invoke.exceptions import CommandTimedOut
 
-from imagekit import playbook
-from imagekit.playbook import PlaybookError
+from imagekit.host import playbook
+from imagekit.host.playbook import PlaybookError
 
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name

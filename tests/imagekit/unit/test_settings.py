@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagekit import keys, settings, target
+from imagekit import settings, target
+from imagekit.host import keys
 
 
 @pytest.fixture

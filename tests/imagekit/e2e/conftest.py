@@ -1,0 +1,67 @@
+"""One real snapshot build for the whole session, shared by every end-to-end module of imagekit
+(a build takes a minute or two), and the operator's own SSH key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from operator_cli import invoke
+
+from imagekit.host.keys import new_ed25519
+
+PLANTED_SECRET = "imagekit-planted-secret-7f3a9c"  # exported to the build; must never reach the image
+
+
+@pytest.fixture(scope="session")
+def built(client, cloud_endpoint, tmp_path_factory):
+    """The build's JSON result and its progress; the snapshot is deleted at the end of the session."""
+    github_output = tmp_path_factory.mktemp("gha") / "output"
+    proc = invoke("build-snapshot", "--json", env_extra={"GITHUB_OUTPUT": str(github_output),
+                                                         "IMAGEKIT_TEST_SECRET": PLANTED_SECRET})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)  # exactly one JSON object on stdout; progress went to stderr
+    assert github_output.read_text() == f"snapshot_id={result['snapshot_id']}\n"
+    yield result, proc.stderr
+    client.images.get_by_id(result["snapshot_id"]).delete()
+
+
+@pytest.fixture(scope="session")
+def snapshot(built) -> int:
+    return built[0]["snapshot_id"]
+
+
+@pytest.fixture(scope="session")
+def operator(client, cloud_endpoint):
+    """The operator's own key (HETZNER_SSH_KEY_ID): the one way into provisioned hosts."""
+    key = new_ed25519("operator")
+    sk = client.ssh_keys.create(name=f"operator-{key.public_openssh.split()[1][-12:]}", public_key=key.public_openssh)
+    yield key, sk
+    sk.delete()
+
+
+@pytest.fixture(scope="session")
+def profile_firewall(client, cloud_endpoint):
+    """The agent profile's firewall, made up front as provisioning would make it (so that tests which compare
+    the cloud before and after see no change), and deleted at the end unless it existed before the session."""
+    from hcloud.firewalls import FirewallRule
+
+    from imagekit.provision.run import FIREWALL_RULES
+
+    found = client.firewalls.get_all(label_selector="managed-by=imagekit,role=firewall,profile=agent")
+    made = None
+    if not found:
+        rules = [FirewallRule(direction="in", protocol=proto, port=port, source_ips=["0.0.0.0/0", "::/0"],
+                              description=what) for proto, port, what in FIREWALL_RULES]
+        made = client.firewalls.create(name="imagekit-agent", rules=rules, labels={
+            "managed-by": "imagekit", "role": "firewall", "profile": "agent"}).firewall
+    yield made or found[0]
+    if made is not None:
+        made.delete()
+
+
+@pytest.fixture
+def fleet(snapshot, operator, profile_firewall, cloud_unchanged):
+    """What a provisioning test needs: the session's snapshot, the operator's key, the profile's firewall;
+    the cloud as the test found it at its end."""
+    return cloud_unchanged

@@ -1,0 +1,30 @@
+"""Running imagekit's tasks as an operator does: `invoke TASK` in the checkout, in a subprocess,
+with the environment cleaned of settings the tests must choose themselves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+CHOSEN_BY_TESTS = ("HCLOUD_TOKEN", "HETZNER_API_TOKEN", "HCLOUD_ENDPOINT", "HETZNER_SNAPSHOT_ID", "HETZNER_SSH_KEY_ID",
+                   "SSH_PRIVATE_KEY_PATH", "IMAGEKIT_CONFIG", "AURA_API_URL")
+
+
+def environment(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in CHOSEN_BY_TESTS and not k.startswith("TAILSCALE_")}
+    env.update(extra or {})
+    return env
+
+
+def invoke(*args: str, env_extra: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=environment(env_extra), text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def start(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
+    """A task running in the background, in its own session (so a test can signal the whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=environment(env_extra), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
