@@ -14,12 +14,13 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .build import BuildOptions, build_snapshot
 from .cloud import api, lookups
-from .errors import InputError
+from .errors import ImagekitError, InputError
 from .fleet.deprovision import deprovision
 from .host import ssh
 from .pipeline import run_steps
@@ -33,34 +34,64 @@ TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15",
            "api_requests_per_build": "<= 30", "parallel_10_over_1": "<= 2.5"}
 
 
-def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progress=print) -> dict:
-    if not target.local:
-        raise InputError("bench measures the local cloud (its request log counts API calls): unset HCLOUD_TOKEN")
-    if runs < 1 or fleet_size < 2:
-        raise InputError("--runs must be at least 1 and --fleet at least 2")
-    client = api.connect(target)
-    had_firewall = bool(client.firewalls.get_all(label_selector=api.selector(role="firewall")))
-    quiet = lambda line: None  # noqa: E731
-    progress("bench: building a snapshot")
-    build = build_snapshot(target, BuildOptions(name="imagekit-bench-{build_id}"), quiet)
-    snapshot = build["snapshot_id"]
-    singles, many_ids = [f"bench-s{i}" for i in range(runs)], [f"bench-p{i}" for i in range(fleet_size)]
-    try:
-        snap = [_provision(target, snapshot, [agent], "snapshot", progress) for agent in singles]
-        floor = [_floor(client, snapshot, i, progress) for i in range(runs)]
-        fallback = _provision(target, snapshot, ["bench-fb"], "fallback", progress)
-        many = _provision(target, snapshot, many_ids, "snapshot", progress)
+@dataclass
+class Bench:
+    target: Target
+    client: object
+    runs: int
+    fleet_size: int
+    progress: object
+    build: dict = field(default_factory=dict)
+    snapshot: int | None = None
+    firewalls_before: set[int] = field(default_factory=set)
+    agents: list[str] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+    failed: bool = False
+
+
+class BenchSnapshot:
+    """The snapshot every figure is measured from; it goes at the end, with the profile's firewall if the
+    bench made it."""
+
+    name = "snapshot"
+
+    def run(self, b: Bench) -> None:
+        b.firewalls_before = {f.id for f in b.client.firewalls.get_all()}
+        b.build = build_snapshot(b.target, BuildOptions(name="imagekit-bench-{build_id}"), lambda line: None)
+        b.snapshot = b.build["snapshot_id"]
+
+    def cleanup(self, b: Bench) -> None:
+        if b.snapshot is not None:
+            b.client.images.get_by_id(b.snapshot).delete()
+        for fw in b.client.firewalls.get_all(label_selector=api.selector(role="firewall")):
+            if fw.id not in b.firewalls_before:
+                fw.delete()
+
+
+class Measure:
+    """Provisioning from the snapshot, the floor, one fallback and a fleet at once; every agent goes at the end."""
+
+    name = "measure"
+
+    def run(self, b: Bench) -> None:
+        singles, many_ids = [f"bench-s{i}" for i in range(b.runs)], [f"bench-p{i}" for i in range(b.fleet_size)]
+        b.agents = [*singles, "bench-fb", *many_ids]
+        snap = [_provision(b, [agent], "snapshot") for agent in singles]
+        floor = [_floor(b.client, b.snapshot, i, b.progress) for i in range(b.runs)]
+        fallback = _provision(b, ["bench-fb"], "fallback")
+        many = _provision(b, many_ids, "snapshot")
         s_med = statistics.median(r["agents"][0]["seconds_to_ready"] for r in snap)
         one_wall = statistics.median(r["seconds"] for r in snap)
-        figures = {
+        build = b.build
+        b.figures = {
             "snapshot_seconds": s_med,
             "fallback_seconds": fallback["agents"][0]["seconds_to_ready"],
             "floor_seconds": statistics.median(floor),
             "api_requests_per_agent": statistics.median(r["api_requests"] for r in snap),
-            "api_requests_per_agent_in_fleet": round(many["api_requests"] / fleet_size, 2),
+            "api_requests_per_agent_in_fleet": round(many["api_requests"] / b.fleet_size, 2),
             "api_requests_per_build": build["api_requests"],
             "one_agent_wall_seconds": one_wall,
-            "fleet_size": fleet_size,
+            "fleet_size": b.fleet_size,
             "fleet_wall_seconds": many["seconds"],
             "build_seconds": build["seconds"],
             "build_step_seconds": build["durations"],
@@ -69,15 +100,23 @@ def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progr
             "snapshot_events_seconds": snap[len(snap) // 2]["agents"][0]["events"],
             "fallback_events_seconds": fallback["agents"][0]["events"],
         }
-        figures["fallback_over_snapshot"] = round(figures["fallback_seconds"] / s_med, 2)
-        figures["provision_over_floor"] = round(s_med / figures["floor_seconds"], 2)
-        figures["parallel_10_over_1"] = round(many["seconds"] / one_wall, 2)
-    finally:  # whatever failed half-way: the bench's agents, snapshot and (if it made it) firewall go
-        deprovision(target, [*singles, "bench-fb", *many_ids], None, quiet)
-        client.images.get_by_id(snapshot).delete()
-        if not had_firewall:
-            for fw in client.firewalls.get_all(label_selector=api.selector(role="firewall")):
-                fw.delete()
+        b.figures["fallback_over_snapshot"] = round(b.figures["fallback_seconds"] / s_med, 2)
+        b.figures["provision_over_floor"] = round(s_med / b.figures["floor_seconds"], 2)
+        b.figures["parallel_10_over_1"] = round(many["seconds"] / one_wall, 2)
+
+    def cleanup(self, b: Bench) -> None:
+        if b.agents:
+            deprovision(b.target, b.agents, None, lambda line: None)
+
+
+def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progress=print) -> dict:
+    if not target.local:
+        raise InputError("bench measures the local cloud (its request log counts API calls): unset HCLOUD_TOKEN")
+    if runs < 1 or fleet_size < 2:
+        raise InputError("--runs must be at least 1 and --fleet at least 2")
+    b = Bench(target=target, client=api.connect(target), runs=runs, fleet_size=fleet_size, progress=progress)
+    run_steps([BenchSnapshot(), Measure()], b, lambda line: progress(f"bench: {line.strip()}"))
+    figures = b.figures
     result = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs,
               "machine": _machine(), "targets": TARGETS,
               **{k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}}
@@ -87,15 +126,15 @@ def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progr
     return result
 
 
-def _provision(target: Target, snapshot: int, ids: list[str], mode: str, progress) -> dict:
-    progress(f"bench: provisioning {len(ids)} agent(s) in {mode} mode")
-    opts = ProvisionOptions(agent_ids=ids, mode=mode, snapshot=str(snapshot) if mode == "snapshot" else None,
+def _provision(b: Bench, ids: list[str], mode: str) -> dict:
+    b.progress(f"bench: provisioning {len(ids)} agent(s) in {mode} mode")
+    opts = ProvisionOptions(agent_ids=ids, mode=mode, snapshot=str(b.snapshot) if mode == "snapshot" else None,
                             parallel=len(ids))
-    result = provision(target, opts, lambda line: None)
+    result = provision(b.target, opts, lambda line: None)
     failed = [a for a in result["agents"] if a["status"] != "ready"]
-    deprovision(target, ids, None, lambda line: None)
+    deprovision(b.target, ids, None, lambda line: None)
     if failed:
-        raise InputError(f"bench: provisioning failed: {failed[0]['error']}")
+        raise ImagekitError(f"provisioning failed: {failed[0]['error']}")
     return result
 
 

@@ -8,8 +8,10 @@ belong in the environment (or ``--token-file``), not in a file that gets copied 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -30,6 +32,9 @@ DEFAULTS: dict[str, str | None] = {
     "IMAGEKIT_BASE_IMAGE": "debian-12",
 }
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
+# Where tokens and secrets are sent: only from the environment (or an option), never from a config file
+# (one found in the current directory could redirect them), and https unless on loopback.
+ENDPOINTS = {"HCLOUD_ENDPOINT", "TAILSCALE_API_URL"}
 
 
 class SettingsError(InputError):
@@ -63,6 +68,9 @@ def _file(path: Path | None) -> dict[str, str]:
     if secret := sorted(SECRETS & set(data)):
         raise SettingsError(f"the config file {path} holds {', '.join(secret)}: secrets go in the environment "
                             "(or --token-file), never in a config file")
+    if endpoints := sorted(ENDPOINTS & set(data)):
+        raise SettingsError(f"the config file {path} sets {', '.join(endpoints)}: API endpoints come only from the "
+                            "environment, so that a config file cannot send your tokens elsewhere")
     if unknown := sorted(set(map(str, data)) - set(DEFAULTS)):
         raise SettingsError(f"the config file {path} has unknown settings: {', '.join(unknown)}; "
                             f"known: {', '.join(DEFAULTS)}")
@@ -80,7 +88,25 @@ def load() -> dict[str, str]:
 def get(name: str) -> str | None:
     if name not in DEFAULTS:
         raise KeyError(name)
+    if name in ENDPOINTS:
+        return endpoint(name)
     return os.environ.get(name) or load().get(name) or DEFAULTS[name]
+
+
+def endpoint(name: str) -> str | None:
+    """An API endpoint from the environment: https, or plain http on loopback only (tokens travel to it)."""
+    value = os.environ.get(name) or None
+    if value is None:
+        return None
+    url = urlsplit(value)
+    try:
+        loopback = ipaddress.ip_address(url.hostname or "").is_loopback
+    except ValueError:
+        loopback = url.hostname == "localhost"
+    if not url.hostname or url.scheme not in ("https", "http") or (url.scheme == "http" and not loopback):
+        raise SettingsError(f"{name} {value!r} must be an https:// URL (plain http only on loopback, such as the "
+                            "local cloud): API tokens are sent to it")
+    return value
 
 
 def choose(value, name: str):

@@ -16,12 +16,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from .errors import ImagekitError
 from .settings import get as setting
 from .target import Target
 
 DEFAULT_API = "https://api.tailscale.com/api/v2"
+CLOCK_SLACK = timedelta(seconds=5)  # the cloud's and Tailscale's clocks may differ a little
 KEY_EXPIRY = 900  # seconds: long enough for a slow fallback install, useless soon after
 HTTP_TIMEOUT = 30
 
@@ -119,8 +121,12 @@ class Tailnet:
     def delete_device(self, device_id: str) -> None:
         self._call("DELETE", f"/device/{device_id}", ok_missing=True)
 
-    def devices_of(self, hostname: str) -> list[dict]:
-        return [d for d in self.devices() if d.get("hostname") == hostname]
+    def devices_of(self, hostname: str, since: datetime) -> list[dict]:
+        """The devices a server enrolled: its hostname, every tag of ours, and created after the server was.
+
+        Never by hostname alone: a person's laptop called the same stays."""
+        return [d for d in self.devices() if d.get("hostname") == hostname
+                and set(self.s.tags) <= set(d.get("tags") or []) and _created(d) >= since - CLOCK_SLACK]
 
     def _call(self, method: str, path: str, data: bytes | None = None, content_type: str | None = None, *,
               auth: bool = True, ok_missing: bool = False) -> dict:
@@ -145,6 +151,13 @@ class Tailnet:
             raise TailnetError(f"{self.s.what} cannot be reached ({getattr(exc, 'reason', exc)}); "
                                "check TAILSCALE_API_URL and the network, or pass --no-tailscale") from None
         return json.loads(body) if body else {}
+
+
+def _created(device: dict) -> datetime:
+    try:
+        return datetime.fromisoformat(str(device.get("created", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)  # unknown: never counted as the server's
 
 
 def _message(exc: urllib.error.HTTPError) -> str:

@@ -1,73 +1,20 @@
 """imagekit's operator commands, as Invoke tasks: ``invoke TASK`` in a checkout, ``imagekit TASK``
 once installed. Each task parses its options and calls one function of the toolkit through
-``_run``, the one place that picks the target, reports errors (``error: …``, exit 1) and prints
-JSON when asked. Without HCLOUD_TOKEN every task uses the local cloud (started on demand).
+``command.run``, the one place that picks the target, reports errors (``error: …``, exit 1) and
+prints JSON when asked. Without HCLOUD_TOKEN every task uses the local cloud (started on demand).
 """
 
 from __future__ import annotations
 
-import json as jsonlib
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from invoke import Collection, task
 
 from . import settings
-
-_TOKEN_HELP = {
-    "token_env": "read the Hetzner API token from this environment variable instead of HCLOUD_TOKEN",
-    "token_file": "read the Hetzner API token from this file (one line) instead of HCLOUD_TOKEN",
-}
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    """What a task reports as one `error:` line: imagekit's own errors, API, SSH, local cloud, OS errors."""
-    import paramiko
-    from hcloud import APIException
-
-    from localcloud.client import LocalCloudError
-
-    from .errors import ImagekitError
-
-    return ImagekitError, APIException, LocalCloudError, paramiko.SSHException, OSError
-
-
-def _run(name: str, action: Callable, *, json: bool = False, text: Callable[[dict], str | None] = lambda r: None,
-         target: bool = True, token_env: str | None = None, token_file: str | None = None,
-         failed: Callable[[dict], str | None] = lambda r: None) -> dict:
-    """Run ``action(target)``; print its result (JSON with --json, else ``text``); one line and exit 1 on error.
-
-    ``failed`` names what went wrong in a result that is printed all the same (some agents failed)."""
-    from .cloud.api import explain
-    from .target import resolve
-
-    try:
-        settings.load()  # a bad config file fails before any work
-        result = action(resolve(_say, token_env=token_env, token_file=token_file) if target else None)
-    except KeyboardInterrupt:
-        _say(f"error: {name}: interrupted")
-        sys.exit(130)
-    except _errors() as exc:
-        message = f"{name}: {explain(exc)}"
-        if json:
-            print(jsonlib.dumps({"error": message}))
-        _say(f"error: {message}")
-        sys.exit(1)
-    if json:
-        print(jsonlib.dumps(result, default=str))
-    elif (out := text(result)) is not None:
-        print(out)
-    if problem := failed(result):
-        _say(f"error: {name}: {problem}")
-        sys.exit(1)
-    return result
-
+from .command import TOKEN_HELP as _TOKEN_HELP
+from .command import number, run, say, whole_number
 
 # --- the local cloud ---------------------------------------------------------------------------
 
@@ -77,8 +24,8 @@ def cloud_up(c):
     """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
     from localcloud import client as localcloud
 
-    ep = _run("cloud-up", lambda _: {"endpoint": localcloud.up(progress=_say).endpoint}, target=False)
-    _say(f"local cloud is up at {ep['endpoint']}")
+    ep = run("cloud-up", lambda _: {"endpoint": localcloud.up(progress=say).endpoint}, target=False)
+    say(f"local cloud is up at {ep['endpoint']}")
 
 
 @task
@@ -86,7 +33,7 @@ def cloud_down(c):
     """Stop the local cloud and its machines; servers, snapshots and keys are kept for the next cloud-up."""
     from localcloud import client as localcloud
 
-    _run("cloud-down", lambda _: {"stopped": localcloud.down()}, target=False,
+    run("cloud-down", lambda _: {"stopped": localcloud.down()}, target=False,
          text=lambda r: "local cloud stopped" if r["stopped"] else "local cloud was not running")
 
 
@@ -101,7 +48,7 @@ def cloud_status(c, json=False):
         keys = ("endpoint", "token", "state_dir", "btrfs", "servers", "tailscale_standin_api")
         return "\n".join(f"{key:24} {st[key]}" for key in keys)
 
-    _run("cloud-status", lambda _: localcloud.status(), json=json, text=text, target=False,
+    run("cloud-status", lambda _: localcloud.status(), json=json, text=text, target=False,
          failed=lambda st: None if st["running"] or not json else "the local cloud is not running")
 
 
@@ -116,7 +63,7 @@ def cloud_env(c):
             raise localcloud.LocalCloudError("the local cloud is not running: start it with `invoke cloud-up`")
         return {"endpoint": ep.endpoint, "token": ep.token}
 
-    _run("cloud-env", env, target=False, text=lambda r: f"export HCLOUD_ENDPOINT={r['endpoint']} "
+    run("cloud-env", env, target=False, text=lambda r: f"export HCLOUD_ENDPOINT={r['endpoint']} "
                                                          f"HCLOUD_TOKEN={r['token']}")
 
 
@@ -125,8 +72,8 @@ def cloud_reset(c):
     """Delete every server, snapshot, SSH key and firewall of the local cloud (keeps its system image)."""
     from localcloud import client as localcloud
 
-    _run("cloud-reset", lambda _: localcloud.reset(), target=False)
-    _say("local cloud reset: no servers, snapshots, keys or firewalls left")
+    run("cloud-reset", lambda _: localcloud.reset(), target=False)
+    say("local cloud reset: no servers, snapshots, keys or firewalls left")
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -137,9 +84,9 @@ def cloud_reset(c):
             **_TOKEN_HELP})
 def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=False, token_env=None, token_file=None):
     """Create a key and a server with user data, SSH in, check cloud-init ran it, delete both."""
-    from .roundtrip import roundtrip as run
+    from .roundtrip import roundtrip
 
-    _run("roundtrip", lambda t: run(t, server_type=server_type, image=image, location=location, progress=_say),
+    run("roundtrip", lambda t: roundtrip(t, server_type=server_type, image=image, location=location, progress=say),
          json=json, token_env=token_env, token_file=token_file,
          text=lambda r: f"round trip ok: SSH after {r['seconds']['ssh']} s, cloud-init done after "
                         f"{r['seconds']['cloud_init']} s, total {r['seconds']['total']} s")
@@ -171,14 +118,14 @@ def build_snapshot(c, profile="agent", base_image=None, server_type=None, locati
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=float(ssh_timeout))
-        result = build_snapshot(target, options, _say)
+        result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
                 fh.write(f"snapshot_id={result['snapshot_id']}\n")
-        _say(f"snapshot {result['snapshot_id']} ({result['description']}) built in {result['seconds']} s")
+        say(f"snapshot {result['snapshot_id']} ({result['description']}) built in {result['seconds']} s")
         return result
 
-    _run("build-snapshot", build, json=json, text=lambda r: str(r["snapshot_id"]), token_env=token_env,
+    run("build-snapshot", build, json=json, text=lambda r: str(r["snapshot_id"]), token_env=token_env,
          token_file=token_file)
 
 
@@ -189,20 +136,23 @@ def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=
     """Boot a throw-away server from a snapshot, run the image's testinfra checks and clone checks, delete it."""
     from .verify import verify_snapshot
 
-    result = _run("verify", lambda t: verify_snapshot(t, snapshot, server_type, _say, profile=profile),
+    result = run("verify", lambda t: verify_snapshot(t, snapshot, server_type, say, profile=profile),
                   token_env=token_env, token_file=token_file)
-    _say(f"snapshot {result['snapshot_id']} verified")
+    say(f"snapshot {result['snapshot_id']} verified")
 
 
 @task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
+            "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys) "
+                    "or all (default)",
             "json": "print what was deleted as JSON", **_TOKEN_HELP})
-def gc(c, older_than=0.0, json=False, token_env=None, token_file=None):
+def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
     """Delete builder servers and temporary SSH keys left behind by interrupted runs (by label and age)."""
     from .fleet.gc import collect_garbage
 
-    _run("gc", lambda t: collect_garbage(t, float(older_than), _say), json=json, token_env=token_env,
+    run("gc", lambda t: collect_garbage(t, number("--older-than", older_than), say, role), json=json,
+        token_env=token_env,
          token_file=token_file,
-         text=lambda r: _say(f"deleted {len(r['servers'])} builder server(s) and {len(r['ssh_keys'])} key(s)"))
+         text=lambda r: say(f"deleted {len(r['servers'])} builder server(s) and {len(r['ssh_keys'])} key(s)"))
 
 
 @task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
@@ -213,9 +163,9 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
     """Delete all but the newest N snapshots of each profile."""
     from .fleet.prune import prune_snapshots as prune
 
-    _run("prune-snapshots", lambda t: prune(t, int(keep), profile, _say, dry_run), json=json, token_env=token_env,
+    run("prune-snapshots", lambda t: prune(t, int(keep), profile, say, dry_run), json=json, token_env=token_env,
          token_file=token_file,
-         text=lambda r: _say(f"{'would delete' if dry_run else 'deleted'} {len(r['deleted'])} snapshot(s)"))
+         text=lambda r: say(f"{'would delete' if dry_run else 'deleted'} {len(r['deleted'])} snapshot(s)"))
 
 
 # --- agents ------------------------------------------------------------------------------------
@@ -244,17 +194,17 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
               no_wait=False, timeout=None, parallel=5, json=False, token_env=None, token_file=None):
     """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
     from . import agentid
-    from .provision import ProvisionOptions
-    from .provision import provision as run
+    from .provision import ProvisionOptions, provision
+    from .provision.inputs import check_options
 
     def options() -> ProvisionOptions:
-        return ProvisionOptions(
-            agent_ids=agentid.expand(list(agent_id or []), _int("--count", count)), mode=mode, snapshot=snapshot,
-            profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+        return check_options(ProvisionOptions(
+            agent_ids=agentid.expand(list(agent_id or []), whole_number("--count", count)), mode=mode,
+            snapshot=snapshot, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
             location=settings.choose(location, "IMAGEKIT_LOCATION"),
             base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url,
-            tailscale=not no_tailscale, wait=not no_wait, timeout=_float("--timeout", timeout),
-            parallel=_int("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None)
+            tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
+            parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None))
 
     def row(a: dict) -> str:
         took = f"{a['seconds_to_ready']:.1f} s" if a["seconds_to_ready"] is not None else "-"
@@ -266,7 +216,7 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
         return (f"{len(bad)} of {len(r['agents'])} agent(s) failed: "
                 + "; ".join(f"{a['agent_id']}: {a['error']}" for a in bad)) if bad else None
 
-    _run("provision", lambda t: run(t, options(), _say), json=json, failed=failed,
+    run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=failed,
          text=lambda r: "\n".join(row(a) for a in r["agents"]),
          token_env=token_env, token_file=token_file)
 
@@ -279,11 +229,18 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
 })
 def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
     """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
-    from .fleet.deprovision import deprovision as run
+    from . import agentid
+    from .fleet.deprovision import deprovision
 
-    ids = [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
-    _run("deprovision", lambda t: run(t, ids, selector, _say), json=json, token_env=token_env, token_file=token_file,
-         text=lambda r: _say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
+    def ids() -> list[str]:
+        found = [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
+        for agent in found:
+            agentid.server_name(agent)
+        return found
+
+    run("deprovision", lambda t, i: deprovision(t, i, selector, say), prepare=ids, json=json, token_env=token_env,
+        token_file=token_file,
+         text=lambda r: say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
                              "Tailscale device(s)"))
 
 
@@ -301,7 +258,7 @@ def list_(c, json=False, token_env=None, token_file=None):
                   f"{s['description']}" for s in r["snapshots"]]
         return "\n".join(lines)
 
-    _run("list", list_managed, json=json, text=text, token_env=token_env, token_file=token_file)
+    run("list", list_managed, json=json, text=text, token_env=token_env, token_file=token_file)
 
 
 @task(help={"agent_id": "the agent whose user data to show",
@@ -314,7 +271,7 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
     from .provision import render_for_operator
     from .target import token_from
 
-    _run("render-cloud-init", lambda _: {"user_data": render_for_operator(
+    run("render-cloud-init", lambda _: {"user_data": render_for_operator(
         agent_id, mode=mode, local=token_from() is None, api_url=api_url, tailscale=not no_tailscale,
         agent_bundle=Path(agent_bundle) if agent_bundle else None)}, target=False,
         text=lambda r: r["user_data"].rstrip("\n"))
@@ -330,28 +287,10 @@ def bench(c, out="bench/results.json", runs=3, fleet=10):
     """Measure build and provisioning on the local cloud (several minutes); figures to --out and a table."""
     from . import bench as benchmark
 
-    _run("bench", lambda t: benchmark.run(t, Path(out), runs=_int("--runs", runs), fleet_size=_int("--fleet", fleet),
-                                          progress=_say),
+    run("bench", lambda t: benchmark.run(t, Path(out), runs=whole_number("--runs", runs),
+                                         fleet_size=whole_number("--fleet", fleet), progress=say),
          text=lambda r: Path(out).with_suffix(".md").read_text())
-    _say(f"figures written to {out} (table: {Path(out).with_suffix('.md')})")
-
-
-def _int(option: str, value) -> int | None:
-    from .errors import InputError
-
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r}: give a whole number") from None
-
-
-def _float(option: str, value) -> float | None:
-    from .errors import InputError
-
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r}: give a number of seconds") from None
+    say(f"figures written to {out} (table: {Path(out).with_suffix('.md')})")
 
 
 namespace = Collection.from_module(sys.modules[__name__])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import requests
 from hcloud import APIException, Client
 
-from ..errors import CloudError
 from ..target import Target
 
 MANAGED = {"managed-by": "imagekit"}
@@ -55,10 +54,6 @@ def explain(exc: BaseException, client: Client | None = None) -> str:
     if isinstance(code, int):  # not the API's JSON: a proxy or a wrong endpoint answered
         return f"the API answered HTTP {code} {message}: check HCLOUD_ENDPOINT"
     return f"{message} (API error {code})"
-
-
-def advice(exc: BaseException, client: Client | None = None) -> CloudError:
-    return CloudError(explain(exc, client))
 
 
 def requests_served(target: Target) -> int | None:

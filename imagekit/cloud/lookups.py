@@ -43,8 +43,9 @@ def base_image(client: Client, name: str, architecture: str, warn=lambda msg: No
     if found is None:
         raise CloudError(f"base image '{name}' ({architecture}) does not exist; "
                          "list images with `hcloud image list --type system`")
-    if found.deprecated:
-        warn(f"warning: base image {name} is deprecated since {found.deprecated}")
+    if found.deprecation:
+        warn(f"warning: base image {name} is deprecated (unavailable after "
+             f"{getattr(found.deprecation, 'unavailable_after', '?')})")
     return found
 
 

@@ -32,13 +32,14 @@ def deprovision(target: Target, agent_ids: list[str], selector: str | None, prog
     for server in servers.values():
         progress(f"[{server.name}] deleting server {server.id}")
     delete_many(client, list(servers.values()))
-    devices = _delete_devices(target, [s.name for s in servers.values()], progress)
+    devices = _delete_devices(target, list(servers.values()), progress)
     return {"deleted": [{"server_id": s.id, "name": s.name, "agent_id": (s.labels or {}).get("agent-id")}
                         for s in servers.values()], "tailscale_devices_deleted": devices}
 
 
-def _delete_devices(target: Target, names: list[str], progress) -> list[str]:
-    if not names:
+def _delete_devices(target: Target, servers: list, progress) -> list[str]:
+    """Each server's own Tailscale devices (its hostname, our tags, enrolled after it was created)."""
+    if not servers:
         return []
     creds = tailnet.credentials(target, required=False)
     if creds is None:
@@ -47,9 +48,9 @@ def _delete_devices(target: Target, names: list[str], progress) -> list[str]:
         return []
     api_ = tailnet.Tailnet(creds)
     deleted = []
-    for device in api_.devices():
-        if device.get("hostname") in names:
+    for server in servers:
+        for device in api_.devices_of(server.name, server.created):
             api_.delete_device(device["id"])
             deleted.append(device["id"])
-            progress(f"[{device['hostname']}] Tailscale device {device.get('name')} removed ({creds.what})")
+            progress(f"[{server.name}] Tailscale device {device.get('name')} removed ({creds.what})")
     return deleted

@@ -7,11 +7,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from ..cloud import api
+from ..errors import InputError
 from ..steps.server import delete_many
 from ..target import Target
 
+ROLES = {"builder": ("builder",), "provision": ("provision",), "all": ("builder", "provision")}
 
-def collect_garbage(target: Target, older_than_minutes: float, progress) -> dict:
+
+def collect_garbage(target: Target, older_than_minutes: float, progress, role: str = "all") -> dict:
+    """``role``: ``builder`` (builds' and verifications' servers and keys), ``provision`` (provisioning
+    runs' keys) or ``all``."""
+    if role not in ROLES:
+        raise InputError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
+    roles = ROLES[role]
     client = api.connect(target)
     cutoff = datetime.now(timezone.utc) - timedelta(minutes=older_than_minutes)
 
@@ -21,8 +29,9 @@ def collect_garbage(target: Target, older_than_minutes: float, progress) -> dict
             created = datetime.fromisoformat(created)
         return created <= cutoff
 
-    servers = [s for s in client.servers.get_all(label_selector=api.selector(role="builder")) if old(s)]
-    keys = [k for k in client.ssh_keys.get_all(label_selector=f"{api.selector()},role in (builder,provision)")
+    servers = [s for s in client.servers.get_all(label_selector=api.selector(role="builder")) if old(s)] \
+        if "builder" in roles else []
+    keys = [k for k in client.ssh_keys.get_all(label_selector=f"{api.selector()},role in ({','.join(roles)})")
             if old(k)]
     for server in servers:
         progress(f"deleting builder server {server.id} ({server.name}, created {server.created})")

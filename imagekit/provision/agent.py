@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .. import agentid
 from ..build import playbook_variables
 from ..cloud import api
-from ..errors import HostError
+from ..errors import HostError, InputError
 from ..host import playbook, probe, ssh
 from ..pipeline import StepFailed, run_steps
 from ..steps.job import HostJob
@@ -55,8 +55,8 @@ class AuthKey:
         # --wait nobody knows when the host used it; it then simply expires (tailnet.KEY_EXPIRY).
         if a.key_id and (a.failed or r.options.wait):
             r.tailnet.revoke_key(a.key_id)
-        if a.failed:
-            for device in r.tailnet.devices_of(a.resource_name):
+        if a.failed and a.server is not None:  # no server of this run, no device of this run
+            for device in r.tailnet.devices_of(a.resource_name, a.server.created):
                 r.tailnet.delete_device(device["id"])
 
 
@@ -68,8 +68,10 @@ class CreateAgentServer:
         a.check("a worker")
         data = userdata.render(r.config(a.agent_id, a.secret), r.bundle)
         keys = [k for k in (r.ssh_key, r.operator_key) if k is not None]
+        if not keys:  # checked with the inputs; a server without a key would get a root password
+            raise InputError("no SSH key for the server: set HETZNER_SSH_KEY_ID")
         resp = r.client.servers.create(
-            name=a.resource_name, server_type=r.server_type, image=r.image, ssh_keys=keys or None, user_data=data,
+            name=a.resource_name, server_type=r.server_type, image=r.image, ssh_keys=keys, user_data=data,
             labels=a.labels, firewalls=[r.firewall] if r.firewall else None, location=r.location)
         a.server = resp.server  # recorded before any wait, so a failed wait is still cleaned up
         a.action_id = resp.action.id

@@ -36,8 +36,8 @@ class ProvisionOptions:
     agent_bundle: Path | None = None
 
 
-def check_options(o: ProvisionOptions) -> None:
-    """What is wrong with the options alone (no API needed)."""
+def check_options(o: ProvisionOptions) -> ProvisionOptions:
+    """What is wrong with the options alone (no API needed); the options when nothing is."""
     if o.mode not in MODES:
         raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
     if o.parallel < 1:
@@ -46,6 +46,7 @@ def check_options(o: ProvisionOptions) -> None:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:
         agentid.server_name(agent)
+    return o
 
 
 def check_inputs(r: Run) -> None:
@@ -61,6 +62,9 @@ def check_inputs(r: Run) -> None:
     r.operator_key = lookups.ssh_key(c, ident) if ident else None
     if path := settings.get("SSH_PRIVATE_KEY_PATH"):
         r.keypair = _own_key(path, r.operator_key)
+    if not o.wait and r.operator_key is None:  # without any key Hetzner would give the server a root password
+        raise InputError("--no-wait puts no key of imagekit's on the servers: set HETZNER_SSH_KEY_ID to your key "
+                         "(a server without an SSH key gets a root password), or let provision wait")
     r.api_url = agents_api_url(o.api_url, r.target.local)
     r.bundle = userdata.bundle(o.agent_bundle)
     if o.tailscale:

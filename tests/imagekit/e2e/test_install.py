@@ -4,7 +4,6 @@ command lists its tasks and renders an agent's user data from the packaged templ
 from __future__ import annotations
 
 import subprocess
-import sys
 import venv
 
 import pytest

@@ -4,10 +4,12 @@ hosts. Bad input is checked before anything exists: tests/imagekit/unit/test_inp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from hcloud.images import Image
@@ -29,6 +31,18 @@ def standin() -> tailnet.Tailnet:
     """The local cloud's Tailscale stand-in, through the client provisioning uses."""
     ep = localcloud.current()
     return tailnet.Tailnet(tailnet.credentials(Target(ep.endpoint, ep.token, local=True)))
+
+
+def decoy_device(hostname: str) -> str:
+    """A person's laptop that happens to carry an agent's hostname: untagged, enrolled before the agent."""
+    ep = localcloud.current()
+    laptop = tailnet.Tailnet(dataclasses.replace(tailnet.credentials(Target(ep.endpoint, ep.token, local=True)),
+                                                 tags=()))
+    _, key = laptop.mint_auth_key("a person's laptop")
+    req = urllib.request.Request(ep.base + "/tailscale/standin/register", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"authkey": key, "hostname": hostname}).encode())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)["device_id"]
 
 
 def cloud_log_count(method: str, path: str) -> int:
@@ -56,6 +70,7 @@ def host_suite(ip: str, key, agent: str, mode: str, tags=("tag:openclaw-agent",)
 def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot, operator):
     client = fleet
     key, sk = operator
+    laptop = decoy_device("fleet-1")
     env = {"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL}
     proc = invoke("provision", "--count", "3", "--agent-id", "fleet", "--json", env_extra=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -90,7 +105,9 @@ def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot,
     gone = invoke("deprovision", "--agent-id", "fleet-1,fleet-2", "--agent-id", "fleet-3")
     assert gone.returncode == 0, gone.stderr[-2000:]
     assert servers(client, "agent-id in (fleet-1,fleet-2,fleet-3)") == []
-    assert not [d for d in standin().devices() if d["hostname"].startswith("fleet-")]
+    # The agents' devices are gone; the laptop that shares a hostname with one of them is not.
+    assert [d["id"] for d in standin().devices() if d["hostname"].startswith("fleet-")] == [laptop]
+    standin().delete_device(laptop)
     assert invoke("deprovision", "--agent-id", "fleet-1").returncode == 0  # nothing left: still fine
 
 
@@ -213,7 +230,7 @@ def test_wrong_tokens_are_rejected_up_front(fleet, tmp_path, cloud_endpoint):
 
 def login(ip: str, key) -> bool:
     """One SSH login with the operator's key: refused, dropped or accepted."""
-    from imagekit import ssh
+    from imagekit.host import ssh
 
     try:
         ssh.connect(ip, key, timeout=5, connect_timeout=3).close()

@@ -55,6 +55,7 @@ def test_agent_ids(ids, count, message):
     ({"api_url": "not a url"}, {}, "not a plain http(s) URL"),
     ({"api_url": None}, {}, "AURA_API_URL"),
     ({"mode": "fallback", "wait": False}, {}, "cannot skip waiting"),
+    ({"wait": False, "snapshot": "SNAPSHOT"}, {}, "--no-wait puts no key of imagekit's on the servers"),
     ({"mode": "snapshot"}, {}, "no snapshot of profile 'agent'"),
     ({"mode": "fallback", "base_image": "plan9"}, {}, "base image 'plan9' (x86) does not exist"),
     ({"agent_bundle": "MISSING"}, {}, "neither a directory nor a .tar.gz"),
@@ -73,6 +74,8 @@ def test_bad_provision_input_fails_before_creating_anything(api, clean_settings,
     (bundles["BIG"] / "index.js").write_text("// " + os.urandom(40_000).hex())  # random bytes do not compress
     if change.get("agent_bundle"):
         change = {**change, "agent_bundle": bundles[change["agent_bundle"]]}
+    if change.get("snapshot") == "SNAPSHOT":
+        change = {**change, "snapshot": str(add_snapshot(api.cloud, profile="by-id"))}
     for name, value in env.items():
         clean_settings.setenv(name, value)
     options = ProvisionOptions(agent_ids=["ok-1"], api_url=API_URL, tailscale=False, mode="auto")
@@ -82,7 +85,7 @@ def test_bad_provision_input_fails_before_creating_anything(api, clean_settings,
 
 
 def test_snapshot_of_another_architecture_is_refused(api, clean_settings):
-    snap = add_snapshot(api.cloud, architecture="x86")
+    snap = add_snapshot(api.cloud, architecture="x86", profile="by-id")
     message = attempt(api, ProvisionOptions(agent_ids=["ok-1"], api_url=API_URL, tailscale=False,
                                             snapshot=str(snap), server_type="cax11"))
     assert f"snapshot {snap} is x86 but the server type is arm" in message

@@ -61,3 +61,25 @@ def test_operator_key_file(tmp_path):
     (tmp_path / "junk").write_text("not a key")
     with pytest.raises(keys.KeyFileError, match="not an unencrypted OpenSSH private key"):
         keys.load_ed25519(str(tmp_path / "junk"))
+
+
+@pytest.mark.parametrize("name", sorted(settings.ENDPOINTS))
+def test_endpoints_never_come_from_a_config_file(config, name):
+    config.write_text(f"{name}: https://evil.example/v1\n")
+    with pytest.raises(settings.SettingsError, match="API endpoints come only from the environment"):
+        settings.load()
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("https://api.hetzner.cloud/v1", True), ("http://127.0.0.1:8931/v1", True), ("http://[::1]:8931/v1", True),
+    ("http://localhost:8931/v1", True), ("http://api.hetzner.cloud/v1", False), ("http://10.213.7.1:8931/v1", False),
+    ("ftp://example.com", False), ("not a url", False),
+])
+def test_endpoints_are_https_except_on_loopback(config, monkeypatch, value, ok):
+    for name in settings.ENDPOINTS:
+        monkeypatch.setenv(name, value)
+        if ok:
+            assert settings.get(name) == value
+        else:
+            with pytest.raises(settings.SettingsError, match="must be an https:// URL"):
+                settings.get(name)

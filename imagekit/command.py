@@ -1,0 +1,81 @@
+"""The one wrapper every task goes through: settings checked, the target picked (Hetzner with a
+token, else the local cloud), any error an operator can act on reported as one ``error: …`` line
+with exit 1 (no traceback), and the result printed as JSON when asked."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+from collections.abc import Callable
+
+from . import settings
+from .errors import InputError
+
+TOKEN_HELP = {
+    "token_env": "read the Hetzner API token from this environment variable instead of HCLOUD_TOKEN",
+    "token_file": "read the Hetzner API token from this file (one line) instead of HCLOUD_TOKEN",
+}
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """What a task reports as one `error:` line: imagekit's own errors, API, SSH, local cloud, OS errors."""
+    import paramiko
+    from hcloud import APIException
+
+    from localcloud.client import LocalCloudError
+
+    from .errors import ImagekitError
+
+    return ImagekitError, APIException, LocalCloudError, paramiko.SSHException, OSError
+
+
+def run(name: str, action: Callable, *, json: bool = False, text: Callable[[dict], str | None] = lambda r: None,
+         target: bool = True, token_env: str | None = None, token_file: str | None = None,
+         failed: Callable[[dict], str | None] = lambda r: None, prepare: Callable[[], object] | None = None) -> dict:
+    """Run ``action(target)``; print its result (JSON with --json, else ``text``); one line and exit 1 on error.
+
+    ``prepare`` parses the options before the target is picked (a bad option fails before the local cloud
+    starts); then ``action(target, prepared)`` is called. ``failed`` names what went wrong in a result that is
+    printed all the same (some agents failed)."""
+    from .cloud.api import explain
+    from .target import resolve
+
+    try:
+        settings.load()  # a bad config file fails before any work
+        args = (prepare(),) if prepare else ()
+        result = action(resolve(say, token_env=token_env, token_file=token_file) if target else None, *args)
+    except KeyboardInterrupt:
+        say(f"error: {name}: interrupted")
+        sys.exit(130)
+    except _errors() as exc:
+        message = f"{name}: {explain(exc)}"
+        if json:
+            print(jsonlib.dumps({"error": message}))
+        say(f"error: {message}")
+        sys.exit(1)
+    if json:
+        print(jsonlib.dumps(result, default=str))
+    elif (out := text(result)) is not None:
+        print(out)
+    if problem := failed(result):
+        say(f"error: {name}: {problem}")
+        sys.exit(1)
+    return result
+
+
+def whole_number(option: str, value) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: give a whole number") from None
+
+
+def number(option: str, value) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: give a number of seconds") from None
