@@ -8,64 +8,31 @@ duration) that tests and benchmarks count API calls from.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import catalog, labels
-from .cloud import HOSTNAME_RE, Cloud
-from .errors import APIError, invalid_input, not_found
+from . import admin, catalog, firewalls, labels, server_actions, servers
+from .bodylimit import BodyLimit
+from .cloud import Cloud
+from .errors import APIError, invalid_fields, invalid_input, not_found
+from .jsonbody import body_of
 from .listing import paginate, sort_items
-from .store import now
+from .ratelimit import RateLimiter
+from .requestlog import RequestLog
+from .validation import HOSTNAME_RE
+from .views import firewall_json, server_json
 
 log = logging.getLogger("localcloud")
 
-
-class RateLimiter:
-    """Hetzner's model: a bucket of ``limit`` requests per hour, refilled one per second-ish."""
-
-    def __init__(self, limit: int, enforced: bool):
-        self.lock = threading.Lock()
-        self.configure(limit, enforced)
-
-    def configure(self, limit: int, enforced: bool) -> None:
-        with self.lock:
-            self.limit, self.enforced = max(1, limit), enforced
-            self.tokens = float(self.limit)
-            self.stamp = time.monotonic()
-
-    def take(self) -> tuple[bool, int, int]:
-        with self.lock:
-            t = time.monotonic()
-            self.tokens = min(self.limit, self.tokens + (t - self.stamp) * self.limit / 3600)
-            self.stamp = t
-            ok = self.tokens >= 1 or not self.enforced
-            if self.tokens >= 1:
-                self.tokens -= 1
-            remaining = int(self.tokens)
-            reset = int(time.time() + (self.limit - self.tokens) * 3600 / self.limit)
-            return ok, remaining, reset
-
-
-class RequestLog:
-    def __init__(self, path):
-        self.path = path
-        self.entries: list[dict] = []
-        self.lock = threading.Lock()
-
-    def add(self, entry: dict) -> None:
-        with self.lock:
-            entry["seq"] = len(self.entries) + 1
-            self.entries.append(entry)
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
+# Our handlers' names for path parameters -> the names the API documentation gives them.
+PATH_PARAMS = {"ident": "id"}
 
 
 def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate_limit: bool = False,
@@ -73,8 +40,9 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
     app = FastAPI(title="imagekit local cloud (Hetzner Cloud API v1)", docs_url=None, redoc_url=None,
                   openapi_url=None)
     limiter = RateLimiter(rate_limit, enforce_rate_limit)
+    expected_auth = f"Bearer {token}".encode()
     requests_log = RequestLog(cloud.layout.request_log)
-    app.state.cloud, app.state.requests = cloud, requests_log
+    app.state.cloud, app.state.requests, app.state.limiter = cloud, requests_log, limiter
 
     @app.middleware("http")
     async def middleware(request: Request, call_next):
@@ -89,7 +57,7 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
 
     async def _guarded(request: Request, call_next, path: str) -> Response:
         if path.startswith(("/v1", "/_admin")):
-            if request.headers.get("authorization", "") != f"Bearer {token}":
+            if not secrets.compare_digest(request.headers.get("authorization", "").encode(), expected_auth):
                 return _error(APIError("unauthorized", "unable to authenticate"))
         if not path.startswith("/v1"):
             return await call_next(request)
@@ -110,6 +78,15 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         response.headers.update(headers)
         return response
 
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        """Malformed ids and query values: Hetzner's invalid_input, not the framework's own format."""
+        fields: dict[str, list[str]] = {}
+        for problem in exc.errors():
+            name = str(problem["loc"][-1]) if problem["loc"] else "body"
+            fields.setdefault(PATH_PARAMS.get(name, name), []).append(problem["msg"])
+        return _error(invalid_fields(fields))
+
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
         return _error(exc)
@@ -121,18 +98,6 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         if exc.status_code == 405:
             return _error(APIError("method_not_allowed", "method not allowed", status=405))
         return _error(APIError("server_error", str(exc.detail), status=exc.status_code))
-
-    async def body_of(request: Request) -> dict:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise APIError("json_error", "request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise APIError("json_error", "request body must be a JSON object")
-        return data
 
     def listing(request: Request, key: str, items: list[dict], *, sort_fields=("id",),
                 filters: dict[str, Callable[[dict, list[str]], bool]] | None = None) -> dict:
@@ -149,6 +114,44 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         return {key: page, "meta": meta}
 
     by_name = {"name": lambda i, v: i.get("name") in v}
+
+    # -- actions (before the resources' routes: /v1/servers/actions is no server id) -----------------
+    action_sort = ("id", "command", "status", "started", "finished")
+
+    def actions_of(kind: str | None, ident: int | None = None) -> list[dict]:
+        return [a for a in list(cloud.store["actions"].values())
+                if kind is None or any(r["type"] == kind and (ident is None or r["id"] == ident)
+                                       for r in a["resources"])]
+
+    action_filters = {"id": lambda a, v: str(a["id"]) in v, "status": lambda a, v: a["status"] in v}
+
+    @app.get("/v1/actions")
+    def list_actions(request: Request):
+        return listing(request, "actions", actions_of(None), sort_fields=action_sort, filters=action_filters)
+
+    @app.get("/v1/actions/{ident}")
+    def get_action(ident: int):
+        return {"action": cloud.get("actions", ident, "action")}
+
+    for kind, plural in (("server", "servers"), ("image", "images"), ("firewall", "firewalls")):
+        def _register(kind=kind, plural=plural):
+            @app.get(f"/v1/{plural}/actions", name=f"list_{kind}_actions")
+            def list_kind_actions(request: Request):
+                return listing(request, "actions", actions_of(kind), sort_fields=action_sort, filters=action_filters)
+
+            @app.get(f"/v1/{plural}/actions/{{action_id}}", name=f"get_{kind}_action")
+            def get_kind_action(action_id: int):
+                return {"action": _find(actions_of(kind), action_id, "action")}
+
+            @app.get(f"/v1/{plural}/{{ident}}/actions", name=f"list_actions_of_{kind}")
+            def list_actions_of(ident: int, request: Request):
+                return listing(request, "actions", actions_of(kind, ident), sort_fields=action_sort,
+                               filters=action_filters)
+
+            @app.get(f"/v1/{plural}/{{ident}}/actions/{{action_id}}", name=f"get_action_of_{kind}")
+            def get_action_of(ident: int, action_id: int):
+                return {"action": _find(actions_of(kind, ident), action_id, "action")}
+        _register()
 
     # -- catalogue ---------------------------------------------------------------------------
     @app.get("/v1/locations")
@@ -248,8 +251,9 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         body = await body_of(request)
         key = cloud.get("ssh_keys", ident, "SSH key")
         if "name" in body:
-            if any(k["name"] == body["name"] and k["id"] != ident for k in cloud.store["ssh_keys"].values()):
-                raise APIError("uniqueness_error", "SSH key with the same name already exists")
+            if not isinstance(body["name"], str) or not body["name"].strip():
+                raise invalid_input("name", "name must be a non-empty string")
+            cloud.check_name_free("ssh_keys", body["name"], "SSH key", ident)
             key["name"] = body["name"]
         if "labels" in body:
             key["labels"] = labels.validate(body["labels"])
@@ -273,7 +277,7 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
 
     @app.post("/v1/servers", status_code=201)
     async def create_server(request: Request):
-        result = cloud.create_server(await body_of(request))
+        result = servers.create_server(cloud, await body_of(request))
         result["server"] = server_json(cloud, result["server"])
         return result
 
@@ -288,6 +292,7 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         if "name" in body:
             if not isinstance(body["name"], str) or not HOSTNAME_RE.match(body["name"]):
                 raise invalid_input("name", "name must be a valid hostname (RFC 1123)")
+            cloud.check_name_free("servers", body["name"], "server", ident)
             server["name"] = body["name"]
         if "labels" in body:
             server["labels"] = labels.validate(body["labels"])
@@ -296,11 +301,11 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
 
     @app.delete("/v1/servers/{ident}")
     def delete_server(ident: int):
-        return {"action": cloud.delete_server(ident)}
+        return {"action": servers.delete_server(cloud, ident)}
 
     @app.post("/v1/servers/{ident}/actions/{command}", status_code=201)
     async def server_action(ident: int, command: str, request: Request):
-        result = cloud.server_action(ident, command, await body_of(request))
+        result = server_actions.run(cloud, ident, command, await body_of(request))
         return result if "action" in result else {"action": result}
 
     # -- firewalls ---------------------------------------------------------------------------
@@ -311,7 +316,7 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
 
     @app.post("/v1/firewalls", status_code=201)
     async def create_firewall(request: Request):
-        result = cloud.create_firewall(await body_of(request))
+        result = firewalls.create_firewall(cloud, await body_of(request))
         return {"firewall": firewall_json(result["firewall"]), "actions": result["actions"]}
 
     @app.get("/v1/firewalls/{ident}")
@@ -323,6 +328,9 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         body = await body_of(request)
         fw = cloud.get("firewalls", ident, "firewall")
         if "name" in body:
+            if not isinstance(body["name"], str) or not body["name"].strip():
+                raise invalid_input("name", "name must be a non-empty string")
+            cloud.check_name_free("firewalls", body["name"], "firewall", ident)
             fw["name"] = body["name"]
         if "labels" in body:
             fw["labels"] = labels.validate(body["labels"])
@@ -331,89 +339,17 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
 
     @app.delete("/v1/firewalls/{ident}", status_code=204)
     def delete_firewall(ident: int):
-        cloud.delete_firewall(ident)
+        firewalls.delete_firewall(cloud, ident)
         return Response(status_code=204)
 
     @app.post("/v1/firewalls/{ident}/actions/{command}", status_code=201)
     async def firewall_action(ident: int, command: str, request: Request):
-        return {"actions": cloud.firewall_action(ident, command, await body_of(request))}
+        return {"actions": firewalls.firewall_action(cloud, ident, command, await body_of(request))}
 
-    # -- actions -----------------------------------------------------------------------------
-    action_sort = ("id", "command", "status", "started", "finished")
-
-    def actions_of(kind: str | None, ident: int | None = None) -> list[dict]:
-        return [a for a in list(cloud.store["actions"].values())
-                if kind is None or any(r["type"] == kind and (ident is None or r["id"] == ident)
-                                       for r in a["resources"])]
-
-    action_filters = {"id": lambda a, v: str(a["id"]) in v, "status": lambda a, v: a["status"] in v}
-
-    @app.get("/v1/actions")
-    def list_actions(request: Request):
-        return listing(request, "actions", actions_of(None), sort_fields=action_sort, filters=action_filters)
-
-    @app.get("/v1/actions/{ident}")
-    def get_action(ident: int):
-        return {"action": cloud.get("actions", ident, "action")}
-
-    for kind, plural in (("server", "servers"), ("image", "images"), ("firewall", "firewalls")):
-        def _register(kind=kind, plural=plural):
-            @app.get(f"/v1/{plural}/actions", name=f"list_{kind}_actions")
-            def list_kind_actions(request: Request):
-                return listing(request, "actions", actions_of(kind), sort_fields=action_sort, filters=action_filters)
-
-            @app.get(f"/v1/{plural}/actions/{{action_id}}", name=f"get_{kind}_action")
-            def get_kind_action(action_id: int):
-                return {"action": _find(actions_of(kind), action_id, "action")}
-
-            @app.get(f"/v1/{plural}/{{ident}}/actions", name=f"list_actions_of_{kind}")
-            def list_actions_of(ident: int, request: Request):
-                return listing(request, "actions", actions_of(kind, ident), sort_fields=action_sort,
-                               filters=action_filters)
-
-            @app.get(f"/v1/{plural}/{{ident}}/actions/{{action_id}}", name=f"get_action_of_{kind}")
-            def get_action_of(ident: int, action_id: int):
-                return {"action": _find(actions_of(kind, ident), action_id, "action")}
-        _register()
-
-    # -- admin (outside /v1; the same token) -------------------------------------------------
-    @app.get("/_admin/faults")
-    def get_faults():
-        return {"faults": cloud.faults.rules}
-
-    @app.put("/_admin/faults")
-    async def put_faults(request: Request):
-        raw = json.loads(await request.body() or b"[]")
-        return {"faults": cloud.faults.set(raw.get("faults", []) if isinstance(raw, dict) else raw)}
-
-    @app.delete("/_admin/faults")
-    def clear_faults():
-        cloud.faults.set([])
-        return {"faults": []}
-
-    @app.put("/_admin/rate_limit")
-    async def put_rate_limit(request: Request):
-        body = await body_of(request)
-        limiter.configure(int(body.get("limit", 3600)), bool(body.get("enforce", False)))
-        return {"limit": limiter.limit, "enforce": limiter.enforced}
-
-    @app.get("/_admin/requests")
-    def get_requests(since: int = 0):
-        return {"requests": [e for e in requests_log.entries if e["seq"] > since], "total": len(requests_log.entries)}
-
-    @app.post("/_admin/reset")
-    def reset():
-        cloud.reset()
-        if hasattr(app.state, "on_reset"):
-            app.state.on_reset()
-        return {"reset": now()}
-
-    @app.get("/_admin/health")
-    def health():
-        return {"ok": True, "btrfs": cloud.storage.btrfs, "servers": len(cloud.store["servers"])}
-
+    app.include_router(admin.router)
     if extra:
         extra(app)
+    app.add_middleware(BodyLimit)
     return app
 
 
@@ -426,29 +362,6 @@ def _find(items: list[dict], ident, what: str) -> dict:
 
 def _error(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
-
-
-def server_json(cloud: Cloud, s: dict) -> dict:
-    stype = next(t for t in catalog.SERVER_TYPES if t["name"] == s["server_type"])
-    location = catalog.LOCATION_BY_NAME[s["location"]]
-    return {
-        "id": s["id"], "name": s["name"], "status": s["status"], "created": s["created"],
-        "public_net": {
-            "ipv4": {"id": s["id"], "ip": s["address"], "blocked": False, "dns_ptr": f"static.{s['address']}.local"},
-            "ipv6": None, "floating_ips": [],
-            "firewalls": [{"id": f, "status": "applied"} for f in s["firewalls"]],
-        },
-        "private_net": [], "server_type": stype,
-        "datacenter": catalog.datacenter_json(catalog.DATACENTER_BY_LOCATION[s["location"]]),
-        "location": location, "image": cloud.get_image_of(s), "iso": None, "rescue_enabled": False,
-        "locked": s["locked"], "backup_window": None, "outgoing_traffic": 0, "ingoing_traffic": 0,
-        "included_traffic": 21990232555520, "protection": s["protection"], "labels": s["labels"],
-        "volumes": [], "load_balancers": [], "primary_disk_size": stype["disk"], "placement_group": None,
-    }
-
-
-def firewall_json(fw: dict) -> dict:
-    return {**fw, "applied_to": [{"type": "server", "server": {"id": sid}} for sid in fw["applied_to"]]}
 
 
 def new_token() -> str:

@@ -9,6 +9,7 @@ the local cloud's web stack installed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, Layout, layout
 
@@ -49,12 +51,13 @@ class Endpoint:
 
 
 def _pid(L: Layout) -> int | None:
+    """The running API process from the pid file, if that pid really is one (pids get reused)."""
     try:
         pid = int(L.pid_file.read_text())
-        os.kill(pid, 0)
-        return pid
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
+    return pid if b"-m" in cmdline and b"localcloud" in cmdline[cmdline.index(b"-m") + 1:][:1] else None
 
 
 def current(L: Layout | None = None) -> Endpoint | None:
@@ -75,6 +78,10 @@ def up(progress=print) -> Endpoint:
     L = layout()
     if ep := current(L):
         return ep
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LocalCloudError(f"the local cloud needs {', '.join(missing)}, which are not installed: "
+                              "pip install 'imagekit[localcloud]', or set HCLOUD_TOKEN to use Hetzner")
     if os.geteuid() != 0:
         raise LocalCloudError("the local cloud runs real machines and needs root: run as root (sudo invoke cloud-up)")
     L.root.mkdir(parents=True, exist_ok=True)
@@ -105,9 +112,7 @@ def down(timeout: float = 60) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if _pid(L) != pid:  # gone (a zombie's command line is empty)
             return True
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)

@@ -49,10 +49,16 @@ class APIError(Exception):
 
 
 def invalid_input(field: str, message: str) -> APIError:
+    return invalid_fields({field: [message]})
+
+
+def invalid_fields(fields: dict[str, list[str]]) -> APIError:
+    """``invalid_input`` naming each field and what is wrong with it, as the real API reports it."""
+    names = ", ".join(f"'{name}'" for name in fields)
     return APIError(
         "invalid_input",
-        f"invalid input in field '{field}'",
-        details={"fields": [{"name": field, "messages": [message]}]},
+        f"invalid input in field{'s' if len(fields) > 1 else ''} {names}",
+        details={"fields": [{"name": name, "messages": messages} for name, messages in fields.items()]},
     )
 
 

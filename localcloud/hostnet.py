@@ -26,12 +26,8 @@ def ensure_bridge() -> None:
     run(["ip", "link", "set", BRIDGE, "up"])
 
 
-def remove_bridge() -> None:
-    run(["ip", "link", "del", BRIDGE], check=False)
-
-
-def ensure_mirror() -> str:
-    """Configure and start apt-cacher-ng as the provider's Debian mirror; return its proxy URL."""
+def ensure_mirror() -> None:
+    """Configure and start apt-cacher-ng as the provider's Debian mirror."""
     if not shutil.which("apt-cacher-ng") and not Path("/usr/sbin/apt-cacher-ng").exists():
         raise RuntimeError("apt-cacher-ng is not installed: run `apt-get install apt-cacher-ng` (see README)")
     backends = Path("/etc/apt-cacher-ng/backends_debian")
@@ -44,7 +40,6 @@ def ensure_mirror() -> str:
             if time.monotonic() > deadline:
                 raise RuntimeError("apt-cacher-ng did not start listening on port 3142")
             time.sleep(0.2)
-    return mirror_url()
 
 
 def mirror_url() -> str:

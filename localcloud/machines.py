@@ -1,8 +1,13 @@
 """Real machines for the local cloud: systemd-nspawn guests with systemd as PID 1.
 
+Guests keep systemd-nspawn's default capability set (plus CAP_NET_ADMIN, which a private
+network implies): enough for Docker, UFW and fail2ban inside, without module loading, raw I/O,
+the clock or MAC policy of the host, whose kernel they share. They run without a user namespace.
+
 Each guest boots from its own disk (a btrfs snapshot of an image), gets its own network
 namespace with a veth on the local cloud's bridge, and reads its cloud-init NoCloud seed
-from ``/var/lib/cloud/seed/nocloud``. Power actions are signals to the guest's systemd,
+from ``/var/lib/cloud/seed/nocloud``, written there by the host without following any of the
+guest's symlinks (see ``guestfs``). Power actions are signals to the guest's systemd,
 exactly what ACPI and the reset button mean to a VM.
 """
 
@@ -20,10 +25,12 @@ from pathlib import Path
 
 import yaml
 
+from .guestfs import write_files
 from .paths import BRIDGE, HOST_ADDRESS
 
 log = logging.getLogger("localcloud")
 
+SEED_IN_GUEST = "var/lib/cloud/seed/nocloud"
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the guest asked for a reboot
 SIG_POWEROFF = signal.SIGRTMIN + 4  # systemd: start poweroff.target (an ACPI power button)
 SIG_POWEROFF_NOW = signal.SIGRTMIN + 14  # systemd: immediate poweroff (pulling the plug)
@@ -41,10 +48,9 @@ class Seed:
     user_data: str | None
 
     def write(self, root: Path) -> None:
-        seed = root / "var/lib/cloud/seed/nocloud"
-        seed.mkdir(parents=True, exist_ok=True)
+        """Write the seed into the (powered-off) guest's disk at ``root``."""
         meta = {"instance-id": self.instance_id, "local-hostname": self.hostname, "public-keys": self.ssh_keys}
-        (seed / "meta-data").write_text(yaml.safe_dump(meta, sort_keys=False))
+        files = {"meta-data": (yaml.safe_dump(meta, sort_keys=False), 0o644)}
         network = {
             "version": 2,
             "ethernets": {
@@ -57,10 +63,10 @@ class Seed:
                 }
             },
         }
-        (seed / "network-config").write_text(yaml.safe_dump(network, sort_keys=False))
+        files["network-config"] = (yaml.safe_dump(network, sort_keys=False), 0o644)
         # The user data goes through unchanged; an empty file when none was given.
-        (seed / "user-data").write_text(self.user_data or "")
-        (seed / "user-data").chmod(0o600)
+        files["user-data"] = (self.user_data or "", 0o600)
+        write_files(root, SEED_IN_GUEST, files)
 
 
 class Machine:
@@ -91,7 +97,7 @@ class Machine:
         cmd = [
             "systemd-nspawn", "--boot", "--quiet",
             f"--directory={self.root}", f"--machine={self.name}", f"--hostname={self.hostname}",
-            f"--network-bridge={BRIDGE}", "--register=no", "--keep-unit", "--capability=all",
+            f"--network-bridge={BRIDGE}", "--register=no", "--keep-unit",
             "--system-call-filter=add_key keyctl bpf", "--console=read-only", "--link-journal=no",
             "--resolv-conf=off", "--timezone=off",
         ]
@@ -184,18 +190,19 @@ class Machine:
         return self.proc is None
 
 
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
 def _children(pid: int) -> list[int]:
     kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for child in _pids():
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            stat = Path(f"/proc/{child}/stat").read_text()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            kids.append(int(entry))
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            kids.append(child)
     return kids
 
 
@@ -235,20 +242,18 @@ def kill_orphans(machine_prefix: str, disks: Path) -> list[int]:
     gone already (recognised by their root directory inside our disk pool).
     """
     nspawns, inits = [], []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in _pids():
         try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            root = os.readlink(f"/proc/{entry}/root")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            root = os.readlink(f"/proc/{pid}/root")
         except OSError:
             continue
         if cmdline and cmdline[0].endswith(b"systemd-nspawn") and any(
             a.startswith(f"--machine={machine_prefix}".encode()) for a in cmdline
         ):
-            nspawns.append(int(entry))
-        elif root.startswith(str(disks) + "/") and _is_namespace_init(int(entry)):
-            inits.append(int(entry))
+            nspawns.append(pid)
+        elif root.startswith(str(disks) + "/") and _is_namespace_init(pid):
+            inits.append(pid)
     for pid in nspawns:
         kill_guest(pid)
     for pid in inits:

@@ -16,22 +16,27 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import baseimage, hostnet, tailscale
+from . import baseimage, hostfirewall, hostnet
 from .app import create_app, new_token
 from .cloud import Cloud
+from .durable import write_atomic
 from .faults import Faults
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
 from .storage import Storage
+from .store import StateError
+from .tailscale import api as tailscale_api
+from .tailscale.package import build_apt_repo
+from .tailscale.tailnet import TailscaleStandIn
 
 log = logging.getLogger("localcloud")
+KEEP_ALIVE = 620  # seconds; longer than any pause between a client's polls
 
 
 def read_or_create_token(path) -> str:
     if path.exists():
         return path.read_text().strip()
     token = new_token()
-    path.write_text(token)
-    path.chmod(0o600)
+    write_atomic(path, token)
     return token
 
 
@@ -50,15 +55,18 @@ def main() -> None:
     hostnet.ensure_bridge()
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
-    standin = tailscale.TailscaleStandIn(L.root / "tailscale.json")
-    tailscale.build_apt_repo(L.apt_repo, login_server(port))
-    cloud = Cloud(L, storage, Faults(L.faults_file))
+    standin = TailscaleStandIn(L.root / "tailscale.json")
+    build_apt_repo(L.apt_repo, login_server(port))
+    try:
+        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce)
+    except StateError as exc:
+        raise SystemExit(f"localcloud: {exc}") from None
     cloud.resume()
     rate_limit = int(os.environ.get("IMAGEKIT_LOCALCLOUD_RATE_LIMIT", "3600"))
     enforce = os.environ.get("IMAGEKIT_LOCALCLOUD_ENFORCE_RATE_LIMIT", "") == "1"
 
     def extra(app):
-        app.include_router(tailscale.router(standin), prefix="/tailscale")
+        app.include_router(tailscale_api.router(standin), prefix="/tailscale")
         app.mount("/apt", StaticFiles(directory=L.apt_repo), name="apt")
         app.state.on_reset = standin.reset
 
@@ -68,8 +76,8 @@ def main() -> None:
 
     app = create_app(cloud, read_or_create_token(L.token_file), rate_limit=rate_limit,
                      enforce_rate_limit=enforce, extra=extra)
-    sockets = [_listen("127.0.0.1", port), _listen(HOST_ADDRESS, port)]
-    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    sockets = [listen("127.0.0.1", port), listen(HOST_ADDRESS, port)]
+    server = _Server(uvicorn_config(app))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
     L.pid_file.write_text(str(os.getpid()))
@@ -83,6 +91,13 @@ def main() -> None:
         L.pid_file.unlink(missing_ok=True)
 
 
+def uvicorn_config(app) -> uvicorn.Config:
+    """Idle keep-alive connections stay open for minutes, as Hetzner's do: clients (the SDK through
+    requests' pool) reuse them after pauses longer than uvicorn's 5 s default, and a connection the
+    server closes just as a client reuses it surfaces as ConnectionResetError in the client."""
+    return uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE)
+
+
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after its shutdown, which would kill us before the guests are
     stopped; we handle the signals ourselves instead."""
@@ -91,9 +106,13 @@ class _Server(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket for uvicorn. TCP_NODELAY is inherited by accepted connections: without it,
+    uvicorn's two writes per response (head, body) meet the client's delayed ACK, and every request
+    on a reused keep-alive connection waits ~40 ms."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(128)
     return sock

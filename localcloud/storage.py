@@ -44,10 +44,6 @@ class Storage:
         for d in (self.layout.base_images, self.layout.disks, self.layout.snapshots):
             d.mkdir(parents=True, exist_ok=True)
 
-    def release_pool(self) -> None:
-        if os.path.ismount(self.layout.pool):
-            run(["umount", str(self.layout.pool)], check=False)
-
     def new_volume(self, path: Path) -> None:
         if self.btrfs:
             run(["btrfs", "subvolume", "create", str(path)])
@@ -66,11 +62,8 @@ class Storage:
             return
         if self.btrfs and self._is_subvolume(path):
             # Nested subvolumes (docker's btrfs driver inside a guest) must go first, deepest first.
-            nested = run(["btrfs", "subvolume", "list", "-o", "--sort=-path", str(path)], check=False).stdout
-            mount = self.layout.pool
-            for line in nested.splitlines():
-                rel = line.split(" path ", 1)[-1].strip()
-                sub = mount / rel
+            listing = run(["btrfs", "subvolume", "list", "-o", "--sort=-path", str(path)], check=False).stdout
+            for sub in nested_subvolumes(listing, self.layout.pool, path):
                 run(["btrfs", "property", "set", "-ts", str(sub), "ro", "false"], check=False)
                 run(["btrfs", "subvolume", "delete", str(sub)], check=False)
             run(["btrfs", "property", "set", "-ts", str(path), "ro", "false"], check=False)
@@ -86,3 +79,21 @@ class Storage:
 
     def _is_subvolume(self, path: Path) -> bool:
         return run(["btrfs", "subvolume", "show", str(path)], check=False).returncode == 0
+
+
+def nested_subvolumes(listing: str, pool: Path, disk: Path) -> list[Path]:
+    """The subvolumes in ``btrfs subvolume list -o`` output that really lie inside ``disk``, deepest first.
+
+    The names are the guest's choice: a name with a newline can forge a line naming another disk or
+    snapshot, and a path through a symlink leads anywhere on the host. Only a path whose resolved form
+    is itself (no symlink on the way) and lies below the disk's resolved path is kept.
+    """
+    inside = os.path.realpath(disk) + os.sep
+    kept = []
+    for line in listing.splitlines():
+        if " path " not in line:
+            continue
+        candidate = os.path.normpath(os.path.join(pool, line.split(" path ", 1)[1]))
+        if os.path.realpath(candidate) == candidate and candidate.startswith(inside) and os.path.isdir(candidate):
+            kept.append(Path(candidate))
+    return sorted(kept, key=lambda p: len(p.parts), reverse=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+
+from .durable import write_atomic
 
 KINDS = ("servers", "images", "ssh_keys", "firewalls", "actions")
 # Distinct id ranges make a mixed-up id fail loudly instead of hitting the wrong resource.
@@ -18,6 +19,23 @@ def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+class StateError(RuntimeError):
+    """The state file cannot be read; the message names the file and what to do."""
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not all(isinstance(data.get(k, {}), dict) for k in (*KINDS, "next_id")):
+            raise ValueError("not an object of the local cloud's tables")
+        return data
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateError(
+            f"the local cloud's state file {path} is damaged ({exc}). Repair it, or move it aside to start with "
+            f"an empty cloud: `mv {path} {path}.damaged` (the machines' disks under {path.parent / 'pool'} "
+            "then belong to no server and can be deleted)") from None
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = path
@@ -25,7 +43,7 @@ class Store:
         self.next_id = dict(FIRST_ID)
         self.tables: dict[str, dict[int, dict]] = {k: {} for k in KINDS}
         if path.exists():
-            data = json.loads(path.read_text())
+            data = _load(path)
             self.next_id.update(data.get("next_id", {}))
             for kind in KINDS:
                 self.tables[kind] = {int(k): v for k, v in data.get(kind, {}).items()}
@@ -39,9 +57,7 @@ class Store:
     def save(self) -> None:
         with self.lock:
             data = {"next_id": self.next_id, **{k: self.tables[k] for k in KINDS}}
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(data, indent=1))
 
     def __getitem__(self, kind: str) -> dict[int, dict]:
         return self.tables[kind]

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_cli import invoke
+from operator_cli import PLANTED_SECRET, invoke
 
 from imagekit.host.keys import new_ed25519
-
-PLANTED_SECRET = "imagekit-planted-secret-7f3a9c"  # exported to the build; must never reach the image
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+PLANTED_SECRET = "imagekit-planted-secret-7f3a9c"  # exported to the build; must never reach the image
 CHOSEN_BY_TESTS = ("HCLOUD_TOKEN", "HETZNER_API_TOKEN", "HCLOUD_ENDPOINT", "HETZNER_SNAPSHOT_ID", "HETZNER_SSH_KEY_ID",
                    "SSH_PRIVATE_KEY_PATH", "IMAGEKIT_CONFIG", "AURA_API_URL")
 

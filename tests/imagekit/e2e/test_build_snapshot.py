@@ -7,8 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import PLANTED_SECRET
-from operator_cli import invoke
+from operator_cli import PLANTED_SECRET, invoke
 
 from localcloud.paths import layout
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import add_snapshot
+from api_records import add_snapshot
 
 from imagekit import agentid
 from imagekit.build import BuildOptions, build_snapshot

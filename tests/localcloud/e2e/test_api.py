@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.error
 import urllib.request
 
@@ -12,7 +13,7 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 from hcloud.ssh_keys import SSHKey
 
-from imagekit.keys import new_ed25519
+from imagekit.host.keys import new_ed25519
 
 pytestmark = pytest.mark.e2e
 
@@ -68,31 +69,37 @@ def test_enforced_rate_limit(cloud_endpoint):
 
 
 def test_keys_labels_selectors_pagination_sort(cloud_unchanged, cloud_endpoint):
+    """Other keys may exist in the cloud: every listing here is narrowed to this test's ``suite`` label."""
     client = cloud_unchanged
-    def labels(i):
-        return {"batch": "a" if i % 2 else "b", "n": str(i)} | ({"odd": ""} if i % 2 else {})
+    suite = f"suite={secrets.token_hex(4)}"
 
-    keys = [client.ssh_keys.create(name=f"k{i:02d}", public_key=new_ed25519().public_openssh, labels=labels(i))
-            for i in range(60)]
+    def labels(i):
+        return {"suite": suite[6:], "batch": "a" if i % 2 else "b", "n": str(i)} | ({"odd": ""} if i % 2 else {})
+
+    keys = [client.ssh_keys.create(name=f"k{i:02d}-{suite[6:]}", public_key=new_ed25519().public_openssh,
+                                   labels=labels(i)) for i in range(60)]
     try:
-        assert len(client.ssh_keys.get_all()) == 60  # the SDK walks two pages of 50
-        status, _, body = raw(cloud_endpoint, "GET", "/ssh_keys?per_page=50&page=2")
+        assert len(client.ssh_keys.get_all(label_selector=suite)) == 60  # the SDK walks two pages of 50
+        status, _, body = raw(cloud_endpoint, "GET", f"/ssh_keys?per_page=50&page=2&label_selector={suite}")
         assert len(body["ssh_keys"]) == 10
         assert body["meta"]["pagination"] | {} == {"page": 2, "per_page": 50, "previous_page": 1, "next_page": None,
                                                   "last_page": 2, "total_entries": 60}
-        sel = lambda s: sorted(k.name for k in client.ssh_keys.get_all(label_selector=s))  # noqa: E731
+
+        def sel(s):
+            return sorted(k.name.split("-")[0] for k in client.ssh_keys.get_all(label_selector=f"{suite},{s}"))
+
         assert len(sel("batch=a")) == 30 and sel("batch==a") == sel("odd") == sel("batch!=b")
         assert sel("!odd") == sel("batch in (b)") == sel("batch notin (a,c)")
         assert sel("batch=a,n in (1,3,4)") == ["k01", "k03"]
-        names = [k["name"] for k in raw(cloud_endpoint, "GET", "/ssh_keys?sort=name:desc&per_page=50")[2]["ssh_keys"]]
-        assert names == [f"k{i:02d}" for i in range(59, 9, -1)]
+        listed = raw(cloud_endpoint, "GET", f"/ssh_keys?sort=name:desc&per_page=50&label_selector={suite}")[2]
+        assert [k["name"].split("-")[0] for k in listed["ssh_keys"]] == [f"k{i:02d}" for i in range(59, 9, -1)]
         images = [i.id for i in client.images.get_all(sort=["id:desc"])]
         assert images == sorted(images, reverse=True)
         with pytest.raises(APIException) as exc:
             client.ssh_keys.get_all(label_selector="batch in (a")
         assert exc.value.code == "invalid_input"
         with pytest.raises(APIException) as exc:
-            client.ssh_keys.create(name="k00", public_key=new_ed25519().public_openssh)
+            client.ssh_keys.create(name=keys[0].name, public_key=new_ed25519().public_openssh)
         assert exc.value.code == "uniqueness_error"
         with pytest.raises(APIException) as exc:
             client.ssh_keys.create(name="other", public_key=keys[1].public_key)
@@ -125,6 +132,7 @@ BAD_SERVERS = [
 @pytest.mark.parametrize("override,code,field", BAD_SERVERS, ids=[b[2] + str(i) for i, b in enumerate(BAD_SERVERS)])
 def test_bad_server_input_creates_nothing(cloud_unchanged, override, code, field):
     client = cloud_unchanged
+    before = {s.id for s in client.servers.get_all()}
     args = {"name": "bad-input", "server_type": ServerType(name="cx23"), "image": Image(name="debian-12")}
     args.update(override)
     if isinstance(args.get("location"), str):
@@ -135,27 +143,28 @@ def test_bad_server_input_creates_nothing(cloud_unchanged, override, code, field
         client.servers.create(**args)
     assert exc.value.code == code
     assert field in {f["name"] for f in exc.value.details["fields"]}
-    assert client.servers.get_all() == []
+    assert {s.id for s in client.servers.get_all()} == before
 
 
 def test_duplicate_server_name_and_firewall_lifecycle(cloud_unchanged):
     client = cloud_unchanged
+    role = f"fw-{secrets.token_hex(4)}"
     resp = client.servers.create(name="fw-target", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
-                                 start_after_create=False, labels={"role": "fw"})
+                                 start_after_create=False, labels={"role": role})
     resp.action.wait_until_finished(60)
     server = client.servers.get_by_id(resp.server.id)
     assert server.status == "off"
     with pytest.raises(APIException) as exc:
         client.servers.create(name="fw-target", server_type=ServerType(name="cx23"), image=Image(name="debian-12"))
     assert exc.value.code == "uniqueness_error"
-    assert len(client.servers.get_all()) == 1
-    assert [s.name for s in client.servers.get_all(label_selector="role=fw")] == ["fw-target"]
+    assert [s.id for s in client.servers.get_all(name="fw-target")] == [server.id]
+    assert [s.name for s in client.servers.get_all(label_selector=f"role={role}")] == ["fw-target"]
 
     from hcloud.firewalls import FirewallResource, FirewallRule
 
     rules = [FirewallRule(direction="in", protocol="tcp", port="22", source_ips=["0.0.0.0/0", "::/0"]),
              FirewallRule(direction="in", protocol="udp", port="41641", source_ips=["0.0.0.0/0"])]
-    fw = client.firewalls.create(name="agents", rules=rules, labels={"profile": "agent"},
+    fw = client.firewalls.create(name=role, rules=rules, labels={"profile": "agent"},
                                  resources=[FirewallResource(type="server", server=server)]).firewall
     fw = client.firewalls.get_by_id(fw.id)
     assert [(r.protocol, r.port) for r in fw.rules] == [("tcp", "22"), ("udp", "41641")]
@@ -199,6 +208,7 @@ def test_action_fault_ends_in_error_and_leaves_no_image(cloud_unchanged, cloud_e
     resp = client.servers.create(name="fault-target", server_type=ServerType(name="cx23"),
                                  image=Image(name="debian-12"), start_after_create=False)
     resp.action.wait_until_finished(60)
+    snapshots = {i.id for i in client.images.get_all(type="snapshot")}
     cloud_endpoint.admin("PUT", "/_admin/faults", [{"action": "create_image", "times": 1}])
     try:
         result = client.servers.get_by_id(resp.server.id).create_image(description="doomed")
@@ -206,7 +216,7 @@ def test_action_fault_ends_in_error_and_leaves_no_image(cloud_unchanged, cloud_e
 
         with pytest.raises(ActionFailedException):
             result.action.wait_until_finished(60)
-        assert client.images.get_all(type="snapshot") == []
+        assert {i.id for i in client.images.get_all(type="snapshot")} == snapshots
     finally:
         cloud_endpoint.admin("DELETE", "/_admin/faults")
     client.servers.delete(resp.server).wait_until_finished(60)

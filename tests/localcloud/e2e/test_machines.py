@@ -8,7 +8,7 @@ import pytest
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
-from imagekit import ssh
+from imagekit.host import ssh
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e

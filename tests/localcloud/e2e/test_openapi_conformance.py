@@ -66,7 +66,7 @@ def get(ep, path):
 @pytest.fixture(scope="module")
 def resources(client):
     """One of each resource kind, so every list and get endpoint has something to return."""
-    from imagekit.keys import new_ed25519
+    from imagekit.host.keys import new_ed25519
 
     key = client.ssh_keys.create(name="schema", public_key=new_ed25519().public_openssh, labels={"t": "schema"})
     resp = client.servers.create(name="schema", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from imagekit import ssh
+from imagekit.host import ssh
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import pytest
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
-from imagekit import ssh
+from imagekit.host import ssh
 from localcloud.paths import HOST_ADDRESS
 
 pytestmark = pytest.mark.e2e

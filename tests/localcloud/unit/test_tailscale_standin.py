@@ -17,7 +17,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from localcloud.tailscale import PACKAGE_VERSION, TailscaleStandIn, build_apt_repo, router
+from localcloud.tailscale.api import router
+from localcloud.tailscale.package import PACKAGE_VERSION, build_apt_repo
+from localcloud.tailscale.tailnet import TailscaleStandIn
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed")
 

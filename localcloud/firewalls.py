@@ -1,0 +1,84 @@
+"""Firewalls: their rules and the servers they apply to (enforced on the host by ``hostfirewall``)."""
+
+from __future__ import annotations
+
+from . import labels
+from .cloud import Cloud
+from .errors import APIError, invalid_input
+from .store import now
+from .validation import list_field, validate_rules
+
+
+def create_firewall(cloud: Cloud, body: dict) -> dict:
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise invalid_input("name", "name is required")
+    rules = validate_rules(body.get("rules") or [])
+    lab = labels.validate(body.get("labels"))
+    targets = _targets(cloud, list_field(body, "apply_to"))
+    with cloud.store.lock:
+        cloud.check_name_free("firewalls", name, "firewall")
+        fw = {"id": cloud.store.new_id("firewalls"), "name": name, "labels": lab, "created": now(),
+              "rules": rules, "applied_to": []}
+        cloud.store["firewalls"][fw["id"]] = fw
+        actions = [cloud.new_action("set_firewall_rules", [("firewall", fw["id"])], status="success")]
+        if targets:
+            actions.append(_apply(cloud, fw, targets))
+        cloud.store.save()
+    if targets:
+        cloud.enforce_firewalls()
+    return {"firewall": fw, "actions": actions}
+
+
+def _targets(cloud: Cloud, apply_to) -> list[dict]:
+    servers = []
+    for i, res in enumerate(apply_to):
+        if not isinstance(res, dict) or res.get("type") != "server" or not isinstance(res.get("server"), dict):
+            raise invalid_input(f"apply_to[{i}]", "only {'type': 'server', 'server': {'id': ..}} is supported")
+        servers.append(cloud.get("servers", res["server"].get("id"), "server"))
+    return servers
+
+
+def _apply(cloud: Cloud, fw: dict, servers: list[dict]) -> dict:
+    for s in servers:
+        if fw["id"] in s["firewalls"]:
+            raise APIError("firewall_already_applied", f"firewall already applied to server {s['id']}")
+    for s in servers:
+        s["firewalls"].append(fw["id"])
+        fw["applied_to"].append(s["id"])
+    return cloud.new_action("apply_firewall", [("firewall", fw["id"])] + [("server", s["id"]) for s in servers],
+                           status="success")
+
+
+def firewall_action(cloud: Cloud, fid: int, command: str, body: dict) -> list[dict]:
+    fw = cloud.get("firewalls", fid, "firewall")
+    with cloud.store.lock:
+        if command == "set_rules":
+            fw["rules"] = validate_rules(body.get("rules") or [])
+            result = [cloud.new_action("set_firewall_rules", [("firewall", fid)], status="success")]
+        elif command == "apply_to_resources":
+            result = [_apply(cloud, fw, _targets(cloud, list_field(body, "apply_to")))]
+        elif command == "remove_from_resources":
+            servers = _targets(cloud, list_field(body, "remove_from"))
+            for s in servers:
+                if fid not in s["firewalls"]:
+                    raise APIError("firewall_already_removed", f"firewall is not applied to server {s['id']}")
+            for s in servers:
+                s["firewalls"].remove(fid)
+                fw["applied_to"].remove(s["id"])
+            result = [cloud.new_action("remove_firewall", [("firewall", fid)] +
+                                      [("server", s["id"]) for s in servers], status="success")]
+        else:
+            raise APIError("not_found", f"firewall action '{command}' does not exist", status=404)
+        cloud.store.save()
+    cloud.enforce_firewalls()
+    return result
+
+
+def delete_firewall(cloud: Cloud, fid: int) -> None:
+    fw = cloud.get("firewalls", fid, "firewall")
+    if fw["applied_to"]:
+        raise APIError("resource_in_use", "firewall is still applied to resources; remove it first")
+    with cloud.store.lock:
+        cloud.store["firewalls"].pop(fid)
+        cloud.store.save()

@@ -1,0 +1,52 @@
+"""Attached firewalls become the host's nftables rules in front of each guest (issue 11, item 7)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+from localcloud.hostfirewall import TABLE, render
+
+SSH = {"direction": "in", "protocol": "tcp", "port": "22", "source_ips": ["0.0.0.0/0", "::/0"], "description": None}
+WG = {"direction": "in", "protocol": "udp", "port": "41641", "source_ips": ["10.0.0.0/8"], "description": None}
+V6_ONLY = {"direction": "in", "protocol": "icmp", "port": None, "source_ips": ["::/0"], "description": None}
+
+
+def test_inbound_rules_become_accepts_before_a_drop():
+    script = render({"10.213.7.10": [SSH, WG, V6_ONLY], "10.213.7.11": []})
+    chain = script[script.index("chain in_10_213_7_10"):]
+    assert chain.splitlines()[1:4] == ["    tcp dport 22 accept", "    ip saddr { 10.0.0.0/8 } udp dport 41641 accept",
+                                       "    drop"]
+    assert "chain in_10_213_7_11 {\n    drop\n  }" in script  # a firewall without in rules blocks all inbound
+    assert "ct state established,related accept" in script  # replies to what the guest opened still pass
+
+
+def test_no_attached_firewall_means_no_table():
+    assert render({}) == f"table inet {TABLE}\ndelete table inet {TABLE}\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="nft -c needs root")
+def test_the_script_is_valid_nftables():
+    script = render({"10.213.7.10": [SSH, WG, V6_ONLY, {**SSH, "port": "8000-8080", "protocol": "udp"}]})
+    result = subprocess.run(["nft", "-c", "-f", "-"], input=script, text=True, capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_cloud_hands_the_attached_rules_to_the_host(local_api):
+    seen = []
+    local_api.cloud.filter_guests = seen.append
+    h, base = local_api.headers, local_api.base
+    server = requests.post(f"{base}/v1/servers", headers=h, json={
+        "name": "fw-target", "server_type": "cx23", "image": "debian-12", "start_after_create": False}).json()["server"]
+    out_rule = {"direction": "out", "protocol": "tcp", "port": "80", "destination_ips": ["0.0.0.0/0"]}
+    fw = requests.post(f"{base}/v1/firewalls", headers=h, json={
+        "name": "fw", "rules": [SSH, out_rule],
+        "apply_to": [{"type": "server", "server": {"id": server["id"]}}]}).json()["firewall"]
+    assert seen[-1] == {server["public_net"]["ipv4"]["ip"]: [{**SSH, "destination_ips": []}]}
+    requests.post(f"{base}/v1/firewalls/{fw['id']}/actions/remove_from_resources", headers=h, json={
+        "remove_from": [{"type": "server", "server": {"id": server["id"]}}]})
+    assert seen[-1] == {}
