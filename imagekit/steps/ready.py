@@ -12,7 +12,7 @@ class WaitSSH:
     name = "ssh"
 
     def run(self, s) -> None:
-        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=s.check)
+        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=lambda: s.check(f"SSH to {s.ip}"))
         event(s, "ssh")
 
     def cleanup(self, s) -> None:
