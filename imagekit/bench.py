@@ -23,6 +23,8 @@ from .cloud import api, lookups
 from .errors import ImagekitError, InputError
 from .fleet.deprovision import deprovision
 from .host import ssh
+from .host.audit import audit
+from .host.keys import new_ed25519
 from .pipeline import run_steps
 from .provision import ProvisionOptions, provision
 from .roundtrip import RoundTrip
@@ -31,7 +33,8 @@ from .steps.server import delete
 from .target import Target
 
 TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15", "api_requests_per_agent": "<= 8",
-           "api_requests_per_build": "<= 30", "parallel_10_over_1": "<= 2.5"}
+           "api_requests_per_build": "<= 30", "parallel_10_over_1": "<= 2.5", "lynis_hardening_index": ">= 80",
+           "agent_unit_exposure": "<= 2.0"}
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Measure:
         b.figures["fallback_over_snapshot"] = round(b.figures["fallback_seconds"] / s_med, 2)
         b.figures["provision_over_floor"] = round(s_med / b.figures["floor_seconds"], 2)
         b.figures["parallel_10_over_1"] = round(many["seconds"] / one_wall, 2)
+        b.figures.update(_hardening(b))
 
     def cleanup(self, b: Bench) -> None:
         if b.agents:
@@ -136,6 +140,30 @@ def _provision(b: Bench, ids: list[str], mode: str) -> dict:
     if failed:
         raise ImagekitError(f"provisioning failed: {failed[0]['error']}")
     return result
+
+
+def _hardening(b: Bench) -> dict:
+    """lynis and ``systemd-analyze security`` on a ready agent host, reached with a key of the bench's own."""
+    b.progress("bench: auditing a ready agent host (lynis)")
+    key = new_ed25519("imagekit-bench-audit")
+    sk = b.client.ssh_keys.create(name="imagekit-bench-audit", public_key=key.public_openssh,
+                                  labels=api.labels(role="bench"))
+    try:
+        result = provision(b.target, ProvisionOptions(agent_ids=["bench-audit"], snapshot=str(b.snapshot),
+                                                      operator_key=str(sk.id)), lambda line: None)
+        [agent] = result["agents"]
+        if agent["status"] != "ready":
+            raise ImagekitError(f"provisioning the audited host failed: {agent['error']}")
+        conn = ssh.connect(agent["ipv4"], key)
+        try:
+            found = audit(conn)
+        finally:
+            conn.close()
+    finally:
+        deprovision(b.target, ["bench-audit"], None, lambda line: None)
+        sk.delete()
+    return {"lynis_hardening_index": found.lynis_index, "lynis_suggestions": found.suggestions,
+            "agent_unit_exposure": found.unit_exposure}
 
 
 class BareLogin:
@@ -189,6 +217,8 @@ def markdown(r: dict) -> str:
          f"{r['one_agent_wall_seconds']} s / {r['fleet_wall_seconds']} s", ""),
         (f"{r['fleet_size']} agents ÷ 1 agent (wall)", f"{r['parallel_10_over_1']}×", TARGETS["parallel_10_over_1"]),
         ("build-snapshot wall time", f"{r['build_seconds']} s", ""),
+        ("lynis hardening index, ready agent host", f"{r['lynis_hardening_index']}", TARGETS["lynis_hardening_index"]),
+        ("systemd-analyze security openclaw-agent", f"{r['agent_unit_exposure']}", TARGETS["agent_unit_exposure"]),
         ("snapshot size before / after cleaning",
          f"{r['snapshot_size_before_clean_bytes'] / 1e6:.0f} MB / {r['snapshot_size_bytes'] / 1e6:.0f} MB", ""),
     ]
@@ -199,5 +229,7 @@ def markdown(r: dict) -> str:
              "| build step | seconds |", "|---|---|", *(f"| {k} | {v} |" for k, v in r["build_step_seconds"].items()),
              "", "| provisioning event | snapshot mode (s) | fallback mode (s) |", "|---|---|---|",
              *(f"| {k} | {r['snapshot_events_seconds'].get(k, '')} | {v} |"
-               for k, v in r["fallback_events_seconds"].items()), ""]
+               for k, v in r["fallback_events_seconds"].items()), "",
+             "lynis's remaining suggestions on a ready agent host:", "",
+             *(f"- {s}" for s in r["lynis_suggestions"]), ""]
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """Tailscale's API v2, as far as provisioning needs it: OAuth client → per-deployment auth keys,
-and devices (to remove an agent's node when it is deprovisioned).
+and devices (to remove an agent's node when it is deprovisioned, swept or replaced).
 
 On Hetzner this is Tailscale's real API. On the local cloud, unless TAILSCALE_OAUTH_* are
 set, it is the local cloud's **Tailscale stand-in** (same API shapes, no tunnels), and every
@@ -128,6 +128,13 @@ class Tailnet:
         return [d for d in self.devices() if d.get("hostname") == hostname
                 and set(self.s.tags) <= set(d.get("tags") or []) and _created(d) >= since - CLOCK_SLACK]
 
+    def remove_devices_of(self, server) -> list[dict]:
+        """Delete the devices ``server`` enrolled (``devices_of``); the ones deleted."""
+        found = self.devices_of(server.name, server.created)
+        for device in found:
+            self.delete_device(device["id"])
+        return found
+
     def _call(self, method: str, path: str, data: bytes | None = None, content_type: str | None = None, *,
               auth: bool = True, ok_missing: bool = False) -> dict:
         if auth:
@@ -165,3 +172,22 @@ def _message(exc: urllib.error.HTTPError) -> str:
         return str(json.loads(exc.read()).get("message", ""))[:300]
     except (ValueError, OSError, AttributeError):
         return exc.reason or ""
+
+
+def remove_devices(target: Target, servers: list, progress) -> list[str]:
+    """Each server's own devices (``devices_of``), for deprovision, gc and a replaced half-made agent;
+    without credentials it says so and removes nothing."""
+    if not servers:
+        return []
+    creds = credentials(target, required=False)
+    if creds is None:
+        progress("Tailscale credentials are not set: the agents' nodes were not removed from the tailnet "
+                 "(they are ephemeral and go away on their own once offline)")
+        return []
+    api = Tailnet(creds)
+    deleted = []
+    for server in servers:
+        for device in api.remove_devices_of(server):
+            deleted.append(device["id"])
+            progress(f"[{server.name}] Tailscale device {device.get('name')} removed ({creds.what})")
+    return deleted

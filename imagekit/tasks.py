@@ -142,17 +142,18 @@ def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=
 
 
 @task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
-            "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys) "
-                    "or all (default)",
+            "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
+                    "and half-made agent servers whose run died) or all (default)",
             "json": "print what was deleted as JSON", **_TOKEN_HELP})
 def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
-    """Delete builder servers and temporary SSH keys left behind by interrupted runs (by label and age)."""
+    """Delete builder servers, half-made agent servers and temporary SSH keys left by interrupted runs."""
     from .fleet.gc import collect_garbage
 
     run("gc", lambda t: collect_garbage(t, number("--older-than", older_than), say, role), json=json,
         token_env=token_env,
          token_file=token_file,
-         text=lambda r: say(f"deleted {len(r['servers'])} builder server(s) and {len(r['ssh_keys'])} key(s)"))
+         text=lambda r: say(f"deleted {len(r['servers'])} builder server(s), {len(r['agent_servers'])} half-made "
+                            f"agent server(s) and {len(r['ssh_keys'])} key(s)"))
 
 
 @task(help={"keep": "snapshots to keep per profile, newest first (default 3)",

@@ -32,25 +32,7 @@ def deprovision(target: Target, agent_ids: list[str], selector: str | None, prog
     for server in servers.values():
         progress(f"[{server.name}] deleting server {server.id}")
     delete_many(client, list(servers.values()))
-    devices = _delete_devices(target, list(servers.values()), progress)
+    devices = tailnet.remove_devices(target, list(servers.values()), progress)
     return {"deleted": [{"server_id": s.id, "name": s.name, "agent_id": (s.labels or {}).get("agent-id")}
                         for s in servers.values()], "tailscale_devices_deleted": devices}
 
-
-def _delete_devices(target: Target, servers: list, progress) -> list[str]:
-    """Each server's own Tailscale devices (its hostname, our tags, enrolled after it was created)."""
-    if not servers:
-        return []
-    creds = tailnet.credentials(target, required=False)
-    if creds is None:
-        progress("Tailscale credentials are not set: the agents' nodes were not removed from the tailnet "
-                 "(they are ephemeral and go away on their own once offline)")
-        return []
-    api_ = tailnet.Tailnet(creds)
-    deleted = []
-    for server in servers:
-        for device in api_.devices_of(server.name, server.created):
-            api_.delete_device(device["id"])
-            deleted.append(device["id"])
-            progress(f"[{server.name}] Tailscale device {device.get('name')} removed ({creds.what})")
-    return deleted

@@ -1,13 +1,16 @@
 """``gc``: sweep what interrupted runs left behind, by label and age: builder servers (builds and
-verifications) and the temporary keys of builds and provisioning runs. Agent servers are
-deprovisioned, never swept."""
+verifications), the temporary keys of builds and provisioning runs, and half-made agent servers
+whose provisioning run died (with their Tailscale devices). Ready agents are deprovisioned, never
+swept."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from .. import tailnet
 from ..cloud import api
 from ..errors import InputError
+from ..provision import halfmade
 from ..steps.server import delete_many
 from ..target import Target
 
@@ -16,7 +19,7 @@ ROLES = {"builder": ("builder",), "provision": ("provision",), "all": ("builder"
 
 def collect_garbage(target: Target, older_than_minutes: float, progress, role: str = "all") -> dict:
     """``role``: ``builder`` (builds' and verifications' servers and keys), ``provision`` (provisioning
-    runs' keys) or ``all``."""
+    runs' keys and abandoned half-made agents) or ``all``."""
     if role not in ROLES:
         raise InputError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
     roles = ROLES[role]
@@ -29,14 +32,22 @@ def collect_garbage(target: Target, older_than_minutes: float, progress, role: s
             created = datetime.fromisoformat(created)
         return created <= cutoff
 
-    servers = [s for s in client.servers.get_all(label_selector=api.selector(role="builder")) if old(s)] \
-        if "builder" in roles else []
+    def servers(selector: str) -> list:
+        return [s for s in client.servers.get_all(label_selector=selector) if old(s) and s.status != "deleting"]
+
+    builders = servers(api.selector(role="builder")) if "builder" in roles else []
+    agents = [s for s in servers(f"{api.selector(role='agent')},{halfmade.LABEL}") if halfmade.abandoned(s)] \
+        if "provision" in roles else []
     keys = [k for k in client.ssh_keys.get_all(label_selector=f"{api.selector()},role in ({','.join(roles)})")
             if old(k)]
-    for server in servers:
+    for server in builders:
         progress(f"deleting builder server {server.id} ({server.name}, created {server.created})")
-    delete_many(client, servers)
+    for server in agents:
+        progress(f"deleting half-made agent server {server.id} ({server.name}): {halfmade.died(server)}")
+    delete_many(client, builders + agents)
     for key in keys:
         progress(f"deleting temporary key {key.id} ({key.name})")
         client.ssh_keys.delete(key)
-    return {"servers": [s.id for s in servers], "ssh_keys": [k.id for k in keys]}
+    devices = tailnet.remove_devices(target, agents, progress)  # last: it may need Tailscale's API
+    return {"servers": [s.id for s in builders], "agent_servers": [s.id for s in agents],
+            "ssh_keys": [k.id for k in keys], "tailscale_devices_deleted": devices}

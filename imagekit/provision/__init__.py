@@ -1,8 +1,9 @@
 """``provision``: agent ids → ready agent hosts, from the newest snapshot or by full install.
 
 Rooms: ``inputs`` (options and every check before anything exists), ``run`` (the run's steps:
-temporary key, firewall, the agents in parallel), ``agent`` (one agent's steps), ``userdata``
-(the cloud-init user data, also printed by ``render-cloud-init``).
+temporary key, firewall, the agents in parallel), ``agent`` (one agent's steps), ``halfmade``
+(the label a server carries until its agent is ready; gc uses it too), ``userdata`` (the cloud-init
+user data, also printed by ``render-cloud-init``).
 """
 
 from .inputs import ProvisionOptions

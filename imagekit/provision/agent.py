@@ -1,5 +1,6 @@
-"""One agent's pipeline, run in a worker thread: Tailscale auth key → server → boot → SSH →
-cloud-init → enrolled → [fallback: playbooks + configure] → agent running."""
+"""One agent's pipeline, run in a worker thread: [an abandoned server replaced] → Tailscale auth key →
+server (labelled half-made) → boot → SSH → cloud-init → enrolled → [fallback: playbooks + configure] →
+agent running → marked ready."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from ..host import playbook, probe, ssh
 from ..pipeline import StepFailed, run_steps
 from ..steps.job import HostJob
 from ..steps.ready import WaitCloudInit, WaitSSH
-from ..steps.server import delete
-from . import userdata
+from ..steps.server import create, delete
+from . import halfmade, userdata
 
 if TYPE_CHECKING:
     from .run import Run
@@ -56,8 +57,7 @@ class AuthKey:
         if a.key_id and (a.failed or r.options.wait):
             r.tailnet.revoke_key(a.key_id)
         if a.failed and a.server is not None:  # no server of this run, no device of this run
-            for device in r.tailnet.devices_of(a.resource_name, a.server.created):
-                r.tailnet.delete_device(device["id"])
+            r.tailnet.remove_devices_of(a.server)
 
 
 class CreateAgentServer:
@@ -70,12 +70,12 @@ class CreateAgentServer:
         keys = [k for k in (r.ssh_key, r.operator_key) if k is not None]
         if not keys:  # checked with the inputs; a server without a key would get a root password
             raise InputError("no SSH key for the server: set HETZNER_SSH_KEY_ID")
-        resp = r.client.servers.create(
-            name=a.resource_name, server_type=r.server_type, image=r.image, ssh_keys=keys, user_data=data,
-            labels=a.labels, firewalls=[r.firewall] if r.firewall else None, location=r.location)
-        a.server = resp.server  # recorded before any wait, so a failed wait is still cleaned up
-        a.action_id = resp.action.id
-        a.ip = resp.server.public_net.ipv4.ip if resp.server.public_net and resp.server.public_net.ipv4 else None
+        a.server, action = create(
+            r.client, a.resource_name, a.labels, server_type=r.server_type, image=r.image, ssh_keys=keys,
+            user_data=data, firewalls=[r.firewall] if r.firewall else None, location=r.location)
+        # a.server is recorded before any wait, so a failed wait is still cleaned up
+        a.action_id = action.id
+        a.ip = a.server.public_net.ipv4.ip if a.server.public_net and a.server.public_net.ipv4 else None
         a.event("created", f"server {a.server.id}, {a.ip}, {r.mode} mode from image {r.image.id} ({o.profile})")
 
     def cleanup(self, a: Agent) -> None:
@@ -155,7 +155,6 @@ class AgentRunning:
         if a.run.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
             body = a.keypair.public_openssh.split()[1]
             probe.sh(a.conn, f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
-        a.event("ready")
 
     def cleanup(self, a: Agent) -> None:
         pass
@@ -163,15 +162,17 @@ class AgentRunning:
 
 def provision_agent(r: Run, agent_id: str) -> dict:
     name = agentid.server_name(agent_id)
+    # Labelled half-made until ready when provision waits; without waiting nobody would take the label off.
+    until = halfmade.label(time.time() + r.timeout()) if r.options.wait else {}
     a = Agent(client=r.client, progress=r.progress, resource_name=name, timeout=r.timeout(), cancel=r.cancel,
               keypair=r.keypair, run=r, agent_id=agent_id,
               labels=api.labels(role="agent", profile=r.options.profile, mode=r.mode, deployment=r.deployment,
-                                **{"agent-id": name}))
-    steps = [AuthKey(), CreateAgentServer()]
+                                **{"agent-id": name}, **until))
+    steps = [halfmade.ReplaceAbandoned(), AuthKey(), CreateAgentServer()]
     if r.options.wait:
         steps += [Boot(), WaitSSH(), WaitCloudInit(), Enrolled()]
         steps += [FullInstall()] if r.mode == "fallback" else []
-        steps += [AgentRunning()]
+        steps += [AgentRunning(), halfmade.MarkReady()]
     result = {"agent_id": agent_id, "name": name, "mode": r.mode, "image": r.image.id, "server_id": None,
               "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
     try:

@@ -10,7 +10,7 @@ from .. import agentid, settings, tailnet
 from ..cloud import api, lookups
 from ..errors import CloudError, InputError
 from ..host.keys import KeyPair, load_ed25519
-from . import userdata
+from . import halfmade, userdata
 
 if TYPE_CHECKING:
     from .run import Run
@@ -34,6 +34,7 @@ class ProvisionOptions:
     timeout: float | None = None  # seconds per agent; default 600 (snapshot) or 1800 (fallback)
     parallel: int = 5
     agent_bundle: Path | None = None
+    operator_key: str | None = None  # SSH key id or name for the operator's logins; default HETZNER_SSH_KEY_ID
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:
@@ -58,7 +59,7 @@ def check_inputs(r: Run) -> None:
     r.mode, r.image = _image(r)
     if r.mode == "fallback" and not o.wait:
         raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")
-    ident = settings.get("HETZNER_SSH_KEY_ID")
+    ident = o.operator_key or settings.get("HETZNER_SSH_KEY_ID")
     r.operator_key = lookups.ssh_key(c, ident) if ident else None
     if path := settings.get("SSH_PRIVATE_KEY_PATH"):
         r.keypair = _own_key(path, r.operator_key)
@@ -73,7 +74,9 @@ def check_inputs(r: Run) -> None:
         r.tailnet = tailnet.Tailnet(creds)
         r.tailnet.authenticate()
     names = {agentid.server_name(a): a for a in o.agent_ids}
-    r.existing = {s.name: s for s in c.servers.get_all(label_selector=api.selector(role="agent")) if s.name in names}
+    found = {s.name: s for s in c.servers.get_all(label_selector=api.selector(role="agent")) if s.name in names}
+    r.replace = {name: s for name, s in found.items() if halfmade.abandoned(s)}
+    r.existing = {name: s for name, s in found.items() if name not in r.replace}
     r.todo = [a for name, a in names.items() if name not in r.existing]
     for agent in r.todo:
         userdata.render(r.config(agent, userdata.PLACEHOLDER_KEY), r.bundle)

@@ -23,6 +23,7 @@ from ..steps.key import TemporaryKey
 from ..target import Target
 from . import userdata
 from .agent import provision_agent
+from .halfmade import busy
 from .inputs import ProvisionOptions, check_inputs
 
 FIREWALL_RULES = [("tcp", "22", "SSH"), ("udp", "41641", "Tailscale (WireGuard)")]
@@ -46,8 +47,9 @@ class Run:
     tags: tuple[str, ...] = ()
     api_url: str = ""
     bundle: bytes = b""
-    existing: dict[str, object] = field(default_factory=dict)  # server name → server
-    todo: list[str] = field(default_factory=list)  # agent ids without a server
+    existing: dict[str, object] = field(default_factory=dict)  # server name → server (ready, or its run alive)
+    replace: dict[str, object] = field(default_factory=dict)  # server name → abandoned half-made server
+    todo: list[str] = field(default_factory=list)  # agent ids without a server, or with an abandoned one
     keypair: KeyPair | None = None
     key_file: Path | None = None
     ssh_key: object | None = None
@@ -133,9 +135,14 @@ class Agents:
         r.watcher = actions.ActionWatcher(r.client)
         for agent in r.options.agent_ids:
             server = r.existing.get(agentid.server_name(agent))
-            if server is not None:
-                r.progress(f"[{server.name}] exists already: server {server.id} ({server.status}); nothing created")
-                r.agents.append(_existing(agent, server))
+            if server is None:
+                continue
+            if why := busy(server):  # half-made, and its run may still be at work: neither ready nor ours
+                r.progress(f"[{server.name}] {why}")
+                r.agents.append({**_existing(agent, server), "status": "failed", "error": why})
+                continue
+            r.progress(f"[{server.name}] exists already: server {server.id} ({server.status}); nothing created")
+            r.agents.append(_existing(agent, server))
         pool = ThreadPoolExecutor(max_workers=min(r.options.parallel, max(1, len(r.todo))), thread_name_prefix="agent")
         futures = [pool.submit(provision_agent, r, agent) for agent in r.todo]
         try:

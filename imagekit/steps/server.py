@@ -1,13 +1,16 @@
 """A server for a build, a check or a round trip: created labelled, recorded before any wait,
-deleted by its cleanup (or kept, with a working ``ssh`` line, when the operator asked)."""
+deleted by its cleanup (or kept, with a working ``ssh`` line, when the operator asked). ``create``
+is the one way imagekit makes a server (agents too)."""
 
 from __future__ import annotations
 
+from hcloud import APIException, Client
 from hcloud.images import BoundImage
 from hcloud.locations import BoundLocation
 from hcloud.server_types import BoundServerType
 
-from ..cloud import actions
+from ..cloud import actions, api
+from ..errors import CloudError
 
 DELETE_TIMEOUT = 300
 
@@ -22,11 +25,11 @@ class CreateServer:
         stype: BoundServerType = s.server_type
         image: BoundImage = s.image
         location: BoundLocation | None = s.location
-        resp = s.client.servers.create(
-            name=s.resource_name, server_type=stype, image=image, ssh_keys=[s.ssh_key, *s.extra_keys],
-            labels=s.labels, location=location, user_data=getattr(s, "user_data", None))
-        s.server = resp.server  # recorded before any wait, so a failed wait is still cleaned up
-        actions.wait(s.client, resp.action, s.remaining(), f"creating {self.name}", check=s.check)
+        s.server, action = create(
+            s.client, s.resource_name, s.labels, server_type=stype, image=image, ssh_keys=[s.ssh_key, *s.extra_keys],
+            location=location, user_data=getattr(s, "user_data", None))
+        # s.server is recorded before any wait, so a failed wait is still cleaned up
+        actions.wait(s.client, action, s.remaining(), f"creating {self.name}", check=s.check)
         s.server.reload()
         s.ip = s.server.public_net.ipv4.ip
 
@@ -39,6 +42,27 @@ class CreateServer:
                        "(delete it with `invoke gc` when done)")
             return
         delete(s.client, s.server, f"deleting {self.name} {s.server.id}")
+
+
+def create(client: Client, name: str, labels: dict[str, str], **spec) -> tuple:
+    """A new server and its create action. A create the SDK sent again after a lost answer (a timeout,
+    a 502/504) meets the server its first try made (uniqueness_error on the name): that one is adopted
+    when it carries every label asked for, so it is not orphaned; a server of anyone else is an error."""
+    try:
+        resp = client.servers.create(name=name, labels=labels, **spec)
+        return resp.server, resp.action
+    except APIException as exc:
+        if exc.code != "uniqueness_error":
+            raise
+    server = client.servers.get_by_name(name)
+    if server is None or not labels.items() <= (server.labels or {}).items():
+        raise CloudError(f"a server named '{name}' exists already and this run did not make it (it lacks the "
+                         f"labels {api.selector(**labels)}): delete or rename it, or choose another name")
+    made = [a for a in client.servers.get_actions(server) if a.command == "create_server"]
+    if not made:
+        raise CloudError(f"server {server.id} ({name}) was made by this run's retried create, but its create "
+                         "action is gone: delete it and run again")
+    return server, made[-1]
 
 
 def delete(client, server, what: str) -> None:

@@ -304,8 +304,8 @@ def test_agent_local_needs_the_standin_repository():
 def test_agent_fail2ban_jail_and_unit():
     book = agent("debian-12", "local")
     steps = {s.file: s for s in book.steps if s.file}
-    jail = steps["/etc/fail2ban/jail.d/sshd.local"]
-    assert "backend = systemd" in jail.content and "restart fail2ban" in jail.then
+    jail = steps["/etc/fail2ban/jail.local"]
+    assert "backend = systemd" in jail.content and "[recidive]" in jail.content and "restart fail2ban" in jail.then
     unit = steps["/etc/systemd/system/openclaw-agent.service"]
     for line in ("ExecStart=/usr/bin/node /opt/openclaw/agent/index.js", "User=openclaw",
                  "EnvironmentFile=/opt/openclaw/config/agent.env", "ConditionPathExists=/opt/openclaw/config/agent.env",

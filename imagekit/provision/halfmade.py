@@ -1,0 +1,82 @@
+"""Half-made agents. An agent server carries ``provisioning-until=<unix time>`` (its run's deadline)
+from its creation until it is ready, so that a server left by a run that died in between (SIGKILL,
+power loss) is never taken for a ready agent: ``gc`` sweeps it and the next ``provision`` of the
+agent replaces it. Past the deadline plus SLACK a live run has failed and deleted its server, so a
+server still labelled then is abandoned."""
+
+from __future__ import annotations
+
+import time
+
+from .. import tailnet
+from ..steps.server import delete
+
+LABEL = "provisioning-until"
+SLACK = 60  # seconds: a run past its deadline is still deleting what it made, and clocks differ a little
+
+
+def label(deadline: float) -> dict[str, str]:
+    return {LABEL: str(int(deadline))}
+
+
+def deadline(server) -> float | None:
+    """When the run making the server gives up; None for a ready agent (0 when the label is garbled)."""
+    value = (server.labels or {}).get(LABEL)
+    if value is None:
+        return None
+    return float(value) if value.isdigit() else 0.0
+
+
+def abandoned(server, now: float | None = None) -> bool:
+    until = deadline(server)
+    return until is not None and (time.time() if now is None else now) > until + SLACK
+
+
+def busy(server) -> str | None:
+    """Why a half-made server can be neither used nor replaced yet (its run may still be at work); else None."""
+    until = deadline(server)
+    if until is None or abandoned(server):
+        return None
+    free = time.strftime("%H:%M:%S UTC", time.gmtime(until + SLACK))
+    return (f"server {server.id} is still being provisioned by run {_run(server)}: wait for that run, or "
+            f"provision the agent again after {free} to replace it, or deprovision it")
+
+
+def died(server) -> str:
+    """How an abandoned server came about, for progress lines."""
+    return f"its provisioning run {_run(server)} died before the agent was ready"
+
+
+def _run(server) -> str:
+    return (server.labels or {}).get("deployment", "?")
+
+
+class ReplaceAbandoned:
+    """An abandoned server of the agent goes first, with its Tailscale device; then it is made anew."""
+
+    name = "replace half-made server"
+
+    def run(self, a) -> None:
+        old = a.run.replace.get(a.resource_name)
+        if old is None:
+            return
+        a.progress(f"[{old.name}] replacing half-made server {old.id}: {died(old)}")
+        delete(a.client, old, f"deleting half-made server {old.id}")
+        tailnet.remove_devices(a.run.target, [old], a.progress)
+
+    def cleanup(self, a) -> None:
+        pass
+
+
+class MarkReady:
+    """The label comes off last: only a host that got all the way is a ready agent to gc and provision."""
+
+    name = "mark ready"
+
+    def run(self, a) -> None:
+        labels = {k: v for k, v in (a.server.labels or {}).items() if k != LABEL}
+        a.server = a.client.servers.update(a.server, labels=labels)
+        a.event("ready")
+
+    def cleanup(self, a) -> None:
+        pass
