@@ -38,8 +38,13 @@ def ago(minutes: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
 
 
-DEAD = time.time() - halfmade.SLACK - 5  # a deadline its run would have met or cleaned up after, had it lived
-LIVE = time.time() + 600
+# Deadlines relative to the moment a test runs (a suite can reach these tests long after collecting them).
+DEAD = -halfmade.SLACK - 5  # a deadline its run would have met or cleaned up after, had it lived
+LIVE = 600
+
+
+def at(offset: float) -> float:
+    return time.time() + offset
 
 
 @pytest.fixture
@@ -60,12 +65,13 @@ def tidy(api):
 
 @pytest.mark.parametrize("labels, abandoned, busy", [
     ({}, False, False),  # a ready agent
-    ({halfmade.LABEL: str(int(LIVE))}, False, True),  # its run is at work
-    ({halfmade.LABEL: str(int(time.time() - 5))}, False, True),  # past the deadline: the run may be cleaning up
-    ({halfmade.LABEL: str(int(DEAD))}, True, False),
+    ({halfmade.LABEL: LIVE}, False, True),  # its run is at work
+    ({halfmade.LABEL: -5}, False, True),  # past the deadline: the run may be cleaning up
+    ({halfmade.LABEL: DEAD}, True, False),
     ({halfmade.LABEL: "garbled"}, True, False),  # no run can claim it
 ])
 def test_when_a_half_made_server_is_abandoned(labels, abandoned, busy):
+    labels = {k: v if isinstance(v, str) else str(int(at(v))) for k, v in labels.items()}
     server = SimpleNamespace(id=7, labels={"deployment": "run-1", **labels})
     assert halfmade.abandoned(server) is abandoned
     assert (halfmade.busy(server) is not None) is busy
@@ -100,8 +106,8 @@ def test_provision_replaces_an_abandoned_server_and_refuses_a_busy_one(api, clea
     snap = add_snapshot(api.cloud, profile="unit-halfmade")
     operator = client.ssh_keys.create(name="unit-halfmade-operator", public_key=new_ed25519().public_openssh)
     clean_settings.setenv("HETZNER_SSH_KEY_ID", str(operator.id))
-    dead = add_server(api.cloud, "unit-redo", agent_labels("unit-redo", DEAD), created=ago(30))
-    busy = add_server(api.cloud, "unit-busy", agent_labels("unit-busy", LIVE), created=ago(1))
+    dead = add_server(api.cloud, "unit-redo", agent_labels("unit-redo", at(DEAD)), created=ago(30))
+    busy = add_server(api.cloud, "unit-busy", agent_labels("unit-busy", at(LIVE)), created=ago(1))
     done = add_server(api.cloud, "unit-done", agent_labels("unit-done", None), created=ago(30))
     lines = []
     result = provision(api.target, ProvisionOptions(agent_ids=["unit-redo", "unit-busy", "unit-done"],
@@ -121,12 +127,12 @@ def test_gc_sweeps_abandoned_half_made_agents_and_only_their_own_devices(api, st
     for name, value in (("TAILSCALE_OAUTH_CLIENT_ID", standin.client_id),
                         ("TAILSCALE_OAUTH_CLIENT_SECRET", standin.client_secret), ("TAILSCALE_API_URL", standin.api)):
         clean_settings.setenv(name, value)
-    dead = add_server(api.cloud, "unit-dead", agent_labels("unit-dead", DEAD), created=ago(30))
-    recent = add_server(api.cloud, "unit-recent", agent_labels("unit-recent", DEAD), created=ago(1))
-    keep = [add_server(api.cloud, "unit-alive", agent_labels("unit-alive", LIVE), created=ago(30)),
+    dead = add_server(api.cloud, "unit-dead", agent_labels("unit-dead", at(DEAD)), created=ago(30))
+    recent = add_server(api.cloud, "unit-recent", agent_labels("unit-recent", at(DEAD)), created=ago(1))
+    keep = [add_server(api.cloud, "unit-alive", agent_labels("unit-alive", at(LIVE)), created=ago(30)),
             add_server(api.cloud, "unit-ready", agent_labels("unit-ready", None), created=ago(30)),
             add_server(api.cloud, "unit-foreign", {halfmade.LABEL: "1", "role": "agent"}, created=ago(30)),
-            add_server(api.cloud, "unit-no-agent", agent_labels("unit-no-agent", DEAD) | {"role": "other"},
+            add_server(api.cloud, "unit-no-agent", agent_labels("unit-no-agent", at(DEAD)) | {"role": "other"},
                        created=ago(30))]
 
     def enrol(hostname: str, tags: list[str]) -> str:
@@ -153,10 +159,10 @@ def test_a_retried_create_adopts_its_own_server_and_refuses_anyone_elses(api, ti
     """The SDK sends a create again after a timeout or a 502/504; the first one may have made the server."""
     client = tidy
     spec = {"server_type": ServerType(name="cx23"), "image": Image(id=add_snapshot(api.cloud, profile="unit-retry"))}
-    ours = agent_labels("unit-retry", LIVE, deployment="run-ours")
+    ours = agent_labels("unit-retry", at(LIVE), deployment="run-ours")
     made = add_server(api.cloud, "unit-retry", ours)
     server, action = create(client, "unit-retry", ours, **spec)
     assert server.id == made and action.command == "create_server"
     with pytest.raises(CloudError, match="a server named 'unit-retry' exists already and this run did not make it"):
-        create(client, "unit-retry", agent_labels("unit-retry", LIVE, deployment="run-other"), **spec)
+        create(client, "unit-retry", agent_labels("unit-retry", at(LIVE), deployment="run-other"), **spec)
     assert [s.id for s in client.servers.get_all(name="unit-retry")] == [made]
