@@ -20,6 +20,14 @@ def environment(extra: dict | None = None) -> dict:
     return env
 
 
+API_URL = "https://agents.example.test/api"  # the agents' API; nothing answers there, agents only carry it
+
+
+def agent_env(operator_key, **extra: str) -> dict:
+    """What provisioning needs from an operator: their SSH key (the way into the hosts) and the agents' API."""
+    return {"HETZNER_SSH_KEY_ID": str(operator_key.id), "AURA_API_URL": API_URL, **extra}
+
+
 def invoke(*args: str, env_extra: dict | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=environment(env_extra), text=True,
                           capture_output=True, timeout=timeout)

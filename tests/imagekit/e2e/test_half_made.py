@@ -13,7 +13,7 @@ import signal
 import time
 
 import pytest
-from operator_cli import invoke, start
+from operator_cli import agent_env, invoke, start
 
 from imagekit import tailnet
 from imagekit.provision import halfmade
@@ -22,7 +22,6 @@ from localcloud import client as localcloud
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
-API_URL = "https://agents.example.test/api"
 TIMEOUT = 30  # the killed run's --timeout: creating the server takes well under a second here
 
 
@@ -61,7 +60,7 @@ def past_its_deadline(server) -> None:
 def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
     client = fleet
     _, sk = operator
-    env = {"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL}
+    env = agent_env(sk)
     server = killed_before_ready(client, "torn-1", env)
 
     # Before the deadline the run might still be at work: gc spares its server, provision refuses it.
@@ -89,7 +88,7 @@ def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
 def test_provisioning_again_replaces_the_half_made_host_and_ends_ready(fleet, operator):
     client = fleet
     _, sk = operator
-    env = {"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL}
+    env = agent_env(sk)
     old = killed_before_ready(client, "torn-2", env)
     old_devices = {d["id"] for d in wait_for(lambda: its_devices(old), 120, 1, "the half-made host's device")}
     past_its_deadline(old)

@@ -10,19 +10,18 @@ from pathlib import Path
 
 import pytest
 from hcloud.firewalls import FirewallResource
-from operator_cli import invoke
+from operator_cli import agent_env, invoke
 
 from imagekit.host import ssh
 from imagekit.host.audit import audit
 
 pytestmark = pytest.mark.e2e
-API_URL = "https://agents.example.test/api"
 HOSTILE_AGENT = Path(__file__).parent / "hostile_agent"
 
 
 def provisioned(sk, agent: str, *args: str) -> dict:
     proc = invoke("provision", "--agent-id", agent, "--json", *args,
-                  env_extra={"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL})
+                  env_extra=agent_env(sk))
     assert proc.returncode == 0, proc.stderr[-3000:]
     [host] = json.loads(proc.stdout)["agents"]
     return host

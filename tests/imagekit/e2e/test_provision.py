@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from hcloud.images import Image
 from hcloud.server_types import ServerType
-from operator_cli import ROOT, environment, invoke
+from operator_cli import API_URL, ROOT, agent_env, environment, invoke
 
 from imagekit import tailnet
 from imagekit.build import playbook_variables
@@ -24,7 +24,6 @@ from imagekit.target import Target
 from localcloud import client as localcloud
 
 pytestmark = pytest.mark.e2e
-API_URL = "https://agents.example.test/api"
 
 
 def standin() -> tailnet.Tailnet:
@@ -71,7 +70,7 @@ def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot,
     client = fleet
     key, sk = operator
     laptop = decoy_device("fleet-1")
-    env = {"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL}
+    env = agent_env(sk)
     proc = invoke("provision", "--count", "3", "--agent-id", "fleet", "--json", env_extra=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     agents = json.loads(proc.stdout)["agents"]
@@ -119,8 +118,7 @@ def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
     key_file.chmod(0o600)
     keys_before = cloud_log_count("POST", "/v1/ssh_keys")
     proc = invoke("provision", "--agent-id", "Fall_Back", "--mode", "fallback", "--json",
-                  env_extra={"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL,
-                             "SSH_PRIVATE_KEY_PATH": str(key_file)})
+                  env_extra=agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file)))
     assert cloud_log_count("POST", "/v1/ssh_keys") == keys_before
     assert proc.returncode == 0, proc.stderr[-3000:]
     [agent] = json.loads(proc.stdout)["agents"]
@@ -246,7 +244,7 @@ def test_fail2ban_bans_and_unbans_and_ufw_filters(fleet, operator):
 
     key, sk = operator
     proc = invoke("provision", "--agent-id", "guard", "--json",
-                  env_extra={"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL})
+                  env_extra=agent_env(sk))
     assert proc.returncode == 0, proc.stderr[-3000:]
     [agent] = json.loads(proc.stdout)["agents"]
     ip = agent["ipv4"]
@@ -299,7 +297,7 @@ def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator):
     secrets_ = [status["token"], status["tailscale_standin_oauth_client_secret"], "tskey-auth-", "tskey-api-"]
     proc = subprocess.Popen([sys.executable, "-m", "invoke", "provision", "--agent-id", "twin-1,twin-2", "--json"],
                             cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=environment({"HETZNER_SSH_KEY_ID": str(sk.id), "AURA_API_URL": API_URL}))
+                            env=environment(agent_env(sk)))
     seen_in_ps = set()
     while proc.poll() is None:
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
