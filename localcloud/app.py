@@ -118,16 +118,11 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
     # -- actions (before the resources' routes: /v1/servers/actions is no server id) -----------------
     action_sort = ("id", "command", "status", "started", "finished")
 
-    def actions_of(kind: str | None, ident: int | None = None) -> list[dict]:
-        return [a for a in list(cloud.store["actions"].values())
-                if kind is None or any(r["type"] == kind and (ident is None or r["id"] == ident)
-                                       for r in a["resources"])]
-
     action_filters = {"id": lambda a, v: str(a["id"]) in v, "status": lambda a, v: a["status"] in v}
 
     @app.get("/v1/actions")
     def list_actions(request: Request):
-        return listing(request, "actions", actions_of(None), sort_fields=action_sort, filters=action_filters)
+        return listing(request, "actions", cloud.actions_of(None), sort_fields=action_sort, filters=action_filters)
 
     @app.get("/v1/actions/{ident}")
     def get_action(ident: int):
@@ -137,20 +132,21 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         def _register(kind=kind, plural=plural):
             @app.get(f"/v1/{plural}/actions", name=f"list_{kind}_actions")
             def list_kind_actions(request: Request):
-                return listing(request, "actions", actions_of(kind), sort_fields=action_sort, filters=action_filters)
+                return listing(request, "actions", cloud.actions_of(kind), sort_fields=action_sort,
+                               filters=action_filters)
 
             @app.get(f"/v1/{plural}/actions/{{action_id}}", name=f"get_{kind}_action")
             def get_kind_action(action_id: int):
-                return {"action": _find(actions_of(kind), action_id, "action")}
+                return {"action": _find(cloud.actions_of(kind), action_id, "action")}
 
             @app.get(f"/v1/{plural}/{{ident}}/actions", name=f"list_actions_of_{kind}")
             def list_actions_of(ident: int, request: Request):
-                return listing(request, "actions", actions_of(kind, ident), sort_fields=action_sort,
+                return listing(request, "actions", cloud.actions_of(kind, ident), sort_fields=action_sort,
                                filters=action_filters)
 
             @app.get(f"/v1/{plural}/{{ident}}/actions/{{action_id}}", name=f"get_action_of_{kind}")
             def get_action_of(ident: int, action_id: int):
-                return {"action": _find(actions_of(kind, ident), action_id, "action")}
+                return {"action": _find(cloud.actions_of(kind, ident), action_id, "action")}
         _register()
 
     # -- catalogue ---------------------------------------------------------------------------

@@ -54,10 +54,10 @@ def _pid(L: Layout) -> int | None:
     """The running API process from the pid file, if that pid really is one (pids get reused)."""
     try:
         pid = int(L.pid_file.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if b"-m" in cmdline and b"localcloud" in cmdline[cmdline.index(b"-m") + 1:][:1] else None
+    return pid if b"\0-m\0localcloud\0" in cmdline else None
 
 
 def current(L: Layout | None = None) -> Endpoint | None:

@@ -88,9 +88,6 @@ class Cloud:
     def reset(self) -> None:
         """Delete every server, snapshot, key and firewall (cloud-reset)."""
         for server in list(self.store["servers"].values()):
-            m = self.machines.get(server["id"])
-            if m:
-                m.poweroff()
             self.drop_server(server)
         with self.store.lock:
             for image in list(self.store["images"].values()):
@@ -262,11 +259,17 @@ class Cloud:
         """The image the server was created from; None once that snapshot is deleted (as on Hetzner)."""
         return next((i for i in self.images() if i["id"] == server["image_id"]), None)
 
+    def actions_of(self, kind: str | None, ident: int | None = None) -> list[dict]:
+        """Actions on resources of ``kind`` (and id ``ident``); every action when kind is None."""
+        return [a for a in list(self.store["actions"].values())
+                if kind is None or any(r["type"] == kind and (ident is None or r["id"] == ident)
+                                       for r in a["resources"])]
+
     def drop_server(self, server: dict) -> None:
         sid = server["id"]
         m = self.machines.pop(sid, None)
-        if m and m.running:
-            m.poweroff()
+        if m:
+            m.poweroff()  # also when between guests: it stops the watcher from starting another
         self.storage.delete(self.disk(server))
         with self.store.lock:
             for fw in self.store["firewalls"].values():

@@ -121,9 +121,6 @@ def delete_server(cloud: Cloud, sid: int) -> dict:
         # A server deleted while it is still being created (or powered on) goes once that action
         # is over: otherwise its machine would boot after the delete, an orphan holding its address.
         _await_actions(cloud, sid, action["id"])
-        m = cloud.machines.get(sid)
-        if m:
-            m.poweroff()
         cloud.drop_server(server)
 
     cloud.run_action(action, work)
@@ -133,8 +130,7 @@ def delete_server(cloud: Cloud, sid: int) -> dict:
 def _await_actions(cloud: Cloud, sid: int, own: int, timeout: float = BOOT_TIMEOUT + 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = [a for a in list(cloud.store["actions"].values()) if a["id"] != own and a["status"] == "running"
-                   and any(r["type"] == "server" and r["id"] == sid for r in a["resources"])]
+        running = [a for a in cloud.actions_of("server", sid) if a["id"] != own and a["status"] == "running"]
         if not running:
             return
         time.sleep(0.05)

@@ -68,14 +68,13 @@ def router(standin: TailscaleStandIn) -> APIRouter:
     """Routes of the stand-in; mount with ``prefix="/tailscale"``."""
     r = APIRouter(route_class=_Route)
 
-    def auth(authorization: str | None) -> None:
+    def auth(authorization: str | None, tailnet: str | None = None) -> None:
+        """The bearer token first (401), then the tailnet in the path, when there is one (404)."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise StandInError(401, "missing 'Authorization: Bearer <access token>' (Tailscale stand-in)")
         standin.check_token(token.strip())
-
-    def tailnet_ok(tailnet: str) -> None:
-        if tailnet not in ("-", TAILNET_NAME):
+        if tailnet is not None and tailnet not in ("-", TAILNET_NAME):
             raise StandInError(404, f"tailnet {tailnet!r} not found; the stand-in has one tailnet, "
                                     f"'-' or {TAILNET_NAME!r}")
 
@@ -88,34 +87,29 @@ def router(standin: TailscaleStandIn) -> APIRouter:
 
     @r.post("/api/v2/tailnet/{tailnet}/keys")
     def create_key(tailnet: str, body: _KeyRequest, authorization: str | None = Header(None)):
-        auth(authorization)
-        tailnet_ok(tailnet)
+        auth(authorization, tailnet)
         return standin.create_key(body.capabilities.devices.create.model_dump(),
                                   body.expirySeconds, body.description)
 
     @r.get("/api/v2/tailnet/{tailnet}/keys")
     def list_keys(tailnet: str, authorization: str | None = Header(None)):
-        auth(authorization)
-        tailnet_ok(tailnet)
+        auth(authorization, tailnet)
         return {"keys": standin.list_keys()}
 
     @r.get("/api/v2/tailnet/{tailnet}/keys/{key_id}")
     def get_key(tailnet: str, key_id: str, authorization: str | None = Header(None)):
-        auth(authorization)
-        tailnet_ok(tailnet)
+        auth(authorization, tailnet)
         return standin.get_key(key_id)
 
     @r.delete("/api/v2/tailnet/{tailnet}/keys/{key_id}")
     def delete_key(tailnet: str, key_id: str, authorization: str | None = Header(None)):
-        auth(authorization)
-        tailnet_ok(tailnet)
+        auth(authorization, tailnet)
         standin.delete_key(key_id)
         return Response(status_code=200)
 
     @r.get("/api/v2/tailnet/{tailnet}/devices")
     def list_devices(tailnet: str, authorization: str | None = Header(None)):
-        auth(authorization)
-        tailnet_ok(tailnet)
+        auth(authorization, tailnet)
         return {"devices": standin.list_devices()}
 
     @r.get("/api/v2/device/{device_id}")
