@@ -23,18 +23,18 @@ from .cloud import api, lookups
 from .errors import ImagekitError, InputError
 from .fleet.deprovision import deprovision
 from .host import ssh
-from .host.audit import audit
-from .host.keys import new_ed25519
+from .host.audit import EXPOSURE_LIMIT, LYNIS_TARGET, Audit, audit
 from .pipeline import run_steps
 from .provision import ProvisionOptions, provision
 from .roundtrip import RoundTrip
+from .steps.job import HostJob
 from .steps.key import TemporaryKey
 from .steps.server import delete
 from .target import Target
 
 TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15", "api_requests_per_agent": "<= 8",
-           "api_requests_per_build": "<= 30", "parallel_10_over_1": "<= 2.5", "lynis_hardening_index": ">= 80",
-           "agent_unit_exposure": "<= 2.0"}
+           "api_requests_per_build": "<= 30", "parallel_10_over_1": "<= 2.5",
+           "lynis_hardening_index": f">= {LYNIS_TARGET}", "agent_unit_exposure": f"<= {EXPOSURE_LIMIT}"}
 
 
 @dataclass
@@ -142,28 +142,40 @@ def _provision(b: Bench, ids: list[str], mode: str) -> dict:
     return result
 
 
-def _hardening(b: Bench) -> dict:
-    """lynis and ``systemd-analyze security`` on a ready agent host, reached with a key of the bench's own."""
-    b.progress("bench: auditing a ready agent host (lynis)")
-    key = new_ed25519("imagekit-bench-audit")
-    sk = b.client.ssh_keys.create(name="imagekit-bench-audit", public_key=key.public_openssh,
-                                  labels=api.labels(role="bench"))
-    try:
+@dataclass
+class AuditJob(HostJob):
+    bench: Bench | None = None
+    found: Audit | None = None
+
+
+class AuditHost:
+    """lynis and ``systemd-analyze security`` on a ready agent host, reached with the job's temporary key."""
+
+    name = "audit a ready agent host"
+
+    def run(self, s: AuditJob) -> None:
+        b = s.bench
         result = provision(b.target, ProvisionOptions(agent_ids=["bench-audit"], snapshot=str(b.snapshot),
-                                                      operator_key=str(sk.id)), lambda line: None)
+                                                      operator_key=str(s.ssh_key.id)), lambda line: None)
         [agent] = result["agents"]
         if agent["status"] != "ready":
             raise ImagekitError(f"provisioning the audited host failed: {agent['error']}")
-        conn = ssh.connect(agent["ipv4"], key)
-        try:
-            found = audit(conn)
-        finally:
-            conn.close()
-    finally:
-        deprovision(b.target, ["bench-audit"], None, lambda line: None)
-        sk.delete()
-    return {"lynis_hardening_index": found.lynis_index, "lynis_suggestions": found.suggestions,
-            "agent_unit_exposure": found.unit_exposure}
+        s.conn = ssh.connect(agent["ipv4"], s.keypair)
+        s.found = audit(s.conn)
+
+    def cleanup(self, s: AuditJob) -> None:
+        if s.conn is not None:
+            s.conn.close()
+        deprovision(s.bench.target, ["bench-audit"], None, lambda line: None)
+
+
+def _hardening(b: Bench) -> dict:
+    b.progress("bench: auditing a ready agent host (lynis)")
+    job = AuditJob(client=b.client, progress=lambda line: None, resource_name="imagekit-bench-audit",
+                   labels=api.labels(role="bench"), bench=b)
+    run_steps([TemporaryKey(), AuditHost()], job, lambda line: None)
+    return {"lynis_hardening_index": job.found.lynis_index, "lynis_suggestions": job.found.suggestions,
+            "agent_unit_exposure": job.found.unit_exposure}
 
 
 class BareLogin:

@@ -24,7 +24,7 @@ from .data import path as data_path
 from .errors import CloudError, HostError
 from .host import checks, playbook, ssh
 from .pipeline import run_steps
-from .steps.job import HostJob
+from .steps.job import ServerJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
 from .steps.server import CreateServer
@@ -47,13 +47,10 @@ class BuildOptions:
 
 
 @dataclass
-class BuildJob(HostJob):
+class BuildJob(ServerJob):  # image: the base image, or the snapshot being verified
     target: Target | None = None
     options: BuildOptions = field(default_factory=BuildOptions)
     build_id: str = ""
-    server_type: object | None = None
-    image: BoundImage | None = None  # what the server boots: the base image, or the snapshot being verified
-    location: object | None = None
     snapshot: BoundImage | None = None
     description: str = ""
     playbook: playbook.Playbook | None = None

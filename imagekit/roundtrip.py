@@ -15,7 +15,7 @@ from .cloud import api, lookups
 from .errors import HostError
 from .host import probe
 from .pipeline import run_steps
-from .steps.job import HostJob
+from .steps.job import ServerJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
 from .steps.server import CreateServer
@@ -25,11 +25,7 @@ MARKER = "/root/imagekit-roundtrip"
 
 
 @dataclass
-class RoundTrip(HostJob):
-    server_type: object | None = None
-    image: object | None = None
-    location: object | None = None
-    user_data: str = ""
+class RoundTrip(ServerJob):
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
 

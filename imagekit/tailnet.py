@@ -121,16 +121,17 @@ class Tailnet:
     def delete_device(self, device_id: str) -> None:
         self._call("DELETE", f"/device/{device_id}", ok_missing=True)
 
-    def devices_of(self, hostname: str, since: datetime) -> list[dict]:
+    def devices_of(self, hostname: str, since: datetime, devices: list[dict] | None = None) -> list[dict]:
         """The devices a server enrolled: its hostname, every tag of ours, and created after the server was.
+        ``devices``: the tailnet's list when the caller has it already (one request for many servers).
 
         Never by hostname alone: a person's laptop called the same stays."""
-        return [d for d in self.devices() if d.get("hostname") == hostname
+        return [d for d in (self.devices() if devices is None else devices) if d.get("hostname") == hostname
                 and set(self.s.tags) <= set(d.get("tags") or []) and _created(d) >= since - CLOCK_SLACK]
 
-    def remove_devices_of(self, server) -> list[dict]:
+    def remove_devices_of(self, server, devices: list[dict] | None = None) -> list[dict]:
         """Delete the devices ``server`` enrolled (``devices_of``); the ones deleted."""
-        found = self.devices_of(server.name, server.created)
+        found = self.devices_of(server.name, server.created, devices)
         for device in found:
             self.delete_device(device["id"])
         return found
@@ -174,20 +175,22 @@ def _message(exc: urllib.error.HTTPError) -> str:
         return exc.reason or ""
 
 
-def remove_devices(target: Target, servers: list, progress) -> list[str]:
-    """Each server's own devices (``devices_of``), for deprovision, gc and a replaced half-made agent;
-    without credentials it says so and removes nothing."""
+def remove_devices(target: Target, servers: list, progress, api: Tailnet | None = None) -> list[str]:
+    """Each server's own devices (``devices_of``), for deprovision, gc and a replaced half-made agent,
+    through ``api`` when the caller is signed in already; without credentials it says so and removes nothing."""
     if not servers:
         return []
-    creds = credentials(target, required=False)
-    if creds is None:
-        progress("Tailscale credentials are not set: the agents' nodes were not removed from the tailnet "
-                 "(they are ephemeral and go away on their own once offline)")
-        return []
-    api = Tailnet(creds)
+    if api is None:
+        creds = credentials(target, required=False)
+        if creds is None:
+            progress("Tailscale credentials are not set: the agents' nodes were not removed from the tailnet "
+                     "(they are ephemeral and go away on their own once offline)")
+            return []
+        api = Tailnet(creds)
+    listed = api.devices()
     deleted = []
     for server in servers:
-        for device in api.remove_devices_of(server):
+        for device in api.remove_devices_of(server, listed):
             deleted.append(device["id"])
-            progress(f"[{server.name}] Tailscale device {device.get('name')} removed ({creds.what})")
+            progress(f"[{server.name}] Tailscale device {device.get('name')} removed ({api.s.what})")
     return deleted

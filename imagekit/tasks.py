@@ -117,7 +117,7 @@ def build_snapshot(c, profile="agent", base_image=None, server_type=None, locati
                                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
-                               ssh_timeout=float(ssh_timeout))
+                               ssh_timeout=number("--ssh-timeout", ssh_timeout))
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
@@ -164,9 +164,9 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
     """Delete all but the newest N snapshots of each profile."""
     from .fleet.prune import prune_snapshots as prune
 
-    run("prune-snapshots", lambda t: prune(t, int(keep), profile, say, dry_run), json=json, token_env=token_env,
-         token_file=token_file,
-         text=lambda r: say(f"{'would delete' if dry_run else 'deleted'} {len(r['deleted'])} snapshot(s)"))
+    run("prune-snapshots", lambda t: prune(t, whole_number("--keep", keep), profile, say, dry_run), json=json,
+        token_env=token_env, token_file=token_file,
+        text=lambda r: say(f"{'would delete' if dry_run else 'deleted'} {len(r['deleted'])} snapshot(s)"))
 
 
 # --- agents ------------------------------------------------------------------------------------

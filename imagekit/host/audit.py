@@ -10,6 +10,8 @@ import paramiko
 from ..errors import HostError
 from .probe import sh
 
+LYNIS_TARGET = 80  # lynis's hardening index a ready agent host reaches (62 before the image was hardened)
+EXPOSURE_LIMIT = 2.0  # `systemd-analyze security` of the agent's unit (8.3 before it was sandboxed)
 LYNIS = ("export DEBIAN_FRONTEND=noninteractive; command -v lynis >/dev/null || "
          "{ apt-get -q update && apt-get -q -y install lynis; } >/dev/null")
 
@@ -31,8 +33,12 @@ def audit(conn: paramiko.SSHClient, unit: str = "openclaw-agent") -> Audit:
         raise HostError(f"lynis did not produce a report: {out[-800:]}")
     suggestions = [_suggestion(v) for k, v in report if k == "suggestion[]"]
     _, analysis = sh(conn, f"systemd-analyze security --no-pager {unit}")
-    exposure = float(analysis.rsplit(f"{unit}.service:", 1)[1].split()[0])
-    return Audit(lynis_index=int(index), suggestions=suggestions, unit_exposure=exposure)
+    return Audit(lynis_index=int(index), suggestions=suggestions, unit_exposure=unit_exposure(analysis, unit))
+
+
+def unit_exposure(analysis: str, unit: str) -> float:
+    """The overall exposure from ``systemd-analyze security UNIT``'s last line ("…UNIT.service: 1.1 OK")."""
+    return float(analysis.rsplit(f"{unit}.service:", 1)[1].split()[0])
 
 
 def _suggestion(value: str) -> str:

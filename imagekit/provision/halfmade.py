@@ -62,7 +62,7 @@ class ReplaceAbandoned:
             return
         a.progress(f"[{old.name}] replacing half-made server {old.id}: {died(old)}")
         delete(a.client, old, f"deleting half-made server {old.id}")
-        tailnet.remove_devices(a.run.target, [old], a.progress)
+        tailnet.remove_devices(a.run.target, [old], a.progress, a.run.tailnet)
 
     def cleanup(self, a) -> None:
         pass

@@ -93,7 +93,7 @@ def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     agent_env = "".join(f"{k}={v}\n" for k, v in {
-        "AGENT_ID": cfg.agent_id, "SERVER_NAME": cfg.server_name, "API_URL": check_api_url(cfg.api_url),
+        "AGENT_ID": cfg.agent_id, "SERVER_NAME": cfg.server_name, "API_URL": cfg.api_url,
         "DEPLOYMENT_ID": cfg.deployment, "PROVISION_MODE": cfg.mode, "NODE_ENV": "production"}.items())
     text = env.get_template("agent.yaml.j2").render(
         agent_id=cfg.agent_id, server_name=cfg.server_name, mode=cfg.mode, deployment=cfg.deployment,

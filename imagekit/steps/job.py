@@ -51,3 +51,16 @@ class HostJob:
         if time.monotonic() > self.deadline:
             raise TimeoutError(f"not ready within {self.timeout:.0f} s: still waiting for {waiting_for} (raise the "
                                "timeout, or look at the server's console and cloud-init log)")
+
+    def event(self, what: str, detail: str = "") -> None:
+        """A milestone (ssh, cloud-init done); jobs that report them (agents) override this."""
+
+
+@dataclass
+class ServerJob(HostJob):
+    """A job that makes its own server (CreateServer): a builder, a round trip."""
+
+    server_type: object | None = None
+    image: object | None = None  # what the server boots
+    location: object | None = None
+    user_data: str | None = None

@@ -13,7 +13,7 @@ class WaitSSH:
 
     def run(self, s) -> None:
         s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=lambda: s.check(f"SSH to {s.ip}"))
-        event(s, "ssh")
+        s.event("ssh")
 
     def cleanup(self, s) -> None:
         if s.conn is not None:
@@ -30,13 +30,7 @@ class WaitCloudInit:
             time.sleep(0.3)
         if status != "done":
             raise HostError(f"cloud-init finished with an error on {s.ip}:\n{probe.cloud_init_failure(s.conn)}")
-        event(s, "cloud-init done")
+        s.event("cloud-init done")
 
     def cleanup(self, s) -> None:
         pass
-
-
-def event(s, what: str, detail: str = "") -> None:
-    """Report a milestone where the state records them (agents); elsewhere the step's timing says it."""
-    if hasattr(s, "event"):
-        s.event(what, detail)

@@ -27,7 +27,7 @@ class CreateServer:
         location: BoundLocation | None = s.location
         s.server, action = create(
             s.client, s.resource_name, s.labels, server_type=stype, image=image, ssh_keys=[s.ssh_key, *s.extra_keys],
-            location=location, user_data=getattr(s, "user_data", None))
+            location=location, user_data=s.user_data)
         # s.server is recorded before any wait, so a failed wait is still cleaned up
         actions.wait(s.client, action, s.remaining(), f"creating {self.name}", check=s.check)
         s.server.reload()

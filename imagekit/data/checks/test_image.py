@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from imagekit.host.audit import EXPOSURE_LIMIT, unit_exposure
+
 EXPECT = json.loads(Path(os.environ["IMAGEKIT_EXPECT_FILE"]).read_text())
 CLONE = os.environ.get("IMAGEKIT_CLONE") == "1"
 UNIT = "/etc/systemd/system/openclaw-agent.service"
@@ -95,8 +97,7 @@ def test_docker_published_ports_obey_ufw(host):
 
 def test_agent_unit_sandboxed(host):
     out = host.check_output("systemd-analyze security --no-pager openclaw-agent")
-    exposure = float(out.rsplit("openclaw-agent.service:", 1)[1].split()[0])
-    assert exposure <= 2.0, out
+    assert unit_exposure(out, "openclaw-agent") <= EXPOSURE_LIMIT, out
     assert host.check_output("systemctl show -p IPAddressDeny --value openclaw-agent") == "169.254.169.254/32"
 
 

@@ -13,7 +13,7 @@ from hcloud.firewalls import FirewallResource
 from operator_cli import agent_env, invoke
 
 from imagekit.host import ssh
-from imagekit.host.audit import audit
+from imagekit.host.audit import EXPOSURE_LIMIT, LYNIS_TARGET, audit
 
 pytestmark = pytest.mark.e2e
 HOSTILE_AGENT = Path(__file__).parent / "hostile_agent"
@@ -44,8 +44,8 @@ def test_a_ready_host_is_patched_sandboxed_and_scores_80_on_lynis(fleet, operato
         assert [u for u in failed_units if u.strip()] == []
         result = audit(conn)
         conn.close()
-        assert result.lynis_index >= 80, result.suggestions
-        assert result.unit_exposure <= 2.0
+        assert result.lynis_index >= LYNIS_TARGET, result.suggestions
+        assert result.unit_exposure <= EXPOSURE_LIMIT
     finally:
         deprovisioned("audited")
 
