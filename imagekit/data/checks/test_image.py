@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from imagekit.host.audit import EXPOSURE_LIMIT, unit_exposure
-
 EXPECT = json.loads(Path(os.environ["IMAGEKIT_EXPECT_FILE"]).read_text())
 CLONE = os.environ.get("IMAGEKIT_CLONE") == "1"
 UNIT = "/etc/systemd/system/openclaw-agent.service"
@@ -96,8 +94,9 @@ def test_docker_published_ports_obey_ufw(host):
 
 
 def test_agent_unit_sandboxed(host):
+    # Parsed here, not with imagekit.host.audit: the checks stand alone (pytest runs them as files).
     out = host.check_output("systemd-analyze security --no-pager openclaw-agent")
-    assert unit_exposure(out, "openclaw-agent") <= EXPOSURE_LIMIT, out
+    assert float(out.rsplit("openclaw-agent.service:", 1)[1].split()[0]) <= 2.0, out
     assert host.check_output("systemctl show -p IPAddressDeny --value openclaw-agent") == "169.254.169.254/32"
 
 
