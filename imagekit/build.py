@@ -87,6 +87,18 @@ def playbook_variables(profile: str, base_image: str, package_source: str | None
     }
 
 
+def install_profile(ip: str, keypair, profile: str, base_image: str, local: bool, build_id: str, progress) -> None:
+    """The profile's playbooks over SSH on a host booted from a stock image: what a fallback host gets
+    instead of a snapshot (only lines of changed or failed steps reach ``progress``)."""
+    book = playbook.load(profile, playbook_variables(profile, base_image, None, local, build_id))
+    def report(line: str) -> None:
+        if "[changed]" in line or "[failed]" in line:
+            progress(line.strip())
+
+    with ssh.fabric_connection(ip, keypair) as conn:
+        playbook.run(book, playbook.fabric_runner(conn), progress=report)
+
+
 def check_inputs(job: BuildJob) -> None:
     """Everything that can be wrong is found here, before anything is created."""
     o, c = job.options, job.client

@@ -55,29 +55,27 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
     durations: dict[str, float] = {}
     started: list[Step] = []
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     failure: BaseException | None = None
-    try:
-        for step in steps:
-            started.append(step)
-            progress(f"==> {step.name}")
-            t0 = time.monotonic()
-            try:
-                step.run(state)
-            except KeyboardInterrupt as exc:
-                failure = StepFailed(step.name, exc if str(exc) else Interrupted("interrupted (Ctrl-C)"))
-                break
-            except Exception as exc:
-                failure = StepFailed(step.name, exc, getattr(state, "client", None))
-                break
-            finally:
-                durations[step.name] = round(time.monotonic() - t0, 2)
-            progress(f"    {step.name}: {durations[step.name]:.1f} s")
-    finally:
-        state.failed = failure is not None
-        _unwind(started, state, progress, main)
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+    with sigterm_interrupts(main):
+        try:
+            for step in steps:
+                started.append(step)
+                progress(f"==> {step.name}")
+                t0 = time.monotonic()
+                try:
+                    step.run(state)
+                except KeyboardInterrupt as exc:
+                    failure = StepFailed(step.name, exc if str(exc) else Interrupted("interrupted (Ctrl-C)"))
+                    break
+                except Exception as exc:
+                    failure = StepFailed(step.name, exc, getattr(state, "client", None))
+                    break
+                finally:
+                    durations[step.name] = round(time.monotonic() - t0, 2)
+                progress(f"    {step.name}: {durations[step.name]:.1f} s")
+        finally:
+            state.failed = failure is not None
+            _unwind(started, state, progress, main)
     if failure is not None:
         raise failure
     return durations
@@ -90,6 +88,19 @@ def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], ma
                 step.cleanup(state)
             except Exception as exc:  # keep unwinding; report what could not be cleaned
                 progress(f"!!  cleanup of '{step.name}' failed: {exc}")
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(active: bool = True):
+    """SIGTERM raises Interrupted inside the block, so cleanups run as for Ctrl-C (main thread only)."""
+    if not active:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

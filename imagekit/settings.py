@@ -30,6 +30,7 @@ DEFAULTS: dict[str, str | None] = {
     "IMAGEKIT_LOCATION": None,
     "IMAGEKIT_SERVER_TYPE": "cx23",
     "IMAGEKIT_BASE_IMAGE": "debian-12",
+    "IMAGEKIT_SECRETS_FILE": None,  # dotenv file of secrets for agents and jobs (the file, not its values)
 }
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 # Where tokens and secrets are sent: only from the environment (or an option), never from a config file

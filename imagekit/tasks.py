@@ -143,17 +143,19 @@ def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=
 
 @task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
             "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
-                    "and half-made agent servers whose run died) or all (default)",
+                    "and half-made agent servers whose run died), job (jobs' servers and keys past their "
+                    "deadline) or all (default)",
             "json": "print what was deleted as JSON", **_TOKEN_HELP})
 def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
-    """Delete builder servers, half-made agent servers and temporary SSH keys left by interrupted runs."""
+    """Delete builder servers, half-made agent servers, job servers and temporary SSH keys left by interrupted runs."""
     from .fleet.gc import collect_garbage
 
     run("gc", lambda t: collect_garbage(t, number("--older-than", older_than), say, role), json=json,
         token_env=token_env,
          token_file=token_file,
          text=lambda r: say(f"deleted {len(r['servers'])} builder server(s), {len(r['agent_servers'])} half-made "
-                            f"agent server(s) and {len(r['ssh_keys'])} key(s)"))
+                            f"agent server(s), {len(r['job_servers'])} job server(s) and {len(r['ssh_keys'])} "
+                            "key(s)"))
 
 
 @task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
@@ -276,6 +278,67 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
         agent_id, mode=mode, local=token_from() is None, api_url=api_url, tailscale=not no_tailscale,
         agent_bundle=Path(agent_bundle) if agent_bundle else None)}, target=False,
         text=lambda r: r["user_data"].rstrip("\n"))
+
+
+# --- one-shot jobs ------------------------------------------------------------------------------
+
+
+@task(name="run", iterable=["job_id"], auto_shortflags=False, help={
+    "job_id": "job id (repeat the option or separate ids by commas): one fresh host per job, run at once",
+    "count": "run N jobs: ID-1..ID-N with one --job-id, else job-1..job-N",
+    "snapshot": "snapshot id, or `latest` (default) for the newest of the profile",
+    "mode": "auto (the snapshot if one exists, else a full install), snapshot, or fallback",
+    "profile": "image profile (default agent); the command gets its agent's sandbox",
+    "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": "location (default IMAGEKIT_LOCATION, else the API's choice)",
+    "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
+    "workdir": "directory uploaded to the host (modes kept) as the command's working directory",
+    "outputs": "where what the command leaves in outputs/ lands: DIR/JOB_ID (links leaving it are refused)",
+    "timeout": "seconds the command may run; then it is stopped and the exit code is 124 (default 3600)",
+    "ready_timeout": "seconds the host may take to answer SSH (default 600; 1800 in fallback mode)",
+    "secrets_file": "dotenv file whose values reach the command's environment over SSH (default "
+                    "IMAGEKIT_SECRETS_FILE); never in user data, logs or output",
+    "keep_on_failure": "keep the host of a failed job and print the ssh command to debug it (`invoke gc` later)",
+    "max_upload_mb": "largest work directory, MiB (default 256)",
+    "max_output_mb": "largest outputs/, MiB (default 1024)",
+    "parallel": "jobs run at once (default 5)",
+    "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
+    **_TOKEN_HELP,
+})
+def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="agent", server_type=None,
+        location=None, base_image=None, workdir=None, outputs=None, timeout=None, ready_timeout=None,
+        secrets_file=None, keep_on_failure=False, max_upload_mb=256, max_output_mb=1024, parallel=5, json=False,
+        token_env=None, token_file=None):
+    """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
+
+    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM); the exit code
+    is the command's (124 on timeout)."""
+    from .jobs import JobOptions, run_jobs
+    from .jobs.options import expand
+
+    def options() -> JobOptions:
+        argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+        chosen = settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")
+        return JobOptions(
+            job_ids=expand(list(job_id or []), whole_number("--count", count)), command=argv, snapshot=snapshot,
+            mode=mode, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+            location=settings.choose(location, "IMAGEKIT_LOCATION"),
+            base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
+            workdir=Path(workdir) if workdir else None, outputs=Path(outputs) if outputs else None,
+            timeout=3600.0 if timeout is None else number("--timeout", timeout),
+            ready_timeout=number("--ready-timeout", ready_timeout),
+            secrets_file=Path(chosen) if chosen else None, keep_on_failure=keep_on_failure,
+            max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
+            max_output_mb=whole_number("--max-output-mb", max_output_mb),
+            parallel=whole_number("--parallel", parallel))
+
+    result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
+                 token_env=token_env, token_file=token_file)
+    for j in result["jobs"]:
+        what = j["error"] or ("timed out" if j["timed_out"] else f"exit code {j['exit_code']}")
+        say(f"job {j['job_id']}: {what}; ready {j['seconds']['create_to_ready']} s, ran {j['seconds']['run']} s, "
+            f"torn down in {j['seconds']['teardown']} s" + (" (server kept)" if j["kept"] else ""))
+    sys.exit(result["exit_code"])  # the command's own (124 on timeout), so scripts can act on it
 
 
 # --- measuring ---------------------------------------------------------------------------------

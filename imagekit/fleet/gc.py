@@ -1,7 +1,8 @@
 """``gc``: sweep what interrupted runs left behind, by label and age: builder servers (builds and
-verifications), the temporary keys of builds and provisioning runs, and half-made agent servers
-whose provisioning run died (with their Tailscale devices). Ready agents are deprovisioned, never
-swept."""
+verifications), the temporary keys of builds and provisioning runs, half-made agent servers whose
+provisioning run died (with their Tailscale devices), and one-shot jobs' servers and keys past their
+deadline (a killed ``run``, or a host kept with --keep-on-failure). Ready agents are deprovisioned,
+never swept."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from datetime import datetime, timedelta, timezone
 from .. import tailnet
 from ..cloud import api
 from ..errors import InputError
+from ..jobs.job import JOB_DEADLINE
 from ..provision import halfmade
 from ..steps.server import delete_many
 from ..target import Target
 
-ROLES = {"builder": ("builder",), "provision": ("provision",), "all": ("builder", "provision")}
+ROLES = {"builder": ("builder",), "provision": ("provision",), "job": ("job",), "all": ("builder", "provision", "job")}
 
 
 def collect_garbage(target: Target, older_than_minutes: float, progress, role: str = "all") -> dict:
     """``role``: ``builder`` (builds' and verifications' servers and keys), ``provision`` (provisioning
-    runs' keys and abandoned half-made agents) or ``all``."""
+    runs' keys and abandoned half-made agents), ``job`` (jobs' servers and keys past their deadline) or
+    ``all``."""
     if role not in ROLES:
         raise InputError(f"--role {role!r}: choose one of {', '.join(ROLES)}")
     roles = ROLES[role]
@@ -38,16 +41,20 @@ def collect_garbage(target: Target, older_than_minutes: float, progress, role: s
     builders = servers(api.selector(role="builder")) if "builder" in roles else []
     agents = [s for s in servers(f"{api.selector(role='agent')},{halfmade.LABEL}") if halfmade.abandoned(s)] \
         if "provision" in roles else []
+    jobs = [s for s in servers(f"{api.selector(role='job')}") if JOB_DEADLINE.passed(s)] if "job" in roles else []
     keys = [k for k in client.ssh_keys.get_all(label_selector=f"{api.selector()},role in ({','.join(roles)})")
-            if old(k)]
+            if old(k) and (JOB_DEADLINE.of(k) is None or JOB_DEADLINE.passed(k))]  # a running job keeps its key
     for server in builders:
         progress(f"deleting builder server {server.id} ({server.name}, created {server.created})")
     for server in agents:
         progress(f"deleting half-made agent server {server.id} ({server.name}): {halfmade.died(server)}")
-    delete_many(client, builders + agents)
+    for server in jobs:
+        progress(f"deleting job server {server.id} ({server.name}): past its deadline, its run is over")
+    delete_many(client, builders + agents + jobs)
     for key in keys:
         progress(f"deleting temporary key {key.id} ({key.name})")
         client.ssh_keys.delete(key)
     devices = tailnet.remove_devices(target, agents, progress)  # last: it may need Tailscale's API
     return {"servers": [s.id for s in builders], "agent_servers": [s.id for s in agents],
+            "job_servers": [s.id for s in jobs],
             "ssh_keys": [k.id for k in keys], "tailscale_devices_deleted": devices}

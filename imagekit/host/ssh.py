@@ -55,8 +55,13 @@ def wait_for_ssh(host: str, key: KeyPair, *, deadline: float, check: Callable[[]
                      "or look at the server's console log")
 
 
-def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600) -> tuple[int, str, str]:
-    _, stdout, stderr = client.exec_command(command, timeout=timeout)
+def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600, stdin: bytes | None = None
+        ) -> tuple[int, str, str]:
+    """``stdin`` goes over the channel: how secrets reach a host (never on a command line, which ``ps`` shows)."""
+    channel_in, stdout, stderr = client.exec_command(command, timeout=timeout)
+    if stdin is not None:
+        channel_in.write(stdin)
+    channel_in.channel.shutdown_write()
     out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
     return stdout.channel.recv_exit_status(), out, err
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import agentid
-from ..build import playbook_variables
+from ..build import install_profile
 from ..cloud import api
 from ..errors import HostError, InputError
-from ..host import playbook, probe, ssh
+from ..host import probe
 from ..pipeline import StepFailed, run_steps
 from ..steps.job import HostJob
 from ..steps.ready import WaitCloudInit, WaitSSH
@@ -120,12 +120,8 @@ class FullInstall:
 
     def run(self, a: Agent) -> None:
         r, o = a.run, a.run.options
-        book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, r.target.local,
-                                                           f"fallback-{r.deployment}"))
-        with ssh.fabric_connection(a.ip, a.keypair) as conn:
-            playbook.run(book, playbook.fabric_runner(conn),
-                         progress=lambda line: a.progress(f"[{a.resource_name}] {line.strip()}")
-                         if "[changed]" in line or "[failed]" in line else None)
+        install_profile(a.ip, a.keypair, o.profile, o.base_image, r.target.local, f"fallback-{r.deployment}",
+                        lambda line: a.progress(f"[{a.resource_name}] {line}"))
         code, out = probe.sh(a.conn, "/usr/local/sbin/imagekit-configure-agent", timeout=300)
         if code != 0:
             raise HostError(f"configuring the agent failed (exit {code}): {out[-1500:]}")

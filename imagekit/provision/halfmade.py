@@ -9,27 +9,14 @@ from __future__ import annotations
 import time
 
 from .. import tailnet
+from ..cloud.deadlines import DeadlineLabel
 from ..steps.server import delete
 
-LABEL = "provisioning-until"
-SLACK = 60  # seconds: a run past its deadline is still deleting what it made, and clocks differ a little
-
-
-def label(deadline: float) -> dict[str, str]:
-    return {LABEL: str(int(deadline))}
-
-
-def deadline(server) -> float | None:
-    """When the run making the server gives up; None for a ready agent (0 when the label is garbled)."""
-    value = (server.labels or {}).get(LABEL)
-    if value is None:
-        return None
-    return float(value) if value.isdigit() else 0.0
-
-
-def abandoned(server, now: float | None = None) -> bool:
-    until = deadline(server)
-    return until is not None and (time.time() if now is None else now) > until + SLACK
+HALF_MADE = DeadlineLabel("provisioning-until", slack=60)
+LABEL, SLACK = HALF_MADE.key, HALF_MADE.slack
+label = HALF_MADE.label
+deadline = HALF_MADE.of  # None for a ready agent
+abandoned = HALF_MADE.passed
 
 
 def busy(server) -> str | None:

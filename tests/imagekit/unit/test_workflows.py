@@ -31,7 +31,7 @@ def shell_scripts(workflow: dict) -> list[str]:
 
 
 def invoke_commands(script: str) -> list[tuple[str, list[str]]]:
-    """Each `invoke TASK ...` in a shell script as (TASK, [the --long-options it passes])."""
+    """Each `invoke TASK ...` (or `imagekit TASK ...`) in a shell script as (TASK, [the --long-options it passes])."""
     commands, chunk = [], ""
     for line in script.replace("\\\n", " ").splitlines(keepends=True):
         chunk += line  # lines are lexed one by one, unless a quoted string goes on over the next one
@@ -41,16 +41,21 @@ def invoke_commands(script: str) -> list[tuple[str, list[str]]]:
             tokens = list(lexer)
         except ValueError:  # no closing quotation yet
             continue
-        chunk, state = "", None  # state: None, "task" (after `invoke`), or the current command's options
+        # state: None, "task" (after `invoke`), the current command's options, or "args" (after its `--`)
+        chunk, state = "", None
         for token in tokens:
             if not token.strip(PUNCTUATION):  # an operator or a newline ends a command
                 state = None
+            elif state == "args":  # `invoke run ... -- COMMAND`: COMMAND's options are not invoke's
+                continue
             elif state is None:
-                state = "task" if token == "invoke" or token.endswith("/invoke") else None
+                state = "task" if token.rsplit("/", 1)[-1] in ("invoke", "imagekit") else None
             elif state == "task":
                 if not token.startswith("-"):  # skip core options such as --echo
                     state = []
                     commands.append((token, state))
+            elif token == "--":
+                state = "args"
             elif token.startswith("--"):
                 state.append(token.split("=", 1)[0])
     return commands
@@ -92,7 +97,7 @@ def test_invoke_commands_name_real_tasks_and_options(workflow):
 def test_the_workflows_call_the_operator_tasks():
     used = {task for wf in WORKFLOWS for script in shell_scripts(yaml.safe_load(wf.read_text()))
             for task, _ in invoke_commands(script)}
-    assert {"build-snapshot", "prune-snapshots", "gc", "provision"} <= used
+    assert {"build-snapshot", "prune-snapshots", "gc", "provision", "run"} <= used
 
 
 def test_command_extraction():
@@ -108,6 +113,7 @@ def test_command_extraction():
     echo "a quoted string
       over two lines" && invoke gc --json  # invoke gc --nope
     invoke provision
+    invoke run --job-id "gh-$ID" --json -- sh -c "make --nope" > run.json && invoke gc --json
     """
     assert invoke_commands(script) == [
         ("build-snapshot", ["--json", "--profile", "--location"]),
@@ -116,6 +122,8 @@ def test_command_extraction():
         ("prune-snapshots", ["--keep"]),
         ("gc", ["--json"]),
         ("provision", []),
+        ("run", ["--job-id", "--json"]),
+        ("gc", ["--json"]),
     ]
     workflow = yaml.safe_load("""
     jobs:

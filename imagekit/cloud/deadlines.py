@@ -1,0 +1,28 @@
+"""Deadlines carried as labels: a resource whose run may die without cleaning up (SIGKILL, power
+loss) says until when that run is responsible for it. Past the deadline plus a slack the run has
+ended or cleaned up, had it lived, so ``gc`` may sweep what still carries the label."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DeadlineLabel:
+    key: str
+    slack: float  # seconds: a run past its deadline is still deleting what it made, and clocks differ
+
+    def label(self, deadline: float) -> dict[str, str]:
+        return {self.key: str(int(deadline))}
+
+    def of(self, resource) -> float | None:
+        """When the run gives up on ``resource``; None without the label (0 when it is garbled)."""
+        value = (resource.labels or {}).get(self.key)
+        if value is None:
+            return None
+        return float(value) if value.isdigit() else 0.0
+
+    def passed(self, resource, now: float | None = None) -> bool:
+        until = self.of(resource)
+        return until is not None and (time.time() if now is None else now) > until + self.slack

@@ -1,0 +1,257 @@
+"""One job's pipeline, in a worker thread: temporary key → server (labelled with the job's deadline) →
+SSH → cloud-init → [fallback: playbooks] → work directory and secrets in → COMMAND in a sandboxed
+transient unit, its output streamed → outputs/ out → the exit code judged. The server and the key are
+the cleanups of the steps that made them: they go on every way out."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import secretfile
+from ..build import install_profile
+from ..cloud.deadlines import DeadlineLabel
+from ..errors import HostError
+from ..host import probe
+from ..pipeline import StepFailed, run_steps
+from ..steps.job import ServerJob
+from ..steps.key import TemporaryKey
+from ..steps.ready import WaitCloudInit, WaitSSH
+from ..steps.server import CreateServer
+from . import sandbox, transfer
+
+if TYPE_CHECKING:
+    from .run import JobRun
+
+# A job's server and key carry the time after which the run that made them has ended, had it lived
+# (the command's timeout included): gc sweeps them after it.
+JOB_DEADLINE = DeadlineLabel("job-until", slack=30)
+JOBS_DIR = "/opt/openclaw/jobs"
+SECRETS_DIR = "/run/imagekit-jobs"  # tmpfs, root only: systemd reads the file, the command gets the values
+KILL_AFTER = 5  # seconds between timeout's TERM and its KILL
+
+
+def teardown_allowance(max_output_mb: int) -> float:
+    """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and delete."""
+    return 60 + max_output_mb / 10
+
+
+class CommandFailed(Exception):
+    """COMMAND exited non-zero: the job failed (``--keep-on-failure`` keeps the server), not imagekit."""
+
+
+class Output:
+    """COMMAND's output to the operator's terminal as it comes. One job alone: its bytes, as they are.
+    Several, or with --json (stdout then holds only the JSON): lines prefixed ``[JOB] ``, on stderr."""
+
+    lock = threading.Lock()
+
+    def __init__(self, job_id: str, prefixed: bool, to_stderr: bool):
+        self.prefix = f"[{job_id}] ".encode() if prefixed else b""
+        self.to_stderr = to_stderr
+        self.partial = {1: b"", 2: b""}
+
+    def write(self, stream: int, data: bytes) -> None:
+        target = sys.stderr.buffer if stream == 2 or self.to_stderr else sys.stdout.buffer
+        if self.prefix:
+            *lines, self.partial[stream] = (self.partial[stream] + data).split(b"\n")
+            data = b"".join(self.prefix + line + b"\n" for line in lines)
+        with self.lock:
+            target.write(data)
+            target.flush()
+
+    def close(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self.partial[stream] = b""
+                self.write(stream, rest + b"\n")
+
+
+@dataclass
+class Job(ServerJob):
+    run: JobRun | None = None
+    job_id: str = ""
+    output: Output | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    marks: dict[str, float] = field(default_factory=dict)  # time.monotonic() of milestones
+    fetched: dict | None = None
+
+    @property
+    def workdir(self) -> str:
+        return f"{JOBS_DIR}/{self.job_id}"
+
+    @property
+    def env_file(self) -> str | None:
+        return f"{SECRETS_DIR}/{self.job_id}.env" if self.run.secrets else None
+
+    def mark(self, what: str) -> None:
+        self.marks[what] = time.monotonic()
+        self.progress(f"[{self.job_id}] {what} ({self.marks[what] - self.started:.1f} s)")
+
+
+class Ready:
+    """Fallback hosts get the profile's playbooks first; then the host counts as ready."""
+
+    name = "ready"
+
+    def run(self, j: Job) -> None:
+        r = j.run
+        if r.mode == "fallback":
+            install_profile(j.ip, j.keypair, r.options.profile, r.options.base_image, r.target.local,
+                            f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"))
+        j.mark("ready")
+
+    def cleanup(self, j: Job) -> None:
+        pass
+
+
+class StageJob:
+    """The work directory (SFTP, modes kept) and the secrets (over the channel, root-only) go in; the
+    deadline label moves to what is left: the command's timeout."""
+
+    name = "stage"
+
+    def run(self, j: Job) -> None:
+        r, o = j.run, j.run.options
+        user, quoted = r.user, shlex.quote(j.workdir)
+        code, out = probe.sh(j.conn, f"install -d -m 0755 {JOBS_DIR} && install -d -m 0700 {quoted}")
+        if code != 0:
+            raise HostError(f"making the job's directory {j.workdir} failed: {out[-500:]}")
+        if r.tree is not None:
+            with j.conn.open_sftp() as sftp:
+                transfer.upload(sftp, r.tree, j.workdir)
+        code, out = probe.sh(j.conn, f"mkdir -p {quoted}/outputs && chown -R {user}:{user} {quoted}")
+        if code != 0:
+            raise HostError(f"handing {j.workdir} to {user} failed: {out[-500:]}")
+        if r.secrets:
+            secretfile.install(j.conn, j.env_file, r.secrets)
+        until = JOB_DEADLINE.label(time.time() + r.options.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb))
+        j.server = j.client.servers.update(j.server, labels={**j.server.labels, **until})
+        j.ssh_key = j.client.ssh_keys.update(j.ssh_key, labels={**j.ssh_key.labels, **until})
+        j.mark("staged")
+
+    def cleanup(self, j: Job) -> None:
+        pass
+
+
+class Execute:
+    name = "command"
+
+    def run(self, j: Job) -> None:
+        r, o = j.run, j.run.options
+        line = sandbox.command(f"imagekit-job-{j.job_id}", r.user, j.workdir, j.env_file, {"JOB_ID": j.job_id},
+                               r.sandbox, o.timeout, KILL_AFTER, o.command)
+        channel = j.conn.get_transport().open_session()
+        channel.exec_command(line)
+        channel.shutdown_write()
+        j.mark("running")
+        hard_stop = time.monotonic() + o.timeout + KILL_AFTER + 60  # the host's own timeout failed to end it
+        try:
+            while True:
+                if j.cancel.is_set():
+                    raise KeyboardInterrupt("interrupted (Ctrl-C)")
+                busy = False
+                if channel.recv_ready():
+                    j.output.write(1, channel.recv(65536))
+                    busy = True
+                if channel.recv_stderr_ready():
+                    j.output.write(2, channel.recv_stderr(65536))
+                    busy = True
+                if busy:
+                    continue
+                if channel.exit_status_ready():
+                    break
+                if channel.closed or not channel.get_transport().is_active():
+                    raise HostError(f"the SSH connection to {j.ip} was lost while the command ran")
+                if time.monotonic() > hard_stop:
+                    raise TimeoutError(f"the command did not end within --timeout {o.timeout:g} s and the host did "
+                                       "not stop it")
+                time.sleep(0.02)
+        finally:
+            j.output.close()
+            channel.close()
+        code = channel.recv_exit_status()
+        j.mark("finished")
+        elapsed = j.marks["finished"] - j.marks["running"]
+        j.timed_out = code in (124, 128 + 9) and elapsed >= o.timeout
+        j.exit_code = 124 if j.timed_out else code
+
+    def cleanup(self, j: Job) -> None:
+        pass
+
+
+class FetchOutputs:
+    name = "outputs"
+
+    def run(self, j: Job) -> None:
+        o = j.run.options
+        if o.outputs is None:
+            return
+        o.outputs.mkdir(parents=True, exist_ok=True)
+        dest = o.outputs / j.job_id
+        if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
+            dest.rmdir()
+        with j.conn.open_sftp() as sftp:
+            j.fetched = transfer.download(sftp, f"{j.workdir}/outputs", dest, o.max_output_mb * 2**20)
+        j.fetched["path"] = str(dest)
+        j.mark(f"outputs: {j.fetched['files']} file(s), {j.fetched['bytes']} bytes in {dest}")
+
+    def cleanup(self, j: Job) -> None:
+        pass
+
+
+class Outcome:
+    """Last: a failed command fails the pipeline, so that --keep-on-failure keeps its server."""
+
+    name = "outcome"
+
+    def run(self, j: Job) -> None:
+        if j.exit_code:
+            raise CommandFailed("timed out" if j.timed_out else f"exit code {j.exit_code}")
+
+    def cleanup(self, j: Job) -> None:
+        pass
+
+
+def run_job(r: JobRun, job_id: str, name: str, output: Output) -> dict:
+    o = r.options
+    timeout = o.ready_timeout or (1800.0 if r.mode == "fallback" else 600.0)
+    start = time.time()
+    until = start + timeout + o.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb)
+    j = Job(client=r.client, progress=r.progress, resource_name=name, timeout=timeout, cancel=r.cancel,
+            keep_on_failure=o.keep_on_failure, run=r, job_id=job_id, output=output,
+            labels=r.labels(job_id, JOB_DEADLINE.label(until)),
+            server_type=r.server_type, image=r.image, location=r.location)
+    steps = [TemporaryKey(), CreateServer("job server"), WaitSSH(), WaitCloudInit(), Ready(), StageJob(), Execute(),
+             FetchOutputs(), Outcome()]
+    error = None
+    try:
+        run_steps(steps, j, lambda line: r.progress(f"[{job_id}] {line.strip()}") if line.startswith("==>") else None)
+    except StepFailed as exc:
+        if not isinstance(exc.cause, CommandFailed):
+            error = str(exc)
+            r.progress(f"[{job_id}] failed: {exc}")
+    ended = time.monotonic()
+    last = max(j.marks.values(), default=j.started)
+    return {
+        "job_id": job_id, "server_name": name, "server_id": j.server.id if j.server else None,
+        "exit_code": j.exit_code if error is None or j.exit_code else None, "timed_out": j.timed_out,
+        "error": error, "kept": bool(j.server is not None and j.keep()),
+        "seconds": {"create_to_ready": _between(j, "ready"), "run": _span(j, "running", "finished"),
+                    "teardown": round(ended - last, 2), "total": round(ended - j.started, 2)},
+        "outputs": j.fetched, "lifetime_seconds": ended - j.started,
+        "location": j.server.location.name if j.server is not None and j.server.location else None,
+    }
+
+
+def _between(j: Job, mark: str) -> float | None:
+    return round(j.marks[mark] - j.started, 2) if mark in j.marks else None
+
+
+def _span(j: Job, first: str, last: str) -> float | None:
+    return round(j.marks[last] - j.marks[first], 2) if first in j.marks and last in j.marks else None

@@ -1,0 +1,88 @@
+"""``run``'s options, and every check that can fail before a server exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import agentid
+from ..errors import InputError
+from .transfer import Tree, scan_workdir
+
+MODES = ("auto", "snapshot", "fallback")
+
+
+@dataclass
+class JobOptions:
+    job_ids: list[str]
+    command: list[str]
+    snapshot: str = "latest"
+    mode: str = "auto"
+    profile: str = "agent"
+    server_type: str = "cx23"
+    location: str | None = None
+    base_image: str = "debian-12"
+    workdir: Path | None = None
+    outputs: Path | None = None
+    timeout: float = 3600.0  # seconds COMMAND may run
+    ready_timeout: float | None = None  # seconds until the host answers SSH (default 600; 1800 in fallback mode)
+    secrets_file: Path | None = None
+    keep_on_failure: bool = False
+    max_upload_mb: int = 256
+    max_output_mb: int = 1024
+    parallel: int = 5
+
+
+def check_options(o: JobOptions) -> Tree | None:
+    """What is wrong with the options alone (no API needed); the scanned work directory."""
+    if not o.command:
+        raise InputError("no command: put it after `--`, e.g. `invoke run --job-id build-1 -- make test`")
+    if o.mode not in MODES:
+        raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
+    for option, value in (("--timeout", o.timeout), ("--ready-timeout", o.ready_timeout)):
+        if value is not None and value <= 0:
+            raise InputError(f"{option} {value:g}: give a number of seconds above 0")
+    for option, value in (("--max-upload-mb", o.max_upload_mb), ("--max-output-mb", o.max_output_mb),
+                          ("--parallel", o.parallel)):
+        if value < 1:
+            raise InputError(f"{option} {value}: give at least 1")
+    for job in o.job_ids:
+        job_name(job)
+    if o.outputs is not None:
+        if o.outputs.exists() and not o.outputs.is_dir():
+            raise InputError(f"--outputs {o.outputs}: exists and is not a directory")
+        for job in o.job_ids:
+            dest = o.outputs / job
+            if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
+                raise InputError(f"--outputs {o.outputs}: {dest} exists and is not empty; move it away or choose "
+                                 "another directory (a job's outputs land in DIR/JOB_ID)")
+    return scan_workdir(o.workdir, o.max_upload_mb * 2**20) if o.workdir is not None else None
+
+
+PREFIX = "imagekit-job-"
+
+
+def job_name(job_id: str) -> str:
+    """The job's server name: job ids follow agent ids' rules (a hostname and a label value)."""
+    name = PREFIX + _as_job(agentid.server_name, job_id)
+    if len(name) > agentid.MAX_LENGTH:
+        raise InputError(f"job id {job_id[:20]!r}... is too long: at most {agentid.MAX_LENGTH - len(PREFIX)} "
+                         "characters")
+    return name
+
+
+def expand(job_ids: list[str], count: int | None) -> list[str]:
+    """The jobs to run: each ``--job-id`` (or comma-separated ids), or ``--count N`` numbered ones."""
+    ids = _as_job(agentid.expand, job_ids, count)
+    for job in ids:
+        job_name(job)
+    return ids
+
+
+def _as_job(check, *args):
+    """agentid's checks, worded for jobs."""
+    try:
+        return check(*args)
+    except agentid.InvalidAgentId as exc:
+        text = str(exc).replace("agent id", "job id").replace("--agent-id", "--job-id").replace("agent", "job")
+        raise InputError(text) from None

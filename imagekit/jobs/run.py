@@ -1,0 +1,130 @@
+"""``run``: one-shot jobs. Inputs are checked before anything is created; then each job runs as its own
+pipeline in a worker thread, on its own fresh host from the profile's snapshot (or a stock image with
+the playbooks), and every host is deleted at the end of its job. Ctrl-C and SIGTERM cancel every job
+and each unwinds; gc sweeps what a SIGKILLed run left, once its deadline label has passed."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from hcloud import Client
+
+from .. import secretfile
+from ..build import playbook_variables
+from ..cloud import api, lookups
+from ..errors import CloudError
+from ..host import playbook
+from ..pipeline import ignoring_signals, sigterm_interrupts
+from ..target import Target
+from . import sandbox
+from .job import Output, run_job
+from .options import JobOptions, check_options, job_name
+from .transfer import Tree
+
+
+@dataclass
+class JobRun:
+    """What the run's jobs share; their workers read it."""
+
+    target: Target
+    client: Client
+    options: JobOptions
+    progress: object
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3))
+    mode: str = ""
+    image: object | None = None
+    server_type: object | None = None
+    location: object | None = None
+    tree: Tree | None = None
+    secrets: secretfile.Secrets = field(default_factory=secretfile.Secrets)
+    sandbox: list[tuple[str, str]] = field(default_factory=list)
+    user: str = "openclaw"
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def labels(self, job_id: str, deadline: dict[str, str]) -> dict[str, str]:
+        """A job's server and key: gc finds them by role and sweeps them past the deadline."""
+        return api.labels(role="job", profile=self.options.profile, mode=self.mode, run=self.run_id,
+                          **{"job-id": job_name(job_id).removeprefix("imagekit-job-")}, **deadline)
+
+
+def check_inputs(r: JobRun) -> None:
+    """Everything that can be wrong is found here, before anything is created."""
+    o, c = r.options, r.client
+    r.tree = check_options(o)
+    r.secrets = secretfile.load(o.secrets_file)
+    book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, r.target.local, r.run_id))
+    r.sandbox, r.user = sandbox.properties(book), book.expect.get("user", "openclaw")
+    r.server_type = lookups.server_type(c, o.server_type, r.progress)  # the first request also checks the token
+    r.location = lookups.location(c, o.location)
+    arch = r.server_type.architecture
+    if o.mode == "fallback":
+        r.mode, r.image = "fallback", lookups.base_image(c, o.base_image, arch, r.progress)
+    elif o.snapshot != "latest" or o.mode == "snapshot":
+        r.mode, r.image = "snapshot", lookups.snapshot(c, o.snapshot, o.profile, arch)
+    elif found := lookups.newest_snapshot(c, o.profile, arch):
+        r.mode, r.image = "snapshot", found
+    else:
+        r.progress(f"no snapshot of profile '{o.profile}' ({arch}) exists: the job host gets a full install on "
+                   f"{o.base_image} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
+        r.mode, r.image = "fallback", lookups.base_image(c, o.base_image, arch, r.progress)
+    taken = {s.name for s in c.servers.get_all(label_selector=api.selector(role="job"))}
+    if clash := sorted(job_name(j) for j in o.job_ids if job_name(j) in taken):
+        raise CloudError(f"a job server named {', '.join(clash)} exists already (a job of that id is running, or "
+                         "was kept): choose another --job-id, or delete it with `invoke gc --role job`")
+
+
+def run_jobs(target: Target, options: JobOptions, progress, json: bool = False) -> dict:
+    """Run every job of ``options``; the result lists each job's outcome, ``exit_code`` the run's."""
+    client = api.connect(target)
+    r = JobRun(target=target, client=client, options=options, progress=progress)
+    check_inputs(r)
+    progress(f"run {r.run_id}: {len(options.job_ids)} job(s) on {r.server_type.name} from {r.mode} image "
+             f"{r.image.id} ({r.image.description or r.image.name}), on the {target.describe()}")
+    prefixed = json or len(options.job_ids) > 1
+    pool = ThreadPoolExecutor(max_workers=min(options.parallel, len(options.job_ids)), thread_name_prefix="job")
+    with sigterm_interrupts():
+        futures = [pool.submit(run_job, r, job, job_name(job), Output(job, prefixed, to_stderr=json))
+                   for job in options.job_ids]
+        try:
+            for fut in futures:
+                while not fut.done():
+                    time.sleep(0.1)  # short sleeps keep Ctrl-C and SIGTERM responsive
+        except KeyboardInterrupt:
+            r.cancel.set()
+            progress("interrupted: every job is deleting its server")
+            with ignoring_signals():
+                pool.shutdown(wait=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+    jobs = [fut.result() for fut in futures]
+    for job in jobs:
+        job.update(server_type=r.server_type.name, mode=r.mode, image=r.image.id,
+                   cost=_cost(r.server_type, job["location"], job.pop("lifetime_seconds")))
+    return {"run_id": r.run_id, "exit_code": exit_code(jobs), "jobs": jobs}
+
+
+def exit_code(jobs: list[dict]) -> int:
+    """The first failing job's: its command's code (124 on timeout), else 1 when imagekit failed it."""
+    for job in jobs:
+        if job["exit_code"]:
+            return job["exit_code"]
+        if job["error"]:
+            return 1
+    return 0
+
+
+def _cost(server_type, location: str | None, seconds: float) -> dict | None:
+    """What the job's server cost: Hetzner bills every started hour at the type's price in its location."""
+    price = next((p for p in server_type.prices or [] if p.get("location") == location), None)
+    if price is None:
+        return None
+    hourly = float(price["price_hourly"]["gross"])
+    hours = max(1, math.ceil(seconds / 3600))
+    return {"location": location, "price_hourly_gross": hourly, "billed_hours": hours,
+            "gross": round(hourly * hours, 4), "currency": "EUR"}
