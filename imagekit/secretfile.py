@@ -81,10 +81,11 @@ def _value(raw: str) -> str:
     return raw.split(" #", 1)[0].rstrip()  # unquoted: an inline comment needs a space before '#'
 
 
-def install(conn, path: str, secrets: Secrets) -> None:
-    """Write the environment file on the host, root-only (0600) from its first byte, over the SSH channel."""
+def install(conn, path: str, secrets: Secrets, owner: str = "root") -> None:
+    """Write the environment file on the host, 0600 from its first byte, over the SSH channel."""
     directory = path.rsplit("/", 1)[0]
-    code, out, err = ssh.run(conn, f"umask 077 && mkdir -p {directory} && cat > {path}.new && mv {path}.new {path}",
+    code, out, err = ssh.run(conn, f"umask 077 && mkdir -p {directory} && cat > {path}.new && "
+                                   f"chown {owner}: {path}.new && mv {path}.new {path}",
                              stdin=secrets.environment_file(), timeout=60)
     if code != 0:
         raise HostError(f"writing the secrets to {path} failed (exit {code}): {(out + err).strip()[-300:]}")

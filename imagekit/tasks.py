@@ -189,12 +189,15 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
     "no_wait": "return once the servers are created (snapshot mode only)",
     "timeout": "seconds each agent may take to become ready (default 600; 1800 in fallback mode)",
     "parallel": "agents provisioned at once (default 5)",
+    "secrets_file": "dotenv file whose values reach each agent's environment over SSH, in "
+                    "/opt/openclaw/config/secrets.env (default IMAGEKIT_SECRETS_FILE); never in user data or logs",
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
     **_TOKEN_HELP,
 })
 def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
               location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
-              no_wait=False, timeout=None, parallel=5, json=False, token_env=None, token_file=None):
+              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, token_env=None,
+              token_file=None):
     """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
     from . import agentid
     from .provision import ProvisionOptions, provision
@@ -207,7 +210,8 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
             location=settings.choose(location, "IMAGEKIT_LOCATION"),
             base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url,
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
-            parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None))
+            parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
+            secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE"))))
 
     def row(a: dict) -> str:
         took = f"{a['seconds_to_ready']:.1f} s" if a["seconds_to_ready"] is not None else "-"
@@ -318,7 +322,6 @@ def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="ag
 
     def options() -> JobOptions:
         argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-        chosen = settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")
         return JobOptions(
             job_ids=expand(list(job_id or []), whole_number("--count", count)), command=argv, snapshot=snapshot,
             mode=mode, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
@@ -327,7 +330,7 @@ def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="ag
             workdir=Path(workdir) if workdir else None, outputs=Path(outputs) if outputs else None,
             timeout=3600.0 if timeout is None else number("--timeout", timeout),
             ready_timeout=number("--ready-timeout", ready_timeout),
-            secrets_file=Path(chosen) if chosen else None, keep_on_failure=keep_on_failure,
+            secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
             max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel))
@@ -339,6 +342,10 @@ def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="ag
         say(f"job {j['job_id']}: {what}; ready {j['seconds']['create_to_ready']} s, ran {j['seconds']['run']} s, "
             f"torn down in {j['seconds']['teardown']} s" + (" (server kept)" if j["kept"] else ""))
     sys.exit(result["exit_code"])  # the command's own (124 on timeout), so scripts can act on it
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 # --- measuring ---------------------------------------------------------------------------------

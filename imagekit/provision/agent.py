@@ -1,6 +1,6 @@
 """One agent's pipeline, run in a worker thread: [an abandoned server replaced] → Tailscale auth key →
-server (labelled half-made) → boot → SSH → cloud-init → enrolled → [fallback: playbooks + configure] →
-agent running → marked ready."""
+server (labelled half-made) → boot → SSH → cloud-init → enrolled → [fallback: playbooks] → [secrets and
+configuration over SSH: fallback, or with --secrets-file] → agent running → marked ready."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import agentid
+from .. import agentid, secretfile
 from ..build import install_profile
 from ..cloud import api
 from ..errors import HostError, InputError
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 AGENT_START_GRACE = 60
+SECRETS_FILE = "/opt/openclaw/config/secrets.env"
 AGENT_STABLE = 0.5  # seconds the agent's process must have lived to count as running
 
 
@@ -114,7 +115,7 @@ class Enrolled:
 
 
 class FullInstall:
-    """Fallback only: the snapshot build's playbooks, then the same agent configuration."""
+    """Fallback only: the snapshot build's playbooks; the agent's configuration follows over SSH."""
 
     name = "playbooks"
 
@@ -122,10 +123,29 @@ class FullInstall:
         r, o = a.run, a.run.options
         install_profile(a.ip, a.keypair, o.profile, o.base_image, r.target.local, f"fallback-{r.deployment}",
                         lambda line: a.progress(f"[{a.resource_name}] {line}"))
+        a.event("installed")
+
+    def cleanup(self, a: Agent) -> None:
+        pass
+
+
+class ConfigureOverSSH:
+    """The agent's secrets (over the SSH channel, into a file only the agent's user reads, loaded by its
+    unit), then the agent's configuration and start: on fallback hosts, and on snapshot hosts that wait
+    for their secrets (their cloud-init stages the agent but does not start it)."""
+
+    name = "configure agent"
+
+    def run(self, a: Agent) -> None:
+        r = a.run
+        if r.secrets:
+            secretfile.install(a.conn, SECRETS_FILE, r.secrets, owner="openclaw")
+        if r.mode != "fallback" and not r.secrets:
+            return
         code, out = probe.sh(a.conn, "/usr/local/sbin/imagekit-configure-agent", timeout=300)
         if code != 0:
             raise HostError(f"configuring the agent failed (exit {code}): {out[-1500:]}")
-        a.event("installed")
+        a.event("configured", "secrets installed" if r.secrets else "")
 
     def cleanup(self, a: Agent) -> None:
         pass
@@ -168,7 +188,7 @@ def provision_agent(r: Run, agent_id: str) -> dict:
     if r.options.wait:
         steps += [Boot(), WaitSSH(), WaitCloudInit(), Enrolled()]
         steps += [FullInstall()] if r.mode == "fallback" else []
-        steps += [AgentRunning(), halfmade.MarkReady()]
+        steps += [ConfigureOverSSH(), AgentRunning(), halfmade.MarkReady()]
     result = {"agent_id": agent_id, "name": name, "mode": r.mode, "image": r.image.id, "server_id": None,
               "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
     try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import agentid, settings, tailnet
+from .. import agentid, secretfile, settings, tailnet
 from ..cloud import api, lookups
 from ..errors import CloudError, InputError
 from ..host.keys import KeyPair, load_ed25519
@@ -35,6 +35,7 @@ class ProvisionOptions:
     parallel: int = 5
     agent_bundle: Path | None = None
     operator_key: str | None = None  # SSH key id or name for the operator's logins; default HETZNER_SSH_KEY_ID
+    secrets_file: Path | None = None  # dotenv file of the agents' secrets; default IMAGEKIT_SECRETS_FILE
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:
@@ -59,6 +60,10 @@ def check_inputs(r: Run) -> None:
     r.mode, r.image = _image(r)
     if r.mode == "fallback" and not o.wait:
         raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")
+    r.secrets = secretfile.load(o.secrets_file)
+    if r.secrets and not o.wait:
+        raise InputError("--secrets-file: the secrets go to the hosts over SSH once they boot, so provision must "
+                         "wait: drop --no-wait")
     ident = o.operator_key or settings.get("HETZNER_SSH_KEY_ID")
     r.operator_key = lookups.ssh_key(c, ident) if ident else None
     if path := settings.get("SSH_PRIVATE_KEY_PATH"):

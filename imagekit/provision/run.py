@@ -14,7 +14,7 @@ from pathlib import Path
 from hcloud import APIException, Client
 from hcloud.firewalls import BoundFirewall, FirewallRule
 
-from .. import agentid, tailnet
+from .. import agentid, secretfile, tailnet
 from ..cloud import actions, api
 from ..errors import CloudError
 from ..host.keys import KeyPair
@@ -47,6 +47,7 @@ class Run:
     tags: tuple[str, ...] = ()
     api_url: str = ""
     bundle: bytes = b""
+    secrets: secretfile.Secrets = field(default_factory=secretfile.Secrets)
     existing: dict[str, object] = field(default_factory=dict)  # server name → server (ready, or its run alive)
     replace: dict[str, object] = field(default_factory=dict)  # server name → abandoned half-made server
     todo: list[str] = field(default_factory=list)  # agent ids without a server, or with an abandoned one
@@ -79,7 +80,7 @@ class Run:
         return userdata.agent_config(
             agent, api_url=self.api_url, mode=self.mode, deployment=self.deployment,
             image=str(self.image.id if self.mode == "snapshot" else self.image.name), tags=self.tags,
-            auth_key=auth_key if self.options.tailscale else None, local=self.target.local)
+            auth_key=auth_key if self.options.tailscale else None, local=self.target.local, secrets=bool(self.secrets))
 
 
 class ProvisionKey(TemporaryKey):

@@ -43,16 +43,17 @@ class AgentConfig:
     tags: tuple[str, ...] = ()
     auth_key: str | None = None  # None: no Tailscale enrolment
     standin_apt_source: str | None = None  # the local cloud's Tailscale stand-in repository
+    secrets: bool = False  # the agent waits for its secrets, which come over SSH (never in the user data)
 
 
 def agent_config(agent_id: str, *, api_url: str, mode: str, deployment: str, image: str, tags: tuple[str, ...],
-                 auth_key: str | None, local: bool) -> AgentConfig:
+                 auth_key: str | None, local: bool, secrets: bool = False) -> AgentConfig:
     """The one way an agent's configuration is made (provisioning, and render-cloud-init)."""
     from localcloud.client import GUEST_APT_SOURCE
 
     return AgentConfig(agent_id=agent_id, server_name=agentid.server_name(agent_id), api_url=check_api_url(api_url),
                        mode=mode, deployment=deployment, image=image, tags=tags, auth_key=auth_key,
-                       standin_apt_source=GUEST_APT_SOURCE if local else None)
+                       standin_apt_source=GUEST_APT_SOURCE if local else None, secrets=secrets)
 
 
 def bundle(path: Path | None) -> bytes:
@@ -102,7 +103,7 @@ def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
         metadata={"agent_id": cfg.agent_id, "server_name": cfg.server_name, "mode": cfg.mode,
                   "deployment": cfg.deployment, "image": cfg.image, "provisioned_at": "@NOW@"},
         tailscale=cfg.auth_key is not None, auth_key=cfg.auth_key or "",
-        tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "")
+        tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "", secrets=cfg.secrets)
     size = len(text.encode())
     if size > LIMIT:
         raise UserDataError(f"the user data of agent {cfg.agent_id} is {size} bytes, over the API's limit of "

@@ -110,14 +110,37 @@ def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot,
     assert invoke("deprovision", "--agent-id", "fleet-1").returncode == 0  # nothing left: still fine
 
 
+SECRET_VALUE = "agent-planted-secret-4d1e 'quoted' $HOME"
+
+
+def secrets_file(tmp_path):
+    path = tmp_path / "agent.env"
+    path.write_text(f"# the agents' credentials\nexport AGENT_TOKEN=\"{SECRET_VALUE.replace('$', chr(92) + '$')}\"\n")
+    return path
+
+
+def agent_secret(conn) -> tuple[str, str]:
+    """(the secret as the agent's process sees it, owner and mode of the secrets file) on a host."""
+    from imagekit.host import ssh
+
+    _, env, _ = ssh.run(conn, "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value openclaw-agent)/environ "
+                              "| sed -n 's/^AGENT_TOKEN=//p'")
+    _, perms, _ = ssh.run(conn, "stat -c '%U %a' /opt/openclaw/config/secrets.env")
+    return env.rstrip("\n"), perms.strip()
+
+
 def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
-    """The full install, checked with the operator's own key (SSH_PRIVATE_KEY_PATH): no temporary key."""
+    """The full install, checked with the operator's own key (SSH_PRIVATE_KEY_PATH): no temporary key. Its
+    secrets arrive over SSH as on snapshot hosts."""
+    from imagekit.host import ssh
+
     key, sk = operator
     key_file = tmp_path / "id_ed25519"
     key_file.write_text(key.private_openssh)
     key_file.chmod(0o600)
     keys_before = cloud_log_count("POST", "/v1/ssh_keys")
     proc = invoke("provision", "--agent-id", "Fall_Back", "--mode", "fallback", "--json",
+                  "--secrets-file", str(secrets_file(tmp_path)),
                   env_extra=agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file)))
     assert cloud_log_count("POST", "/v1/ssh_keys") == keys_before
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -125,6 +148,11 @@ def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
     assert agent["mode"] == "fallback" and agent["name"] == "fall-back" and agent["status"] == "ready"
     try:
         host_suite(agent["ipv4"], key, "Fall_Back", "fallback")
+        conn = ssh.connect(agent["ipv4"], key)
+        try:
+            assert agent_secret(conn) == (SECRET_VALUE, "openclaw 600")
+        finally:
+            conn.close()
     finally:
         assert invoke("deprovision", "--agent-id", "Fall_Back").returncode == 0
 
@@ -286,16 +314,20 @@ def test_fail2ban_bans_and_unbans_and_ufw_filters(fleet, operator):
         assert invoke("deprovision", "--agent-id", "guard").returncode == 0
 
 
-def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator):
+def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator, tmp_path):
     """Two agents from one snapshot: own machine-id and host keys. While they are provisioned, no
-    process's command line and no log holds the API token, the OAuth secret or an auth key."""
+    process's command line and no log holds the API token, the OAuth secret, an auth key or the agents'
+    own secret (--secrets-file), which is in the agents' environment and nowhere else: not in the user
+    data, the cloud-init logs, the journal or any output."""
     from imagekit.host import ssh
     from localcloud.paths import layout
 
     key, sk = operator
     status = localcloud.status()
-    secrets_ = [status["token"], status["tailscale_standin_oauth_client_secret"], "tskey-auth-", "tskey-api-"]
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "provision", "--agent-id", "twin-1,twin-2", "--json"],
+    secrets_ = [status["token"], status["tailscale_standin_oauth_client_secret"], "tskey-auth-", "tskey-api-",
+                "agent-planted-secret-4d1e"]
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "provision", "--agent-id", "twin-1,twin-2", "--json",
+                             "--secrets-file", str(secrets_file(tmp_path))],
                             cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=environment(agent_env(sk)))
     seen_in_ps = set()
@@ -315,7 +347,9 @@ def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator):
             _, machine_id, _ = ssh.run(conn, "cat /etc/machine-id")
             _, host_key, _ = ssh.run(conn, "cat /etc/ssh/ssh_host_ed25519_key.pub")
             _, logs, _ = ssh.run(conn, "cat /var/log/cloud-init-output.log /var/log/cloud-init.log; journalctl -b "
-                                       "--no-pager -o cat")
+                                       "--no-pager -o cat; cat /var/lib/cloud/instance/user-data.txt; "
+                                       "grep -rl agent-planted-secret /var/lib/cloud /var/log /etc")
+            assert agent_secret(conn) == (SECRET_VALUE, "openclaw 600")
             conn.close()
             assert not [s for s in secrets_ if s in logs], a["name"]
             ids.append((machine_id.strip(), host_key.split()[1]))

@@ -56,6 +56,9 @@ def test_agent_ids(ids, count, message):
     ({"api_url": None}, {}, "AURA_API_URL"),
     ({"mode": "fallback", "wait": False}, {}, "cannot skip waiting"),
     ({"wait": False, "snapshot": "SNAPSHOT"}, {}, "--no-wait puts no key of imagekit's on the servers"),
+    ({"wait": False, "snapshot": "SNAPSHOT", "secrets_file": "SECRETS"}, {}, "the secrets go to the hosts over SSH"),
+    ({"secrets_file": "BAD_SECRETS"}, {}, "line 1: expected KEY=VALUE"),
+    ({"secrets_file": "MISSING"}, {}, "cannot read --secrets-file"),
     ({"mode": "snapshot"}, {}, "no snapshot of profile 'agent'"),
     ({"mode": "fallback", "base_image": "plan9"}, {}, "base image 'plan9' (x86) does not exist"),
     ({"agent_bundle": "MISSING"}, {}, "neither a directory nor a .tar.gz"),
@@ -74,6 +77,11 @@ def test_bad_provision_input_fails_before_creating_anything(api, clean_settings,
     (bundles["BIG"] / "index.js").write_text("// " + os.urandom(40_000).hex())  # random bytes do not compress
     if change.get("agent_bundle"):
         change = {**change, "agent_bundle": bundles[change["agent_bundle"]]}
+    (tmp_path / "secrets.env").write_text("TOKEN=s3cret\n")
+    (tmp_path / "bad.env").write_text("no equals sign here\n")
+    secret_files = {"SECRETS": tmp_path / "secrets.env", "BAD_SECRETS": tmp_path / "bad.env", "MISSING": tmp_path / "x"}
+    if change.get("secrets_file"):
+        change = {**change, "secrets_file": secret_files[change["secrets_file"]]}
     if change.get("snapshot") == "SNAPSHOT":
         change = {**change, "snapshot": str(add_snapshot(api.cloud, profile="by-id"))}
     for name, value in env.items():
