@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hcloud.images import BoundImage
 
-from . import settings
+from . import events, settings
 from .cloud import actions, api, lookups
 from .data import path as data_path
 from .errors import CloudError, HostError
@@ -44,6 +44,7 @@ class BuildOptions:
     keep_on_failure: bool = False
     package_source: str | None = None  # default: local on the local cloud, vendor on Hetzner
     ssh_timeout: float = 300  # seconds the builder may take to accept SSH and finish cloud-init
+    events: str | None = None  # live events to this file (``-``: stdout)
 
 
 @dataclass
@@ -206,12 +207,14 @@ def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
                    labels=api.labels(role="builder", **{"build-id": build_id}), timeout=options.ssh_timeout,
                    keep_on_failure=options.keep_on_failure, target=target, options=options, build_id=build_id)
     requests_before = api.requests_served(target)
-    check_inputs(job)
-    progress(f"build {build_id}: profile {options.profile}, base {options.base_image}, "
-             f"type {options.server_type}, on the {target.describe()}")
-    steps = [TemporaryKey(), CreateServer("builder server"), WaitSSH(), WaitCloudInit(), RunPlaybooks(), RunChecks(),
-             CleanImage(), ShutDown(), Snapshot()]
-    durations = run_steps(steps, job, progress)
+    with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as ev:
+        check_inputs(job)
+        progress(f"build {build_id}: profile {options.profile}, base {options.base_image}, "
+                 f"type {options.server_type}, on the {target.describe()}")
+        steps = [TemporaryKey(), CreateServer("builder server"), WaitSSH(), WaitCloudInit(), RunPlaybooks(),
+                 RunChecks(), CleanImage(), ShutDown(), Snapshot()]
+        durations = run_steps(steps, job, progress, ev.step_reporter())
+        ev.outcome = f"succeeded: snapshot {job.snapshot.id}"
     image = job.snapshot
     requests_after = api.requests_served(target)
     return {

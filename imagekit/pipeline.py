@@ -49,9 +49,14 @@ def _on_sigterm(signum, frame):
     raise Interrupted("terminated (SIGTERM)")
 
 
-def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)
-              ) -> dict[str, float]:
-    """Run ``steps`` in order; unwind cleanups in reverse; return seconds per step."""
+def _no_events(step: str, event: str, detail: str | None = None) -> None:
+    pass
+
+
+def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+              events: Callable[..., None] = _no_events) -> dict[str, float]:
+    """Run ``steps`` in order; unwind cleanups in reverse; return seconds per step. ``events(step, event,
+    detail)`` hears each step start, finish and fail (live events)."""
     durations: dict[str, float] = {}
     started: list[Step] = []
     main = threading.current_thread() is threading.main_thread()
@@ -61,6 +66,7 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
             for step in steps:
                 started.append(step)
                 progress(f"==> {step.name}")
+                events(step.name, "step started")
                 t0 = time.monotonic()
                 try:
                     step.run(state)
@@ -72,7 +78,10 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
                     break
                 finally:
                     durations[step.name] = round(time.monotonic() - t0, 2)
+                    if failure is not None:
+                        events(step.name, "step failed", str(failure))
                 progress(f"    {step.name}: {durations[step.name]:.1f} s")
+                events(step.name, "step finished", f"{durations[step.name]:.2f} s")
         finally:
             state.failed = failure is not None
             _unwind(started, state, progress, main)

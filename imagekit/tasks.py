@@ -15,6 +15,7 @@ from invoke import Collection, task
 from . import settings
 from .command import TOKEN_HELP as _TOKEN_HELP
 from .command import number, run, say, whole_number
+from .events import check_destination as check_events
 
 # --- the local cloud ---------------------------------------------------------------------------
 
@@ -104,20 +105,22 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
     "keep_on_failure": "leave the builder server up on failure and print the ssh command (with its key file) "
                        "to debug it",
     "ssh_timeout": "seconds the builder may take to accept SSH and finish cloud-init (default 300)",
+    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
     **_TOKEN_HELP,
 })
 def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
                    name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
-                   ssh_timeout=300, token_env=None, token_file=None):
+                   ssh_timeout=300, events=None, token_env=None, token_file=None):
     """Bake, verify and snapshot the golden image; prints the snapshot id."""
     from .build import BuildOptions, build_snapshot
 
     def build(target):
+        check_events(events, json)
         options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
                                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
-                               ssh_timeout=number("--ssh-timeout", ssh_timeout))
+                               ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events)
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
@@ -192,11 +195,12 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
     "secrets_file": "dotenv file whose values reach each agent's environment over SSH, in "
                     "/opt/openclaw/config/secrets.env (default IMAGEKIT_SECRETS_FILE); never in user data or logs",
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
+    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
     **_TOKEN_HELP,
 })
 def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
               location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
-              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, token_env=None,
+              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, events=None, token_env=None,
               token_file=None):
     """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
     from . import agentid
@@ -204,6 +208,7 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
     from .provision.inputs import check_options
 
     def options() -> ProvisionOptions:
+        check_events(events, json)
         return check_options(ProvisionOptions(
             agent_ids=agentid.expand(list(agent_id or []), whole_number("--count", count)), mode=mode,
             snapshot=snapshot, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
@@ -211,7 +216,7 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
             base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url,
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
-            secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE"))))
+            secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events))
 
     def row(a: dict) -> str:
         took = f"{a['seconds_to_ready']:.1f} s" if a["seconds_to_ready"] is not None else "-"
@@ -249,6 +254,44 @@ def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, tok
         token_file=token_file,
          text=lambda r: say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
                              "Tailscale device(s)"))
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent",
+    "selector": "only the agents whose servers match this label selector, e.g. deployment=20261123-abc123",
+    "json": "print one JSON object {agents: [{agent_id, server_id, healthy, service, restarts, tailscale_online, "
+            "snapshot_id, newest_snapshot_id, drift, provisioned_at, problems}]}",
+    **_TOKEN_HELP,
+})
+def status(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
+    """Each agent's health: server, SSH, openclaw-agent, Tailscale, snapshot drift; exit 1 if any is unhealthy.
+
+    The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID)."""
+    from .fleet.status import fleet_status
+
+    def ids() -> list[str]:
+        return [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
+
+    def text(r: dict) -> str:
+        lines = [f"{'AGENT':24} {'HEALTHY':8} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
+                 f"{'SNAPSHOT':>10} DRIFT PROBLEMS"]
+        lines += [f"{a['agent_id'] or '-':24} {'yes' if a['healthy'] else 'NO':8} {a['server_id']:>10} "
+                  f"{a['service'] or '-':10} {a['restarts'] if a['restarts'] is not None else '-':>8} "
+                  f"{_yes_no(a['tailscale_online']):9} {a['snapshot_id'] or '-':>10} {_yes_no(a['drift']):5} "
+                  f"{'; '.join(a['problems']) or '-'}" for a in r["agents"]]
+        return "\n".join(lines)
+
+    def failed(r: dict) -> str | None:
+        bad = [a for a in r["agents"] if not a["healthy"]]
+        return (f"{len(bad)} of {len(r['agents'])} agent(s) unhealthy: "
+                + "; ".join(f"{a['agent_id']}: {', '.join(a['problems'])}" for a in bad)) if bad else None
+
+    run("status", lambda t, i: fleet_status(t, i, selector, say), prepare=ids, json=json, text=text, failed=failed,
+        token_env=token_env, token_file=token_file)
+
+
+def _yes_no(value) -> str:
+    return "-" if value is None else "yes" if value else "no"
 
 
 @task(name="list", help={"json": "print one JSON object {agents: [...], snapshots: [...]}", **_TOKEN_HELP})

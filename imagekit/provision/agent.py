@@ -39,6 +39,7 @@ class Agent(HostJob):
     def event(self, what: str, detail: str = "") -> None:
         self.events[what] = round(time.monotonic() - self.started, 2)
         self.progress(f"[{self.resource_name}] {what}{': ' + detail if detail else ''} ({self.events[what]:.1f} s)")
+        self.run.events.emit(what, agent=self.agent_id, detail=detail or None)
 
 
 class AuthKey:
@@ -183,7 +184,7 @@ def provision_agent(r: Run, agent_id: str) -> dict:
     a = Agent(client=r.client, progress=r.progress, resource_name=name, timeout=r.timeout(), cancel=r.cancel,
               keypair=r.keypair, run=r, agent_id=agent_id,
               labels=api.labels(role="agent", profile=r.options.profile, mode=r.mode, deployment=r.deployment,
-                                **{"agent-id": name}, **until))
+                                tailscale="yes" if r.options.tailscale else "no", **{"agent-id": name}, **until))
     steps = [halfmade.ReplaceAbandoned(), AuthKey(), CreateAgentServer()]
     if r.options.wait:
         steps += [Boot(), WaitSSH(), WaitCloudInit(), Enrolled()]
@@ -192,13 +193,14 @@ def provision_agent(r: Run, agent_id: str) -> dict:
     result = {"agent_id": agent_id, "name": name, "mode": r.mode, "image": r.image.id, "server_id": None,
               "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
     try:
-        run_steps(steps, a, lambda line: None)
+        run_steps(steps, a, lambda line: None, r.events.step_reporter(agent_id))
         result["status"] = "ready" if r.options.wait else "created"
         if r.options.wait:
             result["seconds_to_ready"] = a.events["ready"]
     except StepFailed as exc:
         result["error"] = str(exc)
         r.progress(f"[{name}] failed: {exc}")
+        r.events.emit("failed", agent=agent_id, detail=str(exc))
     kept = a.server is not None and not a.failed
     result.update(server_id=a.server.id if kept else None, ipv4=a.ip if kept else None, events=a.events)
     return result

@@ -36,6 +36,7 @@ class ProvisionOptions:
     agent_bundle: Path | None = None
     operator_key: str | None = None  # SSH key id or name for the operator's logins; default HETZNER_SSH_KEY_ID
     secrets_file: Path | None = None  # dotenv file of the agents' secrets; default IMAGEKIT_SECRETS_FILE
+    events: str | None = None  # live events to this file (``-``: stdout)
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:

@@ -15,6 +15,7 @@ from hcloud import APIException, Client
 from hcloud.firewalls import BoundFirewall, FirewallRule
 
 from .. import agentid, secretfile, tailnet
+from .. import events as live
 from ..cloud import actions, api
 from ..errors import CloudError
 from ..host.keys import KeyPair
@@ -60,6 +61,7 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     watcher: actions.ActionWatcher | None = None
     agents: list[dict] = field(default_factory=list)
+    events: live.Events = field(default_factory=live.Events)
     failed: bool = False
 
     @property
@@ -177,11 +179,16 @@ def provision(target: Target, options: ProvisionOptions, progress) -> dict:
     r = Run(target=target, client=client, options=options, progress=progress)
     before = api.requests_served(target)
     t0 = time.monotonic()
-    check_inputs(r)
-    progress(f"provision {r.deployment}: {len(options.agent_ids)} agent(s), profile {options.profile}, "
-             f"{r.mode} mode, on the {target.describe()}")
-    steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents()]
-    run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None)
+    with live.stream(options.events, r.deployment, command="provision", agents=options.agent_ids) as r.events:
+        check_inputs(r)
+        progress(f"provision {r.deployment}: {len(options.agent_ids)} agent(s), profile {options.profile}, "
+                 f"{r.mode} mode, on the {target.describe()}")
+        steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents()]
+        run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
+                  r.events.step_reporter())
+        bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]
+        r.events.outcome = f"failed: {len(bad)} of {len(r.agents)} agent(s): {', '.join(bad)}" if bad else \
+            f"succeeded: {len(r.agents)} agent(s)"
     after = api.requests_served(target)
     return {"deployment": r.deployment, "mode": r.mode, "image": r.image.id, "agents": r.agents,
             "seconds": round(time.monotonic() - t0, 2),

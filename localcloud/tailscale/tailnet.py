@@ -182,6 +182,7 @@ class TailscaleStandIn:
             "user": "tagged-devices" if dev["tags"] else "standin@" + TAILNET_NAME,
             "created": _iso(dev["created"]),
             "lastSeen": _iso(dev["lastSeen"]),
+            "connectedToControl": not dev["loggedOut"],  # the stand-in counts a node online while logged in
             "expires": _iso(dev["expires"]) if dev["expires"] else "0001-01-01T00:00:00Z",
             "os": dev["os"],
             "clientVersion": dev["clientVersion"],

@@ -3,6 +3,7 @@ Failures at every step are in test_failures.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -25,6 +26,21 @@ def test_build_leaves_only_a_labelled_snapshot(built, client):
     for step in ("temporary SSH key", "builder server", "ssh", "cloud-init", "playbooks", "checks (testinfra)",
                  "clean image", "shut down", "snapshot"):
         assert step in result["durations"] and f"==> {step}" in progress
+
+
+def test_the_build_streams_its_events(built):
+    """--events: one JSON object per line as things happen, in time order, framed by the run's start and its
+    outcome, every step started and finished."""
+    result, _ = built
+    rows = [json.loads(line) for line in open(result["events_file"])]
+    assert rows[0]["event"] == "run started" and rows[-1]["event"] == "run finished"
+    assert rows[-1]["detail"] == f"succeeded: snapshot {result['snapshot_id']}"
+    assert {r["run_id"] for r in rows} == {result["build_id"]}
+    assert [r["seconds"] for r in rows] == sorted(r["seconds"] for r in rows)
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+    finished = [r["step"] for r in rows if r["event"] == "step finished"]
+    assert finished == list(result["durations"]) == [r["step"] for r in rows if r["event"] == "step started"]
+    assert set(rows[0]) == {"time", "run_id", "agent", "step", "event", "seconds", "detail"}
 
 
 def test_snapshot_holds_no_secret(built, cloud_endpoint):

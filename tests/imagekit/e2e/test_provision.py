@@ -66,14 +66,37 @@ def host_suite(ip: str, key, agent: str, mode: str, tags=("tag:openclaw-agent",)
     checks.run_checks(ip, key, expect, clone=True, suites=checks.AGENT_HOST)
 
 
-def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot, operator):
+def provision_events_tell_each_agents_story(path, deployment: str) -> None:
+    """--events: lines parse, in time order, each agent's milestones in its order, the run's outcome last;
+    the workflow's gantt chart has a section per agent."""
+    from imagekit.events import gantt
+
+    lines = path.read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert rows[0]["event"] == "run started" and rows[-1] == {**rows[-1], "event": "run finished",
+                                                              "detail": "succeeded: 3 agent(s)"}
+    assert {r["run_id"] for r in rows} == {deployment}
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+    for agent in ("fleet-1", "fleet-2", "fleet-3"):
+        mine = [r["event"] for r in rows if r["agent"] == agent and not r["event"].startswith("step ")]
+        assert mine == ["created", "booting", "ssh", "cloud-init done", "enrolled", "ready"], mine
+        assert {r["step"] for r in rows if r["agent"] == agent and r["event"] == "step finished"} >= {
+            "create server", "ssh", "agent running", "mark ready"}
+    chart = gantt(lines)
+    assert chart.startswith("gantt") and all(f"section fleet-{i}" in chart for i in (1, 2, 3))
+
+
+def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot, operator, tmp_path):
     client = fleet
     key, sk = operator
     laptop = decoy_device("fleet-1")
     env = agent_env(sk)
-    proc = invoke("provision", "--count", "3", "--agent-id", "fleet", "--json", env_extra=env)
+    events = tmp_path / "events.jsonl"
+    proc = invoke("provision", "--count", "3", "--agent-id", "fleet", "--json", "--events", str(events),
+                  env_extra=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     agents = json.loads(proc.stdout)["agents"]
+    provision_events_tell_each_agents_story(events, json.loads(proc.stdout)["deployment"])
     assert [a["agent_id"] for a in agents] == ["fleet-1", "fleet-2", "fleet-3"]
     assert {a["mode"] for a in agents} == {"snapshot"} and {a["status"] for a in agents} == {"ready"}
     assert all(a["seconds_to_ready"] > 0 and a["server_id"] and a["ipv4"] for a in agents)
@@ -314,8 +337,43 @@ def test_fail2ban_bans_and_unbans_and_ufw_filters(fleet, operator):
         assert invoke("deprovision", "--agent-id", "guard").returncode == 0
 
 
+def fleet_status_on_the_twins(key, sk, agents: list[dict], tmp_path) -> None:
+    """`invoke status` on the two healthy agents (the API asked once for the servers), then with one agent's
+    service stopped: exit 1, that agent's problem named, the other healthy."""
+    from imagekit.host import ssh
+
+    key_file = tmp_path / "operator_key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
+    asked = cloud_log_count("GET", "/v1/servers")
+    healthy = invoke("status", "--agent-id", "twin-1,twin-2", "--json", env_extra=env)
+    assert cloud_log_count("GET", "/v1/servers") == asked + 1
+    assert healthy.returncode == 0, healthy.stderr[-2000:]
+    rows = {a["agent_id"]: a for a in json.loads(healthy.stdout)["agents"]}
+    assert sorted(rows) == ["twin-1", "twin-2"]
+    for a in rows.values():
+        assert a["healthy"] and a["ssh"] and a["service"] == "active" and a["tailscale_online"] is True, a
+        assert a["snapshot_id"] == a["newest_snapshot_id"] and a["drift"] is False and a["problems"] == []
+        assert a["provisioned_at"].endswith("Z") and a["uptime_seconds"] > 0
+    conn = ssh.connect(agents[0]["ipv4"], key)
+    try:
+        ssh.run(conn, "systemctl stop openclaw-agent")
+    finally:
+        conn.close()
+    sick = invoke("status", "--agent-id", "twin-1,twin-2", env_extra=env)
+    assert sick.returncode == 1
+    assert f"{agents[0]['agent_id']}: openclaw-agent is inactive" in sick.stderr, sick.stderr[-2000:]
+    assert "1 of 2 agent(s) unhealthy" in sick.stderr
+    [other] = [a for a in agents[1:]]
+    just_one = invoke("status", "--agent-id", other["agent_id"], "--json", env_extra=env)
+    assert just_one.returncode == 0 and [a["agent_id"] for a in json.loads(just_one.stdout)["agents"]] == \
+        [other["agent_id"]]
+
+
 def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator, tmp_path):
-    """Two agents from one snapshot: own machine-id and host keys. While they are provisioned, no
+    """Two agents from one snapshot: own machine-id and host keys; `invoke status` sees them healthy, then
+    one sick. While they are provisioned, no
     process's command line and no log holds the API token, the OAuth secret, an auth key or the agents'
     own secret (--secrets-file), which is in the agents' environment and nowhere else: not in the user
     data, the cloud-init logs, the journal or any output."""
@@ -354,6 +412,7 @@ def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator, 
             assert not [s for s in secrets_ if s in logs], a["name"]
             ids.append((machine_id.strip(), host_key.split()[1]))
         assert ids[0][0] != ids[1][0] and ids[0][1] != ids[1][1]
+        fleet_status_on_the_twins(key, sk, agents, tmp_path)
         L = layout()
         host_logs = [L.api_log, *L.root.joinpath("machines").glob("*.log")]
         for path in host_logs:
