@@ -241,18 +241,11 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
 })
 def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
     """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
-    from . import agentid
     from .fleet.deprovision import deprovision
 
-    def ids() -> list[str]:
-        found = [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
-        for agent in found:
-            agentid.server_name(agent)
-        return found
-
-    run("deprovision", lambda t, i: deprovision(t, i, selector, say), prepare=ids, json=json, token_env=token_env,
-        token_file=token_file,
-         text=lambda r: say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
+    run("deprovision", lambda t, i: deprovision(t, i, selector, say), prepare=lambda: _agent_ids(agent_id), json=json,
+        token_env=token_env, token_file=token_file,
+        text=lambda r: say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
                              "Tailscale device(s)"))
 
 
@@ -269,9 +262,6 @@ def status(c, agent_id=None, selector=None, json=False, token_env=None, token_fi
     The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID)."""
     from .fleet.status import fleet_status
 
-    def ids() -> list[str]:
-        return [part.strip() for raw in agent_id or [] for part in raw.split(",") if part.strip()]
-
     def text(r: dict) -> str:
         lines = [f"{'AGENT':24} {'HEALTHY':8} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
                  f"{'SNAPSHOT':>10} DRIFT PROBLEMS"]
@@ -286,8 +276,53 @@ def status(c, agent_id=None, selector=None, json=False, token_env=None, token_fi
         return (f"{len(bad)} of {len(r['agents'])} agent(s) unhealthy: "
                 + "; ".join(f"{a['agent_id']}: {', '.join(a['problems'])}" for a in bad)) if bad else None
 
-    run("status", lambda t, i: fleet_status(t, i, selector, say), prepare=ids, json=json, text=text, failed=failed,
+    run("status", lambda t, i: fleet_status(t, i, selector, say), prepare=lambda: _agent_ids(agent_id), json=json,
+        text=text, failed=failed,
         token_env=token_env, token_file=token_file)
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent",
+    "selector": "only the agents whose servers match this label selector",
+    "agent_bundle": "new agent code: a directory with index.js, or a .tar.gz",
+    "secrets_file": "new secrets (dotenv) for /opt/openclaw/config/secrets.env, over SSH",
+    "batch": "agents updated at once; the update stops after a batch with a failure (default 1)",
+    "json": "print one JSON object {agents: [{agent_id, server_id, status, seconds, error}], stopped}",
+    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    **_TOKEN_HELP,
+})
+def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None, batch=1, json=False, events=None,
+           token_env=None, token_file=None):
+    """New agent code and/or secrets to running agents over SSH, batch by batch, each restarted and waited for.
+
+    An agent that does not come up gets its previous code and secrets back, and the update stops. Needs
+    SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID)."""
+    from .fleet.update import update_fleet
+
+    def ids() -> list[str]:
+        check_events(events, json)
+        return _agent_ids(agent_id)
+
+    def failed(r: dict) -> str | None:
+        bad = [a for a in r["agents"] if a["status"] != "updated"]
+        return "; ".join(f"{a['agent_id']}: {a['status']}" + (f" ({a['error']})" if a["error"] else "")
+                         for a in bad) or None
+
+    run("update", lambda t, i: update_fleet(t, i, selector, _path(agent_bundle), _path(secrets_file),
+                                            whole_number("--batch", batch), say, events),
+        prepare=ids, json=json, failed=failed, token_env=token_env, token_file=token_file,
+        text=lambda r: "\n".join(f"{a['agent_id'] or '-':24} {a['status']:12} {a['server_id']:>10} "
+                                 f"{a['seconds'] if a['seconds'] is not None else '-'}" for a in r["agents"]))
+
+
+def _agent_ids(raw: list[str] | None) -> list[str]:
+    """--agent-id values (repeated, or comma-separated), each checked."""
+    from . import agentid
+
+    found = [part.strip() for value in raw or [] for part in value.split(",") if part.strip()]
+    for agent in found:
+        agentid.server_name(agent)
+    return found
 
 
 def _yes_no(value) -> str:

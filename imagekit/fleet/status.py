@@ -9,29 +9,23 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from .. import agentid, settings, tailnet
+from .. import tailnet
 from ..cloud import api
 from ..errors import ImagekitError
 from ..host import probe, ssh
-from ..host.keys import load_ed25519
 from ..provision import halfmade
 from ..target import Target
+from .selection import agent_servers, operator_key
 
 SSH_TIMEOUT = 10
 
 
 def fleet_status(target: Target, agent_ids: list[str], selector: str | None, progress) -> dict:
     client = api.connect(target)
-    wanted = api.selector(role="agent")
-    if agent_ids:
-        wanted += f",agent-id in ({','.join(agentid.server_name(a) for a in agent_ids)})"
-    if selector:
-        wanted += f",{selector}"
-    servers = sorted(client.servers.get_all(label_selector=wanted), key=lambda s: s.name)
+    servers = agent_servers(client, agent_ids, selector)
     newest = _newest_snapshots(client)
     tn, devices = _tailnet(target, progress) if servers else (None, None)
-    key_path = settings.get("SSH_PRIVATE_KEY_PATH")
-    key = load_ed25519(key_path) if key_path else None
+    key = operator_key(required=False, why="")
     if key is None and servers:
         progress("SSH_PRIVATE_KEY_PATH is not set: the agents' services are not checked (set it to the private half "
                  "of HETZNER_SSH_KEY_ID)")

@@ -6,10 +6,13 @@ Callers compare typed values instead of matching command output in several place
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paramiko
 
+from ..errors import HostError
 from .ssh import run
 
 
@@ -48,6 +51,23 @@ def unit(conn: paramiko.SSHClient, name: str) -> Unit:
     started = int(p.get("ExecMainStartTimestampMonotonic") or 0) / 1e6
     return Unit(active=p.get("ActiveState", "unknown"), restarts=int(p.get("NRestarts") or 0),
                 age=float(uptime) - started if started else 0.0)
+
+
+def wait_running(conn: paramiko.SSHClient, name: str, *, grace: float, stable: float,
+                 check: Callable[[], None] = lambda: None) -> Unit:
+    """Until ``name`` is active, has not restarted (an explicit start resets the count), and its process has
+    lived ``stable`` seconds: a Type=simple unit is "active" the moment its process starts, even one that
+    crashes at once. HostError with the unit's log when it restarts, fails or is not up within ``grace``."""
+    give_up = time.monotonic() + grace
+    while True:
+        check()
+        state = unit(conn, name)
+        if state.active == "active" and state.restarts == 0 and state.age >= stable:
+            return state
+        if state.restarts or state.active == "failed" or time.monotonic() > give_up:
+            why = f"restarted {state.restarts} time(s)" if state.restarts else f"{state.active}, not active"
+            raise HostError(f"{name} is {why}:\n{unit_log(conn, name)}")
+        time.sleep(min(0.3, max(0.05, stable - state.age)) if state.active == "active" else 0.3)
 
 
 def unit_log(conn: paramiko.SSHClient, name: str) -> str:

@@ -153,22 +153,13 @@ class ConfigureOverSSH:
 
 
 class AgentRunning:
-    """The service is active, has not restarted, and its process has lived for AGENT_STABLE seconds:
-    a Type=simple unit is "active" the moment its process starts, even one that crashes at once."""
+    """The service is active, has not restarted, and its process has lived for AGENT_STABLE seconds."""
 
     name = "agent running"
 
     def run(self, a: Agent) -> None:
-        grace = time.monotonic() + AGENT_START_GRACE
-        while True:
-            a.check("the openclaw-agent service")
-            unit = probe.unit(a.conn, "openclaw-agent")
-            if unit.active == "active" and unit.restarts == 0 and unit.age >= AGENT_STABLE:
-                break
-            if unit.restarts or unit.active == "failed" or time.monotonic() > grace:
-                why = f"restarted {unit.restarts} time(s)" if unit.restarts else f"{unit.active}, not active"
-                raise HostError(f"openclaw-agent is {why}:\n{probe.unit_log(a.conn, 'openclaw-agent')}")
-            time.sleep(min(0.3, max(0.05, AGENT_STABLE - unit.age)) if unit.active == "active" else 0.3)
+        probe.wait_running(a.conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE,
+                           check=lambda: a.check("the openclaw-agent service"))
         if a.run.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
             body = a.keypair.public_openssh.split()[1]
             probe.sh(a.conn, f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")

@@ -1,0 +1,114 @@
+"""``update``: new agent code and/or secrets to running agents over SSH, batch by batch. On each host the
+previous code and secrets are kept aside, the new ones put in place (the code through the host's own
+``imagekit-configure-agent``, as at provisioning), the agent restarted and waited for; an agent that
+does not come up gets its previous code and secrets back, and the update stops after that batch."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from secrets import token_hex
+
+from .. import events as live
+from .. import secretfile
+from ..cloud import api
+from ..errors import HostError, InputError
+from ..host import probe, ssh
+from ..provision import halfmade, userdata
+from ..provision.agent import AGENT_STABLE, AGENT_START_GRACE, SECRETS_FILE
+from ..target import Target
+from .selection import agent_servers, operator_key
+
+AGENT_DIR = "/opt/openclaw/agent"
+PREVIOUS = "/opt/openclaw/agent.previous"
+SSH_TIMEOUT = 15
+
+KEEP_PREVIOUS = (f"rm -rf {PREVIOUS} && cp -a {AGENT_DIR} {PREVIOUS} && "
+                 f"if [ -e {SECRETS_FILE} ]; then cp -a {SECRETS_FILE} {SECRETS_FILE}.previous; "
+                 f"else rm -f {SECRETS_FILE}.previous; fi")
+RESTORE_PREVIOUS = (f"find {AGENT_DIR} -mindepth 1 -delete && cp -a {PREVIOUS}/. {AGENT_DIR}/ && "
+                    f"if [ -e {SECRETS_FILE}.previous ]; then mv {SECRETS_FILE}.previous {SECRETS_FILE}; "
+                    f"else rm -f {SECRETS_FILE}; fi && systemctl restart openclaw-agent")
+DROP_PREVIOUS = f"rm -rf {PREVIOUS} {SECRETS_FILE}.previous"
+
+
+def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bundle_path, secrets_file,
+                 batch: int, progress, events: str | None = None) -> dict:
+    if bundle_path is None and secrets_file is None:
+        raise InputError("nothing to update: pass --agent-bundle DIR|FILE.tar.gz and/or --secrets-file FILE")
+    if batch < 1:
+        raise InputError(f"--batch {batch}: give at least 1")
+    bundle = userdata.bundle(bundle_path) if bundle_path is not None else None
+    secrets = secretfile.load(secrets_file) if secrets_file is not None else None
+    key = operator_key(required=True, why="update reaches the agents")
+    client = api.connect(target)
+    servers = agent_servers(client, agent_ids, selector)
+    if not servers:
+        raise InputError("no agent matches: check --agent-id / --selector with `invoke list`")
+    results, stopped = [], False
+    batches = [servers[i:i + batch] for i in range(0, len(servers), batch)]
+    run_id = time.strftime("%Y%m%d%H%M%S") + "-" + token_hex(3)
+    with live.stream(events, run_id, command="update", agents=[s.name for s in servers]) as ev:
+        for number, group in enumerate(batches, 1):
+            if stopped:
+                results += [_row(s, "not updated", "an earlier batch failed: the update stopped") for s in group]
+                continue
+            progress(f"batch {number}/{len(batches)}: {', '.join(s.name for s in group)}")
+            ev.emit("batch started", detail=f"{number}/{len(batches)}: {', '.join(s.name for s in group)}")
+            with ThreadPoolExecutor(max_workers=len(group)) as pool:
+                done = list(pool.map(lambda s: _update_one(s, key, bundle, secrets, progress), group))
+            for row in done:
+                ev.emit(row["status"], agent=row["agent_id"], detail=row["error"])
+            results += done
+            stopped = any(r["status"] != "updated" for r in done)
+        ev.outcome = "failed: the update stopped" if stopped else f"succeeded: {len(results)} agent(s) updated"
+    return {"run_id": run_id, "agents": results, "stopped": stopped}
+
+
+def _row(server, status: str, error: str | None = None, seconds: float | None = None) -> dict:
+    return {"agent_id": (server.labels or {}).get("agent-id"), "server_id": server.id, "name": server.name,
+            "status": status, "seconds": seconds, "error": error}
+
+
+def _update_one(server, key, bundle: bytes | None, secrets, progress) -> dict:
+    """One host: updated, rolled back (its agent did not come up with the new code), or failed."""
+    t0 = time.monotonic()
+    if server.status != "running" or halfmade.deadline(server) is not None:
+        return _row(server, "failed", f"not a ready, running agent (server {server.status}): provision it first")
+    ip = server.public_net.ipv4.ip
+    try:
+        conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
+    except Exception as exc:  # unreachable: nothing was changed on it
+        return _row(server, "failed", f"SSH to {ip} failed: {exc or type(exc).__name__}")
+    try:
+        _sh(conn, KEEP_PREVIOUS, "keeping the previous code aside")
+        try:
+            if secrets is not None:
+                secretfile.install(conn, SECRETS_FILE, secrets, owner="openclaw")
+            if bundle is not None:
+                _sh(conn, f"mkdir -p {userdata.STAGE} && cat > {userdata.STAGE}/bundle.tar.gz && "
+                          "/usr/local/sbin/imagekit-configure-agent", "installing the new code", stdin=bundle)
+            else:
+                _sh(conn, "systemctl restart openclaw-agent", "restarting the agent")
+            probe.wait_running(conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE)
+        except HostError as exc:
+            progress(f"[{server.name}] the agent did not come up: restoring its previous code")
+            try:
+                _sh(conn, RESTORE_PREVIOUS, "restoring the previous code")
+                probe.wait_running(conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE)
+            except HostError as again:
+                return _row(server, "failed", f"{exc}; restoring the previous code failed too: {again}")
+            return _row(server, "rolled back", str(exc), round(time.monotonic() - t0, 2))
+        _sh(conn, DROP_PREVIOUS, "dropping the previous code")
+        progress(f"[{server.name}] updated ({time.monotonic() - t0:.1f} s)")
+        return _row(server, "updated", None, round(time.monotonic() - t0, 2))
+    except HostError as exc:
+        return _row(server, "failed", str(exc))
+    finally:
+        conn.close()
+
+
+def _sh(conn, command: str, what: str, stdin: bytes | None = None) -> None:
+    code, out, err = ssh.run(conn, command, timeout=300, stdin=stdin)
+    if code != 0:
+        raise HostError(f"{what} failed (exit {code}): {(out + err).strip()[-800:]}")

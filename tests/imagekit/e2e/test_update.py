@@ -1,0 +1,86 @@
+"""`invoke update` end to end: new agent code and secrets reach running agents over SSH batch by batch; a
+bundle whose agent does not come up is rolled back on the first batch's host and the update stops there.
+Two agents from the session's snapshot, deprovisioned at the end (the cloud as the test found it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from operator_cli import agent_env, invoke
+
+from imagekit.data import path as data_path
+from imagekit.host import ssh
+
+pytestmark = pytest.mark.e2e
+
+
+def bundle(tmp_path, version: str, broken: bool = False):
+    """The example agent with a VERSION file; broken: its process exits at once."""
+    d = tmp_path / f"bundle-{version}"
+    shutil.copytree(data_path("example_agent"), d)
+    (d / "VERSION").write_text(version + "\n")
+    if broken:
+        (d / "index.js").write_text("console.error('broken on purpose'); process.exit(1);\n")
+    return d
+
+
+def on_host(ip: str, key, command: str) -> str:
+    conn = ssh.connect(ip, key)
+    try:
+        return ssh.run(conn, command)[1].strip()
+    finally:
+        conn.close()
+
+
+STATE = ("cat /opt/openclaw/agent/VERSION 2>/dev/null || echo none; systemctl is-active openclaw-agent; "
+         "tr '\\0' '\\n' < /proc/$(systemctl show -p MainPID --value openclaw-agent)/environ | "
+         "sed -n 's/^UPDATE_TOKEN=//p'")
+
+
+def test_update_reaches_every_agent_and_a_broken_bundle_is_rolled_back(fleet, operator, tmp_path):
+    key, sk = operator
+    key_file = tmp_path / "operator_key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
+    made = invoke("provision", "--agent-id", "upd-1,upd-2", "--no-tailscale", "--json", env_extra=env)
+    assert made.returncode == 0, made.stderr[-3000:]
+    ips = {a["agent_id"]: a["ipv4"] for a in json.loads(made.stdout)["agents"]}
+    try:
+        secrets_file = tmp_path / "new.env"
+        secrets_file.write_text("UPDATE_TOKEN=rotated-7\n")
+        events = tmp_path / "events.jsonl"
+        good = invoke("update", "--agent-id", "upd-1,upd-2", "--agent-bundle", str(bundle(tmp_path, "2")),
+                      "--secrets-file", str(secrets_file), "--batch", "1", "--json", "--events", str(events),
+                      env_extra=env)
+        assert good.returncode == 0, good.stderr[-3000:]
+        result = json.loads(good.stdout)
+        assert [(a["agent_id"], a["status"]) for a in result["agents"]] == [("upd-1", "updated"), ("upd-2", "updated")]
+        assert "batch 1/2: upd-1" in good.stderr and "batch 2/2: upd-2" in good.stderr
+        for ip in ips.values():
+            assert on_host(ip, key, STATE).splitlines() == ["2", "active", "rotated-7"]
+            assert on_host(ip, key, "ls /opt/openclaw | grep -c previous || true") == "0"  # nothing kept aside
+        rows = [json.loads(line) for line in events.read_text().splitlines()]
+        assert rows[-1]["event"] == "run finished" and rows[-1]["detail"] == "succeeded: 2 agent(s) updated"
+        assert "rotated-7" not in good.stdout + good.stderr + events.read_text()
+
+        broken = invoke("update", "--agent-id", "upd-1,upd-2", "--agent-bundle",
+                        str(bundle(tmp_path, "3", broken=True)), "--json", env_extra=env)
+        assert broken.returncode == 1, broken.stderr[-3000:]
+        first, second = json.loads(broken.stdout)["agents"]
+        assert first["status"] == "rolled back" and "openclaw-agent is" in first["error"]
+        assert second["status"] == "not updated" and json.loads(broken.stdout)["stopped"] is True
+        for ip in ips.values():  # the first host has its previous code (and secrets) back; the second was untouched
+            assert on_host(ip, key, STATE).splitlines() == ["2", "active", "rotated-7"]
+    finally:
+        assert invoke("deprovision", "--agent-id", "upd-1,upd-2").returncode == 0
+
+
+def test_update_needs_something_to_update_and_the_operators_key(fleet, operator):
+    _, sk = operator
+    nothing = invoke("update", "--agent-id", "upd-x", env_extra=agent_env(sk))
+    assert nothing.returncode == 1 and "nothing to update" in nothing.stderr
+    keyless = invoke("update", "--agent-id", "upd-x", "--secrets-file", "/dev/null", env_extra=agent_env(sk))
+    assert keyless.returncode == 1 and "SSH_PRIVATE_KEY_PATH is not set" in keyless.stderr
