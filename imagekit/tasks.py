@@ -381,6 +381,7 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
     "secrets_file": "dotenv file whose values reach the command's environment over SSH (default "
                     "IMAGEKIT_SECRETS_FILE); never in user data, logs or output",
     "keep_on_failure": "keep the host of a failed job and print the ssh command to debug it (`invoke gc` later)",
+    "tailscale": "enrol the job's host in the tailnet (single-use key over SSH; its device is deleted after)",
     "max_upload_mb": "largest work directory, MiB (default 256)",
     "max_output_mb": "largest outputs/, MiB (default 1024)",
     "parallel": "jobs run at once (default 5)",
@@ -389,8 +390,8 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
 })
 def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="agent", server_type=None,
         location=None, base_image=None, workdir=None, outputs=None, timeout=None, ready_timeout=None,
-        secrets_file=None, keep_on_failure=False, max_upload_mb=256, max_output_mb=1024, parallel=5, json=False,
-        token_env=None, token_file=None):
+        secrets_file=None, keep_on_failure=False, tailscale=False, max_upload_mb=256, max_output_mb=1024, parallel=5,
+        json=False, token_env=None, token_file=None):
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM); the exit code
@@ -409,7 +410,7 @@ def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="ag
             timeout=3600.0 if timeout is None else number("--timeout", timeout),
             ready_timeout=number("--ready-timeout", ready_timeout),
             secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
-            max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
+            tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel))
 

@@ -16,7 +16,7 @@ from .. import secretfile
 from ..build import install_profile
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
-from ..host import probe
+from ..host import probe, ssh
 from ..pipeline import StepFailed, run_steps
 from ..steps.job import ServerJob
 from ..steps.key import TemporaryKey
@@ -80,6 +80,8 @@ class Job(ServerJob):
     timed_out: bool = False
     marks: dict[str, float] = field(default_factory=dict)  # time.monotonic() of milestones
     fetched: dict | None = None
+    ts_key_id: str | None = None
+    devices: list[str] = field(default_factory=list)  # its tailnet devices (--tailscale)
 
     @property
     def workdir(self) -> str:
@@ -137,6 +139,37 @@ class StageJob:
 
     def cleanup(self, j: Job) -> None:
         pass
+
+
+class Enrol:
+    """Only when asked (--tailscale): a single-use key minted for this host, written root-only over the SSH
+    channel and removed after `tailscale up`; the key is revoked and the device deleted at the end."""
+
+    name = "tailscale"
+
+    def run(self, j: Job) -> None:
+        tn = j.run.tailnet
+        if tn is None:
+            return
+        j.ts_key_id, secret = tn.mint_auth_key(f"imagekit job {j.job_id}")
+        code, out, err = ssh.run(j.conn, "umask 077 && mkdir -p /run/imagekit && cat > /run/imagekit/tailscale-authkey "
+                                         "&& tailscale up --auth-key=file:/run/imagekit/tailscale-authkey "
+                                         f"--hostname={j.resource_name} --advertise-tags={','.join(tn.s.tags)}; "
+                                         "rc=$?; rm -f /run/imagekit/tailscale-authkey; exit $rc",
+                                 stdin=secret.encode(), timeout=120)
+        if code != 0:
+            raise HostError(f"tailscale up failed on {j.ip} (exit {code}): {(out + err).strip()[-500:]}")
+        j.devices = [d["id"] for d in tn.devices_of(j.resource_name, j.server.created)]
+        j.mark(f"enrolled in the tailnet as {j.resource_name}")
+
+    def cleanup(self, j: Job) -> None:
+        tn = j.run.tailnet
+        if tn is None or j.keep():
+            return
+        if j.ts_key_id:
+            tn.revoke_key(j.ts_key_id)
+        if j.server is not None:
+            tn.remove_devices_of(j.server)
 
 
 class Execute:
@@ -227,8 +260,8 @@ def run_job(r: JobRun, job_id: str, name: str, output: Output) -> dict:
             keep_on_failure=o.keep_on_failure, run=r, job_id=job_id, output=output,
             labels=r.labels(job_id, JOB_DEADLINE.label(until)),
             server_type=r.server_type, image=r.image, location=r.location)
-    steps = [TemporaryKey(), CreateServer("job server"), WaitSSH(), WaitCloudInit(), Ready(), StageJob(), Execute(),
-             FetchOutputs(), Outcome()]
+    steps = [TemporaryKey(), CreateServer("job server"), WaitSSH(), WaitCloudInit(), Ready(), StageJob(), Enrol(),
+             Execute(), FetchOutputs(), Outcome()]
     error = None
     try:
         run_steps(steps, j, lambda line: r.progress(f"[{job_id}] {line.strip()}") if line.startswith("==>") else None)
@@ -244,7 +277,7 @@ def run_job(r: JobRun, job_id: str, name: str, output: Output) -> dict:
         "error": error, "kept": bool(j.server is not None and j.keep()),
         "seconds": {"create_to_ready": _between(j, "ready"), "run": _span(j, "running", "finished"),
                     "teardown": round(ended - last, 2), "total": round(ended - j.started, 2)},
-        "outputs": j.fetched, "lifetime_seconds": ended - j.started,
+        "outputs": j.fetched, "tailscale_devices": j.devices, "lifetime_seconds": ended - j.started,
         "location": j.server.location.name if j.server is not None and j.server.location else None,
     }
 

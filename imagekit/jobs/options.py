@@ -28,6 +28,7 @@ class JobOptions:
     ready_timeout: float | None = None  # seconds until the host answers SSH (default 600; 1800 in fallback mode)
     secrets_file: Path | None = None
     keep_on_failure: bool = False
+    tailscale: bool = False  # enrol the job's host in the tailnet (a single-use key over SSH; device removed after)
     max_upload_mb: int = 256
     max_output_mb: int = 1024
     parallel: int = 5

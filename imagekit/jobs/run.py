@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from hcloud import Client
 
-from .. import secretfile
+from .. import secretfile, tailnet
 from ..build import playbook_variables
 from ..cloud import api, lookups
 from ..errors import CloudError
@@ -44,6 +44,7 @@ class JobRun:
     secrets: secretfile.Secrets = field(default_factory=secretfile.Secrets)
     sandbox: list[tuple[str, str]] = field(default_factory=list)
     user: str = "openclaw"
+    tailnet: tailnet.Tailnet | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def labels(self, job_id: str, deadline: dict[str, str]) -> dict[str, str]:
@@ -72,6 +73,9 @@ def check_inputs(r: JobRun) -> None:
         r.progress(f"no snapshot of profile '{o.profile}' ({arch}) exists: the job host gets a full install on "
                    f"{o.base_image} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
         r.mode, r.image = "fallback", lookups.base_image(c, o.base_image, arch, r.progress)
+    if o.tailscale:
+        r.tailnet = tailnet.Tailnet(tailnet.credentials(r.target))
+        r.tailnet.authenticate()
     taken = {s.name for s in c.servers.get_all(label_selector=api.selector(role="job"))}
     if clash := sorted(job_name(j) for j in o.job_ids if job_name(j) in taken):
         raise CloudError(f"a job server named {', '.join(clash)} exists already (a job of that id is running, or "

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 from operator_cli import PLANTED_SECRET, invoke, start
 
+from imagekit import tailnet
 from imagekit.host import ssh
 from imagekit.host.keys import load_ed25519
 from imagekit.jobs.job import JOB_DEADLINE
+from imagekit.target import Target
+from localcloud import client as localcloud
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +38,11 @@ def workdir(tmp_path) -> Path:
     return wd
 
 
+def standin() -> tailnet.Tailnet:
+    ep = localcloud.current()
+    return tailnet.Tailnet(tailnet.credentials(Target(ep.endpoint, ep.token, local=True)))
+
+
 def job_servers(client, job: str | None = None) -> list:
     selector = "managed-by=imagekit,role=job" + (f",job-id={job}" if job else "")
     return [s for s in client.servers.get_all(label_selector=selector) if s.status != "deleting"]
@@ -48,7 +56,7 @@ def run(*args: str, env: dict | None = None):
 def test_two_jobs_at_once_run_sandboxed_and_bring_their_outputs_back(fleet, snapshot, workdir, tmp_path):
     out = tmp_path / "outputs"
     proc, result = run("--job-id", "ok", "--count", "2", "--workdir", str(workdir), "--outputs", str(out),
-                       "--", "./job.sh")
+                       "--tailscale", "--", "./job.sh")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert result["exit_code"] == 0 and [j["job_id"] for j in result["jobs"]] == ["ok-1", "ok-2"]
     for job in result["jobs"]:
@@ -70,6 +78,9 @@ def test_two_jobs_at_once_run_sandboxed_and_bring_their_outputs_back(fleet, snap
         assert os.readlink(got / "latest") == "result.txt"  # a link inside outputs/ stays a link
     assert sorted(p.name for p in out.iterdir()) == ["ok-1", "ok-2"]  # nothing staged is left
     assert job_servers(fleet) == []
+    # --tailscale: each host was enrolled (a device of its own), and its device went with it
+    enrolled = [d for j in result["jobs"] for d in j["tailscale_devices"]]
+    assert len(enrolled) == 2 and not {d["id"] for d in standin().devices()} & set(enrolled)
 
 
 def test_a_failing_command_gives_its_exit_code_and_the_secrets_stay_off_the_record(fleet, workdir, tmp_path):
