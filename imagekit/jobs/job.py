@@ -36,8 +36,9 @@ KILL_AFTER = 5  # seconds between timeout's TERM and its KILL
 
 
 def teardown_allowance(max_output_mb: int) -> float:
-    """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and delete."""
-    return 60 + max_output_mb / 10
+    """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and start deleting
+    (a gc meeting a server its run is deleting only deletes it too)."""
+    return 30 + max_output_mb / 10
 
 
 class CommandFailed(Exception):
