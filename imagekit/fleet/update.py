@@ -23,12 +23,13 @@ AGENT_DIR = "/opt/openclaw/agent"
 PREVIOUS = "/opt/openclaw/agent.previous"
 SSH_TIMEOUT = 15
 
+RESTART = "systemctl reset-failed openclaw-agent && systemctl restart openclaw-agent"  # NRestarts from 0
 KEEP_PREVIOUS = (f"rm -rf {PREVIOUS} && cp -a {AGENT_DIR} {PREVIOUS} && "
                  f"if [ -e {SECRETS_FILE} ]; then cp -a {SECRETS_FILE} {SECRETS_FILE}.previous; "
                  f"else rm -f {SECRETS_FILE}.previous; fi")
 RESTORE_PREVIOUS = (f"find {AGENT_DIR} -mindepth 1 -delete && cp -a {PREVIOUS}/. {AGENT_DIR}/ && "
                     f"if [ -e {SECRETS_FILE}.previous ]; then mv {SECRETS_FILE}.previous {SECRETS_FILE}; "
-                    f"else rm -f {SECRETS_FILE}; fi && systemctl restart openclaw-agent")
+                    f"else rm -f {SECRETS_FILE}; fi && {RESTART}")
 DROP_PREVIOUS = f"rm -rf {PREVIOUS} {SECRETS_FILE}.previous"
 
 
@@ -89,7 +90,7 @@ def _update_one(server, key, bundle: bytes | None, secrets, progress) -> dict:
                 _sh(conn, f"mkdir -p {userdata.STAGE} && cat > {userdata.STAGE}/bundle.tar.gz && "
                           "/usr/local/sbin/imagekit-configure-agent", "installing the new code", stdin=bundle)
             else:
-                _sh(conn, "systemctl restart openclaw-agent", "restarting the agent")
+                _sh(conn, RESTART, "restarting the agent")
             probe.wait_running(conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE)
         except HostError as exc:
             progress(f"[{server.name}] the agent did not come up: restoring its previous code")

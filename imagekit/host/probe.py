@@ -55,9 +55,10 @@ def unit(conn: paramiko.SSHClient, name: str) -> Unit:
 
 def wait_running(conn: paramiko.SSHClient, name: str, *, grace: float, stable: float,
                  check: Callable[[], None] = lambda: None) -> Unit:
-    """Until ``name`` is active, has not restarted (an explicit start resets the count), and its process has
-    lived ``stable`` seconds: a Type=simple unit is "active" the moment its process starts, even one that
-    crashes at once. HostError with the unit's log when it restarts, fails or is not up within ``grace``."""
+    """Until ``name`` is active, has not restarted (``systemctl reset-failed`` zeroes the count; a restart does
+    not), and its process has lived ``stable`` seconds: a Type=simple unit is "active" the moment its process
+    starts, even one that crashes at once. HostError with the unit's log when it restarts, fails or is not up
+    within ``grace``."""
     give_up = time.monotonic() + grace
     while True:
         check()

@@ -21,5 +21,6 @@ if [ -f "$stage/provisioned.json" ]; then
 fi
 rm -rf "$stage"
 systemctl enable openclaw-agent
+systemctl reset-failed openclaw-agent  # a restart keeps counting earlier crashes (NRestarts); this run starts anew
 systemctl restart openclaw-agent
 echo "imagekit-configure-agent: openclaw-agent started"

@@ -70,7 +70,7 @@ def test_update_reaches_every_agent_and_a_broken_bundle_is_rolled_back(fleet, op
                         str(bundle(tmp_path, "3", broken=True)), "--json", env_extra=env)
         assert broken.returncode == 1, broken.stderr[-3000:]
         first, second = json.loads(broken.stdout)["agents"]
-        assert first["status"] == "rolled back" and "openclaw-agent is" in first["error"]
+        assert first["status"] == "rolled back" and "openclaw-agent is" in first["error"], first
         assert second["status"] == "not updated" and json.loads(broken.stdout)["stopped"] is True
         for ip in ips.values():  # the first host has its previous code (and secrets) back; the second was untouched
             assert on_host(ip, key, STATE).splitlines() == ["2", "active", "rotated-7"]
