@@ -33,10 +33,10 @@ class Events:
              ) -> None:
         if self.sink is None:
             return
-        line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                           "run_id": self.run_id, "agent": agent, "step": step, "event": event,
-                           "seconds": round(time.monotonic() - self.started, 3), "detail": detail})
-        with self._lock:
+        with self._lock:  # stamped under the lock: lines from the agents' threads stay in time order
+            line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                               "run_id": self.run_id, "agent": agent, "step": step, "event": event,
+                               "seconds": round(time.monotonic() - self.started, 3), "detail": detail})
             self.sink.write(line + "\n")
             self.sink.flush()
 
