@@ -405,11 +405,14 @@ def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator, 
             _, machine_id, _ = ssh.run(conn, "cat /etc/machine-id")
             _, host_key, _ = ssh.run(conn, "cat /etc/ssh/ssh_host_ed25519_key.pub")
             _, logs, _ = ssh.run(conn, "cat /var/log/cloud-init-output.log /var/log/cloud-init.log; journalctl -b "
-                                       "--no-pager -o cat; cat /var/lib/cloud/instance/user-data.txt; "
-                                       "grep -rl agent-planted-secret /var/lib/cloud /var/log /etc")
+                                       "--no-pager -o cat")
+            # the user data holds the (revoked) auth key by design, but never the agent's own secret
+            _, user_data, _ = ssh.run(conn, "cat /var/lib/cloud/instance/user-data.txt; "
+                                            "grep -rl agent-planted-secret /var/lib/cloud /var/log /etc")
             assert agent_secret(conn) == (SECRET_VALUE, "openclaw 600")
             conn.close()
             assert not [s for s in secrets_ if s in logs], a["name"]
+            assert "agent-planted-secret" not in user_data and "#cloud-config" in user_data, a["name"]
             ids.append((machine_id.strip(), host_key.split()[1]))
         assert ids[0][0] != ids[1][0] and ids[0][1] != ids[1][1]
         fleet_status_on_the_twins(key, sk, agents, tmp_path)

@@ -20,7 +20,8 @@ def server(labels=None, status="running", image=7):
         id=1, name="a-1", status=status, created=CREATED, image=SimpleNamespace(id=image),
         labels={"managed-by": "imagekit", "role": "agent", "agent-id": "a-1", "profile": "agent", "mode": "snapshot",
                 **(labels or {})},
-        server_type=SimpleNamespace(architecture="x86"), public_net=SimpleNamespace(ipv4=SimpleNamespace(ip="10.0.0.2")))
+        server_type=SimpleNamespace(architecture="x86"),
+        public_net=SimpleNamespace(ipv4=SimpleNamespace(ip="10.0.0.2")))
 
 
 def device(online=True, hostname="a-1", later=60):
@@ -41,7 +42,7 @@ def device(online=True, hostname="a-1", later=60):
 def test_an_agents_health(srv, devices, newest, healthy, problems, drift):
     row = _agent(srv, None, {("agent", "x86"): newest}, TAILNET, devices)
     assert row["healthy"] is healthy and row["drift"] is drift
-    assert len(row["problems"]) == len(problems) and all(p in q for p, q in zip(problems, row["problems"]))
+    assert len(row["problems"]) == len(problems) and all(p in q for p, q in zip(problems, row["problems"], strict=True))
     assert row["snapshot_id"] == 7 and row["newest_snapshot_id"] == newest
 
 
