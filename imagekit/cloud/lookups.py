@@ -78,6 +78,24 @@ def snapshot(client: Client, ident: str, profile: str, architecture: str) -> Bou
     return found
 
 
+def image_for(client: Client, mode: str, wanted: str | None, profile: str, base: str, architecture: str,
+              progress) -> tuple[str, BoundImage]:
+    """(mode, image) for agents and jobs alike: ``wanted`` (a snapshot id or ``latest``) unless in fallback
+    mode; else the newest snapshot of the profile; else, in ``auto`` mode, the stock ``base`` image for a full
+    install (said on ``progress``)."""
+    if mode != "fallback" and wanted:
+        return "snapshot", snapshot(client, wanted, profile, architecture)
+    if mode != "fallback":
+        if found := newest_snapshot(client, profile, architecture):
+            return "snapshot", found
+        if mode == "snapshot":
+            raise CloudError(f"no snapshot of profile '{profile}' ({architecture}) exists: build one with "
+                             "`invoke build-snapshot`, or use --mode fallback")
+        progress(f"no snapshot of profile '{profile}' ({architecture}) exists: falling back to a full install "
+                 f"on {base} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
+    return "fallback", base_image(client, base, architecture, progress)
+
+
 def ssh_key(client: Client, ident: str) -> BoundSSHKey:
     """An SSH key of the project by id or name (HETZNER_SSH_KEY_ID)."""
     try:

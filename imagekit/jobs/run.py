@@ -62,17 +62,8 @@ def check_inputs(r: JobRun) -> None:
     r.sandbox, r.user = sandbox.properties(book), book.expect.get("user", "openclaw")
     r.server_type = lookups.server_type(c, o.server_type, r.progress)  # the first request also checks the token
     r.location = lookups.location(c, o.location)
-    arch = r.server_type.architecture
-    if o.mode == "fallback":
-        r.mode, r.image = "fallback", lookups.base_image(c, o.base_image, arch, r.progress)
-    elif o.snapshot != "latest" or o.mode == "snapshot":
-        r.mode, r.image = "snapshot", lookups.snapshot(c, o.snapshot, o.profile, arch)
-    elif found := lookups.newest_snapshot(c, o.profile, arch):
-        r.mode, r.image = "snapshot", found
-    else:
-        r.progress(f"no snapshot of profile '{o.profile}' ({arch}) exists: the job host gets a full install on "
-                   f"{o.base_image} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
-        r.mode, r.image = "fallback", lookups.base_image(c, o.base_image, arch, r.progress)
+    r.mode, r.image = lookups.image_for(c, o.mode, None if o.snapshot == "latest" else o.snapshot, o.profile,
+                                        o.base_image, r.server_type.architecture, r.progress)
     if o.tailscale:
         r.tailnet = tailnet.Tailnet(tailnet.credentials(r.target))
         r.tailnet.authenticate()

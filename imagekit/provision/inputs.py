@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .. import agentid, secretfile, settings, tailnet
 from ..cloud import api, lookups
-from ..errors import CloudError, InputError
+from ..errors import InputError
 from ..host.keys import KeyPair, load_ed25519
 from . import halfmade, userdata
 
@@ -58,7 +58,8 @@ def check_inputs(r: Run) -> None:
     check_options(o)
     r.server_type = lookups.server_type(c, o.server_type)  # the first request also checks the token
     r.location = lookups.location(c, o.location)
-    r.mode, r.image = _image(r)
+    r.mode, r.image = lookups.image_for(c, o.mode, settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID"), o.profile,
+                                        o.base_image, r.server_type.architecture, r.progress)
     if r.mode == "fallback" and not o.wait:
         raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")
     r.secrets = secretfile.load(o.secrets_file)
@@ -94,22 +95,6 @@ def agents_api_url(given: str | None, local: bool) -> str:
     if not url:
         raise InputError("the agents' API URL is not set: set AURA_API_URL or pass --api-url")
     return userdata.check_api_url(url)
-
-
-def _image(r: Run):
-    o, c, arch = r.options, r.client, r.server_type.architecture
-    wanted = settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID")
-    if o.mode != "fallback" and wanted:
-        return "snapshot", lookups.snapshot(c, wanted, o.profile, arch)
-    if o.mode != "fallback":
-        if found := lookups.newest_snapshot(c, o.profile, arch):
-            return "snapshot", found
-        if o.mode == "snapshot":
-            raise CloudError(f"no snapshot of profile '{o.profile}' ({arch}) exists: build one with "
-                             "`invoke build-snapshot`, or use --mode fallback")
-        r.progress(f"no snapshot of profile '{o.profile}' ({arch}) exists: falling back to a full install "
-                   f"on {o.base_image} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
-    return "fallback", lookups.base_image(c, o.base_image, arch)
 
 
 def _own_key(path: str, operator_key) -> KeyPair:
