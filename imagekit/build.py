@@ -1,8 +1,9 @@
 """``build-snapshot``: the golden image, as a pipeline of steps with cleanups.
 
-Inputs are checked before anything exists; then temporary key → builder server → SSH →
-cloud-init → playbooks → checks (testinfra) → clean → shut down → snapshot. The builder and
-the key are the cleanups of the steps that made them, so they go on success, failure and
+Inputs are checked before anything exists, and hashed: a young enough snapshot of the same inputs
+is handed out instead of a new one (``--force`` builds anyway; see build_inputs). Else temporary key →
+builder server → SSH → cloud-init → playbooks → checks (testinfra) → clean → shut down → snapshot. The
+builder and the key are the cleanups of the steps that made them, so they go on success, failure and
 Ctrl-C alike (or stay, with a working ``ssh`` line, under ``--keep-on-failure``).
 """
 
@@ -18,10 +19,10 @@ from pathlib import Path
 
 from hcloud.images import BoundImage
 
-from . import events, settings
+from . import build_inputs, events, settings
 from .cloud import actions, api, lookups
 from .data import path as data_path
-from .errors import CloudError, HostError
+from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
 from .pipeline import run_steps
 from .steps.job import ServerJob
@@ -45,6 +46,9 @@ class BuildOptions:
     package_source: str | None = None  # default: local on the local cloud, vendor on Hetzner
     ssh_timeout: float = 300  # seconds the builder may take to accept SSH and finish cloud-init
     events: str | None = None  # live events to this file (``-``: stdout)
+    force: bool = False  # build even if a snapshot of the same inputs is young enough to reuse
+    max_age: float = 7  # days a snapshot of the same inputs is reused for (weekly security updates still arrive)
+    parent: str | None = None  # --from: `latest` or a snapshot id of the profile the builder starts from
 
 
 @dataclass
@@ -55,9 +59,15 @@ class BuildJob(ServerJob):  # image: the base image, or the snapshot being verif
     snapshot: BoundImage | None = None
     description: str = ""
     playbook: playbook.Playbook | None = None
+    inputs_hash: str = ""
+    parent: BoundImage | None = None  # an incremental build's starting snapshot
     size_before_clean: int | None = None
     size_after_clean: int | None = None
     versions: dict = field(default_factory=dict)
+    stream: events.Events = field(default_factory=events.Events)
+
+    def event(self, what: str, detail: str = "") -> None:
+        self.stream.emit(what, detail=detail or None)
 
 
 def new_build_id() -> str:
@@ -77,14 +87,21 @@ def source_revision() -> str:
 
 
 def playbook_variables(profile: str, base_image: str, package_source: str | None, local: bool, build_id: str) -> dict:
-    """What a profile's playbook is rendered with; the package source follows the cloud unless set."""
-    from localcloud.client import GUEST_APT_SOURCE
+    """What a profile's playbook is rendered with; the package source follows the cloud unless set.
 
+    The Node.js major (IMAGEKIT_NODE_MAJOR) is checked here, before anything is created. On the local cloud,
+    whose `local` source installs ``nodejs`` from the local cloud's own repository, that major is made ready
+    there now (packaged from the official binaries on first use), before any playbook runs apt."""
+    from localcloud import client as localcloud
+
+    source, node_major = package_source or ("local" if local else "vendor"), settings.node_major()
+    if local and source == "local":
+        localcloud.node_package(node_major)
     return {
-        "os": base_image, "package_source": package_source or ("local" if local else "vendor"),
+        "os": base_image, "package_source": source,
         "build_id": build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source_revision": source_revision(), "base_image": base_image, "profile": profile,
-        "standin_apt_source": GUEST_APT_SOURCE,
+        "standin_apt_source": localcloud.GUEST_APT_SOURCE, "node_major": node_major,
     }
 
 
@@ -103,14 +120,23 @@ def install_profile(ip: str, keypair, profile: str, base_image: str, local: bool
 def check_inputs(job: BuildJob) -> None:
     """Everything that can be wrong is found here, before anything is created."""
     o, c = job.options, job.client
+    if not o.max_age > 0:
+        raise InputError(f"--max-age {o.max_age:g}: give a number of days above 0 (--force builds whatever exists)")
     job.server_type = lookups.server_type(c, o.server_type, job.progress)
-    job.location = lookups.location(c, o.location)
-    job.image = lookups.base_image(c, o.base_image, job.server_type.architecture, job.progress)
+    job.locations = lookups.locations(c, o.location)
+    if o.parent:  # grown from a snapshot: its packages upgraded, the playbooks re-run (only changes do work)
+        job.parent = job.image = lookups.own_snapshot(c, o.parent, o.profile, job.server_type.architecture)
+        if (base := job.parent.labels.get("base-image")) != o.base_image:
+            raise InputError(f"snapshot {job.parent.id} was built on {base}, not {o.base_image}: pass --base-image "
+                             f"{base}, or build from scratch without --from")
+    else:
+        job.image = lookups.base_image(c, o.base_image, job.server_type.architecture, job.progress)
     job.description = o.name.format(profile=o.profile, build_id=job.build_id)
     if any(i.description == job.description for i in c.images.get_all(type="snapshot")):
         raise CloudError(f"a snapshot named '{job.description}' exists already; pick another --name")
-    job.playbook = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, o.package_source,
-                                                               job.target.local, job.build_id))
+    variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id)
+    job.playbook = playbook.load(o.profile, variables)
+    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, job.image.id)
     if ident := settings.get("HETZNER_SSH_KEY_ID"):  # the operator's way into a kept builder
         job.extra_keys = [lookups.ssh_key(c, ident)]
 
@@ -189,7 +215,8 @@ class Snapshot:
         o = s.options
         labels = api.labels(profile=o.profile, **{
             "build-id": s.build_id, "source-revision": source_revision(), "base-image": o.base_image,
-            "version": s.build_id.split("-")[0]})
+            "version": s.build_id.split("-")[0], build_inputs.LABEL: s.inputs_hash,
+            **({"parent-snapshot": str(s.parent.id)} if s.parent else {})})
         resp = s.server.create_image(type="snapshot", description=s.description, labels=labels)
         s.snapshot = resp.image
         actions.wait(s.client, resp.action, SNAPSHOT_TIMEOUT, "creating the snapshot")
@@ -207,21 +234,40 @@ def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
                    labels=api.labels(role="builder", **{"build-id": build_id}), timeout=options.ssh_timeout,
                    keep_on_failure=options.keep_on_failure, target=target, options=options, build_id=build_id)
     requests_before = api.requests_served(target)
-    with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as ev:
+    with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as job.stream:
+        ev = job.stream
         check_inputs(job)
-        progress(f"build {build_id}: profile {options.profile}, base {options.base_image}, "
-                 f"type {options.server_type}, on the {target.describe()}")
-        steps = [TemporaryKey(), CreateServer("builder server"), WaitSSH(), WaitCloudInit(), RunPlaybooks(),
-                 RunChecks(), CleanImage(), ShutDown(), Snapshot()]
-        durations = run_steps(steps, job, progress, ev.step_reporter())
-        ev.outcome = f"succeeded: snapshot {job.snapshot.id}"
-    image = job.snapshot
+        found = None if options.force else build_inputs.reusable_snapshot(client, options.profile, job.inputs_hash,
+                                                                          options.max_age)
+        image, result = _reuse(job, *found) if found else _build(job, ev.step_reporter())
+        ev.outcome = f"succeeded: {'reused ' if found else ''}snapshot {image.id}"
     requests_after = api.requests_served(target)
     return {
         "api_requests": requests_after - requests_before if requests_before is not None else None,
         "snapshot_id": image.id, "description": image.description, "labels": image.labels,
-        "image_size_gb": image.image_size, "disk_used_before_clean": job.size_before_clean,
-        "disk_used_after_clean": job.size_after_clean, "build_id": build_id,
-        "durations": durations, "seconds": round(sum(durations.values()), 2), "expect": job.playbook.expect,
-        "versions": job.versions,
+        "image_size_gb": image.image_size, "inputs_hash": job.inputs_hash,
+        "parent_snapshot_id": job.parent.id if job.parent else None, **result,
     }
+
+
+def _build(job: BuildJob, reporter) -> tuple[BoundImage, dict]:
+    o = job.options
+    start = f"snapshot {job.parent.id} (grown: upgraded, playbooks re-run)" if job.parent else f"base {o.base_image}"
+    job.progress(f"build {job.build_id}: profile {o.profile}, {start}, type {o.server_type}, "
+                 f"on the {job.target.describe()}")
+    steps = [TemporaryKey(), CreateServer("builder server"), WaitSSH(), WaitCloudInit(), RunPlaybooks(),
+             RunChecks(), CleanImage(), ShutDown(), Snapshot()]
+    durations = run_steps(steps, job, job.progress, reporter)
+    return job.snapshot, {
+        "reused": False, "disk_used_before_clean": job.size_before_clean,
+        "disk_used_after_clean": job.size_after_clean, "build_id": job.build_id, "durations": durations,
+        "seconds": round(sum(durations.values()), 2), "expect": job.playbook.expect, "versions": job.versions}
+
+
+def _reuse(job: BuildJob, image: BoundImage, age: float) -> tuple[BoundImage, dict]:
+    """A build that finds its snapshot made already: nothing is created, the result says so."""
+    age_text = f"{age:.1f} days" if age >= 1 else f"{age * 24:.1f} hours"
+    job.progress(f"reusing snapshot {image.id} ({image.description}): built from the same inputs {age_text} ago, "
+                 f"within --max-age {job.options.max_age:g} days; nothing is built (--force builds anyway)")
+    return image, {"reused": True, "age_days": round(age, 3), "build_id": image.labels.get("build-id"),
+                   "durations": {}, "seconds": 0}

@@ -74,8 +74,8 @@ def whole_number(option: str, value) -> int | None:
         raise InputError(f"{option} {value!r}: give a whole number") from None
 
 
-def number(option: str, value) -> float | None:
+def number(option: str, value, unit: str = "seconds") -> float | None:
     try:
         return None if value is None else float(value)
     except ValueError:
-        raise InputError(f"{option} {value!r}: give a number of seconds") from None
+        raise InputError(f"{option} {value!r}: give a number of {unit}") from None

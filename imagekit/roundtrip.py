@@ -46,7 +46,7 @@ def roundtrip(target: Target, *, server_type: str = "cx23", image: str = "debian
     client = api.connect(target)
     stype = lookups.server_type(client, server_type, progress)
     job = RoundTrip(client=client, progress=progress, resource_name="", labels=api.labels(role="roundtrip"),
-                    timeout=300, server_type=stype, location=lookups.location(client, location),
+                    timeout=300, server_type=stype, locations=lookups.locations(client, location),
                     image=lookups.base_image(client, image, stype.architecture))
     job.resource_name = f"imagekit-roundtrip-{job.run_id}"
     job.user_data = f"#cloud-config\nruncmd:\n  - [sh, -c, 'echo {job.run_id} > {MARKER}']\n"

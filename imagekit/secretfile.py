@@ -6,6 +6,7 @@ errors name the file, the line and the key, never a value."""
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,9 +84,22 @@ def _value(raw: str) -> str:
 
 def install(conn, path: str, secrets: Secrets, owner: str = "root") -> None:
     """Write the environment file on the host, 0600 from its first byte, over the SSH channel."""
+    write(conn, path, secrets.environment_file(), owner)
+
+
+def write(conn, path: str, content: bytes, owner: str = "root") -> None:
+    """An environment file's bytes as they are (a roll carries a host's file to its replacement)."""
     directory = path.rsplit("/", 1)[0]
     code, out, err = ssh.run(conn, f"umask 077 && mkdir -p {directory} && cat > {path}.new && "
                                    f"chown {owner}: {path}.new && mv {path}.new {path}",
-                             stdin=secrets.environment_file(), timeout=60)
+                             stdin=content, timeout=60)
     if code != 0:
         raise HostError(f"writing the secrets to {path} failed (exit {code}): {(out + err).strip()[-300:]}")
+
+
+def read(conn, path: str) -> bytes | None:
+    """The environment file on a host, or None when it has none (errors never show its content)."""
+    code, out, err = ssh.run(conn, f"if [ -e {path} ]; then base64 -w0 {path}; else echo none; fi", timeout=60)
+    if code != 0:
+        raise HostError(f"reading {path} failed (exit {code}): {err.strip()[-300:]}")
+    return None if out.strip() == "none" else base64.b64decode(out)

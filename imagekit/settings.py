@@ -31,11 +31,16 @@ DEFAULTS: dict[str, str | None] = {
     "IMAGEKIT_SERVER_TYPE": "cx23",
     "IMAGEKIT_BASE_IMAGE": "debian-12",
     "IMAGEKIT_SECRETS_FILE": None,  # dotenv file of secrets for agents and jobs (the file, not its values)
+    "IMAGEKIT_NODE_MAJOR": "22",  # the images' Node.js major; see node_major()
 }
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 # Where tokens and secrets are sent: only from the environment (or an option), never from a config file
 # (one found in the current directory could redirect them), and https unless on loopback.
 ENDPOINTS = {"HCLOUD_ENDPOINT", "TAILSCALE_API_URL"}
+
+
+# Node.js majors an image may carry: supported releases only (Node.js 20 reached its end of life in April 2026).
+NODE_MAJORS = ("20", "22", "24")
 
 
 class SettingsError(InputError):
@@ -113,3 +118,13 @@ def endpoint(name: str) -> str | None:
 def choose(value, name: str):
     """An option given on the command line wins; otherwise the setting ``name``."""
     return value if value not in (None, "") else get(name)
+
+
+def node_major() -> int:
+    """IMAGEKIT_NODE_MAJOR, the Node.js major of the images (NodeSource's repository of that major in
+    production; the local cloud's packaging of the official binaries there), one of NODE_MAJORS."""
+    value = get("IMAGEKIT_NODE_MAJOR").strip()
+    if value not in NODE_MAJORS:
+        raise SettingsError(f"IMAGEKIT_NODE_MAJOR {value!r} is not a Node.js major imagekit builds with: "
+                            f"accepted values are {', '.join(NODE_MAJORS)}")
+    return int(value)

@@ -121,17 +121,20 @@ class Tailnet:
     def delete_device(self, device_id: str) -> None:
         self._call("DELETE", f"/device/{device_id}", ok_missing=True)
 
-    def devices_of(self, hostname: str, since: datetime, devices: list[dict] | None = None) -> list[dict]:
-        """The devices a server enrolled: its hostname, every tag of ours, and created after the server was.
+    def devices_of(self, hostname: str, since: datetime, devices: list[dict] | None = None,
+                   until: datetime | None = None) -> list[dict]:
+        """The devices a server enrolled: its hostname, every tag of ours, and created after the server was
+        (and before ``until``: a roll's old host, whose replacement enrolled under the same hostname).
         ``devices``: the tailnet's list when the caller has it already (one request for many servers).
 
         Never by hostname alone: a person's laptop called the same stays."""
         return [d for d in (self.devices() if devices is None else devices) if d.get("hostname") == hostname
-                and set(self.s.tags) <= set(d.get("tags") or []) and _created(d) >= since - CLOCK_SLACK]
+                and set(self.s.tags) <= set(d.get("tags") or []) and _created(d) >= since - CLOCK_SLACK
+                and (until is None or _created(d) < until)]
 
     def remove_devices_of(self, server, devices: list[dict] | None = None) -> list[dict]:
         """Delete the devices ``server`` enrolled (``devices_of``); the ones deleted."""
-        found = self.devices_of(server.name, server.created, devices)
+        found = self.devices_of(hostname_of(server), server.created, devices)
         for device in found:
             self.delete_device(device["id"])
         return found
@@ -159,6 +162,12 @@ class Tailnet:
             raise TailnetError(f"{self.s.what} cannot be reached ({getattr(exc, 'reason', exc)}); "
                                "check TAILSCALE_API_URL and the network, or pass --no-tailscale") from None
         return json.loads(body) if body else {}
+
+
+def hostname_of(server) -> str:
+    """The Tailscale hostname a server enrols under: an agent's is its agent's name (``agent-id``), also while
+    a roll's replacement still carries a temporary server name; anything else's is its server name."""
+    return (server.labels or {}).get("agent-id") or server.name
 
 
 def _created(device: dict) -> datetime:

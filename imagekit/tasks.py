@@ -17,6 +17,9 @@ from .command import TOKEN_HELP as _TOKEN_HELP
 from .command import number, run, say, whole_number
 from .events import check_destination as check_events
 
+_LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
+                  "`location` label records where it landed (default IMAGEKIT_LOCATION, else the API's choice)")
+
 # --- the local cloud ---------------------------------------------------------------------------
 
 
@@ -59,9 +62,7 @@ def cloud_env(c):
     from localcloud import client as localcloud
 
     def env(_):
-        ep = localcloud.current()
-        if ep is None:
-            raise localcloud.LocalCloudError("the local cloud is not running: start it with `invoke cloud-up`")
+        ep = localcloud.running()
         return {"endpoint": ep.endpoint, "token": ep.token}
 
     run("cloud-env", env, target=False, text=lambda r: f"export HCLOUD_ENDPOINT={r['endpoint']} "
@@ -81,7 +82,7 @@ def cloud_reset(c):
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
-            "location": "location name (default: the API's choice)", "json": "print the result as JSON",
+            "location": _LOCATION_HELP, "json": "print the result as JSON",
             **_TOKEN_HELP})
 def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=False, token_env=None, token_file=None):
     """Create a key and a server with user data, SSH in, check cloud-init ran it, delete both."""
@@ -97,35 +98,46 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
     "profile": "image profile (playbooks/<profile>.yml; default agent)",
     "base_image": "base system image (default IMAGEKIT_BASE_IMAGE or debian-12; on Hetzner e.g. ubuntu-24.04)",
     "server_type": "builder server type (default IMAGEKIT_SERVER_TYPE or cx23)",
-    "location": "location of the builder (default IMAGEKIT_LOCATION, else the API's choice)",
+    "location": "location of the builder: " + _LOCATION_HELP,
     "name": "snapshot description template; {profile} and {build_id} are filled in",
-    "package_source": "local (distribution + stand-in repos) or vendor (Docker, NodeSource, Tailscale); "
-                      "default: local on the local cloud, vendor on Hetzner",
-    "json": "print one JSON object (snapshot id, labels, size, durations) on stdout; progress goes to stderr",
+    "package_source": "local (distribution + the local cloud's repo: Tailscale stand-in, Node.js) or vendor (Docker, "
+                      "NodeSource, Tailscale); default: local on the local cloud, vendor on Hetzner",
+    "json": "print one JSON object (snapshot id, labels, size, durations, reused, inputs_hash) on stdout; progress "
+            "goes to stderr",
     "keep_on_failure": "leave the builder server up on failure and print the ssh command (with its key file) "
                        "to debug it",
     "ssh_timeout": "seconds the builder may take to accept SSH and finish cloud-init (default 300)",
     "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "force": "build even if a snapshot of the same inputs (its inputs-hash label) is younger than --max-age",
+    "max_age": "days a snapshot of the same inputs is reused for instead of building (default 7, so that "
+               "security updates still arrive weekly)",
+    "from": "grow from a snapshot of the profile (`latest` or an id) instead of the base image: packages upgraded, "
+            "the idempotent playbooks re-run (only changes do work), checked, cleaned; labelled parent-snapshot",
     **_TOKEN_HELP,
 })
 def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
                    name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
-                   ssh_timeout=300, events=None, token_env=None, token_file=None):
-    """Bake, verify and snapshot the golden image; prints the snapshot id."""
+                   ssh_timeout=300, events=None, force=False, max_age=None, from_=None, token_env=None,
+                   token_file=None):
+    """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
+    than --max-age is reused instead (nothing is built) unless --force."""
     from .build import BuildOptions, build_snapshot
 
     def build(target):
         check_events(events, json)
+        days = BuildOptions.max_age if max_age is None else number("--max-age", max_age, "days")
         options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
                                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
-                               ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events)
+                               ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
+                               max_age=days, parent=from_)
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
                 fh.write(f"snapshot_id={result['snapshot_id']}\n")
-        say(f"snapshot {result['snapshot_id']} ({result['description']}) built in {result['seconds']} s")
+        done = "reused" if result["reused"] else f"built in {result['seconds']} s"
+        say(f"snapshot {result['snapshot_id']} ({result['description']}) {done}")
         return result
 
     run("build-snapshot", build, json=json, text=lambda r: str(r["snapshot_id"]), token_env=token_env,
@@ -184,7 +196,7 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
     "snapshot": "snapshot id (default: HETZNER_SNAPSHOT_ID, else the newest of the profile); `latest` for the newest",
     "profile": "image profile (default agent)",
     "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
-    "location": "location (default IMAGEKIT_LOCATION, else the API's choice)",
+    "location": _LOCATION_HELP,
     "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
     "api_url": "the agents' API_URL (default: AURA_API_URL)",
     "agent_bundle": "directory (with index.js) or .tar.gz put in /opt/openclaw/agent (default: the example agent)",
@@ -315,6 +327,48 @@ def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None
                                  f"{a['seconds'] if a['seconds'] is not None else '-'}" for a in r["agents"]))
 
 
+@task(iterable=["agent_id"], help={
+    "to": "the snapshot to roll onto: `latest` (the newest of the profile, default) or a snapshot id",
+    "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent of the profile",
+    "selector": "only the agents whose servers match this label selector",
+    "profile": "the agents' profile (default agent)",
+    "batch": "agents replaced at once; the roll stops after a batch with a failure (default 1)",
+    "timeout": "seconds a replacement may take to be ready (default 600)",
+    "in_place": "rebuild each agent's own server instead (keeps server id and address; the agent is down meanwhile)",
+    "json": "print one JSON object {run_id, to, agents: [{agent_id, status, old_server_id, new_server_id, "
+            "old_snapshot_id, new_snapshot_id, seconds, error}], stopped}",
+    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    **_TOKEN_HELP,
+})
+def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1, timeout=None, in_place=False,
+         json=False, events=None, token_env=None, token_file=None):
+    """Move agents that run an older snapshot onto the target, batch by batch, without a gap in service.
+
+    Each agent keeps its id, server name, labels, Tailscale hostname, code and secrets: its replacement boots
+    under a temporary name, is configured over SSH and waited for, and only then replaces the old server. A
+    failing replacement is deleted (the old host keeps serving) and the roll stops; running it again finishes
+    an interrupted roll. --in-place rebuilds the agent's own server (Hetzner's rebuild) at the price of an outage.
+    Needs HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH (its private half)."""
+    from .fleet.roll import RollOptions, roll_fleet
+
+    def options() -> RollOptions:
+        check_events(events, json)
+        return RollOptions(to=str(to), agent_ids=_agent_ids(agent_id), selector=selector, profile=profile,
+                           batch=whole_number("--batch", batch), events=events, in_place=in_place,
+                           timeout=number("--timeout", timeout) if timeout is not None else None)
+
+    def failed(r: dict) -> str | None:
+        bad = [a for a in r["agents"] if a["status"] not in ("rolled", "current")]
+        return "; ".join(f"{a['agent_id']}: {a['status']}" + (f" ({a['error']})" if a["error"] else "")
+                         for a in bad) or None
+
+    run("roll", lambda t, o: roll_fleet(t, o, say), prepare=options, json=json, failed=failed,
+        token_env=token_env, token_file=token_file,
+        text=lambda r: "\n".join(f"{a['agent_id']:24} {a['status']:11} {a['old_server_id'] or '-':>10} -> "
+                                 f"{a['new_server_id'] or '-':<10} snapshot {a['old_snapshot_id'] or '-'} -> "
+                                 f"{a['new_snapshot_id']}" for a in r["agents"]))
+
+
 def _agent_ids(raw: list[str] | None) -> list[str]:
     """--agent-id values (repeated, or comma-separated), each checked."""
     from . import agentid
@@ -372,7 +426,7 @@ def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=N
     "mode": "auto (the snapshot if one exists, else a full install), snapshot, or fallback",
     "profile": "image profile (default agent); the command gets its agent's sandbox",
     "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
-    "location": "location (default IMAGEKIT_LOCATION, else the API's choice)",
+    "location": _LOCATION_HELP,
     "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
     "workdir": "directory uploaded to the host (modes kept) as the command's working directory",
     "outputs": "where what the command leaves in outputs/ lands: DIR/JOB_ID (links leaving it are refused)",

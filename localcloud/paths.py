@@ -73,6 +73,11 @@ class Layout:
     def apt_repo(self) -> Path:
         return self.root / "apt-repo"
 
+    @property
+    def node_tarballs(self) -> Path:
+        """Node.js releases as downloaded from the npm registry, packaged into ``apt_repo``."""
+        return self.root / "node"
+
 
 def layout() -> Layout:
     return Layout(Path(os.environ.get("IMAGEKIT_LOCALCLOUD_DIR", "/var/lib/imagekit/localcloud")))

@@ -2,7 +2,7 @@
 
 Run by ``invoke cloud-up`` as ``python -m localcloud``. It listens on loopback
 (for clients on this host) and on the bridge address (for guests: the Tailscale stand-in
-and its apt repository).
+and the apt repository of the stand-in and Node.js).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import baseimage, hostfirewall, hostnet
+from . import baseimage, hostfirewall, hostnet, nodejs
 from .app import create_app, new_token
 from .cloud import Cloud
 from .durable import write_atomic
@@ -57,6 +57,7 @@ def main() -> None:
     baseimage.ensure_base_image(L, storage)
     standin = TailscaleStandIn(L.root / "tailscale.json")
     build_apt_repo(L.apt_repo, login_server(port))
+    node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
     try:
         cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce)
     except StateError as exc:
@@ -67,6 +68,7 @@ def main() -> None:
 
     def extra(app):
         app.include_router(tailscale_api.router(standin), prefix="/tailscale")
+        app.include_router(nodejs.router(node))
         app.mount("/apt", StaticFiles(directory=L.apt_repo), name="apt")
         app.state.on_reset = standin.reset
 

@@ -8,6 +8,7 @@ from . import catalog, labels
 from .cloud import Cloud
 from .errors import APIError, invalid_input
 from .store import now
+from .validation import USER_DATA_LIMIT
 
 
 def run(cloud: Cloud, sid: int, command: str, body: dict) -> dict:
@@ -124,6 +125,9 @@ def rebuild(cloud: Cloud, server: dict, body: dict) -> dict:
         raise APIError("protected", "server is protected against rebuild; change its protection first")
     image = cloud.resolve(body.get("image"), [i for i in cloud.images() if i["status"] == "available"],
                           "image", "image")
+    user_data = body.get("user_data")  # as on Hetzner: new user data for the rebuilt disk, else the server's own
+    if user_data is not None and (not isinstance(user_data, str) or len(user_data.encode()) > USER_DATA_LIMIT):
+        raise invalid_input("user_data", f"user_data must be a string of at most {USER_DATA_LIMIT} bytes")
 
     def work(progress):
         machine = cloud.machine(server)
@@ -134,6 +138,8 @@ def rebuild(cloud: Cloud, server: dict, body: dict) -> dict:
         cloud.storage.clone(cloud.image_root(image), cloud.disk(server))
         server["image_id"] = image["id"]
         server["instance"] = secrets.token_hex(8)
+        if user_data is not None:
+            server["user_data"] = user_data
         cloud.write_seed(server)
         progress(70)
         if was_on:

@@ -33,9 +33,11 @@ class Storage:
         else:
             try:
                 img = self.layout.pool_image
-                if not img.exists():
-                    run(["truncate", "-s", POOL_SIZE, str(img)])
-                    run(["mkfs.btrfs", "-q", str(img)])
+                if not img.exists():  # formatted under another name first: a failed mkfs leaves no half-made pool
+                    fresh = img.with_name(img.name + ".new")
+                    run(["truncate", "-s", POOL_SIZE, str(fresh)])
+                    run(["mkfs.btrfs", "-q", str(fresh)])
+                    fresh.rename(img)
                 run(["mount", "-o", "loop,compress=zstd:1,noatime", str(img), str(pool)])
                 self.btrfs = True
             except (HostCommandError, FileNotFoundError) as exc:

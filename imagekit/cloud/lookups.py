@@ -28,14 +28,18 @@ def server_type(client: Client, name: str, warn=lambda msg: None) -> BoundServer
     return found
 
 
-def location(client: Client, name: str | None) -> BoundLocation | None:
-    if not name:
-        return None
-    found = client.locations.get_by_name(name)
-    if found is None:
-        raise CloudError(f"location '{name}' does not exist; choose one of: "
-                         + ", ".join(loc.name for loc in client.locations.get_all()))
-    return found
+def locations(client: Client, spec: str | None) -> list[BoundLocation | None]:
+    """``--location``: one name, or names to try in order when one has no capacity (``fsn1,nbg1,hel1``);
+    ``[None]`` (the API's choice) when none is given. One listing checks them all."""
+    names = [name.strip() for name in (spec or "").split(",") if name.strip()]
+    if not names:
+        return [None]
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
+        raise CloudError(f"--location names {', '.join(dupes)} twice: list each location once")
+    known = {loc.name: loc for loc in client.locations.get_all()}
+    if unknown := [n for n in names if n not in known]:
+        raise CloudError(f"location '{unknown[0]}' does not exist; choose from: {', '.join(known)}")
+    return [known[n] for n in names]
 
 
 def base_image(client: Client, name: str, architecture: str, warn=lambda msg: None) -> BoundImage:
@@ -75,6 +79,15 @@ def snapshot(client: Client, ident: str, profile: str, architecture: str) -> Bou
     if found.architecture != architecture:
         raise CloudError(f"snapshot {found.id} is {found.architecture} but the server type is {architecture}: "
                          "pick a matching --server-type")
+    return found
+
+
+def own_snapshot(client: Client, ident: str, profile: str, architecture: str) -> BoundImage:
+    """``snapshot()``, and one imagekit made of ``profile`` (what a roll or an incremental build may start from)."""
+    found = snapshot(client, ident, profile, architecture)
+    if (found.labels or {}).get("profile") != profile or (found.labels or {}).get("managed-by") != "imagekit":
+        raise CloudError(f"snapshot {found.id} is not a snapshot of profile '{profile}' made by imagekit: pick one "
+                         "from `invoke list`")
     return found
 
 

@@ -15,6 +15,7 @@ from ..errors import ImagekitError
 from ..host import probe, ssh
 from ..provision import halfmade
 from ..target import Target
+from .roll import REBUILDING
 from .selection import agent_servers, operator_key
 
 SSH_TIMEOUT = 10
@@ -74,8 +75,10 @@ def _agent(server, key, newest: dict, tn: tailnet.Tailnet | None, devices: list[
         problems.append(f"server is {server.status}")
     if halfmade.deadline(server) is not None:
         problems.append("not ready: its provisioning run has not finished (or died)")
+    if REBUILDING.of(server) is not None:
+        problems.append("being rebuilt: its in-place roll has not finished (or died)")
     if devices is not None and labels.get("tailscale") != "no":
-        found = tn.devices_of(server.name, server.created, devices)
+        found = tn.devices_of(tailnet.hostname_of(server), server.created, devices)
         row["tailscale_online"] = any(d.get("connectedToControl", True) for d in found)
         if not row["tailscale_online"]:
             problems.append("no Tailscale node online" if found else "no Tailscale node enrolled")

@@ -87,8 +87,7 @@ def _update_one(server, key, bundle: bytes | None, secrets, progress) -> dict:
             if secrets is not None:
                 secretfile.install(conn, SECRETS_FILE, secrets, owner="openclaw")
             if bundle is not None:
-                _sh(conn, f"mkdir -p {userdata.STAGE} && cat > {userdata.STAGE}/bundle.tar.gz && "
-                          "/usr/local/sbin/imagekit-configure-agent", "installing the new code", stdin=bundle)
+                _sh(conn, userdata.STAGE_AND_CONFIGURE, "installing the new code", stdin=bundle)
             else:
                 _sh(conn, RESTART, "restarting the agent")
             probe.wait_running(conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE)

@@ -260,7 +260,7 @@ def run_job(r: JobRun, job_id: str, name: str, output: Output) -> dict:
     j = Job(client=r.client, progress=r.progress, resource_name=name, timeout=timeout, cancel=r.cancel,
             keep_on_failure=o.keep_on_failure, run=r, job_id=job_id, output=output,
             labels=r.labels(job_id, JOB_DEADLINE.label(until)),
-            server_type=r.server_type, image=r.image, location=r.location)
+            server_type=r.server_type, image=r.image, locations=r.locations)
     steps = [TemporaryKey(), CreateServer("job server"), WaitSSH(), WaitCloudInit(), Ready(), StageJob(), Enrol(),
              Execute(), FetchOutputs(), Outcome()]
     error = None

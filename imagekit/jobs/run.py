@@ -39,7 +39,7 @@ class JobRun:
     mode: str = ""
     image: object | None = None
     server_type: object | None = None
-    location: object | None = None
+    locations: list = field(default_factory=lambda: [None])  # tried in order; [None]: the API's choice
     tree: Tree | None = None
     secrets: secretfile.Secrets = field(default_factory=secretfile.Secrets)
     sandbox: list[tuple[str, str]] = field(default_factory=list)
@@ -61,7 +61,7 @@ def check_inputs(r: JobRun) -> None:
     book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, r.target.local, r.run_id))
     r.sandbox, r.user = sandbox.properties(book), book.expect.get("user", "openclaw")
     r.server_type = lookups.server_type(c, o.server_type, r.progress)  # the first request also checks the token
-    r.location = lookups.location(c, o.location)
+    r.locations = lookups.locations(c, o.location)
     r.mode, r.image = lookups.image_for(c, o.mode, None if o.snapshot == "latest" else o.snapshot, o.profile,
                                         o.base_image, r.server_type.architecture, r.progress)
     if o.tailscale:

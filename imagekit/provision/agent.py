@@ -35,6 +35,13 @@ class Agent(HostJob):
     secret: str | None = field(default=None, repr=False)
     action_id: int | None = None
     events: dict[str, float] = field(default_factory=dict)
+    # The server has taken the agent over from the one a roll deleted: no cleanup may delete it from then on.
+    committed: bool = False
+
+    @property
+    def discard(self) -> bool:
+        """Whether cleanups remove what this agent's steps made: it failed before its server took over."""
+        return self.failed and not self.committed
 
     def event(self, what: str, detail: str = "") -> None:
         self.events[what] = round(time.monotonic() - self.started, 2)
@@ -58,7 +65,7 @@ class AuthKey:
         # --wait nobody knows when the host used it; it then simply expires (tailnet.KEY_EXPIRY).
         if a.key_id and (a.failed or r.options.wait):
             r.tailnet.revoke_key(a.key_id)
-        if a.failed and a.server is not None:  # no server of this run, no device of this run
+        if a.discard and a.server is not None:  # no server of this run, no device of this run
             r.tailnet.remove_devices_of(a.server)
 
 
@@ -74,14 +81,16 @@ class CreateAgentServer:
             raise InputError("no SSH key for the server: set HETZNER_SSH_KEY_ID")
         a.server, action = create(
             r.client, a.resource_name, a.labels, server_type=r.server_type, image=r.image, ssh_keys=keys,
-            user_data=data, firewalls=[r.firewall] if r.firewall else None, location=r.location)
+            user_data=data, firewalls=[r.firewall] if r.firewall else None, locations=r.locations,
+            failover=lambda full, next_: a.event("location unavailable", f"{full} has no capacity: trying {next_}"))
         # a.server is recorded before any wait, so a failed wait is still cleaned up
         a.action_id = action.id
         a.ip = a.server.public_net.ipv4.ip if a.server.public_net and a.server.public_net.ipv4 else None
-        a.event("created", f"server {a.server.id}, {a.ip}, {r.mode} mode from image {r.image.id} ({o.profile})")
+        where = f" in {a.server.location.name}" if a.server.location else ""
+        a.event("created", f"server {a.server.id}{where}, {a.ip}, {r.mode} mode from image {r.image.id} ({o.profile})")
 
     def cleanup(self, a: Agent) -> None:
-        if a.failed and a.server is not None:
+        if a.discard and a.server is not None:
             delete(a.client, a.server, f"deleting server {a.server.id}")
             a.progress(f"[{a.resource_name}] server {a.server.id} deleted")
 

@@ -26,7 +26,7 @@ class ProvisionOptions:
     snapshot: str | None = None  # id; default HETZNER_SNAPSHOT_ID, else the newest of the profile
     profile: str = "agent"
     server_type: str = "cx23"
-    location: str | None = None
+    location: str | None = None  # a name, or names tried in order when one has no capacity
     base_image: str = "debian-12"  # fallback mode's stock image
     api_url: str | None = None  # default AURA_API_URL
     tailscale: bool = True
@@ -57,7 +57,7 @@ def check_inputs(r: Run) -> None:
     o, c = r.options, r.client
     check_options(o)
     r.server_type = lookups.server_type(c, o.server_type)  # the first request also checks the token
-    r.location = lookups.location(c, o.location)
+    r.locations = lookups.locations(c, o.location)
     r.mode, r.image = lookups.image_for(c, o.mode, settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID"), o.profile,
                                         o.base_image, r.server_type.architecture, r.progress)
     if r.mode == "fallback" and not o.wait:
@@ -69,7 +69,7 @@ def check_inputs(r: Run) -> None:
     ident = o.operator_key or settings.get("HETZNER_SSH_KEY_ID")
     r.operator_key = lookups.ssh_key(c, ident) if ident else None
     if path := settings.get("SSH_PRIVATE_KEY_PATH"):
-        r.keypair = _own_key(path, r.operator_key)
+        r.keypair = own_key(path, r.operator_key)
     if not o.wait and r.operator_key is None:  # without any key Hetzner would give the server a root password
         raise InputError("--no-wait puts no key of imagekit's on the servers: set HETZNER_SSH_KEY_ID to your key "
                          "(a server without an SSH key gets a root password), or let provision wait")
@@ -97,7 +97,7 @@ def agents_api_url(given: str | None, local: bool) -> str:
     return userdata.check_api_url(url)
 
 
-def _own_key(path: str, operator_key) -> KeyPair:
+def own_key(path: str, operator_key) -> KeyPair:
     """The operator's private key: readiness checks use it instead of a temporary key."""
     pair = load_ed25519(path)
     if operator_key is None or operator_key.public_key.split()[1] != pair.public_openssh.split()[1]:

@@ -42,7 +42,7 @@ class Run:
     mode: str = ""
     image: object | None = None
     server_type: object | None = None
-    location: object | None = None
+    locations: list = field(default_factory=lambda: [None])  # tried in order; [None]: the API's choice
     operator_key: object | None = None
     tailnet: tailnet.Tailnet | None = None
     tags: tuple[str, ...] = ()
@@ -82,7 +82,7 @@ class Run:
         return userdata.agent_config(
             agent, api_url=self.api_url, mode=self.mode, deployment=self.deployment,
             image=str(self.image.id if self.mode == "snapshot" else self.image.name), tags=self.tags,
-            auth_key=auth_key if self.options.tailscale else None, local=self.target.local, secrets=bool(self.secrets))
+            auth_key=auth_key if self.options.tailscale else None, local=self.target.local, over_ssh=bool(self.secrets))
 
 
 class ProvisionKey(TemporaryKey):

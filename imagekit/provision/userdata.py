@@ -22,6 +22,9 @@ from ..errors import InputError
 
 LIMIT = 32 * 1024  # Hetzner's user_data limit, in bytes
 STAGE = "/var/lib/imagekit/agent"
+# New code for a configured host, over SSH (the bundle on stdin): staged, then installed and started by the
+# host's own configure script, which replaces only what is staged.
+STAGE_AND_CONFIGURE = f"mkdir -p {STAGE} && cat > {STAGE}/bundle.tar.gz && /usr/local/sbin/imagekit-configure-agent"
 MASK = "MASKED (a single-use Tailscale auth key, minted for each agent at provisioning time)"
 # A real key is as long as this one: the size check made with it holds for the real key.
 PLACEHOLDER_KEY = "tskey-auth-" + "x" * 60
@@ -43,17 +46,19 @@ class AgentConfig:
     tags: tuple[str, ...] = ()
     auth_key: str | None = None  # None: no Tailscale enrolment
     standin_apt_source: str | None = None  # the local cloud's Tailscale stand-in repository
-    secrets: bool = False  # the agent waits for its secrets, which come over SSH (never in the user data)
+    # The agent waits for imagekit, which configures it over SSH: its secrets (never in the user data), or
+    # the code and secrets a roll carries over from the host it replaces.
+    over_ssh: bool = False
 
 
 def agent_config(agent_id: str, *, api_url: str, mode: str, deployment: str, image: str, tags: tuple[str, ...],
-                 auth_key: str | None, local: bool, secrets: bool = False) -> AgentConfig:
+                 auth_key: str | None, local: bool, over_ssh: bool = False) -> AgentConfig:
     """The one way an agent's configuration is made (provisioning, and render-cloud-init)."""
     from localcloud.client import GUEST_APT_SOURCE
 
     return AgentConfig(agent_id=agent_id, server_name=agentid.server_name(agent_id), api_url=check_api_url(api_url),
                        mode=mode, deployment=deployment, image=image, tags=tags, auth_key=auth_key,
-                       standin_apt_source=GUEST_APT_SOURCE if local else None, secrets=secrets)
+                       standin_apt_source=GUEST_APT_SOURCE if local else None, over_ssh=over_ssh)
 
 
 def bundle(path: Path | None) -> bytes:
@@ -103,7 +108,7 @@ def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
         metadata={"agent_id": cfg.agent_id, "server_name": cfg.server_name, "mode": cfg.mode,
                   "deployment": cfg.deployment, "image": cfg.image, "provisioned_at": "@NOW@"},
         tailscale=cfg.auth_key is not None, auth_key=cfg.auth_key or "",
-        tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "", secrets=cfg.secrets)
+        tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "", over_ssh=cfg.over_ssh)
     size = len(text.encode())
     if size > LIMIT:
         raise UserDataError(f"the user data of agent {cfg.agent_id} is {size} bytes, over the API's limit of "

@@ -62,5 +62,5 @@ class ServerJob(HostJob):
 
     server_type: object | None = None
     image: object | None = None  # what the server boots
-    location: object | None = None
+    locations: list = field(default_factory=lambda: [None])  # tried in order; [None]: the API's choice
     user_data: str | None = None

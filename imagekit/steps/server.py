@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from hcloud import APIException, Client
 from hcloud.images import BoundImage
-from hcloud.locations import BoundLocation
 from hcloud.server_types import BoundServerType
 
 from ..cloud import actions, api
@@ -16,7 +15,7 @@ DELETE_TIMEOUT = 300
 
 
 class CreateServer:
-    """Needs ``server_type``, ``image``, ``location`` and ``user_data`` on the state besides a HostJob's."""
+    """Needs ``server_type``, ``image``, ``locations`` and ``user_data`` on the state besides a HostJob's."""
 
     def __init__(self, name: str = "server"):
         self.name = name
@@ -24,14 +23,17 @@ class CreateServer:
     def run(self, s) -> None:
         stype: BoundServerType = s.server_type
         image: BoundImage = s.image
-        location: BoundLocation | None = s.location
         s.server, action = create(
             s.client, s.resource_name, s.labels, server_type=stype, image=image, ssh_keys=[s.ssh_key, *s.extra_keys],
-            location=location, user_data=s.user_data)
+            locations=s.locations, user_data=s.user_data, failover=lambda full, next_: self.failover(s, full, next_))
         # s.server is recorded before any wait, so a failed wait is still cleaned up
         actions.wait(s.client, action, s.remaining(), f"creating {self.name}", check=s.check)
         s.server.reload()
         s.ip = s.server.public_net.ipv4.ip
+
+    def failover(self, s, full: str, next_: str) -> None:
+        s.progress(f"{full} has no capacity for the {self.name}: trying {next_}")
+        s.event("location unavailable", f"{full} has no capacity: trying {next_}")
 
     def cleanup(self, s) -> None:
         if s.server is None:
@@ -44,10 +46,27 @@ class CreateServer:
         delete(s.client, s.server, f"deleting {self.name} {s.server.id}")
 
 
-def create(client: Client, name: str, labels: dict[str, str], **spec) -> tuple:
-    """A new server and its create action. A create the SDK sent again after a lost answer (a timeout,
-    a 502/504) meets the server its first try made (uniqueness_error on the name): that one is adopted
-    when it carries every label asked for, so it is not orphaned; a server of anyone else is an error."""
+def create(client: Client, name: str, labels: dict[str, str], *, locations: list | None = None,
+           failover=lambda unavailable, following: None, **spec) -> tuple:
+    """A new server and its create action, in the first of ``locations`` with capacity: on
+    ``resource_unavailable`` the next is tried (``failover(unavailable, following)`` hears of it), and with
+    more than one to try the server's ``location`` label records where it landed (snapshots are global, so
+    any location boots them)."""
+    tried = locations or [None]
+    for location, following in zip(tried, [*tried[1:], None], strict=True):
+        where = {"location": location.name} if len(tried) > 1 else {}
+        try:
+            return _create(client, name, {**labels, **where}, location=location, **spec)
+        except APIException as exc:
+            if exc.code != "resource_unavailable" or following is None:
+                raise
+            failover(location.name, following.name)
+
+
+def _create(client: Client, name: str, labels: dict[str, str], **spec) -> tuple:
+    """A create the SDK sent again after a lost answer (a timeout, a 502/504) meets the server its first try
+    made (uniqueness_error on the name): that one is adopted when it carries every label asked for, so it is
+    not orphaned; a server of anyone else is an error."""
     try:
         resp = client.servers.create(name=name, labels=labels, **spec)
         return resp.server, resp.action

@@ -1,17 +1,17 @@
-"""The stand-in ``tailscale`` Debian package and the flat apt repository guests install it from."""
+"""The stand-in ``tailscale`` Debian package, in the local cloud's apt repository (``localcloud/aptrepo.py``)."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
 import subprocess
 import tempfile
 import urllib.parse
-from email.utils import formatdate
 from importlib.resources import files
 from pathlib import Path
+
+from .. import aptrepo
 
 PACKAGE_VERSION = "1.76.1~standin1"
 _GUEST = files("localcloud") / "guest" / "tailscale"
@@ -36,19 +36,18 @@ def _package_files(login_server: str) -> dict[str, tuple[str, int]]:
     }
 
 
-def _control(installed_kib: int, extra: str = "") -> str:
-    """The control stanza; ``extra`` adds the apt index fields (Filename, Size, hashes)."""
+def _control(installed_kib: int) -> str:
     return (f"Package: tailscale\nVersion: {PACKAGE_VERSION}\nArchitecture: all\n"
             f"Maintainer: imagekit local cloud <standin@localcloud.invalid>\n"
             f"Installed-Size: {installed_kib}\nDepends: python3\nSection: net\nPriority: optional\n"
-            f"{extra}Description: {_guest_file('description')}")
+            f"Description: {_guest_file('description')}")
 
 
 def build_apt_repo(repo_dir: Path, login_server: str) -> Path:
-    """Build the stand-in ``tailscale`` .deb and a flat apt repository around it.
+    """Put the stand-in ``tailscale`` .deb in the local cloud's apt repository, and index the repository.
 
-    Guests use ``deb [trusted=yes] http://HOST:PORT/apt ./``. Rebuilt only when the
-    package content (including the baked-in login server) changes.
+    The package is rebuilt only when its content (including the baked-in login server) changes; the
+    index always, so that it names every package the repository holds (Node.js too).
     """
     repo_dir = Path(repo_dir)
     repo_dir.mkdir(parents=True, exist_ok=True)
@@ -56,10 +55,14 @@ def build_apt_repo(repo_dir: Path, login_server: str) -> Path:
     fingerprint = hashlib.sha256(json.dumps([PACKAGE_VERSION, files], sort_keys=True).encode()).hexdigest()
     deb_name = f"tailscale_{PACKAGE_VERSION}_all.deb"
     stamp = repo_dir / ".standin-build"
-    if ((repo_dir / deb_name).exists() and (repo_dir / "Release").exists()
-            and stamp.exists() and stamp.read_text() == fingerprint):
-        return repo_dir
+    if not ((repo_dir / deb_name).exists() and stamp.exists() and stamp.read_text() == fingerprint):
+        _build(repo_dir, files, deb_name)
+        stamp.write_text(fingerprint)
+    aptrepo.index(repo_dir)
+    return repo_dir
 
+
+def _build(repo_dir: Path, files: dict[str, tuple[str, int]], deb_name: str) -> None:
     payload = sum(len(c.encode()) for rel, (c, _) in files.items() if not rel.startswith("DEBIAN/"))
     installed_kib = -(-payload // 1024)
     with tempfile.TemporaryDirectory(dir=repo_dir) as tmp:
@@ -77,25 +80,3 @@ def build_apt_repo(repo_dir: Path, login_server: str) -> Path:
         for old in repo_dir.glob("tailscale_*.deb"):
             old.unlink()
         os.replace(built, repo_dir / deb_name)
-
-    data = (repo_dir / deb_name).read_bytes()
-    packages = (_control(installed_kib, f"Filename: {deb_name}\nSize: {len(data)}\n"
-                                        f"MD5sum: {hashlib.md5(data).hexdigest()}\n"
-                                        f"SHA256: {hashlib.sha256(data).hexdigest()}\n") + "\n").encode()
-    packages_gz = gzip.compress(packages, mtime=0)
-    indexes = (("Packages", packages), ("Packages.gz", packages_gz))
-    release = (
-        "Origin: imagekit-localcloud\nLabel: Tailscale stand-in (imagekit local cloud)\n"
-        "Suite: standin\nCodename: standin\n"
-        f"Date: {formatdate(usegmt=True)}\n"
-        "Description: imagekit local cloud stand-in for Tailscale's apt repository\n"
-        "MD5Sum:\n"
-        + "".join(f" {hashlib.md5(b).hexdigest()} {len(b)} {n}\n" for n, b in indexes)
-        + "SHA256:\n"
-        + "".join(f" {hashlib.sha256(b).hexdigest()} {len(b)} {n}\n" for n, b in indexes)
-    )
-    (repo_dir / "Packages").write_bytes(packages)
-    (repo_dir / "Packages.gz").write_bytes(packages_gz)
-    (repo_dir / "Release").write_text(release)
-    stamp.write_text(fingerprint)
-    return repo_dir

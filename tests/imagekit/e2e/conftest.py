@@ -14,13 +14,14 @@ from imagekit.host.keys import new_ed25519
 @pytest.fixture(scope="session")
 def built(client, cloud_endpoint, tmp_path_factory):
     """The build's JSON result (plus ``events_file``, its live events) and its progress; the snapshot is deleted
-    at the end of the session."""
+    at the end of the session, so it is built (--force), never an operator's snapshot of the same inputs reused."""
     github_output = tmp_path_factory.mktemp("gha") / "output"
     events = github_output.parent / "events.jsonl"
-    proc = invoke("build-snapshot", "--json", "--events", str(events),
+    proc = invoke("build-snapshot", "--json", "--force", "--events", str(events),
                   env_extra={"GITHUB_OUTPUT": str(github_output), "IMAGEKIT_TEST_SECRET": PLANTED_SECRET})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)  # exactly one JSON object on stdout; progress went to stderr
+    assert result["reused"] is False
     assert github_output.read_text() == f"snapshot_id={result['snapshot_id']}\n"
     result["events_file"] = str(events)
     yield result, proc.stderr

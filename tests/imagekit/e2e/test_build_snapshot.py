@@ -21,6 +21,7 @@ def test_build_leaves_only_a_labelled_snapshot(built, client):
     build_id = snap.labels["build-id"]
     assert snap.labels["managed-by"] == "imagekit" and snap.labels["profile"] == "agent"
     assert {"build-id", "source-revision", "base-image", "version"} <= set(snap.labels)
+    assert snap.labels["inputs-hash"] == result["inputs_hash"] and len(result["inputs_hash"]) == 40
     assert not client.servers.get_all(label_selector=f"build-id={build_id}")  # the builder is gone
     assert not client.ssh_keys.get_all(label_selector=f"build-id={build_id}")  # and its key
     for step in ("temporary SSH key", "builder server", "ssh", "cloud-init", "playbooks", "checks (testinfra)",

@@ -116,7 +116,7 @@ def bundle(tmp_path: Path, kind: str) -> str:
                          ids=[f"{n:02d}-{c}-{(s or 'inputs').split()[0]}" for n, (c, s, _, _) in enumerate(MATRIX)])
 def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, tmp_path, command, step, cause,
                                               inject):
-    args = ["build-snapshot"] if command == "build" else ["provision", "--agent-id", "matrix-1"]
+    args = ["build-snapshot", "--force"] if command == "build" else ["provision", "--agent-id", "matrix-1"]
     args += inject.get("args", [])
     env = playbooks_with(tmp_path, inject["playbooks"]) if "playbooks" in inject else {}
     if "bundle" in inject:
@@ -159,7 +159,7 @@ def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, clou
     faults += [{"action": "*", "rate": 0.5, "delay": 2, "fail": False}]
     cloud_endpoint.admin("PUT", "/_admin/faults", faults)
     try:
-        build = start("build-snapshot", "--json")
+        build = start("build-snapshot", "--json", "--force")
         out, err = build.communicate(timeout=1800)
         assert build.returncode == 0, err[-3000:]
         image = json.loads(out)["snapshot_id"]
@@ -180,7 +180,7 @@ def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, clou
 def test_a_kept_builder_can_be_logged_into_with_the_printed_command(client, cloud_endpoint, tmp_path):
     """--keep-on-failure keeps the builder and prints `ssh -i KEYFILE root@IP`: that command logs in."""
     before = created_by_imagekit(client)
-    proc = start("build-snapshot", "--keep-on-failure", env_extra=playbooks_with(tmp_path, BROKEN_STEP))
+    proc = start("build-snapshot", "--force", "--keep-on-failure", env_extra=playbooks_with(tmp_path, BROKEN_STEP))
     out, err = proc.communicate(timeout=1200)
     assert proc.returncode != 0 and "disk on fire" in err, err[-3000:]
     found = re.search(r"ssh -i (\S+) root@(\S+)", err)
@@ -202,7 +202,7 @@ def test_a_kept_builder_can_be_logged_into_with_the_printed_command(client, clou
 
 def test_gc_sweeps_what_a_killed_build_left(client):
     before = created_by_imagekit(client)
-    proc = start("build-snapshot")
+    proc = start("build-snapshot", "--force")
     seen = ""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and "==> playbooks" not in seen:

@@ -39,7 +39,7 @@ def test_soak(snapshot, profile_firewall, cloud_endpoint, cloud_unchanged, recor
                 failures.append((f"cycle {i}", (made.stderr + gone.stderr)[-800:]))
             rss.append(api_rss())
         for i in range(BUILDS):
-            build = invoke("build-snapshot", "--json", timeout=1800)
+            build = invoke("build-snapshot", "--json", "--force", timeout=1800)
             if build.returncode:
                 failures.append((f"build {i}", build.stderr[-800:]))
             else:

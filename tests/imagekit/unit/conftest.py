@@ -76,3 +76,15 @@ def clean_settings(monkeypatch, tmp_path):
     settings._file.cache_clear()
     yield monkeypatch
     settings._file.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def node_packages(monkeypatch):
+    """A build on the local cloud asks it for its Node.js major (localcloud.client.node_package); unit tests
+    never reach a running local cloud: the majors asked for are recorded here instead."""
+    from localcloud import client as localcloud
+
+    asked = []
+    monkeypatch.setattr(localcloud, "node_package", lambda major: asked.append(major) or {
+        "package": "nodejs", "major": major, "version": f"{major}.0.0-1imagekit"})
+    return asked

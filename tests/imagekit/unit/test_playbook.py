@@ -253,7 +253,8 @@ def test_fabric_runner_adapts_a_connection():
 OSES = ["debian-12", "ubuntu-22.04", "ubuntu-24.04"]
 SOURCES = ["local", "vendor"]
 SAMPLE = {"build_id": "20250101000000-abcdef", "built_at": "2025-01-01T00:00:00+00:00",
-          "source_revision": "0123456789ab", "standin_apt_source": "deb [trusted=yes] http://10.213.7.1:8931/apt ./"}
+          "source_revision": "0123456789ab", "standin_apt_source": "deb [trusted=yes] http://10.213.7.1:8931/apt ./",
+          "node_major": 22}
 
 
 def agent(os_name: str, source: str) -> playbook.Playbook:
@@ -269,14 +270,13 @@ def test_agent_playbook_renders_for_every_os_and_source(os_name, source):
     assert {"docker", "fail2ban", "ufw", "openclaw-agent"} <= set(book.expect["services_enabled"])
     assert "openclaw-agent" not in book.expect["services_running"]  # enabled, not started
     assert book.expect["ufw_rules"] == ["22/tcp", "41641/udp"]
-    assert book.expect["node_major"] == (20 if source == "vendor" else {"debian-12": 18, "ubuntu-22.04": 12,
-                                                                        "ubuntu-24.04": 18}[os_name])
+    assert book.expect["node_major"] == 22  # the setting's, whatever the OS ships
     assert book.environment["DEBIAN_FRONTEND"] == "noninteractive"
 
 
 def test_agent_expectations_on_debian_12_local():
     expect = agent("debian-12", "local").expect
-    assert expect["node_major"] == 18 and expect["compose_command"] == "docker-compose"
+    assert expect["node_major"] == 22 and expect["compose_command"] == "docker-compose"
     assert {"docker.io", "docker-compose", "nodejs", "tailscale", "fail2ban", "ufw"} <= set(expect["packages"])
     assert expect["user"] == "openclaw"
     assert expect["dirs"] == ["/opt/openclaw/agent", "/opt/openclaw/config", "/opt/openclaw/logs"]
@@ -288,7 +288,7 @@ def test_agent_vendor_uses_the_vendors_repositories():
     assert "docker-compose-plugin" in book.expect["packages"]
     sources = "".join(s.content for s in book.steps if s.file and s.file.startswith("/etc/apt/sources.list.d/"))
     assert "https://download.docker.com/linux/ubuntu noble stable" in sources
-    assert "https://deb.nodesource.com/node_20.x" in sources
+    assert "https://deb.nodesource.com/node_22.x" in sources
     assert "https://pkgs.tailscale.com/stable/ubuntu noble main" in sources
 
 
