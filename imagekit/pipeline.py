@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from .cloud.api import explain
@@ -125,3 +126,25 @@ def ignoring_signals(active: bool = True):
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+
+
+def in_workers(work: Callable[..., Any], items: list, *, workers: int, cancel: threading.Event,
+               interrupted: Callable[[], None], name: str) -> list:
+    """``work(item)`` for each item in worker threads (a fleet's agents, a run's jobs, a roll's batch); the
+    results in the items' order. On Ctrl-C (or SIGTERM inside ``sigterm_interrupts``) ``cancel`` is set, so
+    every worker unwinds its own steps, ``interrupted()`` says so, and all are waited for before it re-raises."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix=name)
+    futures = [pool.submit(work, item) for item in items]
+    try:
+        for fut in futures:
+            while not fut.done():
+                time.sleep(0.1)  # short sleeps keep Ctrl-C and SIGTERM responsive
+    except KeyboardInterrupt:
+        cancel.set()
+        interrupted()
+        with ignoring_signals():
+            pool.shutdown(wait=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return [fut.result() for fut in futures]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -27,7 +26,7 @@ from ..cloud import actions, api, lookups
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import CloudError, HostError, InputError
 from ..host import probe, ssh
-from ..pipeline import StepFailed, ignoring_signals, run_steps
+from ..pipeline import StepFailed, in_workers, run_steps
 from ..provision import halfmade, userdata
 from ..provision.agent import SECRETS_FILE, Agent, AgentRunning, AuthKey, Boot, CreateAgentServer, Enrolled
 from ..provision.inputs import ProvisionOptions, own_key
@@ -388,23 +387,6 @@ class Roll:
                       f"({time.monotonic() - t0:.1f} s)")
         return {**row, "status": "rolled", "new_server_id": a.server.id, "seconds": round(time.monotonic() - t0, 2)}
 
-    def batch(self, group: list[Replacement]) -> list[dict]:
-        pool = ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="roll")
-        futures = [pool.submit(self.replace_one, a) for a in group]
-        try:
-            for fut in futures:
-                while not fut.done():
-                    time.sleep(0.1)  # short sleeps keep Ctrl-C responsive
-        except KeyboardInterrupt:
-            self.shared.cancel.set()
-            self.progress("interrupted: every replacement not yet in service is deleted; its old host keeps serving")
-            with ignoring_signals():
-                pool.shutdown(wait=True)
-            raise
-        finally:
-            pool.shutdown(wait=True)
-        return [fut.result() for fut in futures]
-
     def run(self) -> dict:
         r, o = self.shared, self.options
         rows, todo = self.plan()
@@ -422,7 +404,10 @@ class Roll:
                     names = ", ".join(a.name for a in group)
                     self.progress(f"batch {number}/{len(batches)}: {names}")
                     r.events.emit("batch started", detail=f"{number}/{len(batches)}: {names}")
-                    done = self.batch(group)
+                    done = in_workers(self.replace_one, group, workers=len(group), cancel=r.cancel, name="roll",
+                                      interrupted=lambda: self.progress(
+                                          "interrupted: every replacement not yet in service is deleted; its old "
+                                          "host keeps serving"))
                     rows += done
                     stopped = any(row["status"] != "rolled" for row in done)
             finally:

@@ -9,7 +9,6 @@ import math
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from hcloud import Client
@@ -19,7 +18,7 @@ from ..build import playbook_variables
 from ..cloud import api, lookups
 from ..errors import CloudError
 from ..host import playbook
-from ..pipeline import ignoring_signals, sigterm_interrupts
+from ..pipeline import in_workers, sigterm_interrupts
 from ..target import Target
 from . import sandbox
 from .job import Output, run_job
@@ -81,23 +80,10 @@ def run_jobs(target: Target, options: JobOptions, progress, json: bool = False) 
     progress(f"run {r.run_id}: {len(options.job_ids)} job(s) on {r.server_type.name} from {r.mode} image "
              f"{r.image.id} ({r.image.description or r.image.name}), on the {target.describe()}")
     prefixed = json or len(options.job_ids) > 1
-    pool = ThreadPoolExecutor(max_workers=min(options.parallel, len(options.job_ids)), thread_name_prefix="job")
     with sigterm_interrupts():
-        futures = [pool.submit(run_job, r, job, job_name(job), Output(job, prefixed, to_stderr=json))
-                   for job in options.job_ids]
-        try:
-            for fut in futures:
-                while not fut.done():
-                    time.sleep(0.1)  # short sleeps keep Ctrl-C and SIGTERM responsive
-        except KeyboardInterrupt:
-            r.cancel.set()
-            progress("interrupted: every job is deleting its server")
-            with ignoring_signals():
-                pool.shutdown(wait=True)
-            raise
-        finally:
-            pool.shutdown(wait=True)
-    jobs = [fut.result() for fut in futures]
+        jobs = in_workers(lambda job: run_job(r, job, job_name(job), Output(job, prefixed, to_stderr=json)),
+                          options.job_ids, workers=options.parallel, cancel=r.cancel, name="job",
+                          interrupted=lambda: progress("interrupted: every job is deleting its server"))
     for job in jobs:
         job.update(server_type=r.server_type.name, mode=r.mode, image=r.image.id,
                    cost=_cost(r.server_type, job["location"], job.pop("lifetime_seconds")))

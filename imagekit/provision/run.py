@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .. import events as live
 from ..cloud import actions, api
 from ..errors import CloudError
 from ..host.keys import KeyPair
-from ..pipeline import ignoring_signals, run_steps
+from ..pipeline import in_workers, run_steps
 from ..steps.key import TemporaryKey
 from ..target import Target
 from . import userdata
@@ -146,22 +145,13 @@ class Agents:
                 continue
             r.progress(f"[{server.name}] exists already: server {server.id} ({server.status}); nothing created")
             r.agents.append(_existing(agent, server))
-        pool = ThreadPoolExecutor(max_workers=min(r.options.parallel, max(1, len(r.todo))), thread_name_prefix="agent")
-        futures = [pool.submit(provision_agent, r, agent) for agent in r.todo]
         try:
-            for fut in futures:
-                while not fut.done():
-                    time.sleep(0.1)  # short sleeps keep Ctrl-C responsive
-        except KeyboardInterrupt:
-            r.cancel.set()
-            r.progress("interrupted: every agent is cleaning up what it created")
-            with ignoring_signals():
-                pool.shutdown(wait=True)
-            raise
+            r.agents += in_workers(lambda agent: provision_agent(r, agent), r.todo, workers=r.options.parallel,
+                                   cancel=r.cancel, name="agent",
+                                   interrupted=lambda: r.progress("interrupted: every agent is cleaning up what it "
+                                                                  "created"))
         finally:
-            pool.shutdown(wait=True)
             r.watcher.close()
-        r.agents.extend(fut.result() for fut in futures)
 
     def cleanup(self, r: Run) -> None:
         pass
