@@ -234,8 +234,8 @@ def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
                    labels=api.labels(role="builder", **{"build-id": build_id}), timeout=options.ssh_timeout,
                    keep_on_failure=options.keep_on_failure, target=target, options=options, build_id=build_id)
     requests_before = api.requests_served(target)
-    with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as job.stream:
-        ev = job.stream
+    with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as ev:
+        job.stream = ev  # the builder's own events (a location without capacity) go to the same stream
         check_inputs(job)
         found = None if options.force else build_inputs.reusable_snapshot(client, options.profile, job.inputs_hash,
                                                                           options.max_age)

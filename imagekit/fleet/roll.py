@@ -23,7 +23,6 @@ from datetime import datetime, timezone
 from .. import agentid, secretfile, settings, tailnet
 from .. import events as live
 from ..cloud import actions, api, lookups
-from ..cloud.deadlines import DeadlineLabel
 from ..errors import CloudError, HostError, InputError
 from ..host import probe, ssh
 from ..pipeline import StepFailed, in_workers, run_steps
@@ -37,8 +36,6 @@ from ..target import Target
 from .selection import agent_servers
 
 ROLLING = "rolling-from"
-# An in-place roll's server from its rebuild until its agent runs again: not a ready agent in between.
-REBUILDING = DeadlineLabel("rebuilding-until", slack=60)
 AGENT_ENV = "/opt/openclaw/config/agent.env"
 SSH_TIMEOUT = 15
 # The running agent's code, packed on its host: it travels over SSH (it may not fit in user data).
@@ -168,7 +165,7 @@ class Rebuild:
 
     def run(self, a: Replacement) -> None:
         data = userdata.render(a.run.config(a.agent_id, a.secret), a.run.bundle)
-        labels = {**(a.server.labels or {}), "mode": "snapshot", **REBUILDING.label(time.time() + a.timeout)}
+        labels = {**(a.server.labels or {}), "mode": "snapshot", **halfmade.REBUILDING.label(time.time() + a.timeout)}
         a.server = a.client.servers.update(a.server, labels=labels)
         a.rebuilding_since = datetime.now(timezone.utc)
         a.action_id = a.client.servers.rebuild(a.server, a.target, user_data=data).action.id
@@ -192,7 +189,7 @@ class Rebuilt:
     name = "take over"
 
     def run(self, a: Replacement) -> None:
-        labels = {k: v for k, v in (a.server.labels or {}).items() if k != REBUILDING.key}
+        labels = {k: v for k, v in (a.server.labels or {}).items() if k != halfmade.REBUILDING.key}
         a.server = a.client.servers.update(a.server, labels=labels)
         a.event("took over", f"server {a.server.id} rebuilt from snapshot {a.target.id}")
 
@@ -295,12 +292,12 @@ class Roll:
                     and (old.labels or {}).get("mode") == "snapshot":
                 rows.append({**row, "status": "current"})
                 continue
-            if REBUILDING.of(old) is not None:
+            if old is not None and halfmade.REBUILDING.of(old) is not None:
                 rows.append({**row, "status": "failed", "error": (
-                    "another in-place roll is at work on it" if not REBUILDING.passed(old) else
+                    "another in-place roll is at work on it" if not halfmade.REBUILDING.passed(old) else
                     "an in-place roll of it died after the rebuild, so its code and secrets went with the old disk: "
                     "bring them back with `invoke update --agent-bundle ... --secrets-file ...` (then remove its "
-                    f"{REBUILDING.key} label), or deprovision and provision it again")})
+                    f"{halfmade.REBUILDING.key} label), or deprovision and provision it again")})
                 continue
             if ready is None and (old.status != "running" or halfmade.deadline(old) is not None):
                 rows.append({**row, "status": "failed", "error": f"not a ready, running agent (server {old.status}): "
@@ -315,7 +312,6 @@ class Roll:
         base = old or ready
         enrol = (base.labels or {}).get("tailscale") != "no"
         run = dataclasses.replace(r, image=target, server_type=base.server_type, locations=[base.location],
-                                  tailnet=r.tailnet if enrol else None,
                                   options=dataclasses.replace(r.options, tailscale=enrol))
         labels = {k: v for k, v in (base.labels or {}).items() if k not in (ROLLING, halfmade.LABEL)}
         labels.update(mode="snapshot", **{ROLLING: str(old.id if old else 0)},

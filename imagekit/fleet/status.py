@@ -15,7 +15,6 @@ from ..errors import ImagekitError
 from ..host import probe, ssh
 from ..provision import halfmade
 from ..target import Target
-from .roll import REBUILDING
 from .selection import agent_servers, operator_key
 
 SSH_TIMEOUT = 10
@@ -75,7 +74,7 @@ def _agent(server, key, newest: dict, tn: tailnet.Tailnet | None, devices: list[
         problems.append(f"server is {server.status}")
     if halfmade.deadline(server) is not None:
         problems.append("not ready: its provisioning run has not finished (or died)")
-    if REBUILDING.of(server) is not None:
+    if halfmade.REBUILDING.of(server) is not None:
         problems.append("being rebuilt: its in-place roll has not finished (or died)")
     if devices is not None and labels.get("tailscale") != "no":
         found = tn.devices_of(tailnet.hostname_of(server), server.created, devices)

@@ -15,6 +15,8 @@ from ..steps.server import delete
 HALF_MADE = DeadlineLabel("provisioning-until", slack=60)
 LABEL, SLACK = HALF_MADE.key, HALF_MADE.slack
 label = HALF_MADE.label
+# An in-place roll's server from its rebuild until its agent runs again: not a ready agent in between either.
+REBUILDING = DeadlineLabel("rebuilding-until", slack=60)
 deadline = HALF_MADE.of  # None for a ready agent
 abandoned = HALF_MADE.passed
 
