@@ -17,14 +17,13 @@ from .errors import APIError, invalid_input, not_found
 from .faults import Faults
 from .hostcmd import HostCommandError
 from .machines import Machine, Seed, kill_orphans
-from .paths import Layout
+from .paths import MACHINE_PREFIX, Layout
 from .storage import Storage
 from .store import Store, now
 from .validation import ssh_fingerprint
 
 log = logging.getLogger("localcloud")
 
-MACHINE_PREFIX = "ik-"
 BOOT_TIMEOUT = 60
 KEEP_ACTIONS = 5000
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 
 from .hostcmd import run
+from .paths import FIREWALL_TABLE
 
-TABLE = "localcloud_firewalls"
+TABLE = FIREWALL_TABLE
 _PROTOCOLS = {"icmp": "icmp", "esp": "esp", "gre": "gre"}
 
 
