@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .errors import ImagekitError
+from .host import ssh
 from .settings import get as setting
 from .target import Target
 
@@ -26,6 +27,7 @@ DEFAULT_API = "https://api.tailscale.com/api/v2"
 CLOCK_SLACK = timedelta(seconds=5)  # the cloud's and Tailscale's clocks may differ a little
 KEY_EXPIRY = 900  # seconds: long enough for a slow fallback install, useless soon after
 HTTP_TIMEOUT = 30
+AUTH_KEY_FILE = "/run/imagekit/tailscale-authkey"  # root-only, on the host, only while `tailscale up` reads it
 
 
 class TailnetError(ImagekitError):
@@ -162,6 +164,17 @@ class Tailnet:
             raise TailnetError(f"{self.s.what} cannot be reached ({getattr(exc, 'reason', exc)}); "
                                "check TAILSCALE_API_URL and the network, or pass --no-tailscale") from None
         return json.loads(body) if body else {}
+
+
+def enrol_over_ssh(conn, auth_key: str, hostname: str, tags: tuple[str, ...]) -> None:
+    """``tailscale up`` on a running host: the single-use key travels over the SSH channel into a root-only file
+    (never a command line, which ``ps`` shows) and is removed whatever happens."""
+    code, out, err = ssh.run(conn, f"umask 077 && mkdir -p /run/imagekit && cat > {AUTH_KEY_FILE} && "
+                                   f"tailscale up --auth-key=file:{AUTH_KEY_FILE} --hostname={hostname} "
+                                   f"--advertise-tags={','.join(tags)}; rc=$?; rm -f {AUTH_KEY_FILE}; exit $rc",
+                             stdin=auth_key.encode(), timeout=120)
+    if code != 0:
+        raise TailnetError(f"tailscale up failed (exit {code}): {(out + err).strip()[-500:]}")
 
 
 def hostname_of(server) -> str:

@@ -159,7 +159,7 @@ def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=
 @task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
             "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
                     "and half-made agent servers whose run died), job (jobs' servers and keys past their "
-                    "deadline) or all (default)",
+                    "deadline), pool (pool hosts a killed fill left half-made) or all (default)",
             "json": "print what was deleted as JSON", **_TOKEN_HELP})
 def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
     """Delete builder servers, half-made agent servers, job servers and temporary SSH keys left by interrupted runs."""
@@ -169,8 +169,8 @@ def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=Non
         token_env=token_env,
          token_file=token_file,
          text=lambda r: say(f"deleted {len(r['servers'])} builder server(s), {len(r['agent_servers'])} half-made "
-                            f"agent server(s), {len(r['job_servers'])} job server(s) and {len(r['ssh_keys'])} "
-                            "key(s)"))
+                            f"agent server(s), {len(r['job_servers'])} job server(s), {len(r['pool_servers'])} "
+                            f"half-made pool host(s) and {len(r['ssh_keys'])} key(s)"))
 
 
 @task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
@@ -208,13 +208,16 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
                     "/opt/openclaw/config/secrets.env (default IMAGEKIT_SECRETS_FILE); never in user data or logs",
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
     "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "no_pool": "create every agent's server cold, even when warm pool hosts are there",
+    "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     **_TOKEN_HELP,
 })
 def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
               location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
-              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, events=None, token_env=None,
-              token_file=None):
-    """Turn agent ids into ready agent hosts: from the newest snapshot in seconds, or by full install."""
+              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, events=None, no_pool=False,
+              refill=False, token_env=None, token_file=None):
+    """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
+    seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set."""
     from . import agentid
     from .provision import ProvisionOptions, provision
     from .provision.inputs import check_options
@@ -228,7 +231,8 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
             base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url,
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
-            secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events))
+            secrets_file=_path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
+            pool=not no_pool, refill=refill))
 
     def row(a: dict) -> str:
         took = f"{a['seconds_to_ready']:.1f} s" if a["seconds_to_ready"] is not None else "-"
@@ -381,6 +385,58 @@ def _agent_ids(raw: list[str] | None) -> list[str]:
 
 def _yes_no(value) -> str:
     return "-" if value is None else "yes" if value else "no"
+
+
+@task(positional=["action"], help={
+    "action": "fill (make the pool hold --size ready hosts from the newest snapshot, replacing older ones), "
+              "status, or drain (delete every pool host)",
+    "size": "fill: how many ready hosts the pool holds",
+    "profile": "image profile (default agent)",
+    "snapshot": "fill: `latest` (default: the newest of the profile) or a snapshot id",
+    "server_type": "fill: server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": _LOCATION_HELP,
+    "parallel": "fill: hosts created at once (default 5)",
+    "json": "print one JSON object", **_TOKEN_HELP})
+def pool(c, action, size=None, profile="agent", snapshot="latest", server_type=None, location=None, parallel=5,
+         json=False, token_env=None, token_file=None):
+    """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
+
+    Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
+    whether it runs or is stopped: fill and status print what the pool costs per hour and per month."""
+    from .errors import InputError
+    from .pool import fill as pool_fill
+    from .pool.members import describe_cost
+
+    def status_text(r: dict) -> str:
+        lines = [f"{'SERVER':>10} {'NAME':24} {'STATUS':10} {'READY':6} {'SNAPSHOT':>10} {'STALE':6} {'IPV4':16} "
+                 "LOCATION"]
+        lines += [f"{m['server_id']:>10} {m['name']:24} {m['status']:10} {_yes_no(m['ready']):6} "
+                  f"{m['snapshot_id'] or '-':>10} {_yes_no(m['stale']):6} {m['ipv4'] or '-':16} {m['location'] or '-'}"
+                  for m in r["members"]]
+        return "\n".join(lines + ["", describe_cost(r["cost"])])
+
+    if action == "fill":
+        def options() -> pool_fill.PoolOptions:
+            if size is None:
+                raise InputError("fill needs --size N: how many ready hosts the pool holds")
+            return pool_fill.check_options(pool_fill.PoolOptions(
+                size=whole_number("--size", size), profile=profile, snapshot=snapshot,
+                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+                location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel)))
+
+        run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=status_text,
+            failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)
+    elif action == "status":
+        run("pool status", lambda t: pool_fill.status(t, profile), json=json, text=status_text, token_env=token_env,
+            token_file=token_file)
+    elif action == "drain":
+        run("pool drain", lambda t: pool_fill.drain(t, profile, say), json=json, token_env=token_env,
+            token_file=token_file, text=lambda r: f"pool drained: {len(r['deleted'])} host(s) deleted")
+    else:
+        def unknown(_):
+            raise InputError(f"unknown action {action!r}: choose fill, status or drain")
+
+        run("pool", unknown, target=False)
 
 
 @task(name="list", help={"json": "print one JSON object {agents: [...], snapshots: [...]}", **_TOKEN_HELP})

@@ -1,7 +1,8 @@
 """``gc``: sweep what interrupted runs left behind, by label and age: builder servers (builds and
 verifications), the temporary keys of builds and provisioning runs, half-made agent servers whose
-provisioning run died (with their Tailscale devices), and one-shot jobs' servers and keys past their
-deadline (a killed ``run``, or a host kept with --keep-on-failure). Ready agents are deprovisioned,
+provisioning run died (with their Tailscale devices), one-shot jobs' servers and keys past their
+deadline (a killed ``run``, or a host kept with --keep-on-failure), and pool hosts a killed ``pool fill`` left
+half-made. Ready agents are deprovisioned,
 never swept."""
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from .. import tailnet
 from ..cloud import api
 from ..errors import InputError
 from ..jobs.job import JOB_DEADLINE
+from ..pool import members
 from ..provision import halfmade
 from ..steps.server import delete_many
 from ..target import Target
 
-ROLES = {"builder": ("builder",), "provision": ("provision",), "job": ("job",), "all": ("builder", "provision", "job")}
+ROLES = {"builder": ("builder",), "provision": ("provision",), "job": ("job",), "pool": ("pool",),
+         "all": ("builder", "provision", "job", "pool")}
 
 
 def collect_garbage(target: Target, older_than_minutes: float, progress, role: str = "all") -> dict:
@@ -42,6 +45,8 @@ def collect_garbage(target: Target, older_than_minutes: float, progress, role: s
     agents = [s for s in servers(f"{api.selector(role='agent')},{halfmade.LABEL}") if halfmade.abandoned(s)] \
         if "provision" in roles else []
     jobs = [s for s in servers(f"{api.selector(role='job')}") if JOB_DEADLINE.passed(s)] if "job" in roles else []
+    pool = [s for s in servers(f"{api.selector(role=members.ROLE)},{members.FILLING.key}")
+            if members.FILLING.passed(s)] if "pool" in roles else []
     keys = [k for k in client.ssh_keys.get_all(label_selector=f"{api.selector()},role in ({','.join(roles)})")
             if old(k) and (JOB_DEADLINE.of(k) is None or JOB_DEADLINE.passed(k))]  # a running job keeps its key
     for server in builders:
@@ -50,11 +55,13 @@ def collect_garbage(target: Target, older_than_minutes: float, progress, role: s
         progress(f"deleting half-made agent server {server.id} ({server.name}): {halfmade.died(server)}")
     for server in jobs:
         progress(f"deleting job server {server.id} ({server.name}): past its deadline, its run is over")
-    delete_many(client, builders + agents + jobs)
+    for server in pool:
+        progress(f"deleting pool host {server.id} ({server.name}): the fill that made it died before it was ready")
+    delete_many(client, builders + agents + jobs + pool)
     for key in keys:
         progress(f"deleting temporary key {key.id} ({key.name})")
         client.ssh_keys.delete(key)
     devices = tailnet.remove_devices(target, agents, progress)  # last: it may need Tailscale's API
     return {"servers": [s.id for s in builders], "agent_servers": [s.id for s in agents],
-            "job_servers": [s.id for s in jobs],
+            "job_servers": [s.id for s in jobs], "pool_servers": [s.id for s in pool],
             "ssh_keys": [k.id for k in keys], "tailscale_devices_deleted": devices}

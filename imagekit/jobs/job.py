@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import secretfile
+from .. import secretfile, tailnet
 from ..build import install_profile
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
-from ..host import probe, ssh
+from ..host import probe
 from ..pipeline import StepFailed, run_steps
 from ..steps.job import ServerJob
 from ..steps.key import TemporaryKey
@@ -153,13 +153,10 @@ class Enrol:
         if tn is None:
             return
         j.ts_key_id, secret = tn.mint_auth_key(f"imagekit job {j.job_id}")
-        code, out, err = ssh.run(j.conn, "umask 077 && mkdir -p /run/imagekit && cat > /run/imagekit/tailscale-authkey "
-                                         "&& tailscale up --auth-key=file:/run/imagekit/tailscale-authkey "
-                                         f"--hostname={j.resource_name} --advertise-tags={','.join(tn.s.tags)}; "
-                                         "rc=$?; rm -f /run/imagekit/tailscale-authkey; exit $rc",
-                                 stdin=secret.encode(), timeout=120)
-        if code != 0:
-            raise HostError(f"tailscale up failed on {j.ip} (exit {code}): {(out + err).strip()[-500:]}")
+        try:
+            tailnet.enrol_over_ssh(j.conn, secret, j.resource_name, tn.s.tags)
+        except tailnet.TailnetError as exc:
+            raise HostError(f"on {j.ip}: {exc}") from None
         j.devices = [d["id"] for d in tn.devices_of(j.resource_name, j.server.created)]
         j.mark(f"enrolled in the tailnet as {j.resource_name}")
 

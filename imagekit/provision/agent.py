@@ -14,16 +14,17 @@ from ..cloud import api
 from ..errors import HostError, InputError
 from ..host import probe
 from ..pipeline import StepFailed, run_steps
+from ..pool import claim
 from ..steps.job import HostJob
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import create, delete
 from . import halfmade, userdata
+from .userdata import SECRETS_FILE
 
 if TYPE_CHECKING:
     from .run import Run
 
 AGENT_START_GRACE = 60
-SECRETS_FILE = "/opt/openclaw/config/secrets.env"
 AGENT_STABLE = 0.5  # seconds the agent's process must have lived to count as running
 
 
@@ -37,6 +38,7 @@ class Agent(HostJob):
     events: dict[str, float] = field(default_factory=dict)
     # The server has taken the agent over from the one a roll deleted: no cleanup may delete it from then on.
     committed: bool = False
+    reservation: object | None = None  # pool.claim.Reservation: the warm pool host this agent claims
 
     @property
     def discard(self) -> bool:
@@ -185,12 +187,19 @@ def provision_agent(r: Run, agent_id: str) -> dict:
               keypair=r.keypair, run=r, agent_id=agent_id,
               labels=api.labels(role="agent", profile=r.options.profile, mode=r.mode, deployment=r.deployment,
                                 tailscale="yes" if r.options.tailscale else "no", **{"agent-id": name}, **until))
-    steps = [halfmade.ReplaceAbandoned(), AuthKey(), CreateAgentServer()]
-    if r.options.wait:
-        steps += [Boot(), WaitSSH(), WaitCloudInit(), Enrolled()]
-        steps += [FullInstall()] if r.mode == "fallback" else []
-        steps += [ConfigureOverSSH(), AgentRunning(), halfmade.MarkReady()]
-    result = {"agent_id": agent_id, "name": name, "mode": r.mode, "image": r.image.id, "server_id": None,
+    if r.pool is not None and r.mode == "snapshot" and not r.replace.get(name):
+        a.reservation = claim.reserve(r.pool, r.keypair, claim.token(r.deployment, agent_id),
+                                      lambda line: r.progress(f"[{name}] {line}"))
+    if a.reservation is not None:  # a warm host: configured over SSH, no server to create or boot
+        steps = [AuthKey(), claim.TakePoolHost(), claim.ConfigureClaimed(), AgentRunning(), halfmade.MarkReady()]
+    else:
+        steps = [halfmade.ReplaceAbandoned(), AuthKey(), CreateAgentServer()]
+        if r.options.wait:
+            steps += [Boot(), WaitSSH(), WaitCloudInit(), Enrolled()]
+            steps += [FullInstall()] if r.mode == "fallback" else []
+            steps += [ConfigureOverSSH(), AgentRunning(), halfmade.MarkReady()]
+    mode = "pool" if a.reservation is not None else r.mode
+    result = {"agent_id": agent_id, "name": name, "mode": mode, "image": r.image.id, "server_id": None,
               "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
     try:
         run_steps(steps, a, lambda line: None, r.events.step_reporter(agent_id))

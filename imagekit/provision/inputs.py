@@ -37,6 +37,8 @@ class ProvisionOptions:
     operator_key: str | None = None  # SSH key id or name for the operator's logins; default HETZNER_SSH_KEY_ID
     secrets_file: Path | None = None  # dotenv file of the agents' secrets; default IMAGEKIT_SECRETS_FILE
     events: str | None = None  # live events to this file (``-``: stdout)
+    pool: bool = True  # claim a warm pool host first (snapshot mode, with the operator's private key)
+    refill: bool = False  # afterwards, top the pool up to the size it had
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:
@@ -80,6 +82,7 @@ def check_inputs(r: Run) -> None:
         r.tags = creds.tags
         r.tailnet = tailnet.Tailnet(creds)
         r.tailnet.authenticate()
+    find_pool(r)
     names = {agentid.server_name(a): a for a in o.agent_ids}
     found = {s.name: s for s in c.servers.get_all(label_selector=api.selector(role="agent")) if s.name in names}
     r.replace = {name: s for name, s in found.items() if halfmade.abandoned(s)}
@@ -87,6 +90,23 @@ def check_inputs(r: Run) -> None:
     r.todo = [a for name, a in names.items() if name not in r.existing]
     for agent in r.todo:
         userdata.render(r.config(agent, userdata.PLACEHOLDER_KEY), r.bundle)
+
+
+def find_pool(r: Run) -> None:
+    """The pool hosts this run may claim: ready, of the profile, from the run's snapshot, reached by the operator's
+    key, whose private half (SSH_PRIVATE_KEY_PATH) the run holds; listed only when they can be used."""
+    from ..pool import claim, members
+
+    o = r.options
+    if o.refill and (r.keypair is None or r.mode != "snapshot" or not o.wait):
+        raise InputError("--refill makes pool hosts from the snapshot, reached with your own key: set "
+                         "SSH_PRIVATE_KEY_PATH and HETZNER_SSH_KEY_ID, and use snapshot mode without --no-wait")
+    if r.keypair is None or r.mode != "snapshot" or not o.wait or not (o.pool or o.refill):
+        return
+    found = members.members(r.client, o.profile)
+    r.pool_size = len(found)
+    if o.pool:
+        r.pool = claim.Candidates([s for s in found if members.claimable_host(s, r.image.id, r.operator_key.id)])
 
 
 def agents_api_url(given: str | None, local: bool) -> str:

@@ -61,6 +61,8 @@ class Run:
     watcher: actions.ActionWatcher | None = None
     agents: list[dict] = field(default_factory=list)
     events: live.Events = field(default_factory=live.Events)
+    pool: object | None = None  # pool.claim.Candidates: warm hosts the agents claim before creating cold
+    pool_size: int = 0  # pool hosts of the profile when the run began (what --refill tops up to)
     failed: bool = False
 
     @property
@@ -93,34 +95,35 @@ class ProvisionKey(TemporaryKey):
             super().run(r)
 
 
+def profile_firewall(client: Client, profile: str) -> tuple[BoundFirewall, bool]:
+    """The profile's labelled Hetzner firewall (22/tcp and 41641/udp in), made if missing; (firewall, made now)."""
+    found = client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile))
+    if found:
+        return found[0], False
+    name = f"imagekit-{profile}"
+    rules = [FirewallRule(direction="in", protocol=proto, port=port, source_ips=["0.0.0.0/0", "::/0"],
+                          description=what) for proto, port, what in FIREWALL_RULES]
+    try:
+        return client.firewalls.create(name=name, rules=rules,
+                                       labels=api.labels(role="firewall", profile=profile)).firewall, True
+    except APIException as exc:
+        if exc.code != "uniqueness_error":
+            raise
+    firewall = client.firewalls.get_by_name(name)  # made meanwhile by a concurrent run, or by hand
+    if firewall is None or (firewall.labels or {}).get("managed-by") != "imagekit":
+        raise CloudError(f"a firewall named '{name}' exists but imagekit did not make it: rename or "
+                         f"delete it, or label it managed-by=imagekit,role=firewall,profile={profile}")
+    return firewall, False
+
+
 class ProfileFirewall:
-    """One labelled Hetzner firewall per profile (22/tcp and 41641/udp in), created once and reused."""
+    """One labelled Hetzner firewall per profile, created once and reused."""
 
     name = "firewall"
 
     def run(self, r: Run) -> None:
-        if not r.todo:
-            return
-        profile = r.options.profile
-        found = r.client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile))
-        if found:
-            r.firewall = found[0]
-            return
-        name = f"imagekit-{profile}"
-        rules = [FirewallRule(direction="in", protocol=proto, port=port, source_ips=["0.0.0.0/0", "::/0"],
-                              description=what) for proto, port, what in FIREWALL_RULES]
-        try:
-            r.firewall = r.client.firewalls.create(name=name, rules=rules,
-                                                   labels=api.labels(role="firewall", profile=profile)).firewall
-            r.firewall_created = True
-        except APIException as exc:
-            if exc.code != "uniqueness_error":
-                raise
-            r.firewall = r.client.firewalls.get_by_name(name)  # made meanwhile by a concurrent run, or by hand
-            if r.firewall is None or (r.firewall.labels or {}).get("managed-by") != "imagekit":
-                raise CloudError(f"a firewall named '{name}' exists but imagekit did not make it: rename or "
-                                 f"delete it, or label it managed-by=imagekit,role=firewall,profile={profile}") \
-                    from None
+        if r.todo:
+            r.firewall, r.firewall_created = profile_firewall(r.client, r.options.profile)
 
     def cleanup(self, r: Run) -> None:
         # A firewall this run made is kept for the next runs, unless no server of this run is left on it.
@@ -157,6 +160,27 @@ class Agents:
         pass
 
 
+class Refill:
+    """--refill: the pool back to the size it had, from the run's snapshot, once the agents are done."""
+
+    name = "refill pool"
+
+    def run(self, r: Run) -> None:
+        from ..pool.fill import Plan, fill_to
+
+        if not r.options.refill:
+            return
+        claimed = sum(a["mode"] == "pool" for a in r.agents)
+        r.progress(f"pool: {claimed} host(s) claimed; topping the pool up to {r.pool_size}")
+        firewall = r.firewall or profile_firewall(r.client, r.options.profile)[0]
+        fill_to(Plan(client=r.client, profile=r.options.profile, server_type=r.server_type, locations=r.locations,
+                     image=r.image, key=r.operator_key, keypair=r.keypair, firewall=firewall, progress=r.progress,
+                     parallel=r.options.parallel, cancel=r.cancel), r.pool_size)
+
+    def cleanup(self, r: Run) -> None:
+        pass
+
+
 def _existing(agent: str, server) -> dict:
     return {"agent_id": agent, "server_id": server.id, "name": server.name, "ipv4": server.public_net.ipv4.ip,
             "mode": (server.labels or {}).get("mode"), "status": "existing", "seconds_to_ready": None,
@@ -173,7 +197,7 @@ def provision(target: Target, options: ProvisionOptions, progress) -> dict:
         check_inputs(r)
         progress(f"provision {r.deployment}: {len(options.agent_ids)} agent(s), profile {options.profile}, "
                  f"{r.mode} mode, on the {target.describe()}")
-        steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents()]
+        steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
                   r.events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]

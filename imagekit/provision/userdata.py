@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import tarfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ..errors import InputError
 
 LIMIT = 32 * 1024  # Hetzner's user_data limit, in bytes
 STAGE = "/var/lib/imagekit/agent"
+SECRETS_FILE = "/opt/openclaw/config/secrets.env"  # the agent's secrets, written over SSH; its unit loads them
 # New code for a configured host, over SSH (the bundle on stdin): staged, then installed and started by the
 # host's own configure script, which replaces only what is staged.
 STAGE_AND_CONFIGURE = f"mkdir -p {STAGE} && cat > {STAGE}/bundle.tar.gz && /usr/local/sbin/imagekit-configure-agent"
@@ -93,20 +95,47 @@ def check_api_url(url: str) -> str:
     return url
 
 
-def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
-    """The user data; over the API's limit is an error naming the agent and the fix."""
-    templates = data_path("cloudinit")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    agent_env = "".join(f"{k}={v}\n" for k, v in {
+def agent_env(cfg: AgentConfig) -> str:
+    """The agent's identity, as its unit reads it (``agent.env``); no secret."""
+    return "".join(f"{k}={v}\n" for k, v in {
         "AGENT_ID": cfg.agent_id, "SERVER_NAME": cfg.server_name, "API_URL": cfg.api_url,
         "DEPLOYMENT_ID": cfg.deployment, "PROVISION_MODE": cfg.mode, "NODE_ENV": "production"}.items())
+
+
+def metadata(cfg: AgentConfig) -> dict:
+    """What ``provisioned_at`` records (the host's configure script stamps the time)."""
+    return {"agent_id": cfg.agent_id, "server_name": cfg.server_name, "mode": cfg.mode,
+            "deployment": cfg.deployment, "image": cfg.image, "provisioned_at": "@NOW@"}
+
+
+def configure_script() -> str:
+    """The host's own ``imagekit-configure-agent``: installs what is staged and (re)starts the agent."""
+    return data_path("cloudinit", "configure-agent.sh").read_text().replace("@STAGE@", STAGE)
+
+
+def stage_archive(cfg: AgentConfig, agent_bundle: bytes) -> bytes:
+    """What the user data stages, as a .tar.gz for a host that is configured over SSH instead (a pool host):
+    ``agent.env``, ``provisioned.json`` and ``bundle.tar.gz`` (root-only), and the configure script."""
+    files = {"agent.env": agent_env(cfg).encode(), "provisioned.json": json.dumps(metadata(cfg)).encode(),
+             "bundle.tar.gz": agent_bundle, "imagekit-configure-agent": configure_script().encode()}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o600
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
+    """The user data; over the API's limit is an error naming the agent and the fix."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(data_path("cloudinit")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
     text = env.get_template("agent.yaml.j2").render(
         agent_id=cfg.agent_id, server_name=cfg.server_name, mode=cfg.mode, deployment=cfg.deployment,
-        stage=STAGE, agent_env=agent_env, bundle_b64=base64.b64encode(agent_bundle).decode(),
-        configure_script=(templates / "configure-agent.sh").read_text().replace("@STAGE@", STAGE),
-        metadata={"agent_id": cfg.agent_id, "server_name": cfg.server_name, "mode": cfg.mode,
-                  "deployment": cfg.deployment, "image": cfg.image, "provisioned_at": "@NOW@"},
+        stage=STAGE, agent_env=agent_env(cfg), bundle_b64=base64.b64encode(agent_bundle).decode(),
+        configure_script=configure_script(), metadata=metadata(cfg),
         tailscale=cfg.auth_key is not None, auth_key=cfg.auth_key or "",
         tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "", over_ssh=cfg.over_ssh)
     size = len(text.encode())

@@ -1,0 +1,164 @@
+"""Claiming a pool host for one agent: reserve it on the host, take it over in the API, configure it over SSH.
+
+Reserve: the Hetzner API has no compare-and-set, so the lock lives on the host itself: under ``flock`` a claim file
+is written only when none is there (or the one there is past its deadline, its run died). Two runs racing for one
+host: exactly one writes it; the other moves on to the next host, or creates its agent cold. Take: one update
+renames the host to the agent's server name and gives it the agent's labels (half-made until ready); names are
+unique in a project, so two runs provisioning the same agent cannot both take a host. Configure: the agent's
+identity, code and configure script (what the user data stages on a cold host), its secrets, a fresh single-use
+Tailscale key (enrolled before the agent starts) and the start, over the SSH connection the reservation opened."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from hcloud import APIException
+
+from .. import secretfile, tailnet
+from ..errors import CloudError, HostError
+from ..host import ssh
+from ..provision import userdata
+from ..provision.userdata import STAGE
+from ..steps.server import delete
+
+CLAIM_SECONDS = 120  # a reservation not taken over by then is free again (its run died before the rename)
+CLAIM_FILE = "/run/imagekit/pool-claim"
+HOSTNAME_CFG = "/etc/cloud/cloud.cfg.d/99-imagekit-hostname.cfg"
+
+
+@dataclass
+class Candidates:
+    """A run's claimable hosts, handed out once each to its agents' workers (random order, so concurrent runs
+    rarely try the same host first)."""
+
+    hosts: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        random.shuffle(self.hosts)
+
+    def next(self):
+        with self.lock:
+            return self.hosts.pop() if self.hosts else None
+
+
+@dataclass
+class Reservation:
+    server: object
+    conn: object
+    token: str
+    taken: bool = False
+
+    @property
+    def ip(self) -> str:
+        return self.server.public_net.ipv4.ip
+
+    def release(self) -> None:
+        """Back to the pool: the claim file goes, if it is still this reservation's."""
+        try:
+            ssh.run(self.conn, f"grep -qx '.* {self.token}' {CLAIM_FILE} && rm -f {CLAIM_FILE}", timeout=30)
+        except Exception:  # noqa: BLE001  the claim then lapses at its deadline
+            pass
+
+
+def _lock_command(token: str) -> str:
+    return (f"umask 077 && mkdir -p /run/imagekit && exec 9>{CLAIM_FILE}.lock && flock -n 9 || exit 75; "
+            f"now=$(date +%s); if [ -s {CLAIM_FILE} ] && [ \"$(cut -d' ' -f1 {CLAIM_FILE})\" -gt \"$now\" ]; "
+            f"then exit 75; fi; echo \"$((now + {CLAIM_SECONDS})) {token}\" > {CLAIM_FILE}")
+
+
+def reserve(candidates: Candidates, keypair, token: str, progress) -> Reservation | None:
+    """The first candidate whose claim file this run wrote; None when every one is gone or taken."""
+    while (server := candidates.next()) is not None:
+        ip = server.public_net.ipv4.ip
+        try:
+            conn = ssh.connect(ip, keypair, timeout=10, connect_timeout=3)
+        except Exception as exc:  # noqa: BLE001  a broken pool host: the next one, and `pool fill` replaces it
+            progress(f"pool host {server.name} ({ip}) did not answer SSH ({exc or type(exc).__name__}): skipped")
+            continue
+        code, _, _ = ssh.run(conn, _lock_command(token), timeout=30)
+        if code == 0:
+            return Reservation(server, conn, token)
+        conn.close()
+        if code != 75:
+            progress(f"pool host {server.name} ({ip}) could not be reserved (exit {code}): skipped")
+    return None
+
+
+class TakePoolHost:
+    """The reserved host becomes the agent's server: renamed and relabelled in one update."""
+
+    name = "claim pool host"
+
+    def run(self, a) -> None:
+        res: Reservation = a.reservation
+        pool_name = res.server.name
+        where = {"location": res.server.labels["location"]} if "location" in (res.server.labels or {}) else {}
+        try:
+            server = a.client.servers.update(res.server, name=a.resource_name,
+                                             labels={**a.labels, **where, "pool": "claimed"})
+        except APIException as exc:
+            if exc.code == "uniqueness_error":
+                raise CloudError(f"a server named '{a.resource_name}' appeared meanwhile (another run provisioned "
+                                 "this agent): pool host left in the pool") from None
+            raise
+        res.taken = True
+        a.server, a.ip, a.conn = server, res.ip, res.conn
+        a.event("claimed", f"pool host {server.id} ({pool_name}), {a.ip}, snapshot {a.run.image.id}")
+
+    def cleanup(self, a) -> None:
+        res: Reservation = a.reservation
+        if not res.taken:
+            res.release()
+            res.conn.close()
+        elif a.discard:
+            delete(a.client, a.server, f"deleting server {a.server.id}")
+            a.progress(f"[{a.resource_name}] server {a.server.id} deleted")
+
+
+def _hostname_command(old: str, new: str) -> str:
+    """The agent's name as the host's name, now and after a reboot (cloud-init would set the pool name again)."""
+    return (f"hostname {new} && echo {new} > /etc/hostname && sed -i 's/\\b{old}\\b/{new}/g' /etc/hosts && "
+            f"printf 'hostname: {new}\\n' > {HOSTNAME_CFG}")
+
+
+class ConfigureClaimed:
+    """What a cold host's user data and cloud-init do, over SSH: stage, secrets, enrol, start."""
+
+    name = "configure agent"
+
+    def run(self, a) -> None:
+        r = a.run
+        stage = "; ".join([
+            f"set -e; umask 077; rm -rf {STAGE}; mkdir -p {STAGE}; tar -xzf - -C {STAGE} --no-same-owner",
+            f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
+            f"rm {STAGE}/imagekit-configure-agent", _hostname_command(a.reservation.server.name, a.resource_name)])
+        cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
+        _must(a, stage, userdata.stage_archive(cfg, r.bundle), "staging the agent")
+        if r.secrets:
+            secretfile.install(a.conn, userdata.SECRETS_FILE, r.secrets, owner="openclaw")
+        if r.tailnet is not None:
+            try:
+                tailnet.enrol_over_ssh(a.conn, a.secret, a.resource_name, r.tags)
+            except tailnet.TailnetError as exc:
+                raise HostError(f"on {a.ip}: {exc}") from None
+            a.event("enrolled", ",".join(r.tags))
+        _must(a, "/usr/local/sbin/imagekit-configure-agent", None, "configuring the agent")
+        a.event("configured", "secrets installed" if r.secrets else "")
+
+    def cleanup(self, a) -> None:
+        pass
+
+
+def _must(a, command: str, stdin: bytes | None, what: str) -> None:
+    code, out, err = ssh.run(a.conn, command, timeout=300, stdin=stdin)
+    if code != 0:
+        raise HostError(f"{what} on {a.ip} failed (exit {code}): {(out + err).strip()[-1500:]}")
+
+
+def token(deployment: str, agent: str) -> str:
+    return f"{deployment}/{agent}/{time.time_ns()}"

@@ -1,0 +1,56 @@
+"""What a pool host is: a server labelled ``role=pool`` (with its profile and the id of the operator's key that
+reaches it), from a snapshot of the profile, carrying ``pool-until=<deadline>`` while ``pool fill`` boots and
+checks it. Without that label and running, it is ready to be claimed; a claim renames and relabels it into an
+agent, so it stops being a member the moment it is taken."""
+
+from __future__ import annotations
+
+from ..cloud import api
+from ..cloud.deadlines import DeadlineLabel
+
+ROLE = "pool"
+FILLING = DeadlineLabel("pool-until", slack=60)  # until the host answered SSH and finished cloud-init
+KEY_LABEL = "pool-key"  # the operator's SSH key on the host: only a run holding its private half can claim it
+NAME_PREFIX = "imagekit-pool-"
+
+
+def labels(profile: str, key_id: int, **extra: str) -> dict[str, str]:
+    return api.labels(role=ROLE, profile=profile, **{KEY_LABEL: str(key_id)}, **extra)
+
+
+def members(client, profile: str | None = None) -> list:
+    """Every pool host (of ``profile``), oldest first; deletions in flight left out."""
+    found = client.servers.get_all(label_selector=api.selector(role=ROLE, **({"profile": profile} if profile else {})))
+    return sorted((s for s in found if s.status != "deleting"), key=lambda s: (s.created, s.id))
+
+
+def ready(server) -> bool:
+    """Booted, SSH-checked and running: claimable."""
+    return server.status == "running" and FILLING.of(server) is None
+
+
+def image_id(server) -> int | None:
+    return server.image.id if server.image is not None else None
+
+
+def claimable_host(server, image_id_: int, key_id: int) -> bool:
+    """Ready, from image ``image_id_``, and reached by the key ``key_id``."""
+    return ready(server) and image_id(server) == image_id_ and (server.labels or {}).get(KEY_LABEL) == str(key_id)
+
+
+def cost(servers: list) -> dict:
+    """What the hosts cost while they exist: each type's gross price in each host's location, from the API."""
+    hourly = monthly = 0.0
+    for server in servers:
+        where = server.location.name if server.location else None
+        price = next((p for p in server.server_type.prices or [] if p.get("location") == where), None)
+        if price is not None:
+            hourly += float(price["price_hourly"]["gross"])
+            monthly += float(price["price_monthly"]["gross"])
+    return {"hosts": len(servers), "hourly_gross": round(hourly, 4), "monthly_gross": round(monthly, 2),
+            "currency": "EUR"}
+
+
+def describe_cost(c: dict) -> str:
+    return (f"the pool's {c['hosts']} host(s) cost {c['hourly_gross']:.4f} {c['currency']}/hour, "
+            f"{c['monthly_gross']:.2f} {c['currency']}/month gross (Hetzner bills a server whether it runs or not)")
