@@ -60,7 +60,7 @@ class Reservation:
     def release(self) -> None:
         """Back to the pool: the claim file goes, if it is still this reservation's."""
         try:
-            ssh.run(self.conn, f"grep -qx '.* {self.token}' {CLAIM_FILE} && rm -f {CLAIM_FILE}", timeout=30)
+            ssh.run(self.conn, _release_command(self.token), timeout=30)
         except Exception:  # noqa: BLE001  the claim then lapses at its deadline
             pass
 
@@ -69,6 +69,10 @@ def _lock_command(token: str) -> str:
     return (f"umask 077 && mkdir -p /run/imagekit && exec 9>{CLAIM_FILE}.lock && flock -n 9 || exit 75; "
             f"now=$(date +%s); if [ -s {CLAIM_FILE} ] && [ \"$(cut -d' ' -f1 {CLAIM_FILE})\" -gt \"$now\" ]; "
             f"then exit 75; fi; echo \"$((now + {CLAIM_SECONDS})) {token}\" > {CLAIM_FILE}")
+
+
+def _release_command(token: str) -> str:
+    return f"grep -qx '[0-9]* {token}' {CLAIM_FILE} && rm -f {CLAIM_FILE}"
 
 
 def reserve(candidates: Candidates, keypair, token: str, progress) -> Reservation | None:
@@ -140,7 +144,7 @@ class ConfigureClaimed:
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
         _must(a, stage, userdata.stage_archive(cfg, r.bundle), "staging the agent")
         if r.secrets:
-            secretfile.install(a.conn, userdata.SECRETS_FILE, r.secrets, owner="openclaw")
+            secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.tailnet is not None:
             try:
                 tailnet.enrol_over_ssh(a.conn, a.secret, a.resource_name, r.tags)

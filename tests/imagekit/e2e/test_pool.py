@@ -48,7 +48,8 @@ def test_pool_fill_claim_race_refill_replace_drain(fleet, snapshot, operator, cl
         result = json.loads(filled.stdout)
         assert len(result["created"]) == 2 and result["deleted"] == [] and result["failed"] == []
         assert {(m["ready"], m["snapshot_id"], m["stale"]) for m in result["members"]} == {(True, snapshot, False)}
-        assert result["cost"]["hosts"] == 2 and result["cost"]["hourly_gross"] > 0 and result["cost"]["monthly_gross"] > 0
+        cost = result["cost"]
+        assert cost["hosts"] == 2 and cost["hourly_gross"] > 0 and cost["monthly_gross"] > 0
         assert "EUR/month" in filled.stderr
         for server in members(client):
             assert server.labels["pool-key"] == str(sk.id) and "pool-until" not in server.labels
