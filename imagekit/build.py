@@ -171,7 +171,7 @@ class CleanImage:
 
     def run(self, s: BuildJob) -> None:
         s.size_before_clean = _disk_used(s.conn)
-        code, out, _ = ssh.run(s.conn, "cat /opt/openclaw/manifest.json")
+        code, out, _ = ssh.run(s.conn, f"cat {s.playbook.expect['host']['manifest']}")
         s.versions = json.loads(out).get("versions", {}) if code == 0 else {}
         code, out, err = ssh.run(s.conn, data_path("clean_image.sh").read_text(), timeout=600)
         if code != 0:

@@ -199,13 +199,15 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
     "location": _LOCATION_HELP,
     "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
     "api_url": "the agents' API_URL (default: AURA_API_URL)",
-    "agent_bundle": "directory (with index.js) or .tar.gz put in /opt/openclaw/agent (default: the example agent)",
+    "agent_bundle": "directory (with the profile's entrypoint, index.js for agents) or .tar.gz put in the profile's "
+                    "code directory (/opt/openclaw/agent for agents; default: the profile's example bundle)",
     "no_tailscale": "do not enrol the hosts in Tailscale (no OAuth credentials needed)",
     "no_wait": "return once the servers are created (snapshot mode only)",
     "timeout": "seconds each agent may take to become ready (default 600; 1800 in fallback mode)",
     "parallel": "agents provisioned at once (default 5)",
-    "secrets_file": "dotenv file whose values reach each agent's environment over SSH, in "
-                    "/opt/openclaw/config/secrets.env (default IMAGEKIT_SECRETS_FILE); never in user data or logs",
+    "secrets_file": "dotenv file whose values reach each agent's environment over SSH, in the profile's "
+                    "secrets.env (/opt/openclaw/config/ for agents; default IMAGEKIT_SECRETS_FILE); never in user "
+                    "data or logs",
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
     "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
     "no_pool": "create every agent's server cold, even when warm pool hosts are there",
@@ -459,16 +461,17 @@ def list_(c, json=False, token_env=None, token_file=None):
 @task(help={"agent_id": "the agent whose user data to show",
             "mode": "snapshot (default) or fallback",
             "api_url": "the agents' API_URL (default: AURA_API_URL)",
-            "agent_bundle": "directory or .tar.gz of the agent (default: the example agent)",
-            "no_tailscale": "leave Tailscale enrolment out"})
-def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=None, no_tailscale=False):
+            "agent_bundle": "directory or .tar.gz of the agent (default: the profile's example bundle)",
+            "no_tailscale": "leave Tailscale enrolment out", "profile": "image profile (default agent)"})
+def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=None, no_tailscale=False,
+                      profile="agent"):
     """Print the cloud-init user data provision would send for an agent (auth key masked); creates nothing."""
     from .provision import render_for_operator
     from .target import token_from
 
     run("render-cloud-init", lambda _: {"user_data": render_for_operator(
         agent_id, mode=mode, local=token_from() is None, api_url=api_url, tailscale=not no_tailscale,
-        agent_bundle=Path(agent_bundle) if agent_bundle else None)}, target=False,
+        agent_bundle=Path(agent_bundle) if agent_bundle else None, profile=profile)}, target=False,
         text=lambda r: r["user_data"].rstrip("\n"))
 
 

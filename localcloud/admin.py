@@ -1,5 +1,5 @@
 """The local cloud's own controls under ``/_admin`` (same token as the API): fault injection, the rate
-limit, the request count tests and benchmarks read, reset and health."""
+limit, the request count tests and benchmarks read, a server's CPU time, reset and health."""
 
 from __future__ import annotations
 
@@ -48,6 +48,17 @@ async def put_rate_limit(request: Request):
 def get_requests(request: Request, since: int = 0):
     log = request.app.state.requests
     return {"requests": log.since(since), "total": log.total}
+
+
+@router.get("/servers/{ident}/cpu")
+def server_cpu(request: Request, ident: int):
+    """CPU-seconds the server's machine has spent since it last started (its cgroup's usage; ``null`` when it
+    is off): what booting a clone costs, which the benchmarks report."""
+    cloud = request.app.state.cloud
+    server = cloud.get("servers", ident, "server")
+    machine = cloud.machines.get(server["id"])
+    seconds = machine.cpu_seconds() if machine is not None else None
+    return {"server_id": server["id"], "cpu_seconds": None if seconds is None else round(seconds, 3)}
 
 
 @router.post("/reset")

@@ -1,6 +1,6 @@
 """The local cloud's one public module: start it on demand, find its endpoint and token, stop,
 inspect and reset it, and what a client needs of it besides the Hetzner API (the request
-count, the Tailscale stand-in's credentials, the apt source line guests install it and Node.js
+count, a server's CPU time, the Tailscale stand-in's credentials, the apt source line guests install it and Node.js
 from, and Node.js of a major in that repository).
 
 imagekit reaches the local cloud through this module only (an import-linter contract checks
@@ -167,6 +167,12 @@ def node_package(major: int) -> dict:
 def api_requests(ep: Endpoint) -> int:
     """How many Hetzner API requests the local cloud has served so far (its request log)."""
     return ep.admin("GET", "/_admin/requests?since=1000000000")["total"]
+
+
+def server_cpu_seconds(ep: Endpoint, server_id: int) -> float | None:
+    """CPU-seconds the server's machine has spent since it last started (None when it is off or its CPU time
+    cannot be counted on this host)."""
+    return ep.admin("GET", f"/_admin/servers/{int(server_id)}/cpu")["cpu_seconds"]
 
 
 def tailscale_standin(ep: Endpoint) -> dict:

@@ -9,12 +9,16 @@ namespace with a veth on the local cloud's bridge, and reads its cloud-init NoCl
 from ``/var/lib/cloud/seed/nocloud``, written there by the host without following any of the
 guest's symlinks (see ``guestfs``). Power actions are signals to the guest's systemd,
 exactly what ACPI and the reset button mean to a VM.
+
+Each guest runs in a cgroup of its own (named after the machine), so that what one machine spends
+(``cpu_seconds``: its CPU time since it started) is read from the kernel, not estimated.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -35,6 +39,29 @@ REBOOT_EXIT = 133  # systemd-nspawn's exit status when the guest asked for a reb
 SIG_POWEROFF = signal.SIGRTMIN + 4  # systemd: start poweroff.target (an ACPI power button)
 SIG_POWEROFF_NOW = signal.SIGRTMIN + 14  # systemd: immediate poweroff (pulling the plug)
 SIG_REBOOT_NOW = signal.SIGRTMIN + 15  # systemd: immediate reboot (the reset button)
+CGROUP_FS = Path("/sys/fs/cgroup")
+
+
+def cgroup_hierarchies(fs: Path | None = None) -> list[Path]:
+    """The hierarchies a guest's cgroup is made in: systemd-nspawn finds its own cgroup (``--keep-unit``) in
+    the systemd one and puts the guest's in the unified one (``SYSTEMD_NSPAWN_UNIFIED_HIERARCHY``), so a guest
+    of its own needs both on a hybrid host; a pure cgroup v2 host has one. The unified one comes first (it
+    counts CPU time without any controller enabled)."""
+    fs = fs or CGROUP_FS
+    if (fs / "cgroup.procs").exists():  # cgroup v2 only
+        return [fs]
+    return [h for h in (fs / "unified", fs / "systemd") if (h / "cgroup.procs").exists()]
+
+
+def remove_cgroup(path: Path) -> None:
+    """Remove an empty cgroup and the cgroups in it, deepest first (best effort: a busy one stays)."""
+    if not path.is_dir():
+        return
+    for sub, _subdirs, _files in sorted(os.walk(path), key=lambda entry: -entry[0].count("/")):
+        try:
+            os.rmdir(sub)
+        except OSError:
+            pass
 
 
 @dataclass
@@ -81,6 +108,7 @@ class Machine:
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._stopping = False
+        self.cgroups = [h / "localcloud" / name for h in cgroup_hierarchies()]
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -102,10 +130,38 @@ class Machine:
             "--resolv-conf=off", "--timezone=off",
         ]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
+        self.proc = subprocess.Popen(self._in_own_cgroup(cmd), stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
         out.close()
         log.info("machine %s started (nspawn pid %s)", self.name, self.proc.pid)
+
+    def _in_own_cgroup(self, cmd: list[str]) -> list[str]:
+        """``cmd`` started in the machine's fresh cgroups (a shell moves itself there and execs it, so the
+        pid stays nspawn's); unchanged where they cannot be made: the guest then shares nspawn's."""
+        made = []
+        for group in self.cgroups:
+            remove_cgroup(group)  # a previous boot's: its counters start again at 0
+            try:
+                group.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("machine %s: no cgroup of its own (%s); its CPU time is not counted", self.name, exc)
+                return cmd
+            made.append(group / "cgroup.procs")
+        if not made:
+            return cmd
+        moves = "; ".join(f"echo $$ > {shlex.quote(str(p))}" for p in made)
+        return ["/bin/sh", "-c", f'{moves}; exec "$@"', "sh", *cmd]
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user and system) the machine has spent since it started: its guest and its nspawn
+        process, from its cgroup. None when it is off or has no cgroup of its own."""
+        if not self.running or not self.cgroups:
+            return None
+        try:
+            stat = dict(line.split() for line in (self.cgroups[0] / "cpu.stat").read_text().splitlines())
+            return int(stat["usage_usec"]) / 1e6
+        except (OSError, KeyError, ValueError):
+            return None
 
     def _watch(self) -> None:
         while True:
@@ -119,6 +175,8 @@ class Machine:
                     self._spawn()
                     continue
                 self.proc = None
+                for group in self.cgroups:
+                    remove_cgroup(group)
             log.info("machine %s is off (exit %s)", self.name, code)
             self.on_exit()
             return

@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .. import agentid, secretfile, settings, tailnet
+from .. import agentid, profiles, secretfile, settings, tailnet
 from .. import events as live
 from ..cloud import actions, api, lookups
 from ..errors import CloudError, HostError, InputError
 from ..host import probe, ssh
 from ..pipeline import StepFailed, in_workers, run_steps
 from ..provision import halfmade, userdata
-from ..provision.agent import SECRETS_FILE, Agent, AgentRunning, AuthKey, Boot, CreateAgentServer, Enrolled
+from ..provision.agent import Agent, AgentRunning, AuthKey, Boot, CreateAgentServer, Enrolled
 from ..provision.inputs import ProvisionOptions, own_key
 from ..provision.run import ProfileFirewall, Run
 from ..steps.ready import WaitCloudInit, WaitSSH
@@ -36,10 +36,7 @@ from ..target import Target
 from .selection import agent_servers
 
 ROLLING = "rolling-from"
-AGENT_ENV = "/opt/openclaw/config/agent.env"
 SSH_TIMEOUT = 15
-# The running agent's code, packed on its host: it travels over SSH (it may not fit in user data).
-PACK_CODE = "tar -C /opt/openclaw/agent -czf - . | base64 -w0"
 
 
 @dataclass
@@ -86,21 +83,22 @@ class CarryFromOldHost:
     name = "read old host"
 
     def run(self, a: Replacement) -> None:
-        ip = a.old.public_net.ipv4.ip
+        ip, profile = a.old.public_net.ipv4.ip, a.run.profile
         try:
             conn = ssh.connect(ip, a.keypair, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
         except Exception as exc:  # the old host is untouched; it is its own problem to fix first
             raise HostError(f"SSH to the agent's host {ip} failed: {exc or type(exc).__name__}") from None
         try:
-            code, packed = probe.sh(conn, PACK_CODE, timeout=120)
+            # The running agent's code, packed on its host: it travels over SSH (it may not fit in user data).
+            code, packed = probe.sh(conn, f"tar -C {profile.code_dir} -czf - . | base64 -w0", timeout=120)
             if code != 0:
                 raise HostError(f"packing the agent's code on {ip} failed (exit {code}): {packed[-300:]}")
             a.code = base64.b64decode(packed)
-            code, env = probe.sh(conn, f"cat {AGENT_ENV}")
+            code, env = probe.sh(conn, f"cat {profile.env_file}")
             if code != 0:
-                raise HostError(f"{AGENT_ENV} is missing on {ip}: is this a configured agent host?")
+                raise HostError(f"{profile.env_file} is missing on {ip}: is this a configured agent host?")
             values = dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
-            a.secrets_env = secretfile.read(conn, SECRETS_FILE)
+            a.secrets_env = secretfile.read(conn, profile.secrets_file)
             if a.in_place:
                 a.authorized_keys = probe.sh(conn, "cat /root/.ssh/authorized_keys")[1]
         finally:
@@ -130,7 +128,7 @@ class ConfigureCarried:
             _sh(a.conn, "umask 077 && cat > /root/.ssh/authorized_keys.new && "
                         "mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys", a.authorized_keys.encode())
         if a.secrets_env is not None:
-            secretfile.write(a.conn, SECRETS_FILE, a.secrets_env, owner="openclaw")
+            secretfile.write(a.conn, a.run.profile.secrets_file, a.secrets_env, owner=a.run.profile.user)
         _sh(a.conn, userdata.STAGE_AND_CONFIGURE, a.code, "configuring the agent")
         a.event("configured", "code and secrets carried over" if a.secrets_env else "code carried over")
 
@@ -253,7 +251,8 @@ class Roll:
         self.options, self.progress = options, progress
         client = api.connect(target)
         plan = ProvisionOptions(agent_ids=[], mode="snapshot", profile=options.profile, timeout=options.timeout)
-        self.shared = RollRun(target=target, client=client, progress=progress, mode="snapshot", options=plan)
+        self.shared = RollRun(target=target, client=client, progress=progress, mode="snapshot", options=plan,
+                              profile=profiles.load(options.profile))
         self.targets: dict[str, object] = {}
 
     def snapshot_for(self, server):
@@ -350,7 +349,7 @@ class Roll:
                              "SSH with your key: set HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH (its private half)")
         r.operator_key = lookups.ssh_key(r.client, ident)
         r.keypair = own_key(path, r.operator_key)
-        if any(a.run.options.tailscale for a in todo):
+        if any(a.run.enrols for a in todo):
             creds = tailnet.credentials(r.target)
             r.tags, r.tailnet = creds.tags, tailnet.Tailnet(creds)
             r.tailnet.authenticate()
@@ -358,7 +357,7 @@ class Roll:
         ProfileFirewall().run(r)
         r.watcher = actions.ActionWatcher(r.client)
         for a in todo:  # the shared parts reach each replacement's own copy of the run
-            enrol = a.run.options.tailscale
+            enrol = a.run.enrols
             a.keypair = r.keypair
             a.run = dataclasses.replace(a.run, operator_key=r.operator_key, keypair=r.keypair, firewall=r.firewall,
                                         watcher=r.watcher, tags=r.tags, tailnet=r.tailnet if enrol else None,

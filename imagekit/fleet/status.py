@@ -1,7 +1,7 @@
 """``status``: each agent's health, read at once for the whole fleet. The cloud API is asked once for the
 agents' servers and once for the snapshots, the tailnet once for its devices; then every host is asked,
 concurrently, over SSH with the operator's key (SSH_PRIVATE_KEY_PATH), for its service and when it was
-provisioned. An agent is healthy when its server runs, SSH answers, openclaw-agent is active and its
+provisioned. An agent is healthy when its server runs, SSH answers, its profile's service is active and its
 Tailscale node is online (when it was enrolled)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from .. import tailnet
+from .. import profiles, tailnet
 from ..cloud import api
 from ..errors import ImagekitError
 from ..host import probe, ssh
@@ -82,12 +82,12 @@ def _agent(server, key, newest: dict, tn: tailnet.Tailnet | None, devices: list[
         if not row["tailscale_online"]:
             problems.append("no Tailscale node online" if found else "no Tailscale node enrolled")
     if key is not None and ip and server.status == "running":
-        _host_facts(row, ip, key)
+        _host_facts(row, ip, key, profiles.load(profile))
     row["healthy"] = not problems
     return row
 
 
-def _host_facts(row: dict, ip: str, key) -> None:
+def _host_facts(row: dict, ip: str, key, p: profiles.Profile) -> None:
     try:
         conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
     except Exception as exc:  # any way SSH fails is a fact about this agent, not an error of the run
@@ -96,11 +96,11 @@ def _host_facts(row: dict, ip: str, key) -> None:
         return
     try:
         row["ssh"] = True
-        unit = probe.unit(conn, "openclaw-agent")
+        unit = probe.unit(conn, p.service)
         row.update(service=unit.active, restarts=unit.restarts, uptime_seconds=round(unit.age, 1))
         if unit.active != "active":
-            row["problems"].append(f"openclaw-agent is {unit.active}")
-        code, out = probe.sh(conn, "cat /opt/openclaw/config/provisioned_at")
+            row["problems"].append(f"{p.service} is {unit.active}")
+        code, out = probe.sh(conn, f"cat {p.provisioned_at}")
         if code == 0:
             try:
                 row["provisioned_at"] = json.loads(out).get("provisioned_at") or row["provisioned_at"]

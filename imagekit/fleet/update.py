@@ -10,27 +10,36 @@ from concurrent.futures import ThreadPoolExecutor
 from secrets import token_hex
 
 from .. import events as live
-from .. import secretfile
+from .. import profiles, secretfile
 from ..cloud import api
 from ..errors import HostError, InputError
 from ..host import probe, ssh
 from ..provision import halfmade, userdata
-from ..provision.agent import AGENT_STABLE, AGENT_START_GRACE, SECRETS_FILE
+from ..provision.agent import AGENT_STABLE, AGENT_START_GRACE
 from ..target import Target
 from .selection import agent_servers, operator_key
 
-AGENT_DIR = "/opt/openclaw/agent"
-PREVIOUS = "/opt/openclaw/agent.previous"
 SSH_TIMEOUT = 15
 
-RESTART = "systemctl reset-failed openclaw-agent && systemctl restart openclaw-agent"  # NRestarts from 0
-KEEP_PREVIOUS = (f"rm -rf {PREVIOUS} && cp -a {AGENT_DIR} {PREVIOUS} && "
-                 f"if [ -e {SECRETS_FILE} ]; then cp -a {SECRETS_FILE} {SECRETS_FILE}.previous; "
-                 f"else rm -f {SECRETS_FILE}.previous; fi")
-RESTORE_PREVIOUS = (f"find {AGENT_DIR} -mindepth 1 -delete && cp -a {PREVIOUS}/. {AGENT_DIR}/ && "
-                    f"if [ -e {SECRETS_FILE}.previous ]; then mv {SECRETS_FILE}.previous {SECRETS_FILE}; "
-                    f"else rm -f {SECRETS_FILE}; fi && {RESTART}")
-DROP_PREVIOUS = f"rm -rf {PREVIOUS} {SECRETS_FILE}.previous"
+
+def _restart(p: profiles.Profile) -> str:
+    return f"systemctl reset-failed {p.service} && systemctl restart {p.service}"  # NRestarts from 0
+
+
+def _keep_previous(p: profiles.Profile) -> str:
+    return (f"rm -rf {p.code_dir}.previous && cp -a {p.code_dir} {p.code_dir}.previous && "
+            f"if [ -e {p.secrets_file} ]; then cp -a {p.secrets_file} {p.secrets_file}.previous; "
+            f"else rm -f {p.secrets_file}.previous; fi")
+
+
+def _restore_previous(p: profiles.Profile) -> str:
+    return (f"find {p.code_dir} -mindepth 1 -delete && cp -a {p.code_dir}.previous/. {p.code_dir}/ && "
+            f"if [ -e {p.secrets_file}.previous ]; then mv {p.secrets_file}.previous {p.secrets_file}; "
+            f"else rm -f {p.secrets_file}; fi && {_restart(p)}")
+
+
+def _drop_previous(p: profiles.Profile) -> str:
+    return f"rm -rf {p.code_dir}.previous {p.secrets_file}.previous"
 
 
 def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bundle_path, secrets_file,
@@ -39,13 +48,14 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
         raise InputError("nothing to update: pass --agent-bundle DIR|FILE.tar.gz and/or --secrets-file FILE")
     if batch < 1:
         raise InputError(f"--batch {batch}: give at least 1")
-    bundle = userdata.bundle(bundle_path) if bundle_path is not None else None
     secrets = secretfile.load(secrets_file) if secrets_file is not None else None
     key = operator_key(required=True, why="update reaches the agents")
     client = api.connect(target)
     servers = agent_servers(client, agent_ids, selector)
     if not servers:
         raise InputError("no agent matches: check --agent-id / --selector with `invoke list`")
+    kinds = {name: profiles.load(name) for name in {(s.labels or {}).get("profile", "agent") for s in servers}}
+    bundles = {name: userdata.bundle(bundle_path, p) if bundle_path is not None else None for name, p in kinds.items()}
     results, stopped = [], False
     batches = [servers[i:i + batch] for i in range(0, len(servers), batch)]
     run_id = time.strftime("%Y%m%d%H%M%S") + "-" + token_hex(3)
@@ -57,7 +67,8 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
             progress(f"batch {number}/{len(batches)}: {', '.join(s.name for s in group)}")
             ev.emit("batch started", detail=f"{number}/{len(batches)}: {', '.join(s.name for s in group)}")
             with ThreadPoolExecutor(max_workers=len(group)) as pool:
-                done = list(pool.map(lambda s: _update_one(s, key, bundle, secrets, progress), group))
+                done = list(pool.map(lambda s: _update_one(s, kinds[_kind(s)], key, bundles[_kind(s)], secrets,
+                                                           progress), group))
             for row in done:
                 ev.emit(row["status"], agent=row["agent_id"], detail=row["error"])
             results += done
@@ -71,7 +82,11 @@ def _row(server, status: str, error: str | None = None, seconds: float | None = 
             "status": status, "seconds": seconds, "error": error}
 
 
-def _update_one(server, key, bundle: bytes | None, secrets, progress) -> dict:
+def _kind(server) -> str:
+    return (server.labels or {}).get("profile", "agent")
+
+
+def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets, progress) -> dict:
     """One host: updated, rolled back (its agent did not come up with the new code), or failed."""
     t0 = time.monotonic()
     if server.status != "running" or halfmade.deadline(server) is not None:
@@ -82,24 +97,24 @@ def _update_one(server, key, bundle: bytes | None, secrets, progress) -> dict:
     except Exception as exc:  # unreachable: nothing was changed on it
         return _row(server, "failed", f"SSH to {ip} failed: {exc or type(exc).__name__}")
     try:
-        _sh(conn, KEEP_PREVIOUS, "keeping the previous code aside")
+        _sh(conn, _keep_previous(p), "keeping the previous code aside")
         try:
             if secrets is not None:
-                secretfile.install(conn, SECRETS_FILE, secrets, owner="openclaw")
+                secretfile.install(conn, p.secrets_file, secrets, owner=p.user)
             if bundle is not None:
                 _sh(conn, userdata.STAGE_AND_CONFIGURE, "installing the new code", stdin=bundle)
             else:
-                _sh(conn, RESTART, "restarting the agent")
-            probe.wait_running(conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE)
+                _sh(conn, _restart(p), "restarting the agent")
+            probe.wait_running(conn, p.service, grace=AGENT_START_GRACE, stable=AGENT_STABLE)
         except HostError as exc:
             progress(f"[{server.name}] the agent did not come up: restoring its previous code")
             try:
-                _sh(conn, RESTORE_PREVIOUS, "restoring the previous code")
-                probe.wait_running(conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE)
+                _sh(conn, _restore_previous(p), "restoring the previous code")
+                probe.wait_running(conn, p.service, grace=AGENT_START_GRACE, stable=AGENT_STABLE)
             except HostError as again:
                 return _row(server, "failed", f"{exc}; restoring the previous code failed too: {again}")
             return _row(server, "rolled back", str(exc), round(time.monotonic() - t0, 2))
-        _sh(conn, DROP_PREVIOUS, "dropping the previous code")
+        _sh(conn, _drop_previous(p), "dropping the previous code")
         progress(f"[{server.name}] updated ({time.monotonic() - t0:.1f} s)")
         return _row(server, "updated", None, round(time.monotonic() - t0, 2))
     except HostError as exc:

@@ -82,7 +82,11 @@ def load(profile: str, variables: dict, root: Path | None = None) -> Playbook:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["shquote"] = lambda value: shlex.quote(str(value))
-    context = {"profile": profile, **variables}
+    from .. import profiles
+
+    # The profile's host data (its user, unit, ports: playbooks/profiles/<profile>.yml) as ``host``, when it has any.
+    host = profiles.load(profile, root).data() if profiles.exists(profile, root) else {}
+    context = {"profile": profile, "host": host, **variables}
     os_data = _render(env, _choose(root, "os", context.get("os"), "os"), context)
     source_data = _render(env, _choose(root, "sources", context.get("package_source"), "package_source"),
                           {**os_data, **context})
@@ -95,6 +99,8 @@ def load(profile: str, variables: dict, root: Path | None = None) -> Playbook:
     names = [s.name for s in steps]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise PlaybookError(f"{where}: step names must be unique; repeated: {', '.join(dupes)}")
+    if host:  # the checks read what a host of the profile has (its unit, user, paths)
+        expect = {"host": host, **expect}
     return Playbook(profile, steps, expect, {str(k): str(v) for k, v in environment.items()})
 
 

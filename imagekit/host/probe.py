@@ -31,6 +31,17 @@ def cloud_init(conn: paramiko.SSHClient) -> str:
     return "unknown"
 
 
+def cloud_init_waited(conn: paramiko.SSHClient, wait: float = 5) -> str:
+    """As ``cloud_init``, but waiting on the host up to ``wait`` seconds for it to finish (``cloud-init status
+    --wait``): one Python start on the host per ``wait`` seconds instead of one per poll (each ``cloud-init
+    status`` costs a booting host ~0.4 CPU-seconds). ``running`` when it is not finished by then."""
+    _, out = sh(conn, f"timeout {wait:g} cloud-init status --wait", timeout=wait + 60)
+    for line in out.splitlines():
+        if line.lstrip(".").startswith("status:"):
+            return line.lstrip(".").split(":", 1)[1].strip()
+    return "running"
+
+
 def cloud_init_failure(conn: paramiko.SSHClient) -> str:
     """What an operator needs to see when cloud-init failed."""
     return sh(conn, "cloud-init status --long; tail -n 25 /var/log/cloud-init-output.log")[1][-2000:]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from hcloud import Client
 
-from .. import secretfile, tailnet
+from .. import profiles, secretfile, tailnet
 from ..build import playbook_variables
 from ..cloud import api, lookups
 from ..errors import CloudError
@@ -58,7 +58,8 @@ def check_inputs(r: JobRun) -> None:
     r.tree = check_options(o)
     r.secrets = secretfile.load(o.secrets_file)
     book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, r.target.local, r.run_id))
-    r.sandbox, r.user = sandbox.properties(book), book.expect.get("user", "openclaw")
+    profile = profiles.load(o.profile)
+    r.sandbox, r.user = sandbox.properties(book, profile.unit_file), profile.user
     r.server_type = lookups.server_type(c, o.server_type, r.progress)  # the first request also checks the token
     r.locations = lookups.locations(c, o.location)
     r.mode, r.image = lookups.image_for(c, o.mode, None if o.snapshot == "latest" else o.snapshot, o.profile,

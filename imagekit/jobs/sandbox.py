@@ -8,18 +8,18 @@ import shlex
 
 from ..host.playbook import Playbook, PlaybookError
 
-AGENT_UNIT = "/etc/systemd/system/openclaw-agent.service"
 # The unit's own business, not its confinement: the job sets user, directory, environment and command.
 NOT_SANDBOX = {"Type", "User", "Group", "WorkingDirectory", "EnvironmentFile", "Environment", "ExecStart",
                "ExecStartPre", "ExecStartPost", "Restart", "RestartSec", "StandardOutput", "StandardError",
                "SyslogIdentifier", "ReadWritePaths"}
 
 
-def properties(book: Playbook) -> list[tuple[str, str]]:
-    """The [Service] settings of the profile's agent unit that confine it, in order (repeats kept)."""
-    unit = next((op for op in book.steps if op.file == AGENT_UNIT), None)
+def properties(book: Playbook, unit_file: str) -> list[tuple[str, str]]:
+    """The [Service] settings of the profile's service unit (``unit_file``) that confine it, in order (repeats
+    kept)."""
+    unit = next((op for op in book.steps if op.file == unit_file), None)
     if unit is None:
-        raise PlaybookError(f"profile {book.name!r} installs no {AGENT_UNIT}: a job needs its sandbox")
+        raise PlaybookError(f"profile {book.name!r} installs no {unit_file}: a job needs its sandbox")
     found, section = [], ""
     for line in unit.content.splitlines():
         line = line.strip()

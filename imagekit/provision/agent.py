@@ -19,7 +19,6 @@ from ..steps.job import HostJob
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import create, delete
 from . import halfmade, userdata
-from .userdata import SECRETS_FILE
 
 if TYPE_CHECKING:
     from .run import Run
@@ -151,7 +150,7 @@ class ConfigureOverSSH:
     def run(self, a: Agent) -> None:
         r = a.run
         if r.secrets:
-            secretfile.install(a.conn, SECRETS_FILE, r.secrets, owner="openclaw")
+            secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.mode != "fallback" and not r.secrets:
             return
         code, out = probe.sh(a.conn, "/usr/local/sbin/imagekit-configure-agent", timeout=300)
@@ -169,8 +168,9 @@ class AgentRunning:
     name = "agent running"
 
     def run(self, a: Agent) -> None:
-        probe.wait_running(a.conn, "openclaw-agent", grace=AGENT_START_GRACE, stable=AGENT_STABLE,
-                           check=lambda: a.check("the openclaw-agent service"))
+        service = a.run.profile.service
+        probe.wait_running(a.conn, service, grace=AGENT_START_GRACE, stable=AGENT_STABLE,
+                           check=lambda: a.check(f"the {service} service"))
         if a.run.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
             body = a.keypair.public_openssh.split()[1]
             probe.sh(a.conn, f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
@@ -186,7 +186,7 @@ def provision_agent(r: Run, agent_id: str) -> dict:
     a = Agent(client=r.client, progress=r.progress, resource_name=name, timeout=r.timeout(), cancel=r.cancel,
               keypair=r.keypair, run=r, agent_id=agent_id,
               labels=api.labels(role="agent", profile=r.options.profile, mode=r.mode, deployment=r.deployment,
-                                tailscale="yes" if r.options.tailscale else "no", **{"agent-id": name}, **until))
+                                tailscale="yes" if r.enrols else "no", **{"agent-id": name}, **until))
     if r.pool is not None and r.mode == "snapshot" and not r.replace.get(name):
         a.reservation = claim.reserve(r.pool, r.keypair, claim.token(r.deployment, agent_id),
                                       lambda line: r.progress(f"[{name}] {line}"))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import agentid, secretfile, settings, tailnet
+from .. import agentid, profiles, secretfile, settings, tailnet
 from ..cloud import api, lookups
 from ..errors import InputError
 from ..host.keys import KeyPair, load_ed25519
@@ -47,6 +47,7 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
     if o.parallel < 1:
         raise InputError(f"--parallel {o.parallel}: give at least 1")
+    profiles.load(o.profile)
     if o.timeout is not None and o.timeout <= 0:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:
@@ -58,6 +59,7 @@ def check_inputs(r: Run) -> None:
     """Everything that can be wrong is found here, before anything is created; fills in the run's plan."""
     o, c = r.options, r.client
     check_options(o)
+    r.profile = profiles.load(o.profile)
     r.server_type = lookups.server_type(c, o.server_type)  # the first request also checks the token
     r.locations = lookups.locations(c, o.location)
     r.mode, r.image = lookups.image_for(c, o.mode, settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID"), o.profile,
@@ -76,8 +78,8 @@ def check_inputs(r: Run) -> None:
         raise InputError("--no-wait puts no key of imagekit's on the servers: set HETZNER_SSH_KEY_ID to your key "
                          "(a server without an SSH key gets a root password), or let provision wait")
     r.api_url = agents_api_url(o.api_url, r.target.local)
-    r.bundle = userdata.bundle(o.agent_bundle)
-    if o.tailscale:
+    r.bundle = userdata.bundle(o.agent_bundle, r.profile)
+    if r.enrols:
         creds = tailnet.credentials(r.target)
         r.tags = creds.tags
         r.tailnet = tailnet.Tailnet(creds)

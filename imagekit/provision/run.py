@@ -13,7 +13,7 @@ from pathlib import Path
 from hcloud import APIException, Client
 from hcloud.firewalls import BoundFirewall, FirewallRule
 
-from .. import agentid, secretfile, tailnet
+from .. import agentid, profiles, secretfile, tailnet
 from .. import events as live
 from ..cloud import actions, api
 from ..errors import CloudError
@@ -26,8 +26,6 @@ from .agent import provision_agent
 from .halfmade import busy
 from .inputs import ProvisionOptions, check_inputs
 
-FIREWALL_RULES = [("tcp", "22", "SSH"), ("udp", "41641", "Tailscale (WireGuard)")]
-
 
 @dataclass
 class Run:
@@ -37,6 +35,7 @@ class Run:
     client: Client
     options: ProvisionOptions
     progress: object
+    profile: profiles.Profile | None = None  # the options' profile, as data
     deployment: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3))
     mode: str = ""
     image: object | None = None
@@ -79,11 +78,16 @@ class Run:
     def timeout(self) -> float:
         return self.options.timeout or (1800.0 if self.mode == "fallback" else 600.0)
 
+    @property
+    def enrols(self) -> bool:
+        """Whether hosts join the tailnet: asked for (not --no-tailscale) and the profile's hosts do."""
+        return self.options.tailscale and self.profile.tailscale
+
     def config(self, agent: str, auth_key: str | None) -> userdata.AgentConfig:
         return userdata.agent_config(
-            agent, api_url=self.api_url, mode=self.mode, deployment=self.deployment,
+            self.profile, agent, api_url=self.api_url, mode=self.mode, deployment=self.deployment,
             image=str(self.image.id if self.mode == "snapshot" else self.image.name), tags=self.tags,
-            auth_key=auth_key if self.options.tailscale else None, local=self.target.local, over_ssh=bool(self.secrets))
+            auth_key=auth_key if self.enrols else None, local=self.target.local, over_ssh=bool(self.secrets))
 
 
 class ProvisionKey(TemporaryKey):
@@ -96,13 +100,13 @@ class ProvisionKey(TemporaryKey):
 
 
 def profile_firewall(client: Client, profile: str) -> tuple[BoundFirewall, bool]:
-    """The profile's labelled Hetzner firewall (22/tcp and 41641/udp in), made if missing; (firewall, made now)."""
+    """The profile's labelled Hetzner firewall (its data's inbound rules), made if missing; (firewall, made now)."""
     found = client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile))
     if found:
         return found[0], False
     name = f"imagekit-{profile}"
-    rules = [FirewallRule(direction="in", protocol=proto, port=port, source_ips=["0.0.0.0/0", "::/0"],
-                          description=what) for proto, port, what in FIREWALL_RULES]
+    rules = [FirewallRule(direction="in", protocol=rule.protocol, port=rule.port, source_ips=["0.0.0.0/0", "::/0"],
+                          description=rule.description) for rule in profiles.load(profile).firewall]
     try:
         return client.firewalls.create(name=name, rules=rules,
                                        labels=api.labels(role="firewall", profile=profile)).firewall, True

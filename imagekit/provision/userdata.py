@@ -17,13 +17,13 @@ from pathlib import Path
 
 import jinja2
 
-from .. import agentid
+from .. import agentid, profiles
 from ..data import path as data_path
 from ..errors import InputError
+from ..profiles import Profile
 
 LIMIT = 32 * 1024  # Hetzner's user_data limit, in bytes
 STAGE = "/var/lib/imagekit/agent"
-SECRETS_FILE = "/opt/openclaw/config/secrets.env"  # the agent's secrets, written over SSH; its unit loads them
 # New code for a configured host, over SSH (the bundle on stdin): staged, then installed and started by the
 # host's own configure script, which replaces only what is staged.
 STAGE_AND_CONFIGURE = f"mkdir -p {STAGE} && cat > {STAGE}/bundle.tar.gz && /usr/local/sbin/imagekit-configure-agent"
@@ -39,6 +39,7 @@ class UserDataError(InputError):
 
 @dataclass(frozen=True)
 class AgentConfig:
+    profile: Profile
     agent_id: str
     server_name: str
     api_url: str
@@ -53,26 +54,29 @@ class AgentConfig:
     over_ssh: bool = False
 
 
-def agent_config(agent_id: str, *, api_url: str, mode: str, deployment: str, image: str, tags: tuple[str, ...],
-                 auth_key: str | None, local: bool, over_ssh: bool = False) -> AgentConfig:
+def agent_config(profile: Profile, agent_id: str, *, api_url: str, mode: str, deployment: str, image: str,
+                 tags: tuple[str, ...], auth_key: str | None, local: bool, over_ssh: bool = False) -> AgentConfig:
     """The one way an agent's configuration is made (provisioning, and render-cloud-init)."""
     from localcloud.client import GUEST_APT_SOURCE
 
-    return AgentConfig(agent_id=agent_id, server_name=agentid.server_name(agent_id), api_url=check_api_url(api_url),
-                       mode=mode, deployment=deployment, image=image, tags=tags, auth_key=auth_key,
+    return AgentConfig(profile=profile, agent_id=agent_id, server_name=agentid.server_name(agent_id),
+                       api_url=check_api_url(api_url), mode=mode, deployment=deployment, image=image, tags=tags,
+                       auth_key=auth_key,
                        standin_apt_source=GUEST_APT_SOURCE if local else None, over_ssh=over_ssh)
 
 
-def bundle(path: Path | None) -> bytes:
-    """The agent bundle as .tar.gz bytes: a directory is packed (reproducibly), a .tar.gz taken as is."""
-    path = Path(path) if path else data_path("example_agent")
+def bundle(path: Path | None, profile: Profile) -> bytes:
+    """The agent bundle as .tar.gz bytes: a directory is packed (reproducibly), a .tar.gz taken as is; without
+    one, the profile's example bundle."""
+    path = Path(path) if path else data_path(profile.example_bundle)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         return path.read_bytes()
     if not path.is_dir():
         raise UserDataError(f"agent bundle {path} is neither a directory nor a .tar.gz file: "
-                            "pass --agent-bundle DIR|FILE.tar.gz (default: the example agent)")
-    if not (path / "index.js").is_file():
-        raise UserDataError(f"agent bundle {path} has no index.js (the service runs /opt/openclaw/agent/index.js)")
+                            "pass --agent-bundle DIR|FILE.tar.gz (default: the profile's example bundle)")
+    if not (path / profile.entrypoint).is_file():
+        raise UserDataError(f"agent bundle {path} has no {profile.entrypoint} (the {profile.name} profile's service "
+                            f"runs {profile.code_dir}/{profile.entrypoint})")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tar:
         for item in sorted(path.rglob("*")):
@@ -108,16 +112,20 @@ def metadata(cfg: AgentConfig) -> dict:
             "deployment": cfg.deployment, "image": cfg.image, "provisioned_at": "@NOW@"}
 
 
-def configure_script() -> str:
-    """The host's own ``imagekit-configure-agent``: installs what is staged and (re)starts the agent."""
-    return data_path("cloudinit", "configure-agent.sh").read_text().replace("@STAGE@", STAGE)
+def configure_script(profile: Profile) -> str:
+    """The host's own ``imagekit-configure-agent``: installs what is staged and (re)starts the profile's service."""
+    script = data_path("cloudinit", "configure-agent.sh").read_text()
+    for key, value in {"STAGE": STAGE, "USER": profile.user, "SERVICE": profile.service, "CODE_DIR": profile.code_dir,
+                       "ENV_FILE": profile.env_file, "PROVISIONED_AT": profile.provisioned_at}.items():
+        script = script.replace(f"@{key}@", value)
+    return script
 
 
 def stage_archive(cfg: AgentConfig, agent_bundle: bytes) -> bytes:
     """What the user data stages, as a .tar.gz for a host that is configured over SSH instead (a pool host):
     ``agent.env``, ``provisioned.json`` and ``bundle.tar.gz`` (root-only), and the configure script."""
     files = {"agent.env": agent_env(cfg).encode(), "provisioned.json": json.dumps(metadata(cfg)).encode(),
-             "bundle.tar.gz": agent_bundle, "imagekit-configure-agent": configure_script().encode()}
+             "bundle.tar.gz": agent_bundle, "imagekit-configure-agent": configure_script(cfg.profile).encode()}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, content in files.items():
@@ -135,7 +143,7 @@ def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
     text = env.get_template("agent.yaml.j2").render(
         agent_id=cfg.agent_id, server_name=cfg.server_name, mode=cfg.mode, deployment=cfg.deployment,
         stage=STAGE, agent_env=agent_env(cfg), bundle_b64=base64.b64encode(agent_bundle).decode(),
-        configure_script=configure_script(), metadata=metadata(cfg),
+        configure_script=configure_script(cfg.profile), metadata=metadata(cfg),
         tailscale=cfg.auth_key is not None, auth_key=cfg.auth_key or "",
         tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "", over_ssh=cfg.over_ssh)
     size = len(text.encode())
@@ -147,14 +155,16 @@ def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
 
 
 def render_for_operator(agent_id: str, *, mode: str, local: bool, api_url: str | None, tailscale: bool,
-                        agent_bundle: Path | None) -> str:
+                        agent_bundle: Path | None, profile: str = "agent") -> str:
     """What ``provision`` would send for ``agent_id``, with the auth key masked; creates nothing."""
     from .. import tailnet
     from .inputs import agents_api_url
 
     if mode not in ("snapshot", "fallback"):
         raise InputError(f"--mode {mode!r}: choose snapshot or fallback")
-    cfg = agent_config(agent_id, api_url=agents_api_url(api_url, local), mode=mode, deployment="<deployment id>",
-                       image="<image id>", tags=tailnet.tags() if tailscale else (),
+    prof = profiles.load(profile)
+    tailscale = tailscale and prof.tailscale
+    cfg = agent_config(prof, agent_id, api_url=agents_api_url(api_url, local), mode=mode,
+                       deployment="<deployment id>", image="<image id>", tags=tailnet.tags() if tailscale else (),
                        auth_key=MASK if tailscale else None, local=local)
-    return render(cfg, bundle(agent_bundle))
+    return render(cfg, bundle(agent_bundle, prof))

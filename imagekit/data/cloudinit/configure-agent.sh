@@ -2,25 +2,26 @@
 # imagekit: install the agent staged by cloud-init and start it. Run by cloud-init on
 # snapshot hosts and over SSH after the playbooks on fallback hosts: same end state. `update`
 # stages only a new bundle.tar.gz and runs it again: the code is replaced, the rest is kept.
+# The @NAMES@ are the profile's data (playbooks/profiles/<profile>.yml), filled in by imagekit.
 set -eu
 stage=@STAGE@
 [ -d "$stage" ] || { echo "imagekit-configure-agent: nothing staged in $stage (already configured?)"; exit 0; }
-id -u openclaw >/dev/null 2>&1 || { echo "imagekit-configure-agent: user openclaw missing: is this an agent image?" >&2; exit 1; }
-# The bundle replaces what was there; only the agent user may read it.
-find /opt/openclaw/agent -mindepth 1 -delete
-tar -xzf "$stage/bundle.tar.gz" -C /opt/openclaw/agent --no-same-owner --no-same-permissions
-chown -R openclaw:openclaw /opt/openclaw/agent
-chmod -R u=rwX,g=rX,o= /opt/openclaw/agent
+id -u @USER@ >/dev/null 2>&1 || { echo "imagekit-configure-agent: user @USER@ missing: is this the profile's image?" >&2; exit 1; }
+# The bundle replaces what was there; only the service's user may read it.
+find @CODE_DIR@ -mindepth 1 -delete
+tar -xzf "$stage/bundle.tar.gz" -C @CODE_DIR@ --no-same-owner --no-same-permissions
+chown -R @USER@:@USER@ @CODE_DIR@
+chmod -R u=rwX,g=rX,o= @CODE_DIR@
 if [ -f "$stage/agent.env" ]; then
-    install -o openclaw -g openclaw -m 0600 "$stage/agent.env" /opt/openclaw/config/agent.env
+    install -o @USER@ -g @USER@ -m 0600 "$stage/agent.env" @ENV_FILE@
 fi
 if [ -f "$stage/provisioned.json" ]; then
     # Provisioning metadata: who, how, from which image, and when this host was configured.
     sed "s/@NOW@/$(date -u +%Y-%m-%dT%H:%M:%SZ)/" "$stage/provisioned.json" > "$stage/provisioned_at"
-    install -o root -g openclaw -m 0640 "$stage/provisioned_at" /opt/openclaw/config/provisioned_at
+    install -o root -g @USER@ -m 0640 "$stage/provisioned_at" @PROVISIONED_AT@
 fi
 rm -rf "$stage"
-systemctl enable openclaw-agent
-systemctl reset-failed openclaw-agent  # a restart keeps counting earlier crashes (NRestarts); this run starts anew
-systemctl restart openclaw-agent
-echo "imagekit-configure-agent: openclaw-agent started"
+systemctl enable @SERVICE@
+systemctl reset-failed @SERVICE@  # a restart keeps counting earlier crashes (NRestarts); this run starts anew
+systemctl restart @SERVICE@
+echo "imagekit-configure-agent: @SERVICE@ started"

@@ -46,20 +46,12 @@ def operator(client, cloud_endpoint):
 def profile_firewall(client, cloud_endpoint):
     """The agent profile's firewall, made up front as provisioning would make it (so that tests which compare
     the cloud before and after see no change), and deleted at the end unless it existed before the session."""
-    from hcloud.firewalls import FirewallRule
+    from imagekit.provision.run import profile_firewall
 
-    from imagekit.provision.run import FIREWALL_RULES
-
-    found = client.firewalls.get_all(label_selector="managed-by=imagekit,role=firewall,profile=agent")
-    made = None
-    if not found:
-        rules = [FirewallRule(direction="in", protocol=proto, port=port, source_ips=["0.0.0.0/0", "::/0"],
-                              description=what) for proto, port, what in FIREWALL_RULES]
-        made = client.firewalls.create(name="imagekit-agent", rules=rules, labels={
-            "managed-by": "imagekit", "role": "firewall", "profile": "agent"}).firewall
-    yield made or found[0]
-    if made is not None:
-        made.delete()
+    firewall, made = profile_firewall(client, "agent")
+    yield firewall
+    if made:
+        firewall.delete()
 
 
 @pytest.fixture

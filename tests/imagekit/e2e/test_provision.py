@@ -58,9 +58,9 @@ def temporary_keys(client) -> list:
     return client.ssh_keys.get_all(label_selector="managed-by=imagekit,role=provision")
 
 
-def host_suite(ip: str, key, agent: str, mode: str, tags=("tag:openclaw-agent",)) -> None:
+def host_suite(ip: str, key, agent: str, mode: str, tags=("tag:openclaw-agent",), profile: str = "agent") -> None:
     """The image checks and the agent checks (imagekit/data/checks) against one provisioned host."""
-    expect = playbook.load("agent", playbook_variables("agent", "debian-12", "local", True, "x")).expect
+    expect = playbook.load(profile, playbook_variables(profile, "debian-12", "local", True, "x")).expect
     expect["agent"] = {"agent_id": agent, "server_name": agent.lower().replace("_", "-"), "api_url": API_URL,
                        "mode": mode, "tags": list(tags), "authorized_keys": [key.public_openssh.split()[1]]}
     checks.run_checks(ip, key, expect, clone=True, suites=checks.AGENT_HOST)

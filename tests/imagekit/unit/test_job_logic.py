@@ -132,7 +132,7 @@ def test_a_secrets_file_parses_as_dotenv_and_errors_never_show_a_value(tmp_path)
 
 def test_the_jobs_sandbox_is_the_agent_units():
     book = playbook.load("agent", playbook_variables("agent", "debian-12", None, True, "t"))
-    props = sandbox.properties(book)
+    props = sandbox.properties(book, "/etc/systemd/system/openclaw-agent.service")
     keys = [k for k, _ in props]
     assert ("IPAddressDeny", "169.254.169.254") in props and ("ProtectProc", "invisible") in props
     assert keys.count("SystemCallFilter") == 2  # repeats kept, in order

@@ -267,7 +267,7 @@ def test_agent_playbook_renders_for_every_os_and_source(os_name, source):
     assert {"packages", "node_major", "compose_command", "services_enabled", "services_running", "ufw_rules",
             "user", "dirs"} <= set(book.expect)
     assert all(s.creates or s.unless for s in book.steps if s.run is not None)
-    assert {"docker", "fail2ban", "ufw", "openclaw-agent"} <= set(book.expect["services_enabled"])
+    assert {"docker.socket", "fail2ban", "ufw", "openclaw-agent"} <= set(book.expect["services_enabled"])
     assert "openclaw-agent" not in book.expect["services_running"]  # enabled, not started
     assert book.expect["ufw_rules"] == ["22/tcp", "41641/udp"]
     assert book.expect["node_major"] == 22  # the setting's, whatever the OS ships
