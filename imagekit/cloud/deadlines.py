@@ -23,6 +23,10 @@ class DeadlineLabel:
             return None
         return float(value) if value.isdigit() else 0.0
 
+    def cleared(self, client, server):
+        """The server with the label taken off (the last step of a run that got all the way); the updated server."""
+        return client.servers.update(server, labels={k: v for k, v in (server.labels or {}).items() if k != self.key})
+
     def passed(self, resource, now: float | None = None) -> bool:
         until = self.of(resource)
         return until is not None and (time.time() if now is None else now) > until + self.slack

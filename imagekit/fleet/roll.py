@@ -125,21 +125,16 @@ class ConfigureCarried:
 
     def run(self, a: Replacement) -> None:
         if a.authorized_keys is not None:  # only the keys the host had, not its creation's temporary key
-            _sh(a.conn, "umask 077 && cat > /root/.ssh/authorized_keys.new && "
-                        "mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys", a.authorized_keys.encode())
+            ssh.must(a.conn, "umask 077 && cat > /root/.ssh/authorized_keys.new && "
+                             "mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys",
+                     "restoring the host's SSH keys", stdin=a.authorized_keys.encode())
         if a.secrets_env is not None:
             secretfile.write(a.conn, a.run.profile.secrets_file, a.secrets_env, owner=a.run.profile.user)
-        _sh(a.conn, userdata.STAGE_AND_CONFIGURE, a.code, "configuring the agent")
+        ssh.must(a.conn, userdata.STAGE_AND_CONFIGURE, "configuring the agent", stdin=a.code)
         a.event("configured", "code and secrets carried over" if a.secrets_env else "code carried over")
 
     def cleanup(self, a: Replacement) -> None:
         pass
-
-
-def _sh(conn, command: str, stdin: bytes, what: str = "restoring the host's SSH keys") -> None:
-    code, out, err = ssh.run(conn, command, timeout=300, stdin=stdin)
-    if code != 0:
-        raise HostError(f"{what} failed (exit {code}): {(out + err).strip()[-1500:]}")
 
 
 def _drop_nodes(a: Replacement, since: datetime, until: datetime) -> None:
@@ -187,8 +182,7 @@ class Rebuilt:
     name = "take over"
 
     def run(self, a: Replacement) -> None:
-        labels = {k: v for k, v in (a.server.labels or {}).items() if k != halfmade.REBUILDING.key}
-        a.server = a.client.servers.update(a.server, labels=labels)
+        a.server = halfmade.REBUILDING.cleared(a.client, a.server)
         a.event("took over", f"server {a.server.id} rebuilt from snapshot {a.target.id}")
 
     def cleanup(self, a: Replacement) -> None:

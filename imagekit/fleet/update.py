@@ -124,6 +124,4 @@ def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets,
 
 
 def _sh(conn, command: str, what: str, stdin: bytes | None = None) -> None:
-    code, out, err = ssh.run(conn, command, timeout=300, stdin=stdin)
-    if code != 0:
-        raise HostError(f"{what} failed (exit {code}): {(out + err).strip()[-800:]}")
+    ssh.must(conn, command, what, stdin=stdin, tail=800)

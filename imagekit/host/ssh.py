@@ -66,6 +66,15 @@ def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600, stdin
     return stdout.channel.recv_exit_status(), out, err
 
 
+def must(client: paramiko.SSHClient, command: str, what: str, *, stdin: bytes | None = None, timeout: float = 300,
+         tail: int = 1500) -> str:
+    """``run``, and a HostError naming ``what``, the exit code and the output's last ``tail`` characters on failure."""
+    code, out, err = run(client, command, timeout=timeout, stdin=stdin)
+    if code != 0:
+        raise HostError(f"{what} failed (exit {code}): {(out + err).strip()[-tail:]}")
+    return out
+
+
 def fabric_connection(host: str, key: KeyPair, *, user: str = "root"):
     """A Fabric Connection for playbooks: our key only, no agent, no ~/.ssh lookups."""
     from fabric import Connection

@@ -142,7 +142,7 @@ class ConfigureClaimed:
             f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
             f"rm {STAGE}/imagekit-configure-agent", _hostname_command(a.reservation.server.name, a.resource_name)])
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
-        _must(a, stage, userdata.stage_archive(cfg, r.bundle), "staging the agent")
+        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=userdata.stage_archive(cfg, r.bundle))
         if r.secrets:
             secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.tailnet is not None:
@@ -151,17 +151,11 @@ class ConfigureClaimed:
             except tailnet.TailnetError as exc:
                 raise HostError(f"on {a.ip}: {exc}") from None
             a.event("enrolled", ",".join(r.tags))
-        _must(a, "/usr/local/sbin/imagekit-configure-agent", None, "configuring the agent")
+        ssh.must(a.conn, "/usr/local/sbin/imagekit-configure-agent", f"configuring the agent on {a.ip}")
         a.event("configured", "secrets installed" if r.secrets else "")
 
     def cleanup(self, a) -> None:
         pass
-
-
-def _must(a, command: str, stdin: bytes | None, what: str) -> None:
-    code, out, err = ssh.run(a.conn, command, timeout=300, stdin=stdin)
-    if code != 0:
-        raise HostError(f"{what} on {a.ip} failed (exit {code}): {(out + err).strip()[-1500:]}")
 
 
 def token(deployment: str, agent: str) -> str:

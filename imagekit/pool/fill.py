@@ -96,7 +96,7 @@ def fill(target: Target, o: PoolOptions, progress) -> dict:
 def fill_to(p: Plan, size: int) -> dict:
     """Make the pool of ``p.profile`` hold ``size`` ready hosts of ``p.image``; the result lists what changed."""
     found = members.members(p.client, p.profile)
-    stale = [s for s in found if _stale(s, p.image.id)]
+    stale = [s for s in found if _why_stale(s, p.image.id) is not None]
     keep = [s for s in found if s not in stale]
     extra = keep[size:]  # the oldest stay: they are the ones booted longest (warmest caches)
     keep = keep[:size]
@@ -120,10 +120,6 @@ def fill_to(p: Plan, size: int) -> dict:
               "members": [row(s, p.image.id) for s in hosts], "cost": members.cost(hosts)}
     p.progress("pool: " + members.describe_cost(result["cost"]))
     return result
-
-
-def _stale(server, image_id: int) -> bool:
-    return _why_stale(server, image_id) is not None
 
 
 def _why_stale(server, image_id: int) -> str | None:
@@ -178,8 +174,7 @@ class Ready:
     name = "ready"
 
     def run(self, h: PoolHost) -> None:
-        labels = {k: v for k, v in (h.server.labels or {}).items() if k != members.FILLING.key}
-        h.server = h.client.servers.update(h.server, labels=labels)
+        h.server = members.FILLING.cleared(h.client, h.server)
 
     def cleanup(self, h: PoolHost) -> None:
         pass

@@ -63,8 +63,7 @@ class MarkReady:
     name = "mark ready"
 
     def run(self, a) -> None:
-        labels = {k: v for k, v in (a.server.labels or {}).items() if k != LABEL}
-        a.server = a.client.servers.update(a.server, labels=labels)
+        a.server = HALF_MADE.cleared(a.client, a.server)
         a.event("ready")
 
     def cleanup(self, a) -> None:
