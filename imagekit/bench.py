@@ -4,8 +4,8 @@ One run builds a snapshot (and one grown from it with ``--from``, and a bare one
 plain ``apt-get install``, snapshotted without checks or cleaning), then measures provisioning from it
 (median of ``runs``; with the CPU-seconds each clone's machine spent until ready), the floor (a plain SDK
 loop: create a server from the same snapshot, log in over SSH; median of ``runs``), one full-install
-fallback, and ``fleet`` agents at once against ``fleet`` bare clones at once. It writes JSON
-(the keys below are the interface) and a Markdown table beside it, and leaves the cloud as it
+fallback, ``fleet`` agents at once against ``fleet`` bare clones at once, and a claim of a warm pool host.
+It writes JSON (the keys below are the interface) and a Markdown table beside it, and leaves the cloud as it
 found it. Figures are ratios measured in one run: the machines are shared and noisy.
 """
 
@@ -28,7 +28,10 @@ from .fleet.deprovision import deprovision
 from .host import playbook, ssh
 from .host.audit import EXPOSURE_LIMIT, LYNIS_TARGET, Audit, audit
 from .pipeline import run_steps
+from .pool import fill as pool_fill
+from .pool import members as pool_members
 from .provision import ProvisionOptions, provision
+from .provision.run import profile_firewall
 from .roundtrip import RoundTrip
 from .steps.job import HostJob
 from .steps.key import TemporaryKey
@@ -40,6 +43,7 @@ TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15",
            "api_requests_per_build": "<= 30", "fleet_over_floor": "<= 1.2",
            "incremental_over_full": "<= 0.4", "boot_cpu_seconds": "<= 3", "build_over_floor_build": "<= 1.0",
            "snapshot_size_bytes": "<= 650000000",
+           "pool_claim_seconds": "<= 1.5", "pool_speedup": ">= 3",
            "lynis_hardening_index": f">= {LYNIS_TARGET}", "agent_unit_exposure": f"<= {EXPOSURE_LIMIT}"}
 
 
@@ -132,6 +136,8 @@ class Measure:
         b.figures["fleet_over_floor"] = round(many["seconds"] / floor_fleet, 2)
         b.figures["build_over_floor_build"] = round(build["seconds"] / b.floor_build["seconds"], 2)
         b.figures.update(_hardening(b))
+        b.figures["pool_claim_seconds"] = _pool_claim(b)
+        b.figures["pool_speedup"] = round(s_med / b.figures["pool_claim_seconds"], 2)
 
     def cleanup(self, b: Bench) -> None:
         if b.agents:
@@ -158,7 +164,7 @@ def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10, progr
 def _provision(b: Bench, ids: list[str], mode: str) -> dict:
     b.progress(f"bench: provisioning {len(ids)} agent(s) in {mode} mode")
     opts = ProvisionOptions(agent_ids=ids, mode=mode, snapshot=str(b.snapshot) if mode == "snapshot" else None,
-                            parallel=len(ids))
+                            parallel=len(ids), pool=False)  # cold: never an operator's pool host
     result = provision(b.target, opts, lambda line: None)
     for agent in result["agents"]:  # what booting cost each clone, read before it goes
         agent["cpu_seconds"] = _cpu_seconds(agent["server_id"]) if agent["server_id"] else None
@@ -203,6 +209,52 @@ def _hardening(b: Bench) -> dict:
     run_steps([TemporaryKey(), AuditHost()], job, lambda line: None)
     return {"lynis_hardening_index": job.found.lynis_index, "lynis_suggestions": job.found.suggestions,
             "agent_unit_exposure": job.found.unit_exposure}
+
+
+@dataclass
+class PoolJob(HostJob):
+    bench: Bench | None = None
+    pool_host: int | None = None
+    seconds: float | None = None
+
+
+class ClaimPoolHost:
+    """One pool host made from the bench's snapshot and reached by the job's temporary key, so that only this
+    claim can take it (an operator's pool is another snapshot's and key's), then a provision that claims it."""
+
+    name = "fill one pool host and claim it"
+
+    def run(self, s: PoolJob) -> None:
+        b, stype = s.bench, lookups.server_type(s.client, "cx23")
+        plan = pool_fill.Plan(client=s.client, profile="agent", server_type=stype, locations=lookups.locations(
+            s.client, None), image=s.client.images.get_by_id(b.snapshot), key=s.ssh_key, keypair=s.keypair,
+            firewall=profile_firewall(s.client, "agent")[0], progress=lambda line: None, parallel=1)
+        made = pool_fill.make_host(plan)
+        if made["error"]:
+            raise ImagekitError(f"filling the pool host failed: {made['error']}")
+        s.pool_host = made["server_id"]
+        result = provision(b.target, ProvisionOptions(agent_ids=["bench-pool"], snapshot=str(b.snapshot),
+                                                      operator_key=str(s.ssh_key.id), keypair=s.keypair),
+                           lambda line: None)
+        [agent] = result["agents"]
+        if agent["status"] != "ready" or agent["mode"] != "pool" or agent["server_id"] != s.pool_host:
+            raise ImagekitError(f"the pool host was not claimed: {agent['mode']}, {agent['status']}, "
+                                f"{agent['error']}")
+        s.seconds = agent["seconds_to_ready"]
+
+    def cleanup(self, s: PoolJob) -> None:
+        deprovision(s.bench.target, ["bench-pool"], None, lambda line: None)
+        for left in pool_members.members(s.client, "agent"):  # still there when the claim did not take it
+            if left.id == s.pool_host:
+                delete(s.client, left, f"deleting pool host {left.id}")
+
+
+def _pool_claim(b: Bench) -> float:
+    b.progress("bench: filling one pool host and claiming it")
+    job = PoolJob(client=b.client, progress=lambda line: None, resource_name="imagekit-bench-pool",
+                  labels=api.labels(role="bench"), bench=b)
+    run_steps([TemporaryKey(), ClaimPoolHost()], job, lambda line: None)
+    return job.seconds
 
 
 class BareLogin:
@@ -330,6 +382,8 @@ def markdown(r: dict) -> str:
     rows = [
         ("snapshot mode: seconds to ready (median)", f"{r['snapshot_seconds']} s", ""),
         ("fallback mode: seconds to ready", f"{r['fallback_seconds']} s", ""),
+        ("warm pool: claim → ready", f"{r['pool_claim_seconds']} s", TARGETS["pool_claim_seconds"]),
+        ("cold snapshot ÷ pool claim", f"{r['pool_speedup']}×", TARGETS["pool_speedup"]),
         ("fallback ÷ snapshot", f"{r['fallback_over_snapshot']}×", TARGETS["fallback_over_snapshot"]),
         ("floor: create → SSH login, bare SDK (median)", f"{r['floor_seconds']} s", ""),
         ("provision ÷ floor", f"{r['provision_over_floor']}×", TARGETS["provision_over_floor"]),

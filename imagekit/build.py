@@ -86,8 +86,10 @@ def source_revision() -> str:
     return proc.stdout.strip() or "unknown"
 
 
-def playbook_variables(profile: str, base_image: str, package_source: str | None, local: bool, build_id: str) -> dict:
-    """What a profile's playbook is rendered with; the package source follows the cloud unless set.
+def playbook_variables(profile: str, base_image: str, package_source: str | None, local: bool, build_id: str,
+                       grown: bool = False) -> dict:
+    """What a profile's playbook is rendered with; the package source follows the cloud unless set. ``grown``: the
+    builder boots a cleaned snapshot (``--from``), whose package lists must be fetched again to see its upgrades.
 
     The Node.js major (IMAGEKIT_NODE_MAJOR) is checked here, before anything is created. On the local cloud,
     whose `local` source installs ``nodejs`` from the local cloud's own repository, that major is made ready
@@ -101,7 +103,7 @@ def playbook_variables(profile: str, base_image: str, package_source: str | None
         "os": base_image, "package_source": source,
         "build_id": build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source_revision": source_revision(), "base_image": base_image, "profile": profile,
-        "standin_apt_source": localcloud.GUEST_APT_SOURCE, "node_major": node_major,
+        "standin_apt_source": localcloud.GUEST_APT_SOURCE, "node_major": node_major, "grown": grown,
     }
 
 
@@ -134,7 +136,8 @@ def check_inputs(job: BuildJob) -> None:
     job.description = o.name.format(profile=o.profile, build_id=job.build_id)
     if any(i.description == job.description for i in c.images.get_all(type="snapshot")):
         raise CloudError(f"a snapshot named '{job.description}' exists already; pick another --name")
-    variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id)
+    variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id,
+                                   grown=job.parent is not None)
     job.playbook = playbook.load(o.profile, variables)
     job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, job.image.id)
     if ident := settings.get("HETZNER_SSH_KEY_ID"):  # the operator's way into a kept builder

@@ -22,24 +22,18 @@ def sh(conn: paramiko.SSHClient, command: str, timeout: float = 120) -> tuple[in
     return code, (out + err).strip()
 
 
-def cloud_init(conn: paramiko.SSHClient) -> str:
-    """``done``, ``running``, ``error``, ``disabled`` or ``not run`` (``cloud-init status``)."""
-    _, out = sh(conn, "cloud-init status")
+def cloud_init(conn: paramiko.SSHClient, wait: float = 0) -> str:
+    """``done``, ``running``, ``error``, ``disabled`` or ``not run`` (``cloud-init status``), after waiting up to
+    ``wait`` seconds on the host for cloud-init to finish. The wait is a shell loop on the result file cloud-init
+    writes last (or on the generator's ``enabled`` marker being absent: disabled), so a booting host starts
+    Python once (each ``cloud-init status`` costs it ~0.4 CPU-seconds) instead of once per poll."""
+    finished = "[ -e /run/cloud-init/result.json ] || [ ! -e /run/cloud-init/enabled ]"
+    _, out = sh(conn, f"if timeout {wait:g} sh -c 'until {finished}; do sleep 0.05; done'; then cloud-init status; "
+                      "else echo 'status: running'; fi", timeout=wait + 60)
     for line in out.splitlines():
         if line.startswith("status:"):
             return line.split(":", 1)[1].strip()
     return "unknown"
-
-
-def cloud_init_waited(conn: paramiko.SSHClient, wait: float = 5) -> str:
-    """As ``cloud_init``, but waiting on the host up to ``wait`` seconds for it to finish (``cloud-init status
-    --wait``): one Python start on the host per ``wait`` seconds instead of one per poll (each ``cloud-init
-    status`` costs a booting host ~0.4 CPU-seconds). ``running`` when it is not finished by then."""
-    _, out = sh(conn, f"timeout {wait:g} cloud-init status --wait", timeout=wait + 60)
-    for line in out.splitlines():
-        if line.lstrip(".").startswith("status:"):
-            return line.lstrip(".").split(":", 1)[1].strip()
-    return "running"
 
 
 def cloud_init_failure(conn: paramiko.SSHClient) -> str:

@@ -110,7 +110,7 @@ def fill_to(p: Plan, size: int) -> dict:
     if todo > 0:
         p.progress(f"pool: creating {todo} host(s) from snapshot {p.image.id} ({p.profile}), "
                    f"{p.server_type.name}")
-    made = in_workers(lambda i: _make(p), list(range(max(0, todo))), workers=p.parallel, cancel=p.cancel,
+    made = in_workers(lambda i: make_host(p), list(range(max(0, todo))), workers=p.parallel, cancel=p.cancel,
                       name="pool", interrupted=lambda: p.progress("interrupted: every new pool host is deleted"))
     failed = [m["error"] for m in made if m["error"]]
     hosts = members.members(p.client, p.profile)
@@ -180,7 +180,8 @@ class Ready:
         pass
 
 
-def _make(p: Plan) -> dict:
+def make_host(p: Plan) -> dict:
+    """One new pool host of the plan, ready or deleted; the others are left as they are."""
     name = members.NAME_PREFIX + secrets.token_hex(4)
     h = PoolHost(client=p.client, progress=p.progress, resource_name=name, timeout=FILL_TIMEOUT, cancel=p.cancel,
                  keypair=p.keypair, plan=p,

@@ -35,6 +35,7 @@ class ProvisionOptions:
     parallel: int = 5
     agent_bundle: Path | None = None
     operator_key: str | None = None  # SSH key id or name for the operator's logins; default HETZNER_SSH_KEY_ID
+    keypair: KeyPair | None = None  # its private half when the caller holds it in memory; default SSH_PRIVATE_KEY_PATH
     secrets_file: Path | None = None  # dotenv file of the agents' secrets; default IMAGEKIT_SECRETS_FILE
     events: str | None = None  # live events to this file (``-``: stdout)
     pool: bool = True  # claim a warm pool host first (snapshot mode, with the operator's private key)
@@ -72,7 +73,9 @@ def check_inputs(r: Run) -> None:
                          "wait: drop --no-wait")
     ident = o.operator_key or settings.get("HETZNER_SSH_KEY_ID")
     r.operator_key = lookups.ssh_key(c, ident) if ident else None
-    if path := settings.get("SSH_PRIVATE_KEY_PATH"):
+    if o.keypair is not None:
+        r.keypair = matching(o.keypair, r.operator_key, "the private key given")
+    elif path := settings.get("SSH_PRIVATE_KEY_PATH"):
         r.keypair = own_key(path, r.operator_key)
     if not o.wait and r.operator_key is None:  # without any key Hetzner would give the server a root password
         raise InputError("--no-wait puts no key of imagekit's on the servers: set HETZNER_SSH_KEY_ID to your key "
@@ -121,8 +124,11 @@ def agents_api_url(given: str | None, local: bool) -> str:
 
 def own_key(path: str, operator_key) -> KeyPair:
     """The operator's private key: readiness checks use it instead of a temporary key."""
-    pair = load_ed25519(path)
+    return matching(load_ed25519(path), operator_key, f"SSH_PRIVATE_KEY_PATH {path}")
+
+
+def matching(pair: KeyPair, operator_key, what: str) -> KeyPair:
     if operator_key is None or operator_key.public_key.split()[1] != pair.public_openssh.split()[1]:
-        raise InputError(f"SSH_PRIVATE_KEY_PATH {path} is not the private half of HETZNER_SSH_KEY_ID: set "
-                         "HETZNER_SSH_KEY_ID to the Hetzner key made from its public key")
+        raise InputError(f"{what} is not the private half of HETZNER_SSH_KEY_ID: set HETZNER_SSH_KEY_ID to the "
+                         "Hetzner key made from its public key")
     return pair

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from ..errors import HostError
 from ..host import probe, ssh
 
@@ -21,13 +19,16 @@ class WaitSSH:
             s.conn = None
 
 
+FINISHED = ("done", "error", "disabled")
+WAIT_ROUND = 2.0  # seconds the host waits for cloud-init per SSH command: how soon a timeout or ^C is seen
+
+
 class WaitCloudInit:
     name = "cloud-init"
 
     def run(self, s) -> None:
-        while (status := probe.cloud_init(s.conn)) not in ("done", "error", "disabled"):
+        while (status := probe.cloud_init(s.conn, wait=min(WAIT_ROUND, s.remaining()))) not in FINISHED:
             s.check("cloud-init")
-            time.sleep(0.3)
         if status != "done":
             raise HostError(f"cloud-init finished with an error on {s.ip}:\n{probe.cloud_init_failure(s.conn)}")
         s.event("cloud-init done")

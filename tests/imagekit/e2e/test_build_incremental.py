@@ -22,6 +22,10 @@ def test_a_build_grown_from_a_snapshot_is_labelled_and_passes_the_checks(cloud_u
         assert result["labels"]["parent-snapshot"] == str(full["snapshot_id"])
         assert result["inputs_hash"] != full["inputs_hash"]  # its own inputs: it starts from another image
         assert f"snapshot {full['snapshot_id']} (grown" in grown.stderr
+        # The parent was cleaned of its package lists: they are fetched again, or no upgrade could be seen;
+        # the steps whose work the parent holds find nothing to do.
+        assert "[changed]   apt package lists" in grown.stderr, grown.stderr[-3000:]
+        assert "[ok]        user openclaw" in grown.stderr and "[changed]   user openclaw" not in grown.stderr
         print(f"incremental build {result['seconds']} s, full build {full['seconds']} s: "
               f"{result['seconds'] / full['seconds']:.2f}", result["durations"])
         verified = invoke("verify", "--snapshot", str(result["snapshot_id"]))

@@ -49,7 +49,9 @@ def playbooks_with(tmp_path: Path, edit) -> dict:
     books = tmp_path / "playbooks"
     shutil.copytree(data_path("playbooks"), books)
     text = (books / "agent.yml").read_text()
-    (books / "agent.yml").write_text(edit(text))
+    edited = edit(text)
+    assert edited != text, "the injected fault no longer matches agent.yml: update the edit"
+    (books / "agent.yml").write_text(edited)
     return {"IMAGEKIT_PLAYBOOKS_DIR": str(books)}
 
 
@@ -63,7 +65,7 @@ BROKEN_STEP = first_step('  - name: deliberately broken step\n    run: echo "dis
 BROKEN_CLOUD_INIT = first_step("  - name: break cloud-init\n    creates: /usr/local/bin/cloud-init\n"
                                "    run: printf '#!/bin/sh\\necho cloud-init is broken >&2\\nexit 7\\n' > "
                                "/usr/local/bin/cloud-init && chmod 755 /usr/local/bin/cloud-init\n")
-MISSING_SERVICE = lambda text: text.replace("services_running: [docker,", "services_running: [imagekit-no-such,")  # noqa: E731
+MISSING_SERVICE = lambda text: text.replace("services_running: [", "services_running: [imagekit-no-such, ")  # noqa: E731
 
 
 def api_fault(method: str, path: str, code: str = "server_error"):
@@ -142,12 +144,29 @@ def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, 
     finally:
         cloud_endpoint.admin("DELETE", "/_admin/faults")
     err = seen + err
-    assert proc.returncode != 0, err[-3000:]
-    assert step is None or f"step '{step}' failed" in err, err[-3000:]
-    assert "step '" not in err if step is None else True, err[-3000:]
-    assert cause in err, err[-3000:]
-    assert "Traceback" not in err
-    assert created_by_imagekit(client) == before
+    after = created_by_imagekit(client)
+    try:
+        assert proc.returncode != 0, err[-3000:]
+        assert step is None or f"step '{step}' failed" in err, err[-3000:]
+        assert "step '" not in err if step is None else True, err[-3000:]
+        assert cause in err, err[-3000:]
+        assert "Traceback" not in err
+        assert after == before
+    finally:
+        delete_new(client, before, after)  # a failed case must not hand its leftovers to the next tests
+
+
+def delete_new(client, before: dict, after: dict) -> None:
+    """Delete what a case left behind (nothing, when it passes), so that one failure stays one failure."""
+    new = {kind: set(after[kind]) - set(before[kind]) for kind in after}
+    for server in new["servers"]:
+        client.servers.delete(client.servers.get_by_id(server)).wait_until_finished()
+    for key in new["ssh_keys"]:
+        client.ssh_keys.delete(client.ssh_keys.get_by_id(key))
+    for image in new["snapshots"]:
+        client.images.delete(client.images.get_by_id(image))
+    for firewall in new["firewalls"]:
+        client.firewalls.delete(client.firewalls.get_by_id(firewall))
 
 
 def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, cloud_endpoint, snapshot,

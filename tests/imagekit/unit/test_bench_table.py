@@ -1,4 +1,4 @@
-"""The bench's Markdown table carries the new figures (boot CPU, fleet ÷ bare fleet, build ÷ bare build)."""
+"""The bench's Markdown table carries the new figures (boot CPU, fleet ÷ bare fleet, build ÷ bare build, pool)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def _result() -> dict:
         "incremental_over_full": 0.38, "lynis_hardening_index": 81, "agent_unit_exposure": 1.1,
         "snapshot_size_bytes": 640_000_000, "snapshot_size_before_clean_bytes": 1_000_000_000,
         "snapshot_events_seconds": {"ready": 4.5}, "fallback_events_seconds": {"ready": 50}, "lynis_suggestions": [],
+        "pool_claim_seconds": 1.4, "pool_speedup": 3.2,
     }
 
 
@@ -27,8 +28,11 @@ def test_table_has_the_fleet_boot_and_bare_build_rows():
     assert "CPU-seconds a clone spends until ready (median; in the fleet) | 4.8 / 5.1 | <= 3" in table
     assert "build-snapshot ÷ bare build | 0.94× | <= 1.0" in table
     assert "640 MB" in table
+    assert "warm pool: claim → ready | 1.4 s | <= 1.5" in table
+    assert "cold snapshot ÷ pool claim | 3.2× | >= 3" in table
 
 
 def test_targets_replace_ten_over_one_with_fleet_over_floor():
     assert "parallel_10_over_1" not in TARGETS
-    assert {"fleet_over_floor", "boot_cpu_seconds", "build_over_floor_build"} <= set(TARGETS)
+    assert {"fleet_over_floor", "boot_cpu_seconds", "build_over_floor_build", "pool_claim_seconds",
+            "pool_speedup"} <= set(TARGETS)

@@ -254,7 +254,7 @@ OSES = ["debian-12", "ubuntu-22.04", "ubuntu-24.04"]
 SOURCES = ["local", "vendor"]
 SAMPLE = {"build_id": "20250101000000-abcdef", "built_at": "2025-01-01T00:00:00+00:00",
           "source_revision": "0123456789ab", "standin_apt_source": "deb [trusted=yes] http://10.213.7.1:8931/apt ./",
-          "node_major": 22}
+          "node_major": 22, "grown": False}
 
 
 def agent(os_name: str, source: str) -> playbook.Playbook:
