@@ -21,6 +21,7 @@ from operator_cli import start
 
 from imagekit.data import path as data_path
 from localcloud.paths import HOST_ADDRESS
+from tests.conftest import sweep
 
 pytestmark = pytest.mark.e2e
 SUBNET = HOST_ADDRESS.rsplit(".", 1)[0] + ".0/24"
@@ -153,20 +154,9 @@ def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, 
         assert "Traceback" not in err
         assert after == before
     finally:
-        delete_new(client, before, after)  # a failed case must not hand its leftovers to the next tests
+        # A failed case must not hand its leftovers to the next tests: one failure stays one failure.
+        sweep(client, {kind: set(after[kind]) - set(before[kind]) for kind in after})
 
-
-def delete_new(client, before: dict, after: dict) -> None:
-    """Delete what a case left behind (nothing, when it passes), so that one failure stays one failure."""
-    new = {kind: set(after[kind]) - set(before[kind]) for kind in after}
-    for server in new["servers"]:
-        client.servers.delete(client.servers.get_by_id(server)).wait_until_finished()
-    for key in new["ssh_keys"]:
-        client.ssh_keys.delete(client.ssh_keys.get_by_id(key))
-    for image in new["snapshots"]:
-        client.images.delete(client.images.get_by_id(image))
-    for firewall in new["firewalls"]:
-        client.firewalls.delete(client.firewalls.get_by_id(firewall))
 
 
 def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, cloud_endpoint, snapshot,
