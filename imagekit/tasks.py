@@ -107,7 +107,7 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
     "keep_on_failure": "leave the builder server up on failure and print the ssh command (with its key file) "
                        "to debug it",
     "ssh_timeout": "seconds the builder may take to accept SSH and finish cloud-init (default 300)",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     "force": "build even if a snapshot of the same inputs (its inputs-hash label) is younger than --max-age",
     "max_age": "days a snapshot of the same inputs is reused for instead of building (default 7, so that "
                "security updates still arrive weekly)",
@@ -209,7 +209,7 @@ def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_en
                     "secrets.env (/opt/openclaw/config/ for agents; default IMAGEKIT_SECRETS_FILE); never in user "
                     "data or logs",
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     "no_pool": "create every agent's server cold, even when warm pool hosts are there",
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     **_TOKEN_HELP,
@@ -306,7 +306,7 @@ def status(c, agent_id=None, selector=None, json=False, token_env=None, token_fi
     "secrets_file": "new secrets (dotenv) for /opt/openclaw/config/secrets.env, over SSH",
     "batch": "agents updated at once; the update stops after a batch with a failure (default 1)",
     "json": "print one JSON object {agents: [{agent_id, server_id, status, seconds, error}], stopped}",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     **_TOKEN_HELP,
 })
 def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None, batch=1, json=False, events=None,
@@ -343,7 +343,7 @@ def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None
     "in_place": "rebuild each agent's own server instead (keeps server id and address; the agent is down meanwhile)",
     "json": "print one JSON object {run_id, to, agents: [{agent_id, status, old_server_id, new_server_id, "
             "old_snapshot_id, new_snapshot_id, seconds, error}], stopped}",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     **_TOKEN_HELP,
 })
 def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1, timeout=None, in_place=False,
