@@ -1,6 +1,6 @@
 """The documentation holds: the MkDocs site builds in strict mode (no broken link or anchor, no page left out
 of the navigation) with a commands reference generated from every task and option, every repository path that
-the site and the README cite exists, and the schema and settings tables name what the code has. A module
+the site and the README cite exists, and the events, settings and module-map tables name what the code has. A module
 moved or a test renamed without its docs fails here. No root, no network.
 """
 
@@ -74,6 +74,18 @@ def test_every_cited_path_exists(page):
 def test_the_docs_cite_the_code():
     cited = {path for page in CITING for path in cited_paths(page.read_text())}
     assert len(cited) > 80, "the path check found almost nothing: has the citing style changed?"
+
+
+def test_the_module_map_names_every_module():
+    """docs/architecture.md has a row per module (package data and guest programs by their folder)."""
+    rows = {re.match(r"\| `([^`]+)`", line).group(1) for line in (DOCS / "architecture.md").read_text().splitlines()
+            if re.match(r"\| `", line)}
+    modules = {str(path.relative_to(ROOT)) for package in ("imagekit", "localcloud")
+               for path in (ROOT / package).rglob("*.py")
+               if path.name not in ("__init__.py", "__main__.py") and "data" not in path.parts
+               and "guest" not in path.parts}
+    unmapped = sorted(modules - rows)
+    assert not unmapped, f"modules missing from the module map in docs/architecture.md: {', '.join(unmapped)}"
 
 
 def test_the_site_builds_strictly_with_every_command_and_option(tmp_path):
