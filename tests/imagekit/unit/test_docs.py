@@ -1,7 +1,7 @@
 """The documentation holds: the MkDocs site builds in strict mode (no broken link or anchor, no page left out
 of the navigation) with a commands reference generated from every task and option, every repository path that
-the site and the README cite exists, and the events, settings and module-map tables name what the code has. A module
-moved or a test renamed without its docs fails here. No root, no network.
+the site and the README cite exists, and the events, settings and module-map tables name what the code has.
+A module moved or a test renamed without its docs fails here. No root, no network.
 """
 
 from __future__ import annotations
