@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 
+from ..errors import APIError
 from . import aptrepo
-from .errors import APIError
 
 REGISTRY = "https://registry.npmjs.org"
 REVISION = "1imagekit"  # the Debian revision of every version: raise it when the packaging changes

@@ -11,7 +11,7 @@ import urllib.parse
 from importlib.resources import files
 from pathlib import Path
 
-from .. import aptrepo
+from ..host import aptrepo
 
 PACKAGE_VERSION = "1.76.1~standin1"
 _GUEST = files("localcloud") / "guest" / "tailscale"
