@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
-
 from ..errors import APIError
 from . import aptrepo
 
@@ -202,14 +200,3 @@ class NodePackages:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             return json.load(resp)
 
-
-def router(packages: NodePackages) -> APIRouter:
-    """``PUT /_admin/node/<major>`` (the API's token): Node.js ``major`` in the repository, packaged now if
-    need be. A plain def, so that a download runs in a worker thread, not on the event loop."""
-    api = APIRouter(prefix="/_admin")
-
-    @api.put("/node/{major}")
-    def node_package(major: int):
-        return packages.ensure(major)
-
-    return api
