@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from ..engine.cloud import Cloud
@@ -57,7 +59,7 @@ def create_firewall(cloud: Cloud, body: dict) -> dict:
     targets = _targets(cloud, list_field(body, "apply_to"))
     with cloud.store.lock:
         cloud.check_name_free("firewalls", name, "firewall")
-        fw = {"id": cloud.store.new_id("firewalls"), "name": name, "labels": lab, "created": now(),
+        fw: dict[str, Any] = {"id": cloud.store.new_id("firewalls"), "name": name, "labels": lab, "created": now(),
               "rules": rules, "applied_to": []}
         cloud.store["firewalls"][fw["id"]] = fw
         actions = [cloud.new_action("set_firewall_rules", [("firewall", fw["id"])], status="success")]

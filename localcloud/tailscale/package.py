@@ -1,4 +1,4 @@
-"""The stand-in ``tailscale`` Debian package, in the local cloud's apt repository (``localcloud/aptrepo.py``)."""
+"""The stand-in ``tailscale`` Debian package, in the local cloud's apt repository (``localcloud/host/aptrepo.py``)."""
 
 from __future__ import annotations
 
