@@ -88,3 +88,13 @@ def test_an_id_of_the_wrong_type_in_a_body_is_not_found_not_a_crash(local_api):
         r = requests.post(local_api.base + "/v1/firewalls", headers=local_api.headers,
                           json={"name": "fw", "apply_to": [{"type": "server", "server": server}]})
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (server, r.text)
+
+
+def test_a_refused_update_changes_nothing(local_api):
+    """A PUT with a good name and bad labels is refused whole: the name stays (api/update.py checks every field
+    before it changes one)."""
+    h, base = local_api.headers, local_api.base
+    fid = requests.post(f"{base}/v1/firewalls", headers=h, json={"name": "before"}).json()["firewall"]["id"]
+    r = requests.put(f"{base}/v1/firewalls/{fid}", headers=h, json={"name": "after", "labels": {"bad key!": "x"}})
+    assert r.status_code == 400 and r.json()["error"]["details"]["fields"][0]["name"] == "labels", r.text
+    assert requests.get(f"{base}/v1/firewalls/{fid}", headers=h).json()["firewall"]["name"] == "before"
