@@ -18,7 +18,7 @@ from . import labels
 from .jsonbody import body_of
 from .listing import BY_NAME, listing
 from .update import HOSTNAME, update
-from .validation import HOSTNAME_RE, USER_DATA_LIMIT, list_field
+from .validation import USER_DATA_LIMIT, list_field
 from .views import server_json
 
 
@@ -55,8 +55,8 @@ def router(cloud: Cloud) -> APIRouter:
 
 def create_server(cloud: Cloud, body: dict) -> dict:
     name = body.get("name")
-    if not isinstance(name, str) or not HOSTNAME_RE.match(name):
-        raise invalid_input("name", "name must be a valid hostname (RFC 1123)")
+    if not HOSTNAME.valid(name):
+        raise invalid_input("name", HOSTNAME.message)
     stype = cloud.resolve(body.get("server_type"), catalog.SERVER_TYPES, "server_type", "server type")
     image = cloud.resolve(body.get("image"), [i for i in cloud.images() if i["status"] == "available"],
                           "image", "image")

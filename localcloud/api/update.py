@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..engine.cloud import Cloud
 from ..errors import invalid_input
@@ -20,13 +20,20 @@ from .validation import HOSTNAME_RE
 class NameRule:
     """What a resource's name must be, and the message that says so."""
 
-    valid: Callable[[Any], bool]
+    valid: Callable[[object], TypeGuard[str]]
     message: str
 
 
-ANY_NAME = NameRule(lambda v: isinstance(v, str) and bool(v.strip()), "name must be a non-empty string")
-HOSTNAME = NameRule(lambda v: isinstance(v, str) and bool(HOSTNAME_RE.match(v)),
-                    "name must be a valid hostname (RFC 1123)")
+def _non_empty(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _hostname(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(HOSTNAME_RE.match(value))
+
+
+ANY_NAME = NameRule(_non_empty, "name must be a non-empty string")
+HOSTNAME = NameRule(_hostname, "name must be a valid hostname (RFC 1123)")
 
 # A resource's own field: its value in the body -> the changes to the record (or invalid_input).
 Field = Callable[[Any], dict]
