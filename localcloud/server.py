@@ -16,14 +16,16 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import baseimage, hostfirewall, hostnet, nodejs
-from .app import create_app, new_token
-from .cloud import Cloud
-from .durable import write_atomic
-from .faults import Faults
+from .api.admin import node_router
+from .api.app import create_app
+from .api.middleware import new_token
+from .engine.cloud import Cloud
+from .engine.faults import Faults
+from .host import baseimage, hostfirewall, hostnet, nodejs
+from .host.storage import Storage
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
-from .storage import Storage
-from .store import StateError
+from .state.durable import write_atomic
+from .state.store import StateError
 from .tailscale import api as tailscale_api
 from .tailscale.package import build_apt_repo
 from .tailscale.tailnet import TailscaleStandIn
@@ -68,7 +70,7 @@ def main() -> None:
 
     def extra(app):
         app.include_router(tailscale_api.router(standin), prefix="/tailscale")
-        app.include_router(nodejs.router(node))
+        app.include_router(node_router(node))
         app.mount("/apt", StaticFiles(directory=L.apt_repo), name="apt")
         app.state.on_reset = standin.reset
 

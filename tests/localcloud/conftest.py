@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from localcloud import cloud as cloud_module
-from localcloud.app import create_app
-from localcloud.cloud import Cloud
-from localcloud.faults import Faults
+from localcloud.api.app import create_app
+from localcloud.engine import lifecycle
+from localcloud.engine.cloud import Cloud
+from localcloud.engine.faults import Faults
+from localcloud.host.storage import Storage
 from localcloud.paths import Layout
 from localcloud.server import listen, uvicorn_config
-from localcloud.storage import Storage
 
 TOKEN = "in-process-test-token"
 
@@ -69,7 +69,7 @@ def serve(app):
 
 @pytest.fixture
 def local_api(tmp_path, monkeypatch):
-    monkeypatch.setattr(cloud_module, "Machine", NoMachine)
+    monkeypatch.setattr(lifecycle, "Machine", NoMachine)
     layout = Layout(tmp_path / "localcloud")
     layout.root.mkdir()
     storage = Storage(layout)

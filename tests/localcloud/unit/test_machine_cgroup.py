@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from localcloud import machines
-from localcloud.machines import Machine, cgroup_hierarchies, remove_cgroup
+from localcloud.guests import machines
+from localcloud.guests.machines import Machine, cgroup_hierarchies, remove_cgroup
 
 
 def _hybrid(fs: Path) -> None:

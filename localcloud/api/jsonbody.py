@@ -6,7 +6,7 @@ import json
 
 from fastapi import Request
 
-from .errors import APIError
+from ..errors import APIError
 
 
 async def json_of(request: Request, empty):

@@ -21,7 +21,7 @@ import re
 import threading
 from pathlib import Path
 
-from .errors import STATUS, APIError
+from ..errors import STATUS, APIError
 
 _HTTP_ONLY = {502: "bad gateway", 504: "gateway timeout"}
 

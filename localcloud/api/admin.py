@@ -1,13 +1,15 @@
 """The local cloud's own controls under ``/_admin`` (same token as the API): fault injection, the rate
-limit, the request count tests and benchmarks read, a server's CPU time, reset and health."""
+limit, the request count tests and benchmarks read, a server's CPU time, reset, health, and Node.js packages
+for guests (``node_router``)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from .errors import invalid_input
+from ..errors import invalid_input
+from ..host.nodejs import NodePackages
+from ..state.store import now
 from .jsonbody import body_of, json_of
-from .store import now
 
 router = APIRouter(prefix="/_admin")
 
@@ -73,3 +75,15 @@ def reset(request: Request):
 def health(request: Request):
     cloud = request.app.state.cloud
     return {"ok": True, "btrfs": cloud.storage.btrfs, "servers": len(cloud.store["servers"])}
+
+
+def node_router(packages: NodePackages) -> APIRouter:
+    """``PUT /_admin/node/<major>`` (the API's token): Node.js ``major`` in the repository, packaged now if
+    need be. A plain def, so that a download runs in a worker thread, not on the event loop."""
+    api = APIRouter(prefix="/_admin")
+
+    @api.put("/node/{major}")
+    def node_package(major: int):
+        return packages.ensure(major)
+
+    return api

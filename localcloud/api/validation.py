@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 import re
 
-from .errors import invalid_input
+from ..errors import invalid_input
 
 USER_DATA_LIMIT = 32 * 1024
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

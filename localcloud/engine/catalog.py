@@ -78,7 +78,7 @@ def datacenter_json(dc: dict) -> dict:
     }
 
 
-# The system images this host really has (built by baseimage.py).
+# The system images this host really has (built by host/baseimage.py).
 SYSTEM_IMAGES = [
     {"id": 114690387, "type": "system", "status": "available", "name": "debian-12", "description": "Debian 12",
      "image_size": None, "disk_size": 5, "created": "2023-06-13T06:00:02+00:00", "created_from": None,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import catalog
-from .cloud import Cloud
+from ..engine import catalog
+from ..engine.cloud import Cloud
 
 
 def server_json(cloud: Cloud, s: dict) -> dict:

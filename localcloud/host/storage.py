@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..paths import Layout
 from .hostcmd import HostCommandError, run
-from .paths import Layout
 
 log = logging.getLogger("localcloud")
 

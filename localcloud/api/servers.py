@@ -1,22 +1,62 @@
-"""Creating and deleting servers: input checked as the real API does, then the machine's lifecycle."""
+"""``/v1/servers``: creating and deleting servers, input checked as the real API does, then the machine's
+lifecycle (the engine's). Their actions (power, snapshot, rebuild) are in ``server_actions``."""
 
 from __future__ import annotations
 
 import secrets
 import time
 
-from . import catalog, labels
-from .cloud import BOOT_TIMEOUT, Cloud
-from .errors import APIError, invalid_input
-from .paths import SUBNET_PREFIX
-from .store import now
-from .validation import HOSTNAME_RE, USER_DATA_LIMIT, list_field
+from fastapi import APIRouter, Request
+
+from ..engine import catalog
+from ..engine.cloud import Cloud
+from ..engine.lifecycle import BOOT_TIMEOUT
+from ..errors import APIError, invalid_input
+from ..paths import SUBNET_PREFIX
+from ..state.store import now
+from . import labels
+from .jsonbody import body_of
+from .listing import BY_NAME, listing
+from .update import HOSTNAME, update
+from .validation import USER_DATA_LIMIT, list_field
+from .views import server_json
+
+
+def router(cloud: Cloud) -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/v1/servers")
+    def list_servers(request: Request):
+        items = [server_json(cloud, s) for s in list(cloud.store["servers"].values())]
+        return listing(request, "servers", items, sort_fields=("id", "name", "created"),
+                       filters={**BY_NAME, "status": lambda i, v: i["status"] in v})
+
+    @api.post("/v1/servers", status_code=201)
+    async def create(request: Request):
+        result = create_server(cloud, await body_of(request))
+        result["server"] = server_json(cloud, result["server"])
+        return result
+
+    @api.get("/v1/servers/{ident}")
+    def get_server(ident: int):
+        return {"server": server_json(cloud, cloud.get("servers", ident, "server"))}
+
+    @api.put("/v1/servers/{ident}")
+    async def update_server(ident: int, request: Request):
+        body = await body_of(request)
+        return {"server": server_json(cloud, update(cloud, "servers", ident, "server", body, name=HOSTNAME))}
+
+    @api.delete("/v1/servers/{ident}")
+    def delete(ident: int):
+        return {"action": delete_server(cloud, ident)}
+
+    return api
 
 
 def create_server(cloud: Cloud, body: dict) -> dict:
     name = body.get("name")
-    if not isinstance(name, str) or not HOSTNAME_RE.match(name):
-        raise invalid_input("name", "name must be a valid hostname (RFC 1123)")
+    if not HOSTNAME.valid(name):
+        raise invalid_input("name", HOSTNAME.message)
     stype = cloud.resolve(body.get("server_type"), catalog.SERVER_TYPES, "server_type", "server type")
     image = cloud.resolve(body.get("image"), [i for i in cloud.images() if i["status"] == "available"],
                           "image", "image")

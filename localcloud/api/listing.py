@@ -1,10 +1,16 @@
-"""``sort``, pagination and ``meta.pagination`` for list endpoints, in one place."""
+"""List endpoints in one place: ``label_selector``, filters, ``sort``, pagination and ``meta.pagination``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from .errors import invalid_input
+from fastapi import Request
+
+from ..errors import invalid_input, not_found
+from . import labels
+
+Filter = Callable[[dict, list[str]], bool]
+BY_NAME: dict[str, Filter] = {"name": lambda i, v: i.get("name") in v}
 
 MAX_PER_PAGE = 50
 DEFAULT_PER_PAGE = 25
@@ -44,3 +50,27 @@ def paginate(items: list[dict], page: int | str | None, per_page: int | str | No
         }
     }
     return chunk, meta
+
+
+def listing(request: Request, key: str, items: list[dict], *, sort_fields: Sequence[str] = ("id",),
+            filters: Mapping[str, Filter] | None = None) -> dict:
+    """``{key: page, "meta": ...}`` of ``items`` as the query asks: by labels, by each filter, sorted, paged."""
+    q = request.query_params
+    if q.get("label_selector"):
+        match = labels.parse_selector(q["label_selector"])
+        items = [i for i in items if match(i.get("labels") or {})]
+    for param, pred in (filters or {}).items():
+        values = q.getlist(param)
+        if values:
+            items = [i for i in items if pred(i, values)]
+    items = sort_items(items, q.getlist("sort"), sort_fields)
+    page, meta = paginate(items, q.get("page"), q.get("per_page"))
+    return {key: page, "meta": meta}
+
+
+def find(items: list[dict], ident: int, what: str) -> dict:
+    """The item of a listed collection (a catalogue, a kind's actions) with id ``ident``, else not_found."""
+    for item in items:
+        if item["id"] == ident:
+            return item
+    raise not_found(what, ident)

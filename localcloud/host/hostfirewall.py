@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ..paths import FIREWALL_TABLE
 from .hostcmd import run
-from .paths import FIREWALL_TABLE
 
 TABLE = FIREWALL_TABLE
 _PROTOCOLS = {"icmp": "icmp", "esp": "esp", "gre": "gre"}

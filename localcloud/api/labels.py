@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from .errors import invalid_input
+from ..errors import invalid_input
 
 _NAME = r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)"
 KEY_RE = re.compile(rf"^(([a-z0-9]([a-z0-9-]{{0,61}}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{{0,61}}[a-z0-9])?/)?{_NAME}$")

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from ..paths import BRIDGE, HOST_ADDRESS
 from .guestfs import write_files
-from .paths import BRIDGE, HOST_ADDRESS
 
 log = logging.getLogger("localcloud")
 

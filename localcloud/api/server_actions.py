@@ -1,14 +1,30 @@
-"""What a server's actions (power, protection, snapshot, rebuild) do to its machine and records."""
+"""``POST /v1/servers/{id}/actions/{command}``: what a server's actions (power, protection, snapshot,
+rebuild) do to its machine and records."""
 
 from __future__ import annotations
 
 import secrets
 
-from . import catalog, labels
-from .cloud import Cloud
-from .errors import APIError, invalid_input
-from .store import now
+from fastapi import APIRouter, Request
+
+from ..engine import catalog
+from ..engine.cloud import Cloud
+from ..errors import APIError, invalid_input
+from ..state.store import now
+from . import labels
+from .jsonbody import body_of
 from .validation import USER_DATA_LIMIT
+
+
+def router(cloud: Cloud) -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/v1/servers/{ident}/actions/{command}", status_code=201)
+    async def server_action(ident: int, command: str, request: Request):
+        result = run(cloud, ident, command, await body_of(request))
+        return result if "action" in result else {"action": result}
+
+    return api
 
 
 def run(cloud: Cloud, sid: int, command: str, body: dict) -> dict:
