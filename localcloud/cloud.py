@@ -16,6 +16,7 @@ from . import catalog, labels
 from .errors import APIError, invalid_input, not_found
 from .faults import Faults
 from .hostcmd import HostCommandError
+from .limits import Limits
 from .machines import Machine, Seed, kill_orphans
 from .paths import MACHINE_PREFIX, Layout
 from .storage import Storage
@@ -224,13 +225,15 @@ class Cloud:
                             s["power"] = "off"
                         self.store.save()
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
-                                         self.layout.machine_logs / f"{sid}.log", on_exit)
+                                         self.layout.machine_logs / f"{sid}.log", on_exit,
+                                         Limits.of_type(server["server_type"]))
         return self.machines[sid]
 
     def boot(self, server: dict, wait: bool = False) -> None:
         """Power the machine on; with ``wait`` return once its systemd runs (else in the background)."""
         machine = self.machine(server)
         server["power"] = "on"
+        self.storage.limit(self.disk(server), machine.limits.disk_bytes)  # a rebuilt disk is a new one
         machine.start()
         if wait:
             self._mark_running(server, machine)
