@@ -51,7 +51,7 @@ class Cloud:
     # -- start/stop of the whole cloud -------------------------------------------------------
     def resume(self) -> None:
         """Reconcile after a restart: kill orphaned guests, boot servers that were running."""
-        for pid in kill_orphans(MACHINE_PREFIX, self.layout.disks):
+        for pid in kill_orphans(MACHINE_PREFIX):
             log.warning("killed orphaned guest process %s left by an earlier run", pid)
         with self.store.lock:
             for action in self.store["actions"].values():

@@ -253,24 +253,25 @@ def kill_guest(nspawn_pid: int) -> None:
         pass
 
 
-def kill_orphans(machine_prefix: str, disks: Path) -> list[int]:
+def kill_orphans(machine_prefix: str) -> list[int]:
     """Kill guests of ours that outlived a crashed API process; returns the pids killed.
 
-    Two kinds: nspawn processes with our machine prefix, and guest PID 1s whose nspawn is
-    gone already (recognised by their root directory inside our disk pool).
+    Two kinds: nspawn processes with our machine prefix, and guest PID 1s whose nspawn is gone already,
+    recognised by their cgroup, named after the machine (their root is an idmapped mount the host sees as "/").
     """
     nspawns, inits = [], []
+    ours = f"/localcloud/{machine_prefix}"
     for pid in _pids():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            root = os.readlink(f"/proc/{pid}/root")
+            groups = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
         if cmdline and cmdline[0].endswith(b"systemd-nspawn") and any(
             a.startswith(f"--machine={machine_prefix}".encode()) for a in cmdline
         ):
             nspawns.append(pid)
-        elif root.startswith(str(disks) + "/") and _is_namespace_init(pid):
+        elif ours in groups and _is_namespace_init(pid):
             inits.append(pid)
     for pid in nspawns:
         kill_guest(pid)
