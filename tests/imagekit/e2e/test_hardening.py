@@ -14,9 +14,11 @@ from operator_cli import agent_env, invoke
 
 from imagekit.host import ssh
 from imagekit.host.audit import EXPOSURE_LIMIT, LYNIS_TARGET, audit
+from localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS
 
 pytestmark = pytest.mark.e2e
 HOSTILE_AGENT = Path(__file__).parent / "hostile_agent"
+API = f"{HOST_ADDRESS} {DEFAULT_API_PORT}"  # the local cloud's API on its bridge, what a container reaches out to
 # A connection to the metadata address: its errno's name, or "timed out". Nothing answers there on the local cloud
 # yet (and a guest has no route to it: the test adds one, as a VM has): only the image's own rule refuses at once.
 METADATA_TRY = ("python3 -c 'import errno, socket\ntry: socket.create_connection((\"169.254.169.254\", 80), 2)\n"
@@ -67,14 +69,14 @@ def test_docker_published_ports_obey_ufw(fleet, operator):
             if any(a.server and a.server.id == server.id for a in fw.applied_to):
                 fw.remove_from_resources([FirewallResource(type="server", server=server)])
         conn = ssh.connect(ip, key)
-        code, out, err = ssh.run(conn, """set -e
+        code, out, err = ssh.run(conn, f"""set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -q update >/dev/null && apt-get -q -y install busybox-static >/dev/null
 d=$(mktemp -d); mkdir -p $d/bin $d/www; cp /bin/busybox $d/bin/; echo published > $d/www/index.html
 tar -C $d -c . | docker import - imagekit-test/busybox >/dev/null
 docker run -d --name web -p 8080:80 imagekit-test/busybox /bin/busybox httpd -f -p 80 -h /www >/dev/null
 for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/ && break; sleep 0.2; done
-docker run --rm imagekit-test/busybox /bin/busybox nc -w 3 10.213.7.1 8931 </dev/null && echo container-out-ok
+docker run --rm imagekit-test/busybox /bin/busybox nc -w 3 {API} </dev/null && echo container-out-ok
 """, timeout=600)
         assert code == 0 and "published" in out and "container-out-ok" in out, out + err
         with pytest.raises(OSError):
