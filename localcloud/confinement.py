@@ -35,17 +35,37 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import sys
+from pathlib import Path
+
+log = logging.getLogger("localcloud")
 
 USER_NAMESPACE = ["--private-users=pick", "--private-users-ownership=map"]
 KEYRING_CALLS = ("add_key", "keyctl")
 NSPAWN_CONFINEMENT = [*USER_NAMESPACE, f"--system-call-filter={' '.join(KEYRING_CALLS)}"]
 
+# Every guest's inotify instances (systemd's, journald's, ... ~10 a guest) count against the host root's limit
+# (user namespaces charge their creator too), which is 128 by default: about a dozen guests on the whole host.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_FOR_GUESTS = 8192
+
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_ERRNO = 0x00050000
 _SCMP_FLTATR_CTL_NNP = 3
 _SECONDARY_ARCHES = (b"x86", b"x32")  # 32-bit and x32 programs in the guest go through the same filter
+
+
+def host_ready(limit: Path = INOTIFY_INSTANCES) -> None:
+    """Raise the host's inotify instance limit to what a few hundred guests need (never lower it); a guest
+    whose systemd gets no inotify instance does not boot ("Failed to allocate manager object")."""
+    try:
+        if int(limit.read_text()) < INOTIFY_FOR_GUESTS:
+            limit.write_text(str(INOTIFY_FOR_GUESTS))
+            log.info("raised %s to %s for the guests' systemd", limit, INOTIFY_FOR_GUESTS)
+    except OSError as exc:
+        log.warning("cannot raise %s (%s): guests beyond a dozen on this host may not boot", limit, exc)
 
 
 def launcher(procs: list, cmd: list[str]) -> list[str]:

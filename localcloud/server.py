@@ -16,7 +16,7 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import baseimage, hostfirewall, hostnet, nodejs
+from . import baseimage, confinement, hostfirewall, hostnet, nodejs
 from .app import create_app, new_token
 from .cloud import Cloud
 from .durable import write_atomic
@@ -53,6 +53,7 @@ def main() -> None:
     storage = Storage(L)
     storage.ensure_pool()
     hostnet.ensure_bridge()
+    confinement.host_ready()
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
     standin = TailscaleStandIn(L.root / "tailscale.json")
