@@ -27,7 +27,8 @@ What a guest can still do that a VM's guest could not (what only a real VM close
   CPU model and its load in /proc;
 - ``net.*`` sysctls are its own; a kernel module, a host sysctl, the host's time or a device are not;
 - its disk is a subvolume of a shared, thinly provisioned pool: its quota stops one guest at its type's disk,
-  not all of them together at the pool's size, and a subvolume it creates itself escapes its quota;
+  not all of them together at the pool's size; a subvolume it creates by the raw ioctl with an explicit, empty
+  list of quota groups escapes its quota (see ``diskquota``);
 - nothing caps its disk bandwidth (see ``cgroups``).
 """
 
