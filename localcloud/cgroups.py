@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from .limits import Limits
@@ -114,9 +115,15 @@ class GuestGroups:
             for rule in DEVICES:
                 (groups["devices"] / "devices.allow").write_text(rule)
 
-    def remove(self) -> None:
-        for group in self.all:
-            remove_cgroup(group)
+    def remove(self, wait: float = 0) -> None:
+        """Remove the groups; ``wait`` seconds for the last of a killed guest's processes to leave them."""
+        deadline = time.monotonic() + wait
+        while True:
+            for group in self.all:
+                remove_cgroup(group)
+            if not any(group.exists() for group in self.all) or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user and system) spent in the groups since ``make``: the guest's and its nspawn's."""
@@ -127,3 +134,13 @@ class GuestGroups:
             return int(stat["usage_usec"]) / 1e6
         except (OSError, KeyError, ValueError):
             return None
+
+
+def sweep(prefix: str, fs: Path | None = None) -> None:
+    """Remove the empty groups of machines named ``prefix``… (a crashed run's, whose guests were killed)."""
+    fs = fs or CGROUP_FS
+    parents = [h / "localcloud" for h in cgroup_hierarchies(fs)]
+    parents += [h / own_cgroup(c).lstrip("/") / "localcloud" for c, h in limited_hierarchies(fs).items()]
+    for parent in parents:
+        for group in parent.glob(f"{prefix}*"):
+            remove_cgroup(group)

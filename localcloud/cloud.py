@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import catalog, labels
+from . import catalog, cgroups, labels
 from .errors import APIError, invalid_input, not_found
 from .faults import Faults
 from .hostcmd import HostCommandError
@@ -53,6 +53,7 @@ class Cloud:
         """Reconcile after a restart: kill orphaned guests, boot servers that were running."""
         for pid in kill_orphans(MACHINE_PREFIX):
             log.warning("killed orphaned guest process %s left by an earlier run", pid)
+        cgroups.sweep(MACHINE_PREFIX)
         with self.store.lock:
             for action in self.store["actions"].values():
                 if action["status"] == "running":

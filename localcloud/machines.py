@@ -136,7 +136,7 @@ class Machine:
                     self._spawn()
                     continue
                 self.proc = None
-                self.cgroups.remove()
+                self.cgroups.remove(wait=5)
             log.info("machine %s is off (exit %s)", self.name, code)
             self.on_exit()
             return

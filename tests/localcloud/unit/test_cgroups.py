@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from localcloud import cgroups, machines
-from localcloud.cgroups import DEVICES, GuestGroups, cgroup_hierarchies, own_cgroup, remove_cgroup
+from localcloud.cgroups import DEVICES, GuestGroups, cgroup_hierarchies, own_cgroup, remove_cgroup, sweep
 from localcloud.confinement import launcher
 from localcloud.limits import GIB, PIDS, Limits
 from localcloud.machines import Machine
@@ -111,3 +111,12 @@ def test_remove_cgroup_removes_empty_groups_deepest_first(tmp_path):
     remove_cgroup(tmp_path / "g")
     assert not (tmp_path / "g").exists()
     remove_cgroup(tmp_path / "gone")  # nothing there: nothing to do
+
+
+def test_a_start_sweeps_the_empty_groups_of_its_own_machines_only(tmp_path, monkeypatch):
+    _hybrid(tmp_path, "pids")
+    monkeypatch.setattr(cgroups, "own_cgroup", lambda controller, proc_cgroup=None: "/")
+    for group in ("unified/localcloud/ikbr9-1/payload/init.scope", "pids/localcloud/ikbr9-2", "pids/localcloud/ik-3"):
+        (tmp_path / group).mkdir(parents=True)
+    sweep("ikbr9-", tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*/localcloud/*")) == ["ik-3"]
