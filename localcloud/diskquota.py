@@ -88,6 +88,7 @@ def forget(pool: Path, gid: str | None = None) -> None:
     """Destroy ``gid``, or every level-1 group left without members (their disks deleted), best effort: a group
     whose members btrfs still drops stays until the next start."""
     if gid is None:
+        run(["btrfs", "qgroup", "clear-stale", str(pool)], check=False)  # deleted disks' own groups, once empty
         out = run(["btrfs", "qgroup", "show", "-c", "--raw", str(pool)], check=False).stdout.splitlines()
         gids = [line.split()[0] for line in out if line.startswith("1/") and line.split()[3] == "-"]  # no child
     else:

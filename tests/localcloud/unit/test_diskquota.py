@@ -29,6 +29,7 @@ def test_a_start_destroys_only_groups_without_members(monkeypatch):
     calls: list = []
     monkeypatch.setattr(diskquota, "run", fake_run(calls, SHOW))
     diskquota.forget(Path("/pool"))
+    assert ["btrfs", "qgroup", "clear-stale", "/pool"] in calls
     assert [c for c in calls if "destroy" in c] == [["btrfs", "qgroup", "destroy", g, "/pool"]
                                                     for g in ("1/299", "1/301")]
 
