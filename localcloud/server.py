@@ -21,6 +21,7 @@ from .api.app import create_app
 from .api.middleware import new_token
 from .engine.cloud import Cloud
 from .engine.faults import Faults
+from .guests import confinement
 from .host import baseimage, hostfirewall, hostnet, nodejs
 from .host.storage import Storage
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
@@ -55,6 +56,7 @@ def main() -> None:
     storage = Storage(L)
     storage.ensure_pool()
     hostnet.ensure_bridge()
+    confinement.host_ready()
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
     standin = TailscaleStandIn(L.root / "tailscale.json")

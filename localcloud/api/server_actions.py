@@ -110,7 +110,7 @@ def create_image(cloud: Cloud, server: dict, body: dict) -> dict:
     image = {
         "id": iid, "type": kind, "status": "creating", "name": None,
         "description": description or f"{server['name']}-{now()}", "image_size": None,
-        "disk_size": next(t["disk"] for t in catalog.SERVER_TYPES if t["name"] == server["server_type"]),
+        "disk_size": catalog.SERVER_TYPE_BY_NAME[server["server_type"]]["disk"],
         "created": now(), "created_from": {"id": server["id"], "name": server["name"]},
         "bound_to": server["id"] if kind == "backup" else None, "os_flavor": source["os_flavor"],
         "os_version": source["os_version"], "rapid_deploy": False, "protection": {"delete": False},

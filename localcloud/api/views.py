@@ -7,7 +7,7 @@ from ..engine.cloud import Cloud
 
 
 def server_json(cloud: Cloud, s: dict) -> dict:
-    stype = next(t for t in catalog.SERVER_TYPES if t["name"] == s["server_type"])
+    stype = catalog.SERVER_TYPE_BY_NAME[s["server_type"]]
     location = catalog.LOCATION_BY_NAME[s["location"]]
     return {
         "id": s["id"], "name": s["name"], "status": s["status"], "created": s["created"],

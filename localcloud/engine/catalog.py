@@ -67,6 +67,7 @@ def _server_type(t) -> dict:
 
 
 SERVER_TYPES = [_server_type(t) for t in _TYPES]
+SERVER_TYPE_BY_NAME = {t["name"]: t for t in SERVER_TYPES}
 
 
 def datacenter_json(dc: dict) -> dict:

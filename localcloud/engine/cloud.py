@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ..guests import cgroups
 from ..guests.machines import kill_orphans
 from ..paths import MACHINE_PREFIX
 from ..state.store import now
@@ -18,8 +19,9 @@ log = logging.getLogger("localcloud")
 class Cloud(ServerLifecycle):
     def resume(self) -> None:
         """Reconcile after a restart: kill orphaned guests, boot servers that were running."""
-        for pid in kill_orphans(MACHINE_PREFIX, self.layout.disks):
+        for pid in kill_orphans(MACHINE_PREFIX):
             log.warning("killed orphaned guest process %s left by an earlier run", pid)
+        cgroups.sweep(MACHINE_PREFIX)
         with self.store.lock:
             for action in self.store["actions"].values():
                 if action["status"] == "running":

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import APIError
+from ..guests.limits import Limits
 from ..guests.machines import Machine, Seed
 from ..host.hostcmd import HostCommandError
 from ..host.storage import Storage
 from ..paths import MACHINE_PREFIX, Layout
+from . import catalog
 from .faults import Faults
 from .records import ActionFailed, Records
 
@@ -66,13 +68,15 @@ class ServerLifecycle(Records):
                             s["power"] = "off"
                         self.store.save()
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
-                                         self.layout.machine_logs / f"{sid}.log", on_exit)
+                                         self.layout.machine_logs / f"{sid}.log", on_exit,
+                                         Limits.of_type(catalog.SERVER_TYPE_BY_NAME[server["server_type"]]))
         return self.machines[sid]
 
     def boot(self, server: dict, wait: bool = False) -> None:
         """Power the machine on; with ``wait`` return once its systemd runs (else in the background)."""
         machine = self.machine(server)
         server["power"] = "on"
+        self.storage.limit(self.disk(server), machine.limits.disk_bytes)  # a rebuilt disk is a new one
         machine.start()
         if wait:
             self._mark_running(server, machine)

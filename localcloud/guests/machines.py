@@ -1,16 +1,18 @@
 """Real machines for the local cloud: systemd-nspawn guests with systemd as PID 1.
 
 Guests keep systemd-nspawn's default capability set (plus CAP_NET_ADMIN, which a private
-network implies): enough for Docker, UFW and fail2ban inside, without module loading, raw I/O,
-the clock or MAC policy of the host, whose kernel they share. They run without a user namespace.
+network implies), inside a user namespace of their own: enough for Docker, UFW and fail2ban
+inside, and none of it the host's. How they are confined, and what they can still do, is in
+``confinement``; their cgroups and limits in ``cgroups`` and ``limits``.
 
 Each guest boots from its own disk (a btrfs snapshot of an image), gets its own network
 namespace with a veth on the local cloud's bridge, and reads its cloud-init NoCloud seed
 from ``/var/lib/cloud/seed/nocloud``, written there by the host without following any of the
 guest's symlinks (see ``guestfs``). Power actions are signals to the guest's systemd,
-exactly what ACPI and the reset button mean to a VM.
+exactly what ACPI and the reset button mean to a VM. Its console goes to a capped log
+(``consolelog``).
 
-Each guest runs in a cgroup of its own (named after the machine), so that what one machine spends
+Each guest runs in cgroups of its own (named after the machine), so that what one machine spends
 (``cpu_seconds``: its CPU time since it started) is read from the kernel, not estimated.
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import threading
@@ -30,7 +31,11 @@ from pathlib import Path
 import yaml
 
 from ..paths import BRIDGE, HOST_ADDRESS
+from . import consolelog
+from .cgroups import GuestGroups
+from .confinement import NSPAWN_CONFINEMENT, launcher
 from .guestfs import write_files
+from .limits import Limits
 
 log = logging.getLogger("localcloud")
 
@@ -39,29 +44,6 @@ REBOOT_EXIT = 133  # systemd-nspawn's exit status when the guest asked for a reb
 SIG_POWEROFF = signal.SIGRTMIN + 4  # systemd: start poweroff.target (an ACPI power button)
 SIG_POWEROFF_NOW = signal.SIGRTMIN + 14  # systemd: immediate poweroff (pulling the plug)
 SIG_REBOOT_NOW = signal.SIGRTMIN + 15  # systemd: immediate reboot (the reset button)
-CGROUP_FS = Path("/sys/fs/cgroup")
-
-
-def cgroup_hierarchies(fs: Path | None = None) -> list[Path]:
-    """The hierarchies a guest's cgroup is made in: systemd-nspawn finds its own cgroup (``--keep-unit``) in
-    the systemd one and puts the guest's in the unified one (``SYSTEMD_NSPAWN_UNIFIED_HIERARCHY``), so a guest
-    of its own needs both on a hybrid host; a pure cgroup v2 host has one. The unified one comes first (it
-    counts CPU time without any controller enabled)."""
-    fs = fs or CGROUP_FS
-    if (fs / "cgroup.procs").exists():  # cgroup v2 only
-        return [fs]
-    return [h for h in (fs / "unified", fs / "systemd") if (h / "cgroup.procs").exists()]
-
-
-def remove_cgroup(path: Path) -> None:
-    """Remove an empty cgroup and the cgroups in it, deepest first (best effort: a busy one stays)."""
-    if not path.is_dir():
-        return
-    for sub, _subdirs, _files in sorted(os.walk(path), key=lambda entry: -entry[0].count("/")):
-        try:
-            os.rmdir(sub)
-        except OSError:
-            pass
 
 
 @dataclass
@@ -99,7 +81,8 @@ class Seed:
 class Machine:
     """One guest. ``on_exit(clean: bool)`` is called when it powers off for good."""
 
-    def __init__(self, name: str, root: Path, hostname: str, log_path: Path, on_exit: Callable[[], None]):
+    def __init__(self, name: str, root: Path, hostname: str, log_path: Path, on_exit: Callable[[], None],
+                 limits: Limits):
         self.name = name
         self.root = root
         self.hostname = hostname
@@ -108,7 +91,8 @@ class Machine:
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._stopping = False
-        self.cgroups = [h / "localcloud" / name for h in cgroup_hierarchies()]
+        self.limits = limits
+        self.cgroups = GuestGroups(name, limits)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -120,48 +104,25 @@ class Machine:
         threading.Thread(target=self._watch, name=f"watch-{self.name}", daemon=True).start()
 
     def _spawn(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(self.log_path, "ab")
         cmd = [
             "systemd-nspawn", "--boot", "--quiet",
             f"--directory={self.root}", f"--machine={self.name}", f"--hostname={self.hostname}",
-            f"--network-bridge={BRIDGE}", "--register=no", "--keep-unit",
-            "--system-call-filter=add_key keyctl bpf", "--console=read-only", "--link-journal=no",
-            "--resolv-conf=off", "--timezone=off",
+            f"--network-bridge={BRIDGE}", "--register=no", "--keep-unit", *NSPAWN_CONFINEMENT,
+            "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
         ]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
-        self.proc = subprocess.Popen(self._in_own_cgroup(cmd), stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        out.close()
+        out = consolelog.capture(self.log_path)
+        try:
+            self.proc = subprocess.Popen(launcher(self.cgroups.make(), cmd), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        finally:
+            os.close(out)
         log.info("machine %s started (nspawn pid %s)", self.name, self.proc.pid)
-
-    def _in_own_cgroup(self, cmd: list[str]) -> list[str]:
-        """``cmd`` started in the machine's fresh cgroups (a shell moves itself there and execs it, so the
-        pid stays nspawn's); unchanged where they cannot be made: the guest then shares nspawn's."""
-        made = []
-        for group in self.cgroups:
-            remove_cgroup(group)  # a previous boot's: its counters start again at 0
-            try:
-                group.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                log.warning("machine %s: no cgroup of its own (%s); its CPU time is not counted", self.name, exc)
-                return cmd
-            made.append(group / "cgroup.procs")
-        if not made:
-            return cmd
-        moves = "; ".join(f"echo $$ > {shlex.quote(str(p))}" for p in made)
-        return ["/bin/sh", "-c", f'{moves}; exec "$@"', "sh", *cmd]
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user and system) the machine has spent since it started: its guest and its nspawn
         process, from its cgroup. None when it is off or has no cgroup of its own."""
-        if not self.running or not self.cgroups:
-            return None
-        try:
-            stat = dict(line.split() for line in (self.cgroups[0] / "cpu.stat").read_text().splitlines())
-            return int(stat["usage_usec"]) / 1e6
-        except (OSError, KeyError, ValueError):
-            return None
+        return self.cgroups.cpu_seconds() if self.running else None
 
     def _watch(self) -> None:
         while True:
@@ -175,8 +136,7 @@ class Machine:
                     self._spawn()
                     continue
                 self.proc = None
-                for group in self.cgroups:
-                    remove_cgroup(group)
+                self.cgroups.remove(wait=5)
             log.info("machine %s is off (exit %s)", self.name, code)
             self.on_exit()
             return
@@ -293,24 +253,25 @@ def kill_guest(nspawn_pid: int) -> None:
         pass
 
 
-def kill_orphans(machine_prefix: str, disks: Path) -> list[int]:
+def kill_orphans(machine_prefix: str) -> list[int]:
     """Kill guests of ours that outlived a crashed API process; returns the pids killed.
 
-    Two kinds: nspawn processes with our machine prefix, and guest PID 1s whose nspawn is
-    gone already (recognised by their root directory inside our disk pool).
+    Two kinds: nspawn processes with our machine prefix, and guest PID 1s whose nspawn is gone already,
+    recognised by their cgroup, named after the machine (their root is an idmapped mount the host sees as "/").
     """
     nspawns, inits = [], []
+    ours = f"/localcloud/{machine_prefix}"
     for pid in _pids():
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            root = os.readlink(f"/proc/{pid}/root")
+            groups = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
         if cmdline and cmdline[0].endswith(b"systemd-nspawn") and any(
             a.startswith(f"--machine={machine_prefix}".encode()) for a in cmdline
         ):
             nspawns.append(pid)
-        elif root.startswith(str(disks) + "/") and _is_namespace_init(pid):
+        elif ours in groups and _is_namespace_init(pid):
             inits.append(pid)
     for pid in nspawns:
         kill_guest(pid)

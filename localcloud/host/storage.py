@@ -2,6 +2,11 @@
 
 A server's disk is a writable snapshot of an image; ``create_image`` is a read-only
 snapshot of a disk. On btrfs both take milliseconds; without btrfs we copy (seconds).
+
+A guest writes at most its server type's disk size into its disk (``diskquota``: btrfs simple quotas; writes past
+it fail with EDQUOT); snapshots and clones stay as fast (~0.01 s). The pool is thin: the limits together may
+exceed it, so guests together can still fill it. Plain copies (no btrfs) have no quota: a guest can fill the
+filesystem the local cloud's state is on.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..paths import Layout
+from . import diskquota
 from .hostcmd import HostCommandError, run
 
 log = logging.getLogger("localcloud")
@@ -23,6 +29,7 @@ class Storage:
     def __init__(self, layout: Layout):
         self.layout = layout
         self.btrfs = False
+        self.quotas = False
 
     def ensure_pool(self) -> None:
         """Mount the btrfs pool (creating it the first time); fall back to a directory."""
@@ -43,6 +50,10 @@ class Storage:
             except (HostCommandError, FileNotFoundError) as exc:
                 log.warning("btrfs pool unavailable (%s); disks will be plain copies", exc)
                 self.btrfs = False
+        if self.btrfs:
+            self.quotas = diskquota.enable(pool)  # also on a pool made before quotas
+            if self.quotas:
+                diskquota.forget(pool)  # groups of disks deleted while the last run ended
         for d in (self.layout.base_images, self.layout.disks, self.layout.snapshots):
             d.mkdir(parents=True, exist_ok=True)
 
@@ -51,6 +62,11 @@ class Storage:
             run(["btrfs", "subvolume", "create", str(path)])
         else:
             path.mkdir(parents=True)
+
+    def limit(self, disk: Path, size: int) -> None:
+        """At most ``size`` bytes written into the disk; nothing without quotas (plain copies, an old kernel)."""
+        if self.quotas and self._is_subvolume(disk):
+            diskquota.limit(self.layout.pool, disk, size)
 
     def clone(self, src: Path, dst: Path, *, readonly: bool = False) -> None:
         if self.btrfs and self._is_subvolume(src):
@@ -63,13 +79,17 @@ class Storage:
         if not path.exists():
             return
         if self.btrfs and self._is_subvolume(path):
+            group = diskquota.release(self.layout.pool, path) if self.quotas else None
             # Nested subvolumes (docker's btrfs driver inside a guest) must go first, deepest first.
             listing = run(["btrfs", "subvolume", "list", "-o", "--sort=-path", str(path)], check=False).stdout
             for sub in nested_subvolumes(listing, self.layout.pool, path):
                 run(["btrfs", "property", "set", "-ts", str(sub), "ro", "false"], check=False)
                 run(["btrfs", "subvolume", "delete", str(sub)], check=False)
             run(["btrfs", "property", "set", "-ts", str(path), "ro", "false"], check=False)
-            if run(["btrfs", "subvolume", "delete", str(path)], check=False).returncode == 0:
+            deleted = run(["btrfs", "subvolume", "delete", str(path)], check=False).returncode == 0
+            if group:
+                diskquota.forget(self.layout.pool, group)
+            if deleted:
                 return
         shutil.rmtree(path, ignore_errors=True)
         if path.exists():
