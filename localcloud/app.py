@@ -26,7 +26,7 @@ from .jsonbody import body_of
 from .listing import paginate, sort_items
 from .ratelimit import RateLimiter
 from .requestlog import RequestLog
-from .validation import HOSTNAME_RE
+from .validation import HOSTNAME_RE, firewall_name
 from .views import firewall_json, server_json
 
 log = logging.getLogger("localcloud")
@@ -324,9 +324,7 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
         body = await body_of(request)
         fw = cloud.get("firewalls", ident, "firewall")
         if "name" in body:
-            if not isinstance(body["name"], str) or not body["name"].strip():
-                raise invalid_input("name", "name must be a non-empty string")
-            cloud.check_name_free("firewalls", body["name"], "firewall", ident)
+            cloud.check_name_free("firewalls", firewall_name(body["name"]), "firewall", ident)
             fw["name"] = body["name"]
         if "labels" in body:
             fw["labels"] = labels.validate(body["labels"])

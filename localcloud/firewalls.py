@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from . import labels
 from .cloud import Cloud
 from .errors import APIError, invalid_input
 from .store import now
-from .validation import list_field, validate_rules
+from .validation import firewall_name, list_field, validate_rules
+
+log = logging.getLogger("localcloud")
 
 
 def create_firewall(cloud: Cloud, body: dict) -> dict:
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise invalid_input("name", "name is required")
+    name = firewall_name(body.get("name"))
     rules = validate_rules(body.get("rules") or [])
     lab = labels.validate(body.get("labels"))
     targets = _targets(cloud, list_field(body, "apply_to"))
@@ -82,3 +84,23 @@ def delete_firewall(cloud: Cloud, fid: int) -> None:
     with cloud.store.lock:
         cloud.store["firewalls"].pop(fid)
         cloud.store.save()
+
+
+def repair_stored_rules(cloud: Cloud) -> None:
+    """Drop stored rules that today's checks refuse (a port 0, 99999 or 9-1, a bad CIDR, kept by a local cloud
+    from before those checks): nft would refuse the whole ruleset and the start would fail. Each firewall keeps
+    its other rules, so it only gets stricter; a log line names what went."""
+    with cloud.store.lock:
+        dropped = 0
+        for fw in cloud.store["firewalls"].values():
+            kept = []
+            for rule in fw.get("rules") or []:
+                try:
+                    kept += validate_rules([rule])
+                except APIError as exc:
+                    dropped += 1
+                    log.warning("firewall %s (%s): dropped a stored rule the API no longer accepts (%s): %s",
+                                fw["id"], fw.get("name"), exc.details["fields"][0]["messages"][0], rule)
+            fw["rules"] = kept
+        if dropped:
+            cloud.store.save()

@@ -16,7 +16,7 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import baseimage, hostfirewall, hostnet, nodejs
+from . import baseimage, firewalls, hostfirewall, hostnet, nodejs
 from .app import create_app, new_token
 from .cloud import Cloud
 from .durable import write_atomic
@@ -62,6 +62,7 @@ def main() -> None:
         cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce)
     except StateError as exc:
         raise SystemExit(f"localcloud: {exc}") from None
+    firewalls.repair_stored_rules(cloud)
     cloud.resume()
     rate_limit = int(os.environ.get("IMAGEKIT_LOCALCLOUD_RATE_LIMIT", "3600"))
     enforce = os.environ.get("IMAGEKIT_LOCALCLOUD_ENFORCE_RATE_LIMIT", "") == "1"
