@@ -29,6 +29,11 @@ class Layout:
         return self.root / "api.pid"
 
     @property
+    def lock_file(self) -> Path:
+        """Held by the API process for its life (``apilock``)."""
+        return self.root / "api.lock"
+
+    @property
     def endpoint_file(self) -> Path:
         return self.root / "endpoint"
 
