@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import catalog, labels
+from .bridgefilter import Ports
 from .errors import APIError, invalid_input, not_found
 from .faults import Faults
 from .hostcmd import HostCommandError
@@ -36,13 +37,15 @@ class ActionFailed(Exception):
 
 class Cloud:
     def __init__(self, layout: Layout, storage: Storage, faults: Faults, *,
-                 filter_guests: Callable[[dict[str, list[dict]]], None] | None = None):
-        """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``); without it
-        firewalls are only records (tests of the API in process)."""
+                 filter_guests: Callable[[dict[str, list[dict]]], None] | None = None, ports: Ports | None = None):
+        """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``), ``ports`` pins
+        each machine's bridge port to its server's identity; without them firewalls are only records and
+        ports open (tests of the API in process)."""
         self.layout = layout
         self.storage = storage
         self.faults = faults
         self.filter_guests = filter_guests
+        self.ports = ports
         self.store = Store(layout.state_file)
         self.machines: dict[int, Machine] = {}
         self.closing = False
@@ -216,6 +219,8 @@ class Cloud:
         sid = server["id"]
         if sid not in self.machines:
             def on_exit(sid=sid):
+                if self.ports:
+                    self.ports.close(f"{MACHINE_PREFIX}{sid}")
                 with self.store.lock:
                     s = self.store["servers"].get(sid)
                     if s and s["status"] != "deleting":
@@ -225,12 +230,17 @@ class Cloud:
                         self.store.save()
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
                                          self.layout.machine_logs / f"{sid}.log", on_exit)
+            if self.ports:
+                self.machines[sid].on_spawn = lambda m, s=server: self.ports.open(m.name, s["id"], s["address"],
+                                                                                  lambda: m.running)
         return self.machines[sid]
 
     def boot(self, server: dict, wait: bool = False) -> None:
         """Power the machine on; with ``wait`` return once its systemd runs (else in the background)."""
         machine = self.machine(server)
         server["power"] = "on"
+        if self.ports and not machine.running:
+            self.ports.prepare(self.disk(server), server["id"])
         machine.start()
         if wait:
             self._mark_running(server, machine)

@@ -106,6 +106,7 @@ class Machine:
         self.log_path = log_path
         self.on_exit = on_exit
         self.proc: subprocess.Popen | None = None
+        self.on_spawn: Callable[[Machine], None] | None = None  # after each start of nspawn (a reboot's too)
         self._lock = threading.Lock()
         self._stopping = False
         self.cgroups = [h / "localcloud" / name for h in cgroup_hierarchies()]
@@ -134,6 +135,8 @@ class Machine:
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         out.close()
         log.info("machine %s started (nspawn pid %s)", self.name, self.proc.pid)
+        if self.on_spawn:
+            self.on_spawn(self)
 
     def _in_own_cgroup(self, cmd: list[str]) -> list[str]:
         """``cmd`` started in the machine's fresh cgroups (a shell moves itself there and execs it, so the

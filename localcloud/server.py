@@ -17,7 +17,7 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import apilock, baseimage, environment, firewalls, hostfirewall, hostnet, listeners, nodejs
+from . import apilock, baseimage, bridgefilter, environment, firewalls, hostfirewall, hostnet, listeners, nodejs
 from .app import create_app, new_token
 from .cloud import Cloud
 from .durable import write_atomic
@@ -60,13 +60,16 @@ def main() -> None:
     storage = Storage(L)
     storage.ensure_pool()
     hostnet.ensure_bridge()
+    ports = bridgefilter.Ports()
+    ports.reset()
+    bridgefilter.filter_bridged_traffic()
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
     standin = TailscaleStandIn(L.root / "tailscale.json")
     build_apt_repo(L.apt_repo, login_server(port))
     node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
     try:
-        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce)
+        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports)
     except StateError as exc:
         raise SystemExit(f"localcloud: {exc}") from None
     firewalls.repair_stored_rules(cloud)
@@ -91,8 +94,8 @@ def main() -> None:
     server = _Server(uvicorn_config(app, listeners.policies(guest_addresses, file_limit)))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
-    L.pid_file.write_text(str(os.getpid()))
-    L.endpoint_file.write_text(f"http://127.0.0.1:{port}/v1")
+    write_atomic(L.pid_file, str(os.getpid()), 0o644)  # whole or not at all: up() polls both files
+    write_atomic(L.endpoint_file, f"http://127.0.0.1:{port}/v1", 0o644)
     try:
         server.run(sockets=sockets)
     finally:
