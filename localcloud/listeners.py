@@ -6,7 +6,7 @@ neither caps connections per address nor times out a connection that never finis
 each listening address has a ``Policy`` of its own: at most ``connections`` at once, at most ``per_source``
 of them from one peer address, closed after ``idle`` seconds without a request (from the moment they open,
 too) and after ``request`` seconds from a request's first byte to its last. A connection over a cap is
-accepted and reset at once: a guest holding thousands of idle connections holds at most ``per_source``
+accepted and reset (RST) at once: a guest holding thousands of idle connections holds at most ``per_source``
 descriptors, and the operator's listener keeps its own budget within the process's file limit.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import resource
+import socket
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,6 +29,9 @@ OPERATOR = "127.0.0.1"
 KEEP_ALIVE = 620  # seconds; longer than any pause between a client's polls (see server.uvicorn_config)
 GUEST_PER_SOURCE = 64  # apt and the stand-in's client need a handful
 REPORT_EVERY = 60  # seconds between log lines about refused connections on one listener
+# Connections the kernel queues for accept on each listener; asyncio also accepts up to this many in one go,
+# so it bounds the descriptors a flood holds for an instant before they are reset (uvicorn's default: 2048).
+BACKLOG = 128
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,9 @@ def protocol(listener_policies: dict[str, Policy]) -> type[H11Protocol]:
             if tally is None or not peer or not tally.admit(peer[0]):
                 if tally is not None:
                     _report(tally, local[0])
+                # A reset, not a FIN: the peer learns at once, and no orphaned socket lingers in FIN-WAIT.
+                transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                              struct.pack("ii", 1, 0))
                 transport.abort()
                 return
             self.tally, self.peer = tally, peer[0]

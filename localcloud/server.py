@@ -112,7 +112,8 @@ def uvicorn_config(app, listener_policies: dict[str, listeners.Policy] | None = 
     server closes just as a client reuses it surfaces as ConnectionResetError in the client. Without
     ``listener_policies``, the operator's policy on loopback (the in-process tests' server)."""
     return uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=listeners.KEEP_ALIVE,
-                          http=listeners.protocol(listener_policies or listeners.policies([])))
+                          http=listeners.protocol(listener_policies or listeners.policies([])),
+                          backlog=listeners.BACKLOG)
 
 
 class _Server(uvicorn.Server):
@@ -131,5 +132,5 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(listeners.BACKLOG)
     return sock
