@@ -70,11 +70,20 @@ def bridge_mac() -> str:
     return json.loads(out.stdout)[0]["address"]
 
 
+@pytest.fixture
+def two_guests(cloud_unchanged, keypair):
+    """Two running servers with one SSH key, deleted afterwards."""
+    first, key = boot_server(cloud_unchanged, keypair, "pin-a")
+    second, _ = boot_server(cloud_unchanged, keypair, "pin-b", key=key)
+    yield first, second
+    for server in (first, second):
+        cloud_unchanged.servers.delete(server).wait_until_finished(120)
+    key.delete()
+
+
 def test_a_guest_claiming_another_guests_and_the_hosts_address_receives_nothing_and_breaks_nothing(
-        cloud_unchanged, keypair):
-    client = cloud_unchanged
-    attacker, key = boot_server(client, keypair, "arp-attacker")
-    victim, _ = boot_server(client, keypair, "arp-victim", key=key)
+        two_guests, keypair):
+    attacker, victim = two_guests
     a_ip, v_ip, v_mac = attacker.public_net.ipv4.ip, victim.public_net.ipv4.ip, mac(victim.id)
     deadline = time.monotonic() + 120
     a_conn = ssh.wait_for_ssh(a_ip, keypair, deadline=deadline)
@@ -116,16 +125,12 @@ def test_a_guest_claiming_another_guests_and_the_hosts_address_receives_nothing_
     finally:
         a_conn.close()
         v_conn.close()
-    for server in (attacker, victim):
-        client.servers.delete(server).wait_until_finished(120)
-    key.delete()
 
 
-def test_traffic_between_guests_obeys_the_firewalls_attached_to_its_target(cloud_unchanged, keypair):
+def test_traffic_between_guests_obeys_the_firewalls_attached_to_its_target(cloud_unchanged, two_guests, keypair):
     """Guest a reaches guest b's port 22 but not 8080 while b's firewall allows only 22/tcp; all once it goes."""
     client = cloud_unchanged
-    a, key = boot_server(client, keypair, "g2g-a")
-    b, _ = boot_server(client, keypair, "g2g-b", key=key)
+    a, b = two_guests
     b_ip = b.public_net.ipv4.ip
     deadline = time.monotonic() + 120
     a_conn = ssh.wait_for_ssh(a.public_net.ipv4.ip, keypair, deadline=deadline)
@@ -152,6 +157,3 @@ def test_traffic_between_guests_obeys_the_firewalls_attached_to_its_target(cloud
     finally:
         a_conn.close()
         b_conn.close()
-    for server in (a, b):
-        client.servers.delete(server).wait_until_finished(120)
-    key.delete()
