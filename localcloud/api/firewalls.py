@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -12,9 +13,12 @@ from ..state.store import now
 from . import labels
 from .jsonbody import body_of
 from .listing import BY_NAME, listing
-from .update import update
-from .validation import list_field, validate_rules
+from .update import NameRule, update
+from .validation import FIREWALL_NAME_RULE, firewall_name, is_firewall_name, list_field, validate_rules
 from .views import firewall_json
+
+log = logging.getLogger("localcloud")
+FIREWALL_NAME = NameRule(is_firewall_name, FIREWALL_NAME_RULE)
 
 
 def router(cloud: Cloud) -> APIRouter:
@@ -36,7 +40,8 @@ def router(cloud: Cloud) -> APIRouter:
 
     @api.put("/v1/firewalls/{ident}")
     async def update_firewall(ident: int, request: Request):
-        return {"firewall": firewall_json(update(cloud, "firewalls", ident, "firewall", await body_of(request)))}
+        return {"firewall": firewall_json(update(cloud, "firewalls", ident, "firewall", await body_of(request),
+                                                   name=FIREWALL_NAME))}
 
     @api.delete("/v1/firewalls/{ident}", status_code=204)
     def delete(ident: int):
@@ -51,9 +56,7 @@ def router(cloud: Cloud) -> APIRouter:
 
 
 def create_firewall(cloud: Cloud, body: dict) -> dict:
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise invalid_input("name", "name is required")
+    name = firewall_name(body.get("name"))
     rules = validate_rules(body.get("rules") or [])
     lab = labels.validate(body.get("labels"))
     targets = _targets(cloud, list_field(body, "apply_to"))
@@ -123,3 +126,23 @@ def delete_firewall(cloud: Cloud, fid: int) -> None:
     with cloud.store.lock:
         cloud.store["firewalls"].pop(fid)
         cloud.store.save()
+
+
+def repair_stored_rules(cloud: Cloud) -> None:
+    """Drop stored rules that today's checks refuse (a port 0, 99999 or 9-1, a bad CIDR, kept by a local cloud
+    from before those checks): nft would refuse the whole ruleset and the start would fail. Each firewall keeps
+    its other rules, so it only gets stricter; a log line names what went."""
+    with cloud.store.lock:
+        dropped = 0
+        for fw in cloud.store["firewalls"].values():
+            kept = []
+            for rule in fw.get("rules") or []:
+                try:
+                    kept += validate_rules([rule])
+                except APIError as exc:
+                    dropped += 1
+                    log.warning("firewall %s (%s): dropped a stored rule the API no longer accepts (%s): %s",
+                                fw["id"], fw.get("name"), exc.details["fields"][0]["messages"][0], rule)
+            fw["rules"] = kept
+        if dropped:
+            cloud.store.save()

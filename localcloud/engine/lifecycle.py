@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import APIError
+from ..guests.bridgefilter import Ports
 from ..guests.limits import Limits
 from ..guests.machines import Machine, Seed
 from ..host.hostcmd import HostCommandError
@@ -31,12 +32,14 @@ BOOT_TIMEOUT = 60
 
 class ServerLifecycle(Records):
     def __init__(self, layout: Layout, storage: Storage, faults: Faults, *,
-                 filter_guests: Callable[[dict[str, list[dict]]], None] | None = None):
-        """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``); without it
-        firewalls are only records (tests of the API in process)."""
+                 filter_guests: Callable[[dict[str, list[dict]]], None] | None = None, ports: Ports | None = None):
+        """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``), ``ports`` pins
+        each machine's bridge port to its server's identity; without them firewalls are only records and
+        ports open (tests of the API in process)."""
         super().__init__(layout, faults)
         self.storage = storage
         self.filter_guests = filter_guests
+        self.ports = ports
         self.machines: dict[int, Machine] = {}
         self.closing = False
 
@@ -60,6 +63,8 @@ class ServerLifecycle(Records):
         sid = server["id"]
         if sid not in self.machines:
             def on_exit(sid: int = sid) -> None:
+                if self.ports:
+                    self.ports.close(f"{MACHINE_PREFIX}{sid}")
                 with self.store.lock:
                     s = self.store["servers"].get(sid)
                     if s and s["status"] != "deleting":
@@ -70,6 +75,10 @@ class ServerLifecycle(Records):
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
                                          self.layout.machine_logs / f"{sid}.log", on_exit,
                                          Limits.of_type(catalog.SERVER_TYPE_BY_NAME[server["server_type"]]))
+            if self.ports:
+                ports = self.ports
+                self.machines[sid].on_spawn = lambda m, s=server: ports.open(m.name, s["id"], s["address"],
+                                                                             lambda: m.running)
         return self.machines[sid]
 
     def boot(self, server: dict, wait: bool = False) -> None:
@@ -77,6 +86,8 @@ class ServerLifecycle(Records):
         machine = self.machine(server)
         server["power"] = "on"
         self.storage.limit(self.disk(server), machine.limits.disk_bytes)  # a rebuilt disk is a new one
+        if self.ports and not machine.running:
+            self.ports.prepare(self.disk(server), server["id"])
         machine.start()
         if wait:
             self._mark_running(server, machine)

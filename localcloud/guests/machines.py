@@ -89,6 +89,7 @@ class Machine:
         self.log_path = log_path
         self.on_exit = on_exit
         self.proc: subprocess.Popen | None = None
+        self.on_spawn: Callable[[Machine], None] | None = None  # after each start of nspawn (a reboot's too)
         self._lock = threading.Lock()
         self._stopping = False
         self.limits = limits
@@ -118,6 +119,8 @@ class Machine:
         finally:
             os.close(out)
         log.info("machine %s started (nspawn pid %s)", self.name, self.proc.pid)
+        if self.on_spawn:
+            self.on_spawn(self)
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user and system) the machine has spent since it started: its guest and its nspawn

@@ -1,7 +1,7 @@
 """The local cloud's flat apt repository: every .deb of one directory, indexed for guests.
 
 Guests use ``deb [trusted=yes] http://HOST:PORT/apt ./``; it holds the Tailscale stand-in
-(``localcloud/tailscale/package.py``) and Node.js (``localcloud/nodejs.py``). The index is made
+(``localcloud/tailscale/package.py``) and Node.js (``localcloud/host/nodejs.py``). The index is made
 from the packages themselves (their control fields, sizes and hashes), so whoever adds or replaces
 a .deb only calls ``index()``.
 """

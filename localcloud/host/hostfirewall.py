@@ -3,8 +3,9 @@
 As on Hetzner, a server with firewalls attached gets only the inbound traffic one of their ``in``
 rules allows; replies to connections the guest opened always pass. The rules sit in the host's
 output and forward hooks, so they filter what the host and anything routed through it send to a
-guest (clients, tests, the toolkit). Traffic between two guests crosses the bridge without those
-hooks and is not filtered; ``out`` rules are stored, not enforced.
+guest (clients, tests, the toolkit), and what another guest sends it across the bridge (br_netfilter
+hands bridged IPv4 to the forward hook: ``bridgefilter.filter_bridged_traffic``). ``out`` rules are
+stored, not enforced.
 """
 
 from __future__ import annotations

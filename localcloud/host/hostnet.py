@@ -1,17 +1,17 @@
 """The host side of the local cloud: its bridge and its package mirror.
 
 The bridge has an address but no uplink: guests reach only the host (the API, the
-apt-cacher-ng mirror, the stand-in package repository), never the outside world.
+apt-cacher-ng mirror, the stand-in package repository), never the outside world. apt-cacher-ng
+listens there and on loopback only (``mirrorbind``).
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
-import time
 from pathlib import Path
 
 from ..paths import BRIDGE, HOST_ADDRESS, MIRROR_PORT
+from . import mirrorbind
 from .hostcmd import run
 
 DEBIAN_BACKEND = "http://deb.debian.org/debian/\n"
@@ -27,26 +27,14 @@ def ensure_bridge() -> None:
 
 
 def ensure_mirror() -> None:
-    """Configure and start apt-cacher-ng as the provider's Debian mirror."""
+    """Configure and start apt-cacher-ng as the provider's Debian mirror, on loopback and the bridge only."""
     if not shutil.which("apt-cacher-ng") and not Path("/usr/sbin/apt-cacher-ng").exists():
-        raise RuntimeError("apt-cacher-ng is not installed: run `apt-get install apt-cacher-ng` (see README)")
+        raise RuntimeError("apt-cacher-ng is not installed: run `apt-get install apt-cacher-ng` (or `bash .ci/setup`)")
     backends = Path("/etc/apt-cacher-ng/backends_debian")
     if not backends.exists() or backends.read_text() != DEBIAN_BACKEND:
         backends.write_text(DEBIAN_BACKEND)
-    if not _port_open("127.0.0.1", MIRROR_PORT):
-        run(["/etc/init.d/apt-cacher-ng", "start"])
-        deadline = time.monotonic() + 20
-        while not _port_open("127.0.0.1", MIRROR_PORT):
-            if time.monotonic() > deadline:
-                raise RuntimeError("apt-cacher-ng did not start listening on port 3142")
-            time.sleep(0.2)
+    mirrorbind.confine(HOST_ADDRESS, MIRROR_PORT)
 
 
 def mirror_url() -> str:
     return f"http://{HOST_ADDRESS}:{MIRROR_PORT}"
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0

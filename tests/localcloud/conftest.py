@@ -52,12 +52,13 @@ class LocalAPI:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def serve(app):
-    """Run ``app`` with the production uvicorn config on 127.0.0.1:<free port>; returns (server, port, thread)."""
+def serve(app, listener_policies=None):
+    """Run ``app`` with the production uvicorn config on 127.0.0.1:<free port>; returns (server, port, thread).
+    ``listener_policies``: the connection caps for 127.0.0.1, when not the operator's (``listeners``)."""
     import uvicorn
 
     sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, listener_policies))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -11,8 +11,8 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / ".importlinter"
 CONTRACTS = ("localcloud imports nothing from imagekit",
              "imagekit reaches localcloud through localcloud.client only",
-             "localcloud.client needs only the standard library and localcloud.paths",
-             "localcloud in layers: server > api | tailscale > engine > guests | host > state")
+             "localcloud.client needs the standard library and stdlib-only modules",
+             "localcloud in layers: server > api | tailscale > engine > guests > host > state")
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
@@ -44,7 +44,9 @@ def test_each_contract_catches_a_breach(tmp_path):
         "imagekit/sneaky.py": "from localcloud.engine import cloud\n",
         "localcloud/__init__.py": "",
         "localcloud/paths.py": "",
-        "localcloud/client.py": "from . import paths\nimport fastapi\n",
+        "localcloud/apilock.py": "from . import paths\n",
+        "localcloud/environment.py": "",
+        "localcloud/client.py": "from . import apilock, environment, paths\nimport fastapi\n",
         **{f"localcloud/{layer}/__init__.py": "" for layer in layers},
         "localcloud/engine/cloud.py": "import imagekit.fine\n",
         "localcloud/state/store.py": "from ..engine import cloud\n",
