@@ -11,8 +11,9 @@ from ..engine import catalog
 from ..engine.cloud import Cloud
 from ..errors import APIError, invalid_input
 from ..state.store import now
-from . import labels
+from . import labels, placement_groups, server_networks
 from .jsonbody import body_of
+from .serverlock import locked_action
 from .validation import USER_DATA_LIMIT
 
 
@@ -39,27 +40,12 @@ def run(cloud: Cloud, sid: int, command: str, body: dict) -> dict:
         return handler(cloud, server, body or {})
 
 
-def _locked_action(cloud: Cloud, server: dict, command: str, work, extra=(), on_error=None) -> dict:
-    """An action on the server that holds its lock (other actions get `locked`) until done."""
-    action = cloud.new_action(command, [("server", server["id"]), *extra])
-    server["locked"] = True
-
-    def locked_work(progress):
-        try:
-            work(progress)
-        finally:
-            server["locked"] = False
-
-    cloud.run_action(action, locked_work, on_error=on_error)
-    return action
-
-
 def poweron(cloud: Cloud, server: dict, body: dict) -> dict:
     def work(progress):
         if not cloud.machine(server).running:
             server["status"] = "starting"
             cloud.boot(server, wait=True)
-    return _locked_action(cloud, server, "start_server", work)
+    return locked_action(cloud, server, "start_server", work)
 
 
 def poweroff(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -67,7 +53,7 @@ def poweroff(cloud: Cloud, server: dict, body: dict) -> dict:
         server["power"] = "off"
         cloud.machine(server).poweroff()
         server["status"] = "off"
-    return _locked_action(cloud, server, "stop_server", work)
+    return locked_action(cloud, server, "stop_server", work)
 
 
 def shutdown(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -76,15 +62,15 @@ def shutdown(cloud: Cloud, server: dict, body: dict) -> dict:
     if machine.running:
         server["status"] = "stopping"
         machine.shutdown()
-    return _locked_action(cloud, server, "shutdown_server", lambda progress: None)
+    return locked_action(cloud, server, "shutdown_server", lambda progress: None)
 
 
 def reboot(cloud: Cloud, server: dict, body: dict) -> dict:
-    return _locked_action(cloud, server, "reboot_server", lambda p: cloud.machine(server).reboot())
+    return locked_action(cloud, server, "reboot_server", lambda p: cloud.machine(server).reboot())
 
 
 def reset(cloud: Cloud, server: dict, body: dict) -> dict:
-    return _locked_action(cloud, server, "reset_server", lambda p: cloud.machine(server).reset())
+    return locked_action(cloud, server, "reset_server", lambda p: cloud.machine(server).reset())
 
 
 def change_protection(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -132,7 +118,7 @@ def create_image(cloud: Cloud, server: dict, body: dict) -> dict:
             cloud.store["images"].pop(iid, None)
             cloud.store.save()
 
-    action = _locked_action(cloud, server, "create_image", work, extra=[("image", iid)], on_error=failed)
+    action = locked_action(cloud, server, "create_image", work, extra=[("image", iid)], on_error=failed)
     return {"image": image, "action": action}
 
 
@@ -164,7 +150,7 @@ def rebuild(cloud: Cloud, server: dict, body: dict) -> dict:
             server["status"] = "off"
         cloud.store.save()
 
-    action = _locked_action(cloud, server, "rebuild_server", work)
+    action = locked_action(cloud, server, "rebuild_server", work)
     return {"action": action, "root_password": None}
 
 
@@ -177,4 +163,6 @@ ACTIONS = {
     "change_protection": change_protection,
     "create_image": create_image,
     "rebuild": rebuild,
+    **server_networks.ACTIONS,
+    **placement_groups.SERVER_ACTIONS,
 }
