@@ -95,11 +95,11 @@ class PrivateLinks:
         with self._lock:
             self.unplug(net_id, port.server_id)
             for candidate in range(slot, MAX_SLOTS):
-                made = run(["ip", "-n", ns, "link", "add", port.name, "mtu", str(MTU), "type", "veth", "peer", "name",
-                            guest_ifname(candidate), "address", port.mac, "mtu", str(MTU), "netns", str(guest_pid)],
-                           check=False)
+                # On the bridge and up from the start: the guest's first DHCP request must not meet a port still down.
+                made = run(["ip", "-n", ns, "link", "add", port.name, "master", SWITCH, "up", "mtu", str(MTU), "type",
+                            "veth", "peer", "name", guest_ifname(candidate), "address", port.mac, "mtu", str(MTU),
+                            "netns", str(guest_pid)], check=False)
                 if made.returncode == 0:
-                    run(["ip", "-n", ns, "link", "set", port.name, "master", SWITCH, "up"])
                     return guest_ifname(candidate)
                 if "File exists" not in made.stderr or self._present(ns, port.name):
                     raise HostCommandError(f"could not give server {port.server_id} its interface on network "
