@@ -58,7 +58,8 @@ def namespace(net_id: int) -> str:
 def dnsmasq_config(spec: NetworkSpec, leases: Path, log_file: Path) -> str:
     """dnsmasq's whole configuration: static leases only (each attached server's MAC and address)."""
     net = ipaddress.ip_network(spec.ip_range)
-    lines = ["port=0", f"interface={SWITCH}", "bind-interfaces", "dhcp-authoritative", "pid-file=",
+    # quiet-dhcp: routine leases are not logged (a guest renewing in a loop must not fill the disk), errors are.
+    lines = ["port=0", f"interface={SWITCH}", "bind-interfaces", "dhcp-authoritative", "pid-file=", "quiet-dhcp",
              f"dhcp-range={net.network_address},static,{LEASE}",
              "dhcp-option=option:netmask,255.255.255.255", "dhcp-option=option:router",
              "dhcp-option=option:dns-server", f"dhcp-option=121,{spec.gateway}/32,0.0.0.0,{net},{spec.gateway}",
