@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from imagekit.host import ssh
-from localcloud import apilock, listeners
+from localcloud import apilock
+from localcloud.api import listeners
 from localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS, MACHINE_PREFIX, layout
 from tests.localcloud.conftest import boot_server
 
