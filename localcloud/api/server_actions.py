@@ -13,7 +13,7 @@ from ..errors import APIError, invalid_input
 from ..state.store import now
 from . import labels, placement_groups, server_networks
 from .jsonbody import body_of
-from .serverlock import locked_action
+from .serverlock import locked_action as _locked_action
 from .validation import USER_DATA_LIMIT
 
 
@@ -45,7 +45,7 @@ def poweron(cloud: Cloud, server: dict, body: dict) -> dict:
         if not cloud.machine(server).running:
             server["status"] = "starting"
             cloud.boot(server, wait=True)
-    return locked_action(cloud, server, "start_server", work)
+    return _locked_action(cloud, server, "start_server", work)
 
 
 def poweroff(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -53,7 +53,7 @@ def poweroff(cloud: Cloud, server: dict, body: dict) -> dict:
         server["power"] = "off"
         cloud.machine(server).poweroff()
         server["status"] = "off"
-    return locked_action(cloud, server, "stop_server", work)
+    return _locked_action(cloud, server, "stop_server", work)
 
 
 def shutdown(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -62,15 +62,15 @@ def shutdown(cloud: Cloud, server: dict, body: dict) -> dict:
     if machine.running:
         server["status"] = "stopping"
         machine.shutdown()
-    return locked_action(cloud, server, "shutdown_server", lambda progress: None)
+    return _locked_action(cloud, server, "shutdown_server", lambda progress: None)
 
 
 def reboot(cloud: Cloud, server: dict, body: dict) -> dict:
-    return locked_action(cloud, server, "reboot_server", lambda p: cloud.machine(server).reboot())
+    return _locked_action(cloud, server, "reboot_server", lambda p: cloud.machine(server).reboot())
 
 
 def reset(cloud: Cloud, server: dict, body: dict) -> dict:
-    return locked_action(cloud, server, "reset_server", lambda p: cloud.machine(server).reset())
+    return _locked_action(cloud, server, "reset_server", lambda p: cloud.machine(server).reset())
 
 
 def change_protection(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -118,7 +118,7 @@ def create_image(cloud: Cloud, server: dict, body: dict) -> dict:
             cloud.store["images"].pop(iid, None)
             cloud.store.save()
 
-    action = locked_action(cloud, server, "create_image", work, extra=[("image", iid)], on_error=failed)
+    action = _locked_action(cloud, server, "create_image", work, extra=[("image", iid)], on_error=failed)
     return {"image": image, "action": action}
 
 
@@ -150,7 +150,7 @@ def rebuild(cloud: Cloud, server: dict, body: dict) -> dict:
             server["status"] = "off"
         cloud.store.save()
 
-    action = locked_action(cloud, server, "rebuild_server", work)
+    action = _locked_action(cloud, server, "rebuild_server", work)
     return {"action": action, "root_password": None}
 
 
