@@ -71,11 +71,12 @@ def cloud_env(c):
 
 @task
 def cloud_reset(c):
-    """Delete every server, snapshot, SSH key and firewall of the local cloud (keeps its system image)."""
+    """Delete every server, snapshot, SSH key, firewall, network and placement group of the local cloud (keeps its
+    system image)."""
     from localcloud import client as localcloud
 
     run("cloud-reset", lambda _: localcloud.reset(), target=False)
-    say("local cloud reset: no servers, snapshots, keys or firewalls left")
+    say("local cloud reset: no servers, snapshots, keys, firewalls, networks or placement groups left")
 
 
 # --- images ------------------------------------------------------------------------------------

@@ -33,6 +33,13 @@ STATUS = {
     "firewall_already_applied": 409,
     "firewall_already_removed": 409,
     "firewall_resource_not_found": 404,
+    "server_already_attached": 422,
+    "server_not_attached_to_network": 422,
+    "networks_overlap": 422,
+    "ip_not_available": 422,
+    "no_subnet_available": 422,
+    "already_in_placement_group": 422,
+    "placement_group_member_limit_reached": 422,
 }
 
 

@@ -75,6 +75,11 @@ class Layout:
         return self.root / "machines"
 
     @property
+    def private_networks(self) -> Path:
+        """Each private network's DHCP configuration, leases and log (``host/privatenet``)."""
+        return self.root / "networks"
+
+    @property
     def apt_repo(self) -> Path:
         return self.root / "apt-repo"
 

@@ -24,8 +24,8 @@ from .api.app import create_app
 from .api.middleware import new_token
 from .engine.cloud import Cloud
 from .engine.faults import Faults
-from .guests import bridgefilter, confinement
-from .host import baseimage, hostfirewall, hostnet, nodejs
+from .guests import bridgefilter, confinement, netlinks
+from .host import baseimage, hostfirewall, hostnet, nodejs, privatenet
 from .host.storage import Storage
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
 from .state.durable import write_atomic
@@ -75,7 +75,8 @@ def main() -> None:
     build_apt_repo(L.apt_repo, login_server(port))
     node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
     try:
-        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports)
+        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports,
+                      links=netlinks.PrivateLinks(privatenet.Namespaces(L)))
     except StateError as exc:
         raise SystemExit(f"localcloud: {exc}") from None
     firewalls.repair_stored_rules(cloud)
@@ -107,6 +108,7 @@ def main() -> None:
     finally:
         log.info("stopping guests")
         cloud.shutdown_all()
+        cloud.networks.close()
         cloud.store.save()
         L.pid_file.unlink(missing_ok=True)
         lock.close()

@@ -41,12 +41,15 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = 
 
 
 def inventory(client: Client) -> dict[str, set[int]]:
-    """Every server, snapshot, SSH key and firewall in the cloud, by id (deletions in flight awaited)."""
+    """Every server, snapshot, SSH key, firewall, network and placement group in the cloud, by id (deletions in
+    flight awaited)."""
     wait_for(lambda: not [s for s in client.servers.get_all() if s.status == "deleting"], 120, what="deletions")
     return {"servers": {s.id for s in client.servers.get_all()},
             "snapshots": {i.id for i in client.images.get_all(type="snapshot")},
             "ssh_keys": {k.id for k in client.ssh_keys.get_all()},
-            "firewalls": {f.id for f in client.firewalls.get_all()}}
+            "firewalls": {f.id for f in client.firewalls.get_all()},
+            "networks": {n.id for n in client.networks.get_all()},
+            "placement_groups": {g.id for g in client.placement_groups.get_all()}}
 
 
 def changes(before: dict[str, set[int]], after: dict[str, set[int]]) -> dict[str, dict[str, list[int]]]:
@@ -70,6 +73,13 @@ def sweep(client: Client, made: dict[str, set[int]]) -> None:
         client.servers.delete(server).wait_until_finished(120)
     for fid in made.get("firewalls", ()):
         client.firewalls.get_by_id(fid).delete()
+    for nid in made.get("networks", ()):
+        network = client.networks.get_by_id(nid)
+        if network.protection["delete"]:
+            network.change_protection(delete=False).wait_until_finished(30)
+        network.delete()
+    for gid in made.get("placement_groups", ()):
+        client.placement_groups.get_by_id(gid).delete()
     for iid in made.get("snapshots", ()):
         client.images.get_by_id(iid).delete()
     for kid in made.get("ssh_keys", ()):

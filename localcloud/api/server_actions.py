@@ -11,8 +11,9 @@ from ..engine import catalog
 from ..engine.cloud import Cloud
 from ..errors import APIError, invalid_input
 from ..state.store import now
-from . import labels
+from . import labels, placement_groups, server_networks
 from .jsonbody import body_of
+from .serverlock import locked_action as _locked_action
 from .validation import USER_DATA_LIMIT
 
 
@@ -37,21 +38,6 @@ def run(cloud: Cloud, sid: int, command: str, body: dict) -> dict:
         if server["locked"] or server["status"] in ("initializing", "deleting"):
             raise APIError("locked", "server is locked by another action; wait for it to finish")
         return handler(cloud, server, body or {})
-
-
-def _locked_action(cloud: Cloud, server: dict, command: str, work, extra=(), on_error=None) -> dict:
-    """An action on the server that holds its lock (other actions get `locked`) until done."""
-    action = cloud.new_action(command, [("server", server["id"]), *extra])
-    server["locked"] = True
-
-    def locked_work(progress):
-        try:
-            work(progress)
-        finally:
-            server["locked"] = False
-
-    cloud.run_action(action, locked_work, on_error=on_error)
-    return action
 
 
 def poweron(cloud: Cloud, server: dict, body: dict) -> dict:
@@ -177,4 +163,6 @@ ACTIONS = {
     "change_protection": change_protection,
     "create_image": create_image,
     "rebuild": rebuild,
+    **server_networks.ACTIONS,
+    **placement_groups.SERVER_ACTIONS,
 }

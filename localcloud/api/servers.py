@@ -14,7 +14,7 @@ from ..engine.lifecycle import BOOT_TIMEOUT
 from ..errors import APIError, invalid_input
 from ..paths import SUBNET_PREFIX
 from ..state.store import now
-from . import labels
+from . import labels, placement_groups
 from .jsonbody import body_of
 from .listing import BY_NAME, listing
 from .update import HOSTNAME, update
@@ -78,6 +78,8 @@ def create_server(cloud: Cloud, body: dict) -> dict:
     firewalls = [cloud.get("firewalls", f.get("firewall") if isinstance(f, dict) else f, "firewall")
                  for f in list_field(body, "firewalls")]
     lab = labels.validate(body.get("labels"))
+    networks = [cloud.get("networks", n, "network") for n in list_field(body, "networks")]
+    group = placement_groups.of_body(cloud, body)
     start = body.get("start_after_create", True) is not False
     with cloud.store.lock:
         cloud.check_name_free("servers", name, "server")
@@ -88,8 +90,11 @@ def create_server(cloud: Cloud, body: dict) -> dict:
             "ssh_keys": [k["public_key"] for k in keys], "user_data": user_data,
             "address": _allocate_address(cloud), "protection": {"delete": False, "rebuild": False},
             "locked": False, "power": "on" if start else "off", "firewalls": [f["id"] for f in firewalls],
-            "instance": secrets.token_hex(8),
+            "instance": secrets.token_hex(8), "private_net": [], "placement_group": None,
         }
+        placement_groups.join(cloud, server, group)  # these two refuse before the server exists
+        for network in networks:
+            cloud.networks.attach(server, network)
         cloud.store["servers"][sid] = server
         for fw in firewalls:
             fw.setdefault("applied_to", []).append(sid)

@@ -23,6 +23,10 @@ class Cloud(ServerLifecycle):
             log.warning("killed orphaned guest process %s left by an earlier run", pid)
         cgroups.sweep(MACHINE_PREFIX)
         with self.store.lock:
+            for server in self.store["servers"].values():  # records from before networks and placement groups
+                server.setdefault("private_net", [])
+                server.setdefault("placement_group", None)
+            self.networks.resume()
             for action in self.store["actions"].values():
                 if action["status"] == "running":
                     action.update(status="error", finished=now(), error={"code": "action_failed",
@@ -55,12 +59,14 @@ class Cloud(ServerLifecycle):
                 machine.poweroff(5)
 
     def reset(self) -> None:
-        """Delete every server, snapshot, key and firewall (cloud-reset)."""
+        """Delete every server, snapshot, key, firewall, network and placement group (cloud-reset)."""
         for server in list(self.store["servers"].values()):
             self.drop_server(server)
         with self.store.lock:
             for image in list(self.store["images"].values()):
                 self.storage.delete(self.layout.snapshots / str(image["id"]))
-            for kind in ("images", "ssh_keys", "firewalls", "actions"):
+            networks = list(self.store["networks"])
+            for kind in ("images", "ssh_keys", "firewalls", "actions", "networks", "placement_groups"):
                 self.store[kind].clear()
             self.store.save()
+        self.networks.apply(networks)

@@ -18,11 +18,13 @@ from ..errors import APIError
 from ..guests.bridgefilter import Ports
 from ..guests.limits import Limits
 from ..guests.machines import Machine, Seed
+from ..guests.netlinks import PrivateLinks
 from ..host.hostcmd import HostCommandError
 from ..host.storage import Storage
 from ..paths import MACHINE_PREFIX, Layout
 from . import catalog
 from .faults import Faults
+from .networks import PrivateNetworks
 from .records import ActionFailed, Records
 
 log = logging.getLogger("localcloud")
@@ -32,14 +34,17 @@ BOOT_TIMEOUT = 60
 
 class ServerLifecycle(Records):
     def __init__(self, layout: Layout, storage: Storage, faults: Faults, *,
-                 filter_guests: Callable[[dict[str, list[dict]]], None] | None = None, ports: Ports | None = None):
+                 filter_guests: Callable[[dict[str, list[dict]]], None] | None = None, ports: Ports | None = None,
+                 links: PrivateLinks | None = None):
         """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``), ``ports`` pins
-        each machine's bridge port to its server's identity; without them firewalls are only records and
-        ports open (tests of the API in process)."""
+        each machine's bridge port to its server's identity, ``links`` makes private networks and the guests'
+        interfaces on them; without them firewalls and networks are only records and ports open (tests of the
+        API in process)."""
         super().__init__(layout, faults)
         self.storage = storage
         self.filter_guests = filter_guests
         self.ports = ports
+        self.networks = PrivateNetworks(self, links)
         self.machines: dict[int, Machine] = {}
         self.closing = False
 
@@ -75,10 +80,11 @@ class ServerLifecycle(Records):
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
                                          self.layout.machine_logs / f"{sid}.log", on_exit,
                                          Limits.of_type(catalog.SERVER_TYPE_BY_NAME[server["server_type"]]))
-            if self.ports:
-                ports = self.ports
-                self.machines[sid].on_spawn = lambda m, s=server: ports.open(m.name, s["id"], s["address"],
-                                                                             lambda: m.running)
+            def spawned(m: Machine, s: dict = server) -> None:
+                if self.ports:
+                    self.ports.open(m.name, s["id"], s["address"], lambda: m.running)
+                self.networks.plug(s, m)
+            self.machines[sid].on_spawn = spawned
         return self.machines[sid]
 
     def boot(self, server: dict, wait: bool = False) -> None:
@@ -123,6 +129,7 @@ class ServerLifecycle(Records):
                     fw["applied_to"].remove(sid)
             self.store["servers"].pop(sid, None)
             self.store.save()
+        self.networks.apply(e["network"] for e in server["private_net"])
         if server["firewalls"]:
             try:
                 self.enforce_firewalls()

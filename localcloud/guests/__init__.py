@@ -1,5 +1,6 @@
-"""Guests seen from the host: a server's machine (systemd-nspawn: start, power, cgroups, its seed) and writing
-into a guest's file system without following a path the guest controls.
+"""Guests seen from the host: a server's machine (systemd-nspawn: start, power, cgroups, its seed), its ports pinned
+on the bridge and on private networks (``bridgefilter``, ``netlinks``), and writing into a guest's file system
+without following a path the guest controls.
 
 The programs that run *inside* guests are data, in ``localcloud/guest/``.
 """

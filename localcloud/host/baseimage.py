@@ -46,6 +46,24 @@ deb http://deb.debian.org/debian-security bookworm-security main
 
 NO_RA = "[Network]\nIPv6AcceptRA=no\nLinkLocalAddressing=no\n"
 
+# Private network interfaces (``guests/netlinks``) take their address by DHCP whenever they appear, at boot or
+# attached live, as Hetzner's images configure theirs: a /32 and the routes the network's DHCP gives.
+PRIVATE_NETWORKS = ("etc/systemd/network/60-localcloud-private.network", """\
+[Match]
+Name=enp*s0
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+
+[DHCPv4]
+ClientIdentifier=mac
+UseDNS=no
+UseDomains=no
+UseHostname=no
+""")
+
 
 def image_path(layout: Layout, name: str) -> Path:
     return layout.base_images / name
@@ -55,6 +73,7 @@ def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12")
     """Return the cached image root, building it first if needed (~2 minutes, cold cache)."""
     target = image_path(layout, name)
     if (target / "etc/os-release").exists():
+        _private_networks(target)  # an image built before private networks existed
         return target
     suite = SYSTEM_IMAGES[name]
     ensure_mirror()
@@ -87,6 +106,7 @@ def _configure(root: Path) -> None:
     dropin = root / "etc/systemd/network/10-cloud-init-host0.network.d"
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "no-ra.conf").write_text(NO_RA)
+    _private_networks(root)
     run(["chroot", str(root), "systemctl", "enable", "systemd-networkd"])
     # Units that only make sense on real hardware or a host with a console.
     for unit in ("systemd-networkd-wait-online.service", "console-getty.service", "getty@tty1.service"):
@@ -101,3 +121,9 @@ def _configure(root: Path) -> None:
     run(["chroot", str(root), "apt-get", "clean"])
     for lists in (root / "var/lib/apt/lists").glob("*_*"):
         lists.unlink()
+
+
+def _private_networks(root: Path) -> None:
+    path, text = PRIVATE_NETWORKS
+    if not (root / path).exists():
+        (root / path).write_text(text)

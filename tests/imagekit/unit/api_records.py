@@ -24,6 +24,6 @@ def add_server(cloud, name: str, labels: dict, *, created: str = "2026-01-01T00:
         "id": sid, "name": name, "labels": dict(labels), "created": created, "status": status,
         "server_type": "cx23", "location": "fsn1", "image_id": None, "ssh_keys": [], "user_data": None,
         "address": f"10.213.8.{sid % 250 + 1}", "protection": {"delete": False, "rebuild": False}, "locked": False,
-        "power": "on", "firewalls": [], "instance": f"unit-{sid}"}
+        "power": "on", "firewalls": [], "instance": f"unit-{sid}", "private_net": [], "placement_group": None}
     cloud.new_action("create_server", [("server", sid)], status="success")
     return sid

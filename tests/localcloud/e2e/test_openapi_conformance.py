@@ -7,6 +7,7 @@ A small structural validator: required keys, types, nullability and enums, follo
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -65,25 +66,36 @@ def get(ep, path):
 
 @pytest.fixture(scope="module")
 def resources(client):
-    """One of each resource kind, so every list and get endpoint has something to return."""
+    """One of each resource kind, so every list and get endpoint has something to return; the server is on a
+    network and in a placement group, so that its ``private_net`` and ``placement_group`` are filled in."""
+    from hcloud.networks import NetworkRoute, NetworkSubnet
+
     from imagekit.host.keys import new_ed25519
 
     key = client.ssh_keys.create(name="schema", public_key=new_ed25519().public_openssh, labels={"t": "schema"})
+    network = client.networks.create(name="schema", ip_range="10.0.0.0/16", routes=[
+        NetworkRoute(destination="10.100.0.0/16", gateway="10.0.1.9")], subnets=[
+        NetworkSubnet(type="cloud", ip_range="10.0.1.0/24", network_zone="eu-central")])
+    group = client.placement_groups.create(name="schema", type="spread").placement_group
     resp = client.servers.create(name="schema", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
-                                 start_after_create=False, ssh_keys=[key])
+                                 start_after_create=False, ssh_keys=[key], networks=[network], placement_group=group)
     resp.action.wait_until_finished(60)
     snap = client.servers.get_by_id(resp.server.id).create_image(description="schema")
     snap.action.wait_until_finished(60)
     fw = client.firewalls.create(name="schema").firewall
     yield {"servers": resp.server.id, "images": snap.image.id, "ssh_keys": key.id, "firewalls": fw.id,
-           "actions": resp.action.id, "server_types": 104, "locations": 1, "datacenters": 4}
+           "actions": resp.action.id, "server_types": 104, "locations": 1, "datacenters": 4, "networks": network.id,
+           "placement_groups": group.id}
     fw.delete()
     client.servers.delete(resp.server).wait_until_finished(60)
     client.images.delete(snap.image)
     key.delete()
+    network.delete()
+    group.delete()
 
 
-KINDS = ["servers", "images", "ssh_keys", "firewalls", "actions", "server_types", "locations", "datacenters"]
+KINDS = ["servers", "images", "ssh_keys", "firewalls", "actions", "server_types", "locations", "datacenters",
+         "networks", "placement_groups"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -98,3 +110,64 @@ def test_response_matches_schema(cloud_endpoint, resources, kind, form):
     errors: list[str] = []
     check(get(cloud_endpoint, url), schema, f"GET {url}", errors)
     assert errors == []
+
+
+def call(ep, method: str, template: str, body: dict | None = None, **ids) -> dict:
+    """``method template`` (a documented path, its ``{id}``s from ``ids``): the answer must have the operation's
+    documented success status and match that response's schema; returns its body (``{}`` for 204)."""
+    path = template.format(**ids)
+    req = urllib.request.Request(ep.endpoint + path, method=method.upper(),
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {ep.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        status, text = r.status, r.read()
+    responses = SPEC["paths"][template][method]["responses"]
+    assert str(status) in responses, f"{method.upper()} {path}: {status} is not documented ({sorted(responses)})"
+    if not text:
+        return {}
+    data = json.loads(text)
+    errors: list[str] = []
+    check(data, responses[str(status)]["content"]["application/json"]["schema"], f"{method.upper()} {path}", errors)
+    assert errors == []
+    return data
+
+
+def finished(ep, action: dict) -> None:
+    deadline = time.monotonic() + 30
+    while get(ep, f"/actions/{action['id']}")["action"]["status"] == "running":
+        assert time.monotonic() < deadline, f"action {action['command']} did not finish"
+        time.sleep(0.1)
+
+
+def test_every_network_and_placement_group_operation_answers_as_documented(cloud_endpoint, resources):
+    """Each operation the local cloud adds for private networks and placement groups (issue 26, points 3, 4)."""
+    ep, sid = cloud_endpoint, resources["servers"]
+    nid = call(ep, "post", "/networks", {"name": "schema-ops", "ip_range": "10.2.0.0/16"})["network"]["id"]
+    try:
+        call(ep, "put", "/networks/{id}", {"name": "schema-ops2", "labels": {"a": "b"}}, id=nid)
+        for command, body in [("add_subnet", {"type": "cloud", "network_zone": "eu-central"}),
+                              ("add_route", {"destination": "10.200.0.0/16", "gateway": "10.2.0.9"}),
+                              ("delete_route", {"destination": "10.200.0.0/16", "gateway": "10.2.0.9"}),
+                              ("change_ip_range", {"ip_range": "10.2.0.0/15"}),
+                              ("change_protection", {"delete": False})]:
+            finished(ep, call(ep, "post", f"/networks/{{id}}/actions/{command}", body, id=nid)["action"])
+        for command in ("attach_to_network", "detach_from_network"):
+            finished(ep, call(ep, "post", f"/servers/{{id}}/actions/{command}", {"network": nid}, id=sid)["action"])
+        action = call(ep, "get", "/networks/{id}/actions", id=nid)["actions"][0]
+        call(ep, "get", "/networks/actions")
+        call(ep, "get", "/networks/actions/{id}", id=action["id"])
+        call(ep, "get", "/networks/{id}/actions/{action_id}", id=nid, action_id=action["id"])
+        finished(ep, call(ep, "post", "/networks/{id}/actions/delete_subnet", {"ip_range": "10.2.0.0/24"},
+                          id=nid)["action"])
+    finally:
+        call(ep, "delete", "/networks/{id}", id=nid)
+    group = call(ep, "post", "/placement_groups", {"name": "schema-ops", "type": "spread"})["placement_group"]
+    try:
+        call(ep, "put", "/placement_groups/{id}", {"name": "schema-ops2", "labels": {"x": "y"}}, id=group["id"])
+        for command, body in [("remove_from_placement_group", None),
+                              ("add_to_placement_group", {"placement_group": group["id"]}),
+                              ("remove_from_placement_group", None),
+                              ("add_to_placement_group", {"placement_group": resources["placement_groups"]})]:
+            finished(ep, call(ep, "post", f"/servers/{{id}}/actions/{command}", body, id=sid)["action"])
+    finally:
+        call(ep, "delete", "/placement_groups/{id}", id=group["id"])
