@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from .data import playbooks_dir
 from .errors import InputError
 
 _PATH = re.compile(r"/[A-Za-z0-9._/-]+")
@@ -72,8 +73,6 @@ class Profile:
 
 
 def folder(playbooks: Path | None = None) -> Path:
-    from .host.playbook import playbooks_dir
-
     return Path(playbooks or playbooks_dir()) / "profiles"
 
 

@@ -1,4 +1,4 @@
-"""Cloud-init user data for agent hosts, rendered from ``imagekit/data/cloudinit`` in one place.
+"""Cloud-init user data for agent hosts, rendered from ``cloudinit/`` in one place.
 
 One factory (``agent_config``) serves provisioning and ``render-cloud-init`` alike. The API's
 32 KiB limit is checked before anything is created, and the one secret the user data carries

@@ -31,6 +31,7 @@ def data(tmp_path, monkeypatch):
     """A copy of imagekit's data the hash reads instead of the package's (playbooks, clean script, checks)."""
     copy = tmp_path / "data"
     shutil.copytree(data_path(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(data_path("playbooks"), copy / "playbooks")  # at the top of the checkout, not in the package
     monkeypatch.setattr(build_inputs, "data_path", lambda *parts: copy.joinpath(*parts))
     monkeypatch.setenv("IMAGEKIT_PLAYBOOKS_DIR", str(copy / "playbooks"))
     return copy
