@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import profiles
 from .build import BuildJob, BuildOptions, ShutDown, build_snapshot, check_inputs, new_build_id
 from .cloud import api, lookups
 from .errors import ImagekitError, InputError
@@ -31,8 +32,8 @@ from .pipeline import run_steps
 from .pool import fill as pool_fill
 from .pool import members as pool_members
 from .provision import ProvisionOptions, provision
-from .provision.run import profile_firewall
 from .roundtrip import RoundTrip
+from .steps.firewall import profile_firewall
 from .steps.job import HostJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
@@ -228,7 +229,7 @@ class ClaimPoolHost:
         b, stype = s.bench, lookups.server_type(s.client, "cx23")
         plan = pool_fill.Plan(client=s.client, profile="agent", server_type=stype, locations=lookups.locations(
             s.client, None), image=s.client.images.get_by_id(b.snapshot), key=s.ssh_key, keypair=s.keypair,
-            firewall=profile_firewall(s.client, "agent")[0], progress=lambda line: None, parallel=1)
+            firewall=profile_firewall(s.client, profiles.load("agent"))[0], progress=lambda line: None, parallel=1)
         made = pool_fill.make_host(plan)
         if made["error"]:
             raise ImagekitError(f"filling the pool host failed: {made['error']}")

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 
 from hcloud.images import BoundImage
 
@@ -25,6 +22,7 @@ from .data import path as data_path
 from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
 from .pipeline import run_steps
+from .steps.install import playbook_variables, source_revision
 from .steps.job import ServerJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
@@ -72,51 +70,6 @@ class BuildJob(ServerJob):  # image: the base image, or the snapshot being verif
 
 def new_build_id() -> str:
     return time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
-
-
-def source_revision() -> str:
-    """The git revision imagekit runs from, or ``unknown`` (an installed package has none)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return "unknown"
-    try:
-        proc = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return proc.stdout.strip() or "unknown"
-
-
-def playbook_variables(profile: str, base_image: str, package_source: str | None, local: bool, build_id: str,
-                       grown: bool = False) -> dict:
-    """What a profile's playbook is rendered with; the package source follows the cloud unless set. ``grown``: the
-    builder boots a cleaned snapshot (``--from``), whose package lists must be fetched again to see its upgrades.
-
-    The Node.js major (IMAGEKIT_NODE_MAJOR) is checked here, before anything is created. On the local cloud,
-    whose `local` source installs ``nodejs`` from the local cloud's own repository, that major is made ready
-    there now (packaged from the official binaries on first use), before any playbook runs apt."""
-    from localcloud import client as localcloud
-
-    source, node_major = package_source or ("local" if local else "vendor"), settings.node_major()
-    if local and source == "local":
-        localcloud.node_package(node_major)
-    return {
-        "os": base_image, "package_source": source,
-        "build_id": build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source_revision": source_revision(), "base_image": base_image, "profile": profile,
-        "standin_apt_source": localcloud.GUEST_APT_SOURCE, "node_major": node_major, "grown": grown,
-    }
-
-
-def install_profile(ip: str, keypair, profile: str, base_image: str, local: bool, build_id: str, progress) -> None:
-    """The profile's playbooks over SSH on a host booted from a stock image: what a fallback host gets
-    instead of a snapshot (only lines of changed or failed steps reach ``progress``)."""
-    book = playbook.load(profile, playbook_variables(profile, base_image, None, local, build_id))
-    def report(line: str) -> None:
-        if "[changed]" in line or "[failed]" in line:
-            progress(line.strip())
-
-    with ssh.fabric_connection(ip, keypair) as conn:
-        playbook.run(book, playbook.fabric_runner(conn), progress=report)
 
 
 def check_inputs(job: BuildJob) -> None:

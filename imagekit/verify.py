@@ -3,10 +3,11 @@ checks (its own machine-id, host keys, cloud-init ran), delete it."""
 
 from __future__ import annotations
 
-from .build import BuildJob, BuildOptions, RunChecks, new_build_id, playbook_variables
+from .build import BuildJob, BuildOptions, RunChecks, new_build_id
 from .cloud import api, lookups
 from .host import playbook
 from .pipeline import run_steps
+from .steps.install import playbook_variables
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
 from .steps.server import CreateServer

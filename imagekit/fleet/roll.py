@@ -20,16 +20,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .. import agentid, profiles, secretfile, settings, tailnet
+from .. import agentid, profiles, secretfile, tailnet
 from .. import events as live
+from ..agentconf import STAGE_AND_CONFIGURE, AgentConfig, check_api_url
 from ..cloud import actions, api, lookups
 from ..errors import CloudError, HostError, InputError
 from ..host import probe, ssh
 from ..pipeline import StepFailed, in_workers, run_steps
 from ..provision import halfmade, userdata
 from ..provision.agent import Agent, AgentRunning, AuthKey, Boot, CreateAgentServer, Enrolled
-from ..provision.inputs import ProvisionOptions, own_key
-from ..provision.run import ProfileFirewall, Run
+from ..provision.options import ProvisionOptions
+from ..provision.state import Run
+from ..steps.firewall import ProfileFirewall
+from ..steps.operator import operator_keys
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import DELETE_TIMEOUT, delete
 from ..target import Target
@@ -54,7 +57,7 @@ class RollOptions:
 class RollRun(Run):
     """provision's run, for replacements: they wait for imagekit, which configures them over SSH."""
 
-    def config(self, agent: str, auth_key: str | None) -> userdata.AgentConfig:
+    def config(self, agent: str, auth_key: str | None) -> AgentConfig:
         return dataclasses.replace(super().config(agent, auth_key), over_ssh=True)
 
 
@@ -105,7 +108,7 @@ class CarryFromOldHost:
             conn.close()
         carried = values.get("AGENT_ID", a.name)
         a.agent_id = carried if _names(carried, a.name) else a.name
-        a.run.api_url = userdata.check_api_url(values.get("API_URL", ""))
+        a.run.api_url = check_api_url(values.get("API_URL", ""))
 
     def cleanup(self, a: Replacement) -> None:
         pass
@@ -130,7 +133,7 @@ class ConfigureCarried:
                      "restoring the host's SSH keys", stdin=a.authorized_keys.encode())
         if a.secrets_env is not None:
             secretfile.write(a.conn, a.run.profile.secrets_file, a.secrets_env, owner=a.run.profile.user)
-        ssh.must(a.conn, userdata.STAGE_AND_CONFIGURE, "configuring the agent", stdin=a.code)
+        ssh.must(a.conn, STAGE_AND_CONFIGURE, "configuring the agent", stdin=a.code)
         a.event("configured", "code and secrets carried over" if a.secrets_env else "code carried over")
 
     def cleanup(self, a: Replacement) -> None:
@@ -336,13 +339,8 @@ class Roll:
         """What every replacement needs, checked before anything is made: the operator's key (the way into the
         old and the new hosts), the tailnet when one enrols, the profile's firewall, one action poller."""
         r = self.shared
-        ident = settings.get("HETZNER_SSH_KEY_ID")
-        path = settings.get("SSH_PRIVATE_KEY_PATH")
-        if not ident or not path:
-            raise InputError("roll reads each agent's code and secrets from its host and checks its replacement over "
-                             "SSH with your key: set HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH (its private half)")
-        r.operator_key = lookups.ssh_key(r.client, ident)
-        r.keypair = own_key(path, r.operator_key)
+        r.operator_key, r.keypair = operator_keys(r.client, "roll reads each agent's code and secrets from its host "
+                                                  "and checks its replacement over SSH with your key")
         if any(a.run.enrols for a in todo):
             creds = tailnet.credentials(r.target)
             r.tags, r.tailnet = creds.tags, tailnet.Tailnet(creds)

@@ -10,22 +10,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .. import secretfile, tailnet
-from ..build import install_profile
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
 from ..pipeline import StepFailed, run_steps
+from ..steps.install import install_profile
 from ..steps.job import ServerJob
 from ..steps.key import TemporaryKey
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import CreateServer
 from . import sandbox, transfer
-
-if TYPE_CHECKING:
-    from .run import JobRun
+from .plan import JobRun
 
 # A job's server and key carry the time after which the run that made them has ended, had it lived
 # (the command's timeout included): gc sweeps them after it.

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from hcloud import APIException
 
 from .. import secretfile, tailnet
+from ..agentconf import STAGE, stage_archive
 from ..errors import CloudError, HostError
 from ..host import ssh
-from ..provision import userdata
-from ..provision.userdata import STAGE
 from ..steps.server import delete
 
 CLAIM_SECONDS = 120  # a reservation not taken over by then is free again (its run died before the rename)
@@ -142,7 +141,7 @@ class ConfigureClaimed:
             f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
             f"rm {STAGE}/imagekit-configure-agent", _hostname_command(a.reservation.server.name, a.resource_name)])
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
-        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=userdata.stage_archive(cfg, r.bundle))
+        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=stage_archive(cfg, r.bundle))
         if r.secrets:
             secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.tailnet is not None:

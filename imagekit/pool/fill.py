@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 
 from hcloud import Client
 
-from .. import settings
+from .. import profiles
 from ..cloud import actions, api, lookups
 from ..errors import InputError
 from ..host.keys import KeyPair
 from ..pipeline import StepFailed, in_workers, run_steps
-from ..provision.inputs import own_key
-from ..provision.run import profile_firewall
+from ..steps.firewall import profile_firewall
 from ..steps.job import HostJob
+from ..steps.operator import operator_keys
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import create, delete, delete_many
 from ..target import Target
@@ -66,30 +66,21 @@ def check_options(o: PoolOptions) -> PoolOptions:
     return o
 
 
-def operator_keys(client: Client) -> tuple[object, KeyPair]:
-    """The operator's key and its private half: the only way into pool hosts, for this check and for claims."""
-    ident, path = settings.get("HETZNER_SSH_KEY_ID"), settings.get("SSH_PRIVATE_KEY_PATH")
-    if not ident or not path:
-        raise InputError("pool hosts are reached with your own SSH key: set HETZNER_SSH_KEY_ID (the key in the "
-                         "project) and SSH_PRIVATE_KEY_PATH (its private half); provision claims them with the same")
-    key = lookups.ssh_key(client, ident)
-    return key, own_key(path, key)
-
-
 def plan(target: Target, o: PoolOptions, progress) -> Plan:
     """Every input checked before anything is created."""
     client = api.connect(target)
     stype = lookups.server_type(client, o.server_type, progress)
     locations = lookups.locations(client, o.location)
     image = lookups.own_snapshot(client, o.snapshot, o.profile, stype.architecture)
-    key, keypair = operator_keys(client)
+    key, keypair = operator_keys(client, "pool hosts are reached with your own SSH key, and provision claims "
+                                                 "them with the same")
     return Plan(client=client, profile=o.profile, server_type=stype, locations=locations, image=image, key=key,
                 keypair=keypair, firewall=None, progress=progress, parallel=o.parallel)
 
 
 def fill(target: Target, o: PoolOptions, progress) -> dict:
     p = plan(target, check_options(o), progress)
-    p.firewall, _ = profile_firewall(p.client, o.profile)
+    p.firewall, _ = profile_firewall(p.client, profiles.load(o.profile))
     return fill_to(p, o.size)
 
 

@@ -6,7 +6,7 @@ temporary key, firewall, the agents in parallel), ``agent`` (one agent's steps),
 user data, also printed by ``render-cloud-init``).
 """
 
-from .inputs import ProvisionOptions
+from .options import ProvisionOptions
 from .run import provision
 from .userdata import render_for_operator
 

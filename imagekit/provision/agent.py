@@ -9,19 +9,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import agentid, secretfile
-from ..build import install_profile
 from ..cloud import api
 from ..errors import HostError, InputError
 from ..host import probe
 from ..pipeline import StepFailed, run_steps
 from ..pool import claim
+from ..steps.install import install_profile
 from ..steps.job import HostJob
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import create, delete
 from . import halfmade, userdata
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .state import Run
 
 AGENT_START_GRACE = 60
 AGENT_STABLE = 0.5  # seconds the agent's process must have lived to count as running

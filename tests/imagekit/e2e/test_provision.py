@@ -17,9 +17,9 @@ from hcloud.server_types import ServerType
 from operator_cli import API_URL, ROOT, agent_env, environment, invoke
 
 from imagekit import tailnet
-from imagekit.build import playbook_variables
 from imagekit.host import checks, playbook
 from imagekit.host.keys import new_ed25519
+from imagekit.steps.install import playbook_variables
 from imagekit.target import Target
 from localcloud import client as localcloud
 

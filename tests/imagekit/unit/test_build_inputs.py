@@ -11,11 +11,12 @@ import pytest
 from api_records import add_snapshot
 
 from imagekit import build_inputs
-from imagekit.build import BuildOptions, build_snapshot, playbook_variables
+from imagekit.build import BuildOptions, build_snapshot
 from imagekit.cloud import api as cloudapi
 from imagekit.command import number
 from imagekit.data import path as data_path
 from imagekit.errors import InputError
+from imagekit.steps.install import playbook_variables
 
 BASE_IMAGE_ID = 114690387
 

@@ -1,4 +1,5 @@
-"""The import contracts in .importlinter: kept by the code today, and able to catch a breach."""
+"""The import contracts in .importlinter: kept by the code today, and able to catch a breach (an import loop in
+imagekit among them, made of an import inside a function and one for type checking only)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / ".importlinter"
 CONTRACTS = ("localcloud imports nothing from imagekit",
              "imagekit reaches localcloud through localcloud.client only",
-             "localcloud.client needs only the standard library and localcloud.paths")
+             "localcloud.client needs only the standard library and localcloud.paths",
+             "imagekit has no import loop")
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
@@ -40,6 +42,8 @@ def test_each_contract_catches_a_breach(tmp_path):
         "imagekit/__init__.py": "",
         "imagekit/fine.py": "from localcloud import client\n",
         "imagekit/sneaky.py": "from localcloud import cloud\n",
+        "imagekit/first.py": "def late():\n    from . import second\n",
+        "imagekit/second.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from . import first\n",
         "localcloud/__init__.py": "",
         "localcloud/paths.py": "",
         "localcloud/client.py": "from . import paths\nimport fastapi\n",
@@ -52,3 +56,4 @@ def test_each_contract_catches_a_breach(tmp_path):
     assert "imagekit.sneaky -> localcloud.cloud" in result.stdout
     assert "localcloud.cloud -> imagekit.fine" in result.stdout
     assert "localcloud.client -> fastapi" in result.stdout
+    assert "No cycles are allowed in imagekit." in result.stdout
