@@ -26,11 +26,12 @@ from .errors import ImagekitError
 
 
 class Step(Protocol):
+    """A step: ``run(state)``, and, when it makes something, ``cleanup(state)`` (optional: a step that leaves
+    nothing behind has none)."""
+
     name: str
 
     def run(self, state: Any) -> None: ...
-
-    def cleanup(self, state: Any) -> None: ...
 
 
 class StepFailed(ImagekitError):
@@ -94,8 +95,10 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
 def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], main: bool) -> None:
     with ignoring_signals(main):  # a second Ctrl-C must not abort the cleanups
         for step in reversed(started):
+            if (cleanup := getattr(step, "cleanup", None)) is None:
+                continue
             try:
-                step.cleanup(state)
+                cleanup(state)
             except Exception as exc:  # keep unwinding; report what could not be cleaned
                 progress(f"!!  cleanup of '{step.name}' failed: {exc}")
 

@@ -222,7 +222,7 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set."""
     from . import agentid
     from .provision import ProvisionOptions, provision
-    from .provision.inputs import check_options
+    from .provision.options import check_options
 
     def options() -> ProvisionOptions:
         check_events(events, json)

@@ -12,6 +12,7 @@ from secrets import token_hex
 from .. import agentconf, profiles, secretfile
 from .. import events as live
 from ..cloud import api
+from ..cloud.servers import address
 from ..errors import HostError, InputError
 from ..host import probe, ssh
 from ..provision import halfmade
@@ -91,7 +92,7 @@ def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets,
     t0 = time.monotonic()
     if server.status != "running" or halfmade.deadline(server) is not None:
         return _row(server, "failed", f"not a ready, running agent (server {server.status}): provision it first")
-    ip = server.public_net.ipv4.ip
+    ip = address(server)
     try:
         conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
     except Exception as exc:  # unreachable: nothing was changed on it

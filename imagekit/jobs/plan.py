@@ -1,16 +1,18 @@
-"""What a ``run`` of one-shot jobs is made of, checked before anything is created; the jobs' workers read it."""
+"""What a ``run`` of one-shot jobs is made of, checked before anything is created and unchanged after; the jobs'
+workers read it."""
 
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from hcloud import Client
 
 from .. import profiles, secretfile, tailnet
 from ..cloud import api, lookups
+from ..cloud.spec import ServerSpec, resolve
 from ..errors import CloudError
 from ..host import playbook
 from ..steps.install import playbook_variables
@@ -20,25 +22,19 @@ from .options import JobOptions, check_options, job_name
 from .transfer import Tree
 
 
-@dataclass
-class JobRun:
-    """What the run's jobs share; their workers read it."""
-
+@dataclass(frozen=True)
+class JobPlan:
     target: Target
     client: Client
     options: JobOptions
-    progress: object
-    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3))
-    mode: str = ""
-    image: object | None = None
-    server_type: object | None = None
-    locations: list = field(default_factory=lambda: [None])  # tried in order; [None]: the API's choice
-    tree: Tree | None = None
-    secrets: secretfile.Secrets = field(default_factory=secretfile.Secrets)
-    sandbox: list[tuple[str, str]] = field(default_factory=list)
-    user: str = "openclaw"
-    tailnet: tailnet.Tailnet | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    run_id: str
+    spec: ServerSpec  # type, locations and image; per job its labels
+    mode: str  # snapshot | fallback
+    tree: Tree | None  # the work directory, checked
+    secrets: secretfile.Secrets
+    sandbox: tuple[tuple[str, str], ...]  # the profile's agent unit's confinement, for the command's unit
+    user: str
+    tailnet: tailnet.Tailnet | None
 
     def labels(self, job_id: str, deadline: dict[str, str]) -> dict[str, str]:
         """A job's server and key: gc finds them by role and sweeps them past the deadline."""
@@ -46,22 +42,25 @@ class JobRun:
                           **{"job-id": job_name(job_id).removeprefix("imagekit-job-")}, **deadline)
 
 
-def check_inputs(r: JobRun) -> None:
+def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:
     """Everything that can be wrong is found here, before anything is created."""
-    o, c = r.options, r.client
-    r.tree = check_options(o)
-    r.secrets = secretfile.load(o.secrets_file)
-    book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, r.target.local, r.run_id))
+    run_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+    tree = check_options(o)
+    found_secrets = secretfile.load(o.secrets_file)
+    book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, target.local, run_id))
     profile = profiles.load(o.profile)
-    r.sandbox, r.user = sandbox.properties(book, profile.unit_file), profile.user
-    r.server_type = lookups.server_type(c, o.server_type, r.progress)  # the first request also checks the token
-    r.locations = lookups.locations(c, o.location)
-    r.mode, r.image = lookups.image_for(c, o.mode, None if o.snapshot == "latest" else o.snapshot, o.profile,
-                                        o.base_image, r.server_type.architecture, r.progress)
+    wanted = None if o.snapshot == "latest" else o.snapshot
+    spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
+                   image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
+                                                        progress))
+    tn = None
     if o.tailscale:
-        r.tailnet = tailnet.Tailnet(tailnet.credentials(r.target))
-        r.tailnet.authenticate()
-    taken = {s.name for s in c.servers.get_all(label_selector=api.selector(role="job"))}
+        tn = tailnet.Tailnet(tailnet.credentials(target))
+        tn.authenticate()
+    taken = {s.name for s in client.servers.get_all(label_selector=api.selector(role="job"))}
     if clash := sorted(job_name(j) for j in o.job_ids if job_name(j) in taken):
         raise CloudError(f"a job server named {', '.join(clash)} exists already (a job of that id is running, or "
                          "was kept): choose another --job-id, or delete it with `invoke gc --role job`")
+    return JobPlan(target=target, client=client, options=o, run_id=run_id, spec=spec, mode=lookups.mode_of(spec.image),
+                   tree=tree, secrets=found_secrets, sandbox=tuple(sandbox.properties(book, profile.unit_file)),
+                   user=profile.user, tailnet=tn)

@@ -6,34 +6,40 @@ and each unwinds; gc sweeps what a SIGKILLed run left, once its deadline label h
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from hcloud.server_types import BoundServerType
 
 from ..cloud import api
 from ..pipeline import in_workers, sigterm_interrupts
 from ..target import Target
 from .job import Output, run_job
 from .options import JobOptions, job_name
-from .plan import JobRun, check_inputs
+from .plan import make_plan
 
 
-def run_jobs(target: Target, options: JobOptions, progress, json: bool = False) -> dict:
+def run_jobs(target: Target, options: JobOptions, progress: Callable[[str], None], json: bool = False
+             ) -> dict[str, Any]:
     """Run every job of ``options``; the result lists each job's outcome, ``exit_code`` the run's."""
-    client = api.connect(target)
-    r = JobRun(target=target, client=client, options=options, progress=progress)
-    check_inputs(r)
-    progress(f"run {r.run_id}: {len(options.job_ids)} job(s) on {r.server_type.name} from {r.mode} image "
-             f"{r.image.id} ({r.image.description or r.image.name}), on the {target.describe()}")
-    prefixed = json or len(options.job_ids) > 1
+    r = make_plan(target, api.connect(target), options, progress)
+    stype, image = r.spec.server_type, r.spec.image
+    progress(f"run {r.run_id}: {len(options.job_ids)} job(s) on {stype.name} from {r.mode} image "
+             f"{image.id} ({image.description or image.name}), on the {target.describe()}")
+    prefixed, cancel = json or len(options.job_ids) > 1, threading.Event()
     with sigterm_interrupts():
-        jobs = in_workers(lambda job: run_job(r, job, job_name(job), Output(job, prefixed, to_stderr=json)),
-                          options.job_ids, workers=options.parallel, cancel=r.cancel, name="job",
+        jobs = in_workers(lambda job: run_job(r, job, job_name(job), Output(job, prefixed, to_stderr=json), progress,
+                                              cancel),
+                          options.job_ids, workers=options.parallel, cancel=cancel, name="job",
                           interrupted=lambda: progress("interrupted: every job is deleting its server"))
     for job in jobs:
-        job.update(server_type=r.server_type.name, mode=r.mode, image=r.image.id,
-                   cost=_cost(r.server_type, job["location"], job.pop("lifetime_seconds")))
+        job.update(server_type=stype.name, mode=r.mode, image=image.id,
+                   cost=_cost(stype, job["location"], job.pop("lifetime_seconds")))
     return {"run_id": r.run_id, "exit_code": exit_code(jobs), "jobs": jobs}
 
 
-def exit_code(jobs: list[dict]) -> int:
+def exit_code(jobs: list[dict[str, Any]]) -> int:
     """The first failing job's: its command's code (124 on timeout), else 1 when imagekit failed it."""
     for job in jobs:
         if job["exit_code"]:
@@ -43,7 +49,7 @@ def exit_code(jobs: list[dict]) -> int:
     return 0
 
 
-def _cost(server_type, location: str | None, seconds: float) -> dict | None:
+def _cost(server_type: BoundServerType, location: str | None, seconds: float) -> dict[str, Any] | None:
     """What the job's server cost: Hetzner bills every started hour at the type's price in its location."""
     price = next((p for p in server_type.prices or [] if p.get("location") == location), None)
     if price is None:

@@ -7,10 +7,13 @@ server still labelled then is abandoned."""
 from __future__ import annotations
 
 import time
+from typing import Any
+
+from hcloud.servers import BoundServer
 
 from .. import tailnet
 from ..cloud.deadlines import DeadlineLabel
-from ..steps.server import delete
+from ..cloud.servers import delete
 
 HALF_MADE = DeadlineLabel("provisioning-until", slack=60)
 LABEL, SLACK = HALF_MADE.key, HALF_MADE.slack
@@ -45,16 +48,14 @@ class ReplaceAbandoned:
 
     name = "replace half-made server"
 
-    def run(self, a) -> None:
-        old = a.run.replace.get(a.resource_name)
-        if old is None:
-            return
+    def __init__(self, old: BoundServer):
+        self.old = old
+
+    def run(self, a: Any) -> None:
+        old = self.old
         a.progress(f"[{old.name}] replacing half-made server {old.id}: {died(old)}")
         delete(a.client, old, f"deleting half-made server {old.id}")
-        tailnet.remove_devices(a.run.target, [old], a.progress, a.run.tailnet)
-
-    def cleanup(self, a) -> None:
-        pass
+        tailnet.remove_devices(a.plan.target, [old], a.progress, a.plan.tailnet)
 
 
 class MarkReady:
@@ -62,9 +63,6 @@ class MarkReady:
 
     name = "mark ready"
 
-    def run(self, a) -> None:
+    def run(self, a: Any) -> None:
         a.server = HALF_MADE.cleared(a.client, a.server)
         a.event("ready")
-
-    def cleanup(self, a) -> None:
-        pass

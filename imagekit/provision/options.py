@@ -41,7 +41,7 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
     if o.parallel < 1:
         raise InputError(f"--parallel {o.parallel}: give at least 1")
-    profiles.load(o.profile)
+    profiles.require(o.profile)
     if o.timeout is not None and o.timeout <= 0:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:

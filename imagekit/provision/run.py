@@ -1,24 +1,30 @@
-"""The provisioning run: inputs checked → temporary key → the profile's firewall → the agents,
-each its own pipeline in a worker thread. A failing agent unwinds only its own steps; Ctrl-C
-cancels every worker and each unwinds."""
+"""The provisioning run: the plan made (every input checked) and what exists found → temporary key → the
+profile's firewall → the agents, each its own pipeline in a worker thread → [--refill: the pool topped up]. A
+failing agent unwinds only its own steps; Ctrl-C cancels every worker and each unwinds."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
+
+from hcloud.servers import BoundServer
 
 from .. import agentid
 from .. import events as live
-from ..cloud import actions, api
+from ..cloud import api
+from ..cloud.actions import ActionWatcher
+from ..cloud.servers import address
 from ..pipeline import in_workers, run_steps
-from ..pool.fill import Plan, fill_to
+from ..pool.fill import PoolPlan, fill_to, pool_spec
 from ..steps.firewall import ProfileFirewall, profile_firewall
 from ..steps.key import TemporaryKey
 from ..target import Target
 from .agent import provision_agent
 from .halfmade import busy
-from .inputs import check_inputs
 from .options import ProvisionOptions
-from .state import Run
+from .plan import make_plan, new_deployment
+from .state import Run, survey
 
 
 class ProvisionKey(TemporaryKey):
@@ -36,8 +42,8 @@ class Agents:
     name = "agents"
 
     def run(self, r: Run) -> None:
-        r.watcher = actions.ActionWatcher(r.client)
-        for agent in r.options.agent_ids:
+        r.watcher = ActionWatcher(r.client)
+        for agent in r.plan.options.agent_ids:
             server = r.existing.get(agentid.server_name(agent))
             if server is None:
                 continue
@@ -48,15 +54,12 @@ class Agents:
             r.progress(f"[{server.name}] exists already: server {server.id} ({server.status}); nothing created")
             r.agents.append(_existing(agent, server))
         try:
-            r.agents += in_workers(lambda agent: provision_agent(r, agent), r.todo, workers=r.options.parallel,
+            r.agents += in_workers(lambda agent: provision_agent(r, agent), r.todo, workers=r.plan.options.parallel,
                                    cancel=r.cancel, name="agent",
                                    interrupted=lambda: r.progress("interrupted: every agent is cleaning up what it "
                                                                   "created"))
         finally:
             r.watcher.close()
-
-    def cleanup(self, r: Run) -> None:
-        pass
 
 
 class Refill:
@@ -65,42 +68,42 @@ class Refill:
     name = "refill pool"
 
     def run(self, r: Run) -> None:
-        if not r.options.refill:
+        p = r.plan
+        if not p.options.refill:
             return
         claimed = sum(a["mode"] == "pool" for a in r.agents)
         r.progress(f"pool: {claimed} host(s) claimed; topping the pool up to {r.pool_size}")
-        firewall = r.firewall or profile_firewall(r.client, r.profile)[0]
-        fill_to(Plan(client=r.client, profile=r.options.profile, server_type=r.server_type, locations=r.locations,
-                     image=r.image, key=r.operator_key, keypair=r.keypair, firewall=firewall, progress=r.progress,
-                     parallel=r.options.parallel, cancel=r.cancel), r.pool_size)
-
-    def cleanup(self, r: Run) -> None:
-        pass
+        firewall = r.firewall or profile_firewall(p.client, p.profile)[0]
+        pool = PoolPlan(client=p.client, profile=p.profile.name, key=p.operator_key, keypair=p.keypair,
+                        spec=pool_spec(p.spec, p.profile.name, p.operator_key, firewall), parallel=p.options.parallel)
+        fill_to(pool, r.pool_size, r.progress, r.cancel)
 
 
-def _existing(agent: str, server) -> dict:
-    return {"agent_id": agent, "server_id": server.id, "name": server.name, "ipv4": server.public_net.ipv4.ip,
+def _existing(agent: str, server: BoundServer) -> dict[str, Any]:
+    return {"agent_id": agent, "server_id": server.id, "name": server.name, "ipv4": address(server),
             "mode": (server.labels or {}).get("mode"), "status": "existing", "seconds_to_ready": None,
             "error": None}
 
 
-def provision(target: Target, options: ProvisionOptions, progress) -> dict:
+def provision(target: Target, options: ProvisionOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     """Provision every agent of ``options``; the result lists each with its outcome."""
     client = api.connect(target)
-    r = Run(target=target, client=client, options=options, progress=progress)
+    deployment = new_deployment()
     before = api.requests_served(target)
     t0 = time.monotonic()
-    with live.stream(options.events, r.deployment, command="provision", agents=options.agent_ids) as r.events:
-        check_inputs(r)
-        progress(f"provision {r.deployment}: {len(options.agent_ids)} agent(s), profile {options.profile}, "
-                 f"{r.mode} mode, on the {target.describe()}")
+    with live.stream(options.events, deployment, command="provision", agents=options.agent_ids) as events:
+        p = make_plan(target, client, options, deployment, progress)
+        r = survey(p, progress)
+        r.events = events
+        progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
+                 f"{p.mode} mode, on the {target.describe()}")
         steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
-                  r.events.step_reporter())
+                  events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]
-        r.events.outcome = f"failed: {len(bad)} of {len(r.agents)} agent(s): {', '.join(bad)}" if bad else \
+        events.outcome = f"failed: {len(bad)} of {len(r.agents)} agent(s): {', '.join(bad)}" if bad else \
             f"succeeded: {len(r.agents)} agent(s)"
     after = api.requests_served(target)
-    return {"deployment": r.deployment, "mode": r.mode, "image": r.image.id, "agents": r.agents,
+    return {"deployment": deployment, "mode": p.mode, "image": p.image.id, "agents": r.agents,
             "seconds": round(time.monotonic() - t0, 2),
             "api_requests": after - before if before is not None and after is not None else None}

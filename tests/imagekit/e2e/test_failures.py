@@ -81,7 +81,7 @@ def action_fault(command: str):
 MATRIX = [
     ("build", None, "server_error", api_fault("GET", "^/v1/server_types")),
     ("build", "temporary SSH key", "server_error", api_fault("POST", "^/v1/ssh_keys$")),
-    ("build", "builder server", "creating builder server failed", action_fault("create_server")),
+    ("build", "boot", "creating builder server", action_fault("create_server")),
     ("build", "ssh", "SSH to", {"ssh_refused": True, "args": ["--ssh-timeout", "15"]}),
     ("build", "playbooks", "disk on fire", {"playbooks": BROKEN_STEP}),
     ("build", "checks (testinfra)", "imagekit-no-such", {"playbooks": MISSING_SERVICE}),
