@@ -21,6 +21,7 @@ from .cloud import actions, api, lookups, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
+from .leftovers import removing
 from .pipeline import run_steps
 from .steps.install import playbook_variables, source_revision
 from .steps.job import HostJob
@@ -168,7 +169,8 @@ class Snapshot:
 
     def cleanup(self, s: BuildJob) -> None:
         if s.failed and s.snapshot is not None:
-            s.client.images.delete(s.snapshot)
+            with removing("snapshot", s.snapshot.id, s.description, f"hcloud image delete {s.snapshot.id}"):
+                s.client.images.delete(s.snapshot)
 
 
 def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:

@@ -20,6 +20,7 @@ from ..cloud import actions, api, lookups
 from ..cloud.spec import resolve
 from ..errors import ImagekitError
 from ..host import playbook, ssh
+from ..leftovers import removing
 from ..pipeline import run_steps
 from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
@@ -88,7 +89,8 @@ class BareSnapshot:
 
     def cleanup(self, s: BuildJob) -> None:
         if s.snapshot is not None:
-            s.client.images.get_by_id(s.snapshot.id).delete()
+            with removing("snapshot", s.snapshot.id, s.description, f"hcloud image delete {s.snapshot.id}"):
+                s.client.images.get_by_id(s.snapshot.id).delete()
 
 
 def floor_build(target: Target, client: Client) -> dict[str, object]:

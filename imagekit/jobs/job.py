@@ -16,6 +16,7 @@ from .. import secretfile, tailnet
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
+from ..leftovers import removing
 from ..pipeline import StepFailed, run_steps
 from ..steps.install import install_profile
 from ..steps.job import HostJob
@@ -27,7 +28,7 @@ from .plan import JobPlan
 
 # A job's server and key carry the time after which the run that made them has ended, had it lived
 # (the command's timeout included): gc sweeps them after it.
-JOB_DEADLINE = DeadlineLabel("job-until", slack=30)
+JOB_DEADLINE = DeadlineLabel("job-until", default_slack=30)
 JOBS_DIR = "/opt/openclaw/jobs"
 SECRETS_DIR = "/run/imagekit-jobs"  # tmpfs, root only: systemd reads the file, the command gets the values
 KILL_AFTER = 5  # seconds between timeout's TERM and its KILL
@@ -157,9 +158,11 @@ class Enrol:
         if tn is None or j.keep():
             return
         if j.ts_key_id:
-            tn.revoke_key(j.ts_key_id)
+            with removing("Tailscale auth key", j.ts_key_id, j.resource_name, tailnet.REVOKE_BY_HAND):
+                tn.revoke_key(j.ts_key_id)
         if j.server is not None:
-            tn.remove_devices_of(j.server)
+            with removing("Tailscale devices of", j.server.id, j.server.name, tailnet.REMOVE_BY_HAND):
+                tn.remove_devices_of(j.server)
 
 
 class Execute:

@@ -23,10 +23,11 @@ from hcloud.servers import BoundServer
 
 from .. import secretfile, tailnet
 from ..agentconf import STAGE, stage_archive
-from ..cloud.servers import address, delete
+from ..cloud.servers import address
 from ..errors import CloudError, HostError
 from ..host import ssh
 from ..host.keys import KeyPair
+from ..steps.server import remove
 
 CLAIM_SECONDS = 120  # a reservation not taken over by then is free again (its run died before the rename)
 CLAIM_FILE = "/run/imagekit/pool-claim"
@@ -123,8 +124,7 @@ class TakePoolHost:
             res.release()
             res.conn.close()
         elif a.discard():
-            delete(a.client, a.server, f"deleting server {a.server.id}")
-            a.progress(f"[{a.resource_name}] server {a.server.id} deleted")
+            remove(a, "server")
 
 
 def _hostname_command(old: str, new: str) -> str:

@@ -9,10 +9,11 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import agentid, secretfile
+from .. import agentid, secretfile, tailnet
 from .. import events as live
 from ..errors import HostError
 from ..host import probe
+from ..leftovers import removing
 from ..pipeline import Step, StepFailed, run_steps
 from ..pool import claim
 from ..steps.install import install_profile
@@ -63,9 +64,11 @@ class AuthKey:
         # Single-use and used by now: revoked so the copy in the user data is worthless. Without
         # --wait nobody knows when the host used it; it then simply expires (tailnet.KEY_EXPIRY).
         if a.key_id and (a.failed or a.plan.options.wait):
-            tn.revoke_key(a.key_id)
+            with removing("Tailscale auth key", a.key_id, a.resource_name, tailnet.REVOKE_BY_HAND):
+                tn.revoke_key(a.key_id)
         if a.discard() and a.server is not None:  # no server of this run, no device of this run
-            tn.remove_devices_of(a.server)
+            with removing("Tailscale devices of", a.server.id, a.server.name, tailnet.REMOVE_BY_HAND):
+                tn.remove_devices_of(a.server)
 
 
 class UserData:

@@ -1,7 +1,7 @@
 """Half-made agents. An agent server carries ``provisioning-until=<unix time>`` (its run's deadline)
 from its creation until it is ready, so that a server left by a run that died in between (SIGKILL,
 power loss) is never taken for a ready agent: ``gc`` sweeps it and the next ``provision`` of the
-agent replaces it. Past the deadline plus SLACK a live run has failed and deleted its server, so a
+agent replaces it. Past the deadline plus its slack a live run has failed and deleted its server, so a
 server still labelled then is abandoned."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from .. import tailnet
 from ..cloud.deadlines import DeadlineLabel
 from ..cloud.servers import delete
 
-HALF_MADE = DeadlineLabel("provisioning-until", slack=60)
-LABEL, SLACK = HALF_MADE.key, HALF_MADE.slack
+HALF_MADE = DeadlineLabel("provisioning-until", default_slack=60)
+LABEL = HALF_MADE.key
 label = HALF_MADE.label
 # An in-place roll's server from its rebuild until its agent runs again: not a ready agent in between either.
-REBUILDING = DeadlineLabel("rebuilding-until", slack=60)
+REBUILDING = DeadlineLabel("rebuilding-until", default_slack=60)
 deadline = HALF_MADE.of  # None for a ready agent
 abandoned = HALF_MADE.passed
 
@@ -29,7 +29,7 @@ def busy(server) -> str | None:
     until = deadline(server)
     if until is None or abandoned(server):
         return None
-    free = time.strftime("%H:%M:%S UTC", time.gmtime(until + SLACK))
+    free = time.strftime("%H:%M:%S UTC", time.gmtime(until + HALF_MADE.slack))
     return (f"server {server.id} is still being provisioned by run {_run(server)}: wait for that run, or "
             f"provision the agent again after {free} to replace it, or deprovision it")
 

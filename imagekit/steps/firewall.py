@@ -11,6 +11,7 @@ from hcloud.firewalls import BoundFirewall, FirewallRule
 
 from ..cloud import api
 from ..errors import CloudError
+from ..leftovers import removing
 from ..profiles import Profile
 
 
@@ -47,5 +48,7 @@ class ProfileFirewall:
 
     def cleanup(self, r: Any) -> None:
         # A firewall this run made is kept for the next runs, unless no server of this run is left on it.
-        if r.firewall_created and not r.client.firewalls.get_by_id(r.firewall.id).applied_to:
-            r.client.firewalls.delete(r.firewall)
+        fw = r.firewall
+        if r.firewall_created and not r.client.firewalls.get_by_id(fw.id).applied_to:
+            with removing("firewall", fw.id, fw.name, f"hcloud firewall delete {fw.id}"):
+                r.client.firewalls.delete(fw)

@@ -18,6 +18,7 @@ from ..cloud import actions, api
 from ..cloud.servers import address, delete
 from ..cloud.spec import ServerSpec
 from ..errors import CloudError, InputError
+from ..leftovers import removing
 from .job import HostJob
 
 
@@ -46,8 +47,15 @@ class CreateServer:
             s.progress(f"keeping {self.what} {s.server.id} for debugging: {how} "
                        "(delete it with `invoke gc` when done)")
         elif s.discard():
-            delete(s.client, s.server, f"deleting {self.what} {s.server.id}")
-            s.event("deleted", f"{self.what} {s.server.id}")
+            remove(s, self.what)
+
+
+def remove(s: HostJob, what: str) -> None:
+    """The job's server deleted (a failed deletion is a leftover, with the command that removes it)."""
+    server = s.server
+    with removing("server", server.id, server.name, f"hcloud server delete {server.id}", server.labels):
+        delete(s.client, server, f"deleting {what} {server.id}")
+    s.event("deleted", f"{what} {server.id}")
 
 
 class Boot:

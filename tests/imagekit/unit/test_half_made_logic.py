@@ -43,7 +43,7 @@ def ago(minutes: float) -> str:
 
 
 # Deadlines relative to the moment a test runs (a suite can reach these tests long after collecting them).
-DEAD = -halfmade.SLACK - 5  # a deadline its run would have met or cleaned up after, had it lived
+DEAD = -halfmade.HALF_MADE.slack - 5  # a deadline its run would have met or cleaned up after, had it lived
 LIVE = 600
 
 
