@@ -100,14 +100,3 @@ def listing(r: Result) -> str:
     lines += [f"{s['snapshot_id']:>10} {s['profile'] or '-':10} {s['size_gb'] or 0:>8} {s['created']:26} "
               f"{s['description']}" for s in r["snapshots"]]
     return "\n".join(lines)
-
-
-def jobs(r: Result) -> str:
-    """run's summary: one job a line (on stderr: stdout holds the commands' output)."""
-    lines = []
-    for j in r["jobs"]:
-        what = j["error"] or ("timed out" if j["timed_out"] else f"exit code {j['exit_code']}")
-        lines.append(f"job {j['job_id']}: {what}; ready {j['seconds']['create_to_ready']} s, ran "
-                     f"{j['seconds']['run']} s, torn down in {j['seconds']['teardown']} s"
-                     + (" (server kept)" if j["kept"] else ""))
-    return "\n".join(lines)

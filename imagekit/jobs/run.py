@@ -36,7 +36,16 @@ def run_jobs(target: Target, options: JobOptions, progress: Callable[[str], None
     for job in jobs:
         job.update(server_type=stype.name, mode=r.mode, image=image.id,
                    cost=_cost(stype, job["location"], job.pop("lifetime_seconds")))
+        progress(_summary(job))
     return {"run_id": r.run_id, "exit_code": exit_code(jobs), "jobs": jobs}
+
+
+def _summary(job: dict[str, Any]) -> str:
+    """A job's outcome in one line (progress: stdout holds the commands' own output)."""
+    what = job["error"] or ("timed out" if job["timed_out"] else f"exit code {job['exit_code']}")
+    s = job["seconds"]
+    return (f"job {job['job_id']}: {what}; ready {s['create_to_ready']} s, ran {s['run']} s, torn down in "
+            f"{s['teardown']} s" + (" (server kept)" if job["kept"] else ""))
 
 
 def exit_code(jobs: list[dict[str, Any]]) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from invoke import task
 
-from .. import render, settings
+from .. import settings
 from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_number
 
 
@@ -62,5 +62,5 @@ def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="ag
             parallel=whole_number("--parallel", parallel))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
-                 token_env=token_env, token_file=token_file, text=lambda r: say(render.jobs(r)))
+                 token_env=token_env, token_file=token_file)
     sys.exit(result["exit_code"])  # the command's own (124 on timeout), so scripts can act on it

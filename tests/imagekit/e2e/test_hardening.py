@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from hcloud.firewalls import FirewallResource
@@ -14,6 +15,7 @@ from operator_cli import agent_env, invoke
 
 from imagekit.host import ssh
 from imagekit.host.audit import EXPOSURE_LIMIT, LYNIS_TARGET, audit
+from localcloud.paths import HOST_ADDRESS
 
 pytestmark = pytest.mark.e2e
 HOSTILE_AGENT = Path(__file__).parent / "hostile_agent"
@@ -50,7 +52,7 @@ def test_a_ready_host_is_patched_sandboxed_and_scores_80_on_lynis(fleet, operato
         deprovisioned("audited")
 
 
-def test_docker_published_ports_obey_ufw(fleet, operator):
+def test_docker_published_ports_obey_ufw(fleet, operator, cloud_endpoint):
     """With no Hetzner firewall in front, a port a container publishes is closed to the outside
     until UFW routes it; the container still reaches out."""
     client = fleet
@@ -63,14 +65,15 @@ def test_docker_published_ports_obey_ufw(fleet, operator):
             if any(a.server and a.server.id == server.id for a in fw.applied_to):
                 fw.remove_from_resources([FirewallResource(type="server", server=server)])
         conn = ssh.connect(ip, key)
-        code, out, err = ssh.run(conn, """set -e
+        api_port = urlsplit(cloud_endpoint.endpoint).port  # the local cloud's API, on this instance's bridge
+        code, out, err = ssh.run(conn, f"""set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -q update >/dev/null && apt-get -q -y install busybox-static >/dev/null
 d=$(mktemp -d); mkdir -p $d/bin $d/www; cp /bin/busybox $d/bin/; echo published > $d/www/index.html
 tar -C $d -c . | docker import - imagekit-test/busybox >/dev/null
 docker run -d --name web -p 8080:80 imagekit-test/busybox /bin/busybox httpd -f -p 80 -h /www >/dev/null
 for _ in $(seq 50); do curl -fs http://127.0.0.1:8080/ && break; sleep 0.2; done
-docker run --rm imagekit-test/busybox /bin/busybox nc -w 3 10.213.7.1 8931 </dev/null && echo container-out-ok
+docker run --rm imagekit-test/busybox /bin/busybox nc -w 3 {HOST_ADDRESS} {api_port} </dev/null && echo container-out-ok
 """, timeout=600)
         assert code == 0 and "published" in out and "container-out-ok" in out, out + err
         with pytest.raises(OSError):

@@ -152,6 +152,7 @@ def agent_secret(conn) -> tuple[str, str]:
     return env.rstrip("\n"), perms.strip()
 
 
+@pytest.mark.slow  # a full install: minutes
 def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
     """The full install, checked with the operator's own key (SSH_PRIVATE_KEY_PATH): no temporary key. Its
     secrets arrive over SSH as on snapshot hosts."""
