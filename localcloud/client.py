@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import apilock, environment
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, Layout, layout
 
 # Guests install the Tailscale STAND-IN, and Node.js (the official binaries, see node_package), from the local
@@ -89,20 +90,29 @@ def up(progress=print) -> Endpoint:
         raise LocalCloudError("the local cloud runs real machines and needs root: run as root (sudo invoke cloud-up)")
     L.root.mkdir(parents=True, exist_ok=True)
     L.root.chmod(0o700)  # state.json holds user data; only root may read it
-    progress(f"starting the local cloud (state in {L.root}; log {L.api_log})")
-    with open(L.api_log, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "localcloud"], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = None
+    if apilock.held(L):  # an API process lives but does not answer yet (building its image): never a second one
+        progress(f"the local cloud is already starting (it holds {L.lock_file}); waiting for it")
+    else:
+        progress(f"starting the local cloud (state in {L.root}; log {L.api_log})")
+        with open(L.api_log, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "localcloud"], stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                    cwd=environment.package_root(), env=environment.clean(os.environ))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = L.api_log.read_text(errors="replace")[-3000:]
-            raise LocalCloudError(f"the local cloud failed to start (exit {proc.returncode}); log tail:\n{tail}")
+        if proc is not None and proc.poll() is not None:
+            if proc.returncode != apilock.ALREADY_RUNNING:
+                tail = L.api_log.read_text(errors="replace")[-3000:]
+                raise LocalCloudError(f"the local cloud failed to start (exit {proc.returncode}); log tail:\n{tail}")
+            proc = None  # another up() started one just before: wait for that one
         if ep := current(L):
             return ep
+        if proc is None and not apilock.held(L):
+            raise LocalCloudError(f"the local cloud's API process ended before it answered; see {L.api_log}")
         time.sleep(0.5)
-    proc.terminate()
+    if proc is not None:
+        proc.terminate()
     raise LocalCloudError(f"the local cloud did not answer within {START_TIMEOUT:.0f} s; see {L.api_log}")
 
 

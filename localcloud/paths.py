@@ -29,6 +29,11 @@ class Layout:
         return self.root / "api.pid"
 
     @property
+    def lock_file(self) -> Path:
+        """Held by the API process for its life (``apilock``)."""
+        return self.root / "api.lock"
+
+    @property
     def endpoint_file(self) -> Path:
         return self.root / "endpoint"
 
@@ -89,7 +94,8 @@ SUBNET_PREFIX = os.environ.get("IMAGEKIT_LOCALCLOUD_SUBNET", "10.213.7")
 HOST_ADDRESS = f"{SUBNET_PREFIX}.1"
 MIRROR_PORT = 3142
 # A second local cloud on the same host (its own IMAGEKIT_LOCALCLOUD_DIR, _BRIDGE, _SUBNET and _PORT) names its
-# machines and its firewall table after its bridge, so that neither one's start sweeps the other's guests.
+# machines and its nftables tables after its bridge, so that neither one's start sweeps the other's guests.
 MACHINE_PREFIX = "ik-" if BRIDGE == "ikbr0" else f"{BRIDGE}-"
 FIREWALL_TABLE = "localcloud_firewalls" if BRIDGE == "ikbr0" else f"localcloud_firewalls_{BRIDGE}"
+PORTS_TABLE = "localcloud_ports" if BRIDGE == "ikbr0" else f"localcloud_ports_{BRIDGE}"  # bridgefilter's
 DEFAULT_API_PORT = int(os.environ.get("IMAGEKIT_LOCALCLOUD_PORT", "8931"))

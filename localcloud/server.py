@@ -2,7 +2,8 @@
 
 Run by ``invoke cloud-up`` as ``python -m localcloud``. It listens on loopback
 (for clients on this host) and on the bridge address (for guests: the Tailscale stand-in
-and the apt repository of the stand-in and Node.js).
+and the apt repository of the stand-in and Node.js), each with its own connection caps
+(``listeners``). One process per local cloud: it holds ``apilock`` for its life.
 """
 
 from __future__ import annotations
@@ -16,20 +17,24 @@ import socket
 import uvicorn
 from fastapi.staticfiles import StaticFiles
 
-from . import baseimage, hostfirewall, hostnet, nodejs
-from .app import create_app, new_token
-from .cloud import Cloud
-from .durable import write_atomic
-from .faults import Faults
+from . import apilock, environment
+from .api import firewalls, listeners
+from .api.admin import node_router
+from .api.app import create_app
+from .api.middleware import new_token
+from .engine.cloud import Cloud
+from .engine.faults import Faults
+from .guests import bridgefilter, confinement
+from .host import baseimage, hostfirewall, hostnet, nodejs
+from .host.storage import Storage
 from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
-from .storage import Storage
-from .store import StateError
+from .state.durable import write_atomic
+from .state.store import StateError
 from .tailscale import api as tailscale_api
 from .tailscale.package import build_apt_repo
 from .tailscale.tailnet import TailscaleStandIn
 
 log = logging.getLogger("localcloud")
-KEEP_ALIVE = 620  # seconds; longer than any pause between a client's polls
 
 
 def read_or_create_token(path) -> str:
@@ -46,29 +51,41 @@ def login_server(port: int) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    environment.scrub()
     L = layout()
     L.root.mkdir(parents=True, exist_ok=True)
     L.root.chmod(0o700)  # state.json holds user data; only root may read it
+    try:
+        lock = apilock.hold(L)  # before anything touches the host: resume() would kill a live API's guests
+    except apilock.AlreadyRunning as exc:
+        log.error("%s; not starting a second one", exc)
+        raise SystemExit(apilock.ALREADY_RUNNING) from None
+    file_limit = listeners.raise_file_limit()
     port = int(os.environ.get("IMAGEKIT_LOCALCLOUD_PORT", DEFAULT_API_PORT))
     storage = Storage(L)
     storage.ensure_pool()
     hostnet.ensure_bridge()
+    confinement.host_ready()
+    ports = bridgefilter.Ports()
+    ports.reset()
+    bridgefilter.filter_bridged_traffic()
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
     standin = TailscaleStandIn(L.root / "tailscale.json")
     build_apt_repo(L.apt_repo, login_server(port))
     node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
     try:
-        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce)
+        cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports)
     except StateError as exc:
         raise SystemExit(f"localcloud: {exc}") from None
+    firewalls.repair_stored_rules(cloud)
     cloud.resume()
     rate_limit = int(os.environ.get("IMAGEKIT_LOCALCLOUD_RATE_LIMIT", "3600"))
     enforce = os.environ.get("IMAGEKIT_LOCALCLOUD_ENFORCE_RATE_LIMIT", "") == "1"
 
     def extra(app):
         app.include_router(tailscale_api.router(standin), prefix="/tailscale")
-        app.include_router(nodejs.router(node))
+        app.include_router(node_router(node))
         app.mount("/apt", StaticFiles(directory=L.apt_repo), name="apt")
         app.state.on_reset = standin.reset
 
@@ -78,12 +95,13 @@ def main() -> None:
 
     app = create_app(cloud, read_or_create_token(L.token_file), rate_limit=rate_limit,
                      enforce_rate_limit=enforce, extra=extra)
-    sockets = [listen("127.0.0.1", port), listen(HOST_ADDRESS, port)]
-    server = _Server(uvicorn_config(app))
+    guest_addresses = [HOST_ADDRESS]
+    sockets = [listen(address, port) for address in (listeners.OPERATOR, *guest_addresses)]
+    server = _Server(uvicorn_config(app, listeners.policies(guest_addresses, file_limit)))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
-    L.pid_file.write_text(str(os.getpid()))
-    L.endpoint_file.write_text(f"http://127.0.0.1:{port}/v1")
+    write_atomic(L.pid_file, str(os.getpid()), 0o644)  # whole or not at all: up() polls both files
+    write_atomic(L.endpoint_file, f"http://127.0.0.1:{port}/v1", 0o644)
     try:
         server.run(sockets=sockets)
     finally:
@@ -91,13 +109,17 @@ def main() -> None:
         cloud.shutdown_all()
         cloud.store.save()
         L.pid_file.unlink(missing_ok=True)
+        lock.close()
 
 
-def uvicorn_config(app) -> uvicorn.Config:
-    """Idle keep-alive connections stay open for minutes, as Hetzner's do: clients (the SDK through
+def uvicorn_config(app, listener_policies: dict[str, listeners.Policy] | None = None) -> uvicorn.Config:
+    """Idle keep-alive connections on loopback stay open for minutes, as Hetzner's do: clients (the SDK through
     requests' pool) reuse them after pauses longer than uvicorn's 5 s default, and a connection the
-    server closes just as a client reuses it surfaces as ConnectionResetError in the client."""
-    return uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE)
+    server closes just as a client reuses it surfaces as ConnectionResetError in the client. Without
+    ``listener_policies``, the operator's policy on loopback (the in-process tests' server)."""
+    return uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=listeners.KEEP_ALIVE,
+                          http=listeners.protocol(listener_policies or listeners.policies([])),
+                          backlog=listeners.BACKLOG)
 
 
 class _Server(uvicorn.Server):
@@ -116,5 +138,5 @@ def listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
-    sock.listen(128)
+    sock.listen(listeners.BACKLOG)
     return sock

@@ -32,7 +32,7 @@ from .shared import LOCATION_HELP, TOKEN_HELP, agent_ids, number, path, run, say
                     "secrets.env (/opt/openclaw/config/ for agents; default IMAGEKIT_SECRETS_FILE); never in user "
                     "data or logs",
     "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     "no_pool": "create every agent's server cold, even when warm pool hosts are there",
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     **TOKEN_HELP,

@@ -34,7 +34,7 @@ def status(c, agent_id=None, selector=None, json=False, token_env=None, token_fi
     "secrets_file": "new secrets (dotenv) for /opt/openclaw/config/secrets.env, over SSH",
     "batch": "agents updated at once; the update stops after a batch with a failure (default 1)",
     "json": "print one JSON object {agents: [{agent_id, server_id, status, seconds, error}], stopped}",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     **TOKEN_HELP,
 })
 def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None, batch=1, json=False, events=None,
@@ -65,7 +65,7 @@ def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None
     "in_place": "rebuild each agent's own server instead (keeps server id and address; the agent is down meanwhile)",
     "json": "print one JSON object {run_id, to, agents: [{agent_id, status, old_server_id, new_server_id, "
             "old_snapshot_id, new_snapshot_id, seconds, error}], stopped}",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     **TOKEN_HELP,
 })
 def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1, timeout=None, in_place=False,

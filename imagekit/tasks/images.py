@@ -39,7 +39,7 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
     "keep_on_failure": "leave the builder server up on failure and print the ssh command (with its key file) "
                        "to debug it",
     "ssh_timeout": "seconds the builder may take to accept SSH and finish cloud-init (default 300)",
-    "events": "write live events (one JSON object per line, schema in the README) to this file; - for stdout",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     "force": "build even if a snapshot of the same inputs (its inputs-hash label) is younger than --max-age",
     "max_age": "days a snapshot of the same inputs is reused for instead of building (default 7, so that "
                "security updates still arrive weekly)",

@@ -1,4 +1,4 @@
-"""The stand-in ``tailscale`` Debian package, in the local cloud's apt repository (``localcloud/aptrepo.py``)."""
+"""The stand-in ``tailscale`` Debian package, in the local cloud's apt repository (``localcloud/host/aptrepo.py``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import urllib.parse
 from importlib.resources import files
 from pathlib import Path
 
-from .. import aptrepo
+from ..host import aptrepo
 
 PACKAGE_VERSION = "1.76.1~standin1"
 _GUEST = files("localcloud") / "guest" / "tailscale"

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from ..durable import write_atomic
+from ..state.durable import write_atomic
 
 TAILNET_NAME = "standin.ts.net"
 TOKEN_LIFETIME = 3600

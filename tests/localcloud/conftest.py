@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from localcloud import cloud as cloud_module
-from localcloud.app import create_app
-from localcloud.cloud import Cloud
-from localcloud.faults import Faults
+from localcloud.api.app import create_app
+from localcloud.engine import lifecycle
+from localcloud.engine.cloud import Cloud
+from localcloud.engine.faults import Faults
+from localcloud.host.storage import Storage
 from localcloud.paths import Layout
 from localcloud.server import listen, uvicorn_config
-from localcloud.storage import Storage
 
 TOKEN = "in-process-test-token"
 
@@ -52,12 +52,13 @@ class LocalAPI:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def serve(app):
-    """Run ``app`` with the production uvicorn config on 127.0.0.1:<free port>; returns (server, port, thread)."""
+def serve(app, listener_policies=None):
+    """Run ``app`` with the production uvicorn config on 127.0.0.1:<free port>; returns (server, port, thread).
+    ``listener_policies``: the connection caps for 127.0.0.1, when not the operator's (``listeners``)."""
     import uvicorn
 
     sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, listener_policies))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -69,7 +70,7 @@ def serve(app):
 
 @pytest.fixture
 def local_api(tmp_path, monkeypatch):
-    monkeypatch.setattr(cloud_module, "Machine", NoMachine)
+    monkeypatch.setattr(lifecycle, "Machine", NoMachine)
     layout = Layout(tmp_path / "localcloud")
     layout.root.mkdir()
     storage = Storage(layout)

@@ -109,6 +109,15 @@ def test_agent_unit_sandboxed(host):
     assert host.check_output(f"systemctl show -p IPAddressDeny --value {SERVICE}") == "169.254.169.254/32"
 
 
+def test_metadata_service_closed_to_the_service_user(host):
+    # By an nftables rule (IPAddressDeny= above is a BPF program systemd cannot attach in a container).
+    assert host.service("imagekit-metadata-guard").is_enabled
+    table = host.check_output("nft list table inet imagekit_metadata")
+    uid = host.user(HOST["user"]).uid
+    assert "ip daddr 169.254.169.254" in table and "reject" in table, table
+    assert f'meta skuid "{HOST["user"]}"' in table or f"meta skuid {uid}" in table, table
+
+
 def test_agent_user_cannot_log_in(host):
     user = host.user(EXPECT["user"])
     assert user.exists and user.shell == "/usr/sbin/nologin"

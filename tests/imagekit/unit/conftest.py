@@ -38,11 +38,11 @@ def serving(app):
 
 @pytest.fixture(scope="session")
 def api(tmp_path_factory):
-    from localcloud.app import create_app
-    from localcloud.cloud import Cloud
-    from localcloud.faults import Faults
+    from localcloud.api.app import create_app
+    from localcloud.engine.cloud import Cloud
+    from localcloud.engine.faults import Faults
+    from localcloud.host.storage import Storage
     from localcloud.paths import Layout
-    from localcloud.storage import Storage
 
     layout = Layout(tmp_path_factory.mktemp("localcloud"))
     cloud = Cloud(layout, Storage(layout), Faults())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from imagekit.host.keys import new_ed25519
-from localcloud import app as app_module
+from localcloud.api import middleware
 
 
 def test_malformed_path_id_is_invalid_input_not_the_frameworks_format(local_api):
@@ -40,13 +40,13 @@ def test_oversized_body_is_refused_in_hetzners_format_and_the_api_lives_on(local
 
 def test_token_is_compared_in_constant_time(local_api, monkeypatch):
     seen = []
-    real = app_module.secrets.compare_digest
+    real = middleware.secrets.compare_digest
 
     def spy(a, b):
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(app_module.secrets, "compare_digest", spy)
+    monkeypatch.setattr(middleware.secrets, "compare_digest", spy)
     assert requests.get(local_api.base + "/v1/locations", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert requests.get(local_api.base + "/v1/locations", headers=local_api.headers).status_code == 200
     assert [a for a, _ in seen] == [b"Bearer nope", f"Bearer {local_api.token}".encode()]
@@ -88,3 +88,13 @@ def test_an_id_of_the_wrong_type_in_a_body_is_not_found_not_a_crash(local_api):
         r = requests.post(local_api.base + "/v1/firewalls", headers=local_api.headers,
                           json={"name": "fw", "apply_to": [{"type": "server", "server": server}]})
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (server, r.text)
+
+
+def test_a_refused_update_changes_nothing(local_api):
+    """A PUT with a good name and bad labels is refused whole: the name stays (api/update.py checks every field
+    before it changes one)."""
+    h, base = local_api.headers, local_api.base
+    fid = requests.post(f"{base}/v1/firewalls", headers=h, json={"name": "before"}).json()["firewall"]["id"]
+    r = requests.put(f"{base}/v1/firewalls/{fid}", headers=h, json={"name": "after", "labels": {"bad key!": "x"}})
+    assert r.status_code == 400 and r.json()["error"]["details"]["fields"][0]["name"] == "labels", r.text
+    assert requests.get(f"{base}/v1/firewalls/{fid}", headers=h).json()["firewall"]["name"] == "before"

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import fastapi.routing
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +27,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import FailureGroup
 
-from localcloud import server_actions
+from localcloud.api import server_actions
 
 SPEC = json.loads((Path(__file__).parents[1] / "data" / "hcloud-openapi.json").read_text())
 # Random cases per operation (valid and invalid mixed) after the coverage cases; raise it for a deeper run.
@@ -37,13 +38,20 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 FIREWALL_COMMANDS = {"set_rules", "apply_to_resources", "remove_from_resources"}
 
 
+def routes_of(app) -> list:
+    """The app's routes, included routers' too (newer FastAPI keeps an included router as one route)."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(app.routes)) if flatten else list(app.routes)
+
+
 def served_operations(app) -> set[tuple[str, str]]:
     """(METHOD, documented path) of every operation in the description that a route of ours answers."""
     served = set()
+    routes = routes_of(app)
     for path, ops in SPEC["paths"].items():
         sample = "/v1" + re.sub(r"\{[^}]+\}", "1", path)
         for method in ops:
-            for route in app.routes:
+            for route in routes:
                 match = getattr(route, "path_regex", None) and route.path_regex.match(sample)
                 if not match or method.upper() not in getattr(route, "methods", ()):
                     continue

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from localcloud import client
 
 
@@ -38,3 +40,33 @@ def test_down_stops_a_process_that_is_the_local_cloud(tmp_path, monkeypatch):
     finally:
         fake.kill()
         fake.wait()
+
+
+HOLD_LOCK = """import sys, time
+from pathlib import Path
+from localcloud import apilock
+from localcloud.paths import Layout
+lock = apilock.hold(Layout(Path(sys.argv[1])))
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_up_while_an_api_process_lives_starts_no_second_api(tmp_path, monkeypatch):
+    """The first API process holds its lock but does not answer yet (it is building its image): a second up()
+    waits for it and never starts another, whose start would kill and boot again the first one's guests."""
+    monkeypatch.setenv("IMAGEKIT_LOCALCLOUD_DIR", str(tmp_path))
+    first = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "held\n"
+        spawned, said = [], []
+        monkeypatch.setattr(client.subprocess, "Popen", lambda *a, **kw: spawned.append(a))
+        monkeypatch.setattr(client.os, "geteuid", lambda: 0)
+        monkeypatch.setattr(client, "START_TIMEOUT", 2)
+        with pytest.raises(client.LocalCloudError, match="did not answer"):
+            client.up(progress=said.append)
+        assert spawned == [], "a second API process was started while the first lives"
+        assert "already starting" in said[0]
+    finally:
+        first.kill()
+        first.wait()

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import requests
 
-from localcloud.hostfirewall import TABLE, render
+from localcloud.host.hostfirewall import TABLE, render
 
 SSH = {"direction": "in", "protocol": "tcp", "port": "22", "source_ips": ["0.0.0.0/0", "::/0"], "description": None}
 WG = {"direction": "in", "protocol": "udp", "port": "41641", "source_ips": ["10.0.0.0/8"], "description": None}

@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / ".importlinter"
 CONTRACTS = ("localcloud imports nothing from imagekit",
              "imagekit reaches localcloud through localcloud.client only",
-             "localcloud.client needs only the standard library and localcloud.paths",
+             "localcloud.client needs the standard library and stdlib-only modules",
+             "localcloud in layers: server > api | tailscale > engine > guests > host > state",
              "imagekit has no import loop")
 
 
@@ -38,22 +39,28 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 def test_each_contract_catches_a_breach(tmp_path):
     """The same config over a small tree that breaks each contract once must fail, naming each breach."""
+    layers = ("server", "api", "tailscale", "engine", "guests", "host", "state")
     write(tmp_path, {
         "imagekit/__init__.py": "",
         "imagekit/fine.py": "from localcloud import client\n",
-        "imagekit/sneaky.py": "from localcloud import cloud\n",
+        "imagekit/sneaky.py": "from localcloud.engine import cloud\n",
         "imagekit/first.py": "def late():\n    from . import second\n",
         "imagekit/second.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from . import first\n",
         "localcloud/__init__.py": "",
         "localcloud/paths.py": "",
-        "localcloud/client.py": "from . import paths\nimport fastapi\n",
-        "localcloud/cloud.py": "import imagekit.fine\n",
+        "localcloud/apilock.py": "from . import paths\n",
+        "localcloud/environment.py": "",
+        "localcloud/client.py": "from . import apilock, environment, paths\nimport fastapi\n",
+        **{f"localcloud/{layer}/__init__.py": "" for layer in layers},
+        "localcloud/engine/cloud.py": "import imagekit.fine\n",
+        "localcloud/state/store.py": "from ..engine import cloud\n",
     })
     result = lint_imports(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     for name in CONTRACTS:
         assert f"{name} BROKEN" in result.stdout
-    assert "imagekit.sneaky -> localcloud.cloud" in result.stdout
-    assert "localcloud.cloud -> imagekit.fine" in result.stdout
+    assert "imagekit.sneaky -> localcloud.engine.cloud" in result.stdout
+    assert "localcloud.engine.cloud -> imagekit.fine" in result.stdout
     assert "localcloud.client -> fastapi" in result.stdout
+    assert "localcloud.state.store -> localcloud.engine.cloud" in result.stdout
     assert "No cycles are allowed in imagekit." in result.stdout

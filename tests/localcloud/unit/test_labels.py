@@ -1,7 +1,7 @@
 import pytest
 
+from localcloud.api.labels import parse_selector, validate
 from localcloud.errors import APIError
-from localcloud.labels import parse_selector, validate
 
 L = {"env": "prod", "tier": "web", "managed-by": "imagekit"}
 

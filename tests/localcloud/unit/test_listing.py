@@ -1,9 +1,9 @@
 import pytest
 
 from imagekit.host.keys import new_ed25519
+from localcloud.api.listing import paginate, sort_items
+from localcloud.api.validation import ssh_fingerprint
 from localcloud.errors import APIError
-from localcloud.listing import paginate, sort_items
-from localcloud.validation import ssh_fingerprint
 
 
 def test_pagination_meta():

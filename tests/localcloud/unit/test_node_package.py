@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 from conftest import TOKEN, serve
 
-from localcloud import client, nodejs
-from localcloud.app import create_app
-from localcloud.cloud import Cloud
+from localcloud import client
+from localcloud.api.admin import node_router
+from localcloud.api.app import create_app
+from localcloud.engine.cloud import Cloud
+from localcloud.engine.faults import Faults
 from localcloud.errors import APIError
-from localcloud.faults import Faults
+from localcloud.host import nodejs
+from localcloud.host.storage import Storage
 from localcloud.paths import Layout
-from localcloud.storage import Storage
 from localcloud.tailscale.package import build_apt_repo
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed")
@@ -203,7 +205,7 @@ def admin_api(tmp_path, registry, monkeypatch):
         layout.root.mkdir(exist_ok=True)
         node = packages(tmp_path, registry)
         app = create_app(Cloud(layout, Storage(layout), Faults()), TOKEN,
-                         extra=(lambda app: app.include_router(nodejs.router(node))) if extra else None)
+                         extra=(lambda app: app.include_router(node_router(node))) if extra else None)
         server, port, thread = serve(app)
         started.append((server, thread))
         monkeypatch.setattr(client, "current", lambda: client.Endpoint(f"http://127.0.0.1:{port}/v1", TOKEN))

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from localcloud.machines import Seed
+from localcloud.guests.machines import Seed
 
 SEED = Seed(instance_id="i-1-abc", hostname="web-1", address="10.213.7.10", ssh_keys=["ssh-ed25519 AAAA k"],
             user_data="#cloud-config\nruncmd: [[touch, /root/ran]]\n")

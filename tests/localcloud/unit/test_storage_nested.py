@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
+from localcloud.host.storage import Storage, nested_subvolumes
 from localcloud.paths import Layout
-from localcloud.storage import Storage, nested_subvolumes
 
 
 def test_only_real_paths_inside_the_disk_are_taken(tmp_path):

@@ -8,10 +8,10 @@ import time
 import pytest
 import requests
 
-from localcloud import cloud as cloud_module
-from localcloud import durable
-from localcloud.requestlog import RequestLog
-from localcloud.store import StateError, Store
+from localcloud.engine import records
+from localcloud.state import durable
+from localcloud.state.requestlog import RequestLog
+from localcloud.state.store import StateError, Store
 
 
 def test_a_damaged_state_file_is_named_with_the_way_out(tmp_path):
@@ -62,7 +62,7 @@ def test_the_admin_request_count_grows_past_the_kept_entries(local_api):
 
 
 def test_action_records_are_bounded_keeping_running_ones(local_api, monkeypatch):
-    monkeypatch.setattr(cloud_module, "KEEP_ACTIONS", 5)
+    monkeypatch.setattr(records, "KEEP_ACTIONS", 5)
     cloud = local_api.cloud
     running = cloud.new_action("create_server", [("server", 1)])
     for _ in range(10):
