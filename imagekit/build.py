@@ -2,7 +2,7 @@
 
 Inputs are checked before anything exists, and hashed: a young enough snapshot of the same inputs
 is handed out instead of a new one (``--force`` builds anyway; see build_inputs). Else temporary key →
-builder server → SSH → cloud-init → playbooks → checks (testinfra) → clean → shut down → snapshot. The
+builder server → boot → SSH → cloud-init → playbooks → checks (testinfra) → clean → shut down → snapshot. The
 builder and the key are the cleanups of the steps that made them, so they go on success, failure and
 Ctrl-C alike (or stay, with a working ``ssh`` line, under ``--keep-on-failure``).
 """
@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 from hcloud.images import BoundImage
 
 from . import build_inputs, events, settings
-from .cloud import actions, api, lookups
+from .cloud import actions, api, lookups, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
+from .leftovers import removing
 from .pipeline import run_steps
-from .steps.job import ServerJob
+from .steps.install import playbook_variables, source_revision
+from .steps.job import HostJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
-from .steps.server import CreateServer
+from .steps.server import Boot, CreateServer
 from .target import Target
 
 SHUTDOWN_GRACE = 60
@@ -52,7 +51,7 @@ class BuildOptions:
 
 
 @dataclass
-class BuildJob(ServerJob):  # image: the base image, or the snapshot being verified
+class BuildJob(HostJob):  # the spec's image: the base image, the parent snapshot, or the snapshot being verified
     target: Target | None = None
     options: BuildOptions = field(default_factory=BuildOptions)
     build_id: str = ""
@@ -74,74 +73,29 @@ def new_build_id() -> str:
     return time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def source_revision() -> str:
-    """The git revision imagekit runs from, or ``unknown`` (an installed package has none)."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return "unknown"
-    try:
-        proc = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return proc.stdout.strip() or "unknown"
-
-
-def playbook_variables(profile: str, base_image: str, package_source: str | None, local: bool, build_id: str,
-                       grown: bool = False) -> dict:
-    """What a profile's playbook is rendered with; the package source follows the cloud unless set. ``grown``: the
-    builder boots a cleaned snapshot (``--from``), whose package lists must be fetched again to see its upgrades.
-
-    The Node.js major (IMAGEKIT_NODE_MAJOR) is checked here, before anything is created. On the local cloud,
-    whose `local` source installs ``nodejs`` from the local cloud's own repository, that major is made ready
-    there now (packaged from the official binaries on first use), before any playbook runs apt."""
-    from localcloud import client as localcloud
-
-    source, node_major = package_source or ("local" if local else "vendor"), settings.node_major()
-    if local and source == "local":
-        localcloud.node_package(node_major)
-    return {
-        "os": base_image, "package_source": source,
-        "build_id": build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source_revision": source_revision(), "base_image": base_image, "profile": profile,
-        "standin_apt_source": localcloud.GUEST_APT_SOURCE, "node_major": node_major, "grown": grown,
-    }
-
-
-def install_profile(ip: str, keypair, profile: str, base_image: str, local: bool, build_id: str, progress) -> None:
-    """The profile's playbooks over SSH on a host booted from a stock image: what a fallback host gets
-    instead of a snapshot (only lines of changed or failed steps reach ``progress``)."""
-    book = playbook.load(profile, playbook_variables(profile, base_image, None, local, build_id))
-    def report(line: str) -> None:
-        if "[changed]" in line or "[failed]" in line:
-            progress(line.strip())
-
-    with ssh.fabric_connection(ip, keypair) as conn:
-        playbook.run(book, playbook.fabric_runner(conn), progress=report)
-
-
 def check_inputs(job: BuildJob) -> None:
     """Everything that can be wrong is found here, before anything is created."""
     o, c = job.options, job.client
     if not o.max_age > 0:
         raise InputError(f"--max-age {o.max_age:g}: give a number of days above 0 (--force builds whatever exists)")
-    job.server_type = lookups.server_type(c, o.server_type, job.progress)
-    job.locations = lookups.locations(c, o.location)
-    if o.parent:  # grown from a snapshot: its packages upgraded, the playbooks re-run (only changes do work)
-        job.parent = job.image = lookups.own_snapshot(c, o.parent, o.profile, job.server_type.architecture)
+    # Grown from a snapshot (--from): its packages upgraded, the playbooks re-run (only changes do work).
+    job.spec = spec.resolve(c, server_type=o.server_type, location=o.location, warn=job.progress, labels=job.labels,
+                            image=lambda arch: lookups.own_snapshot(c, o.parent, o.profile, arch) if o.parent
+                            else lookups.base_image(c, o.base_image, arch, job.progress))
+    if o.parent:
+        job.parent = job.spec.image
         if (base := job.parent.labels.get("base-image")) != o.base_image:
             raise InputError(f"snapshot {job.parent.id} was built on {base}, not {o.base_image}: pass --base-image "
                              f"{base}, or build from scratch without --from")
-    else:
-        job.image = lookups.base_image(c, o.base_image, job.server_type.architecture, job.progress)
     job.description = o.name.format(profile=o.profile, build_id=job.build_id)
     if any(i.description == job.description for i in c.images.get_all(type="snapshot")):
         raise CloudError(f"a snapshot named '{job.description}' exists already; pick another --name")
     variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id,
                                    grown=job.parent is not None)
     job.playbook = playbook.load(o.profile, variables)
-    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, job.image.id)
+    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, job.spec.image.id)
     if ident := settings.get("HETZNER_SSH_KEY_ID"):  # the operator's way into a kept builder
-        job.extra_keys = [lookups.ssh_key(c, ident)]
+        job.spec = replace(job.spec, ssh_keys=(lookups.ssh_key(c, ident),))
 
 
 class RunPlaybooks:
@@ -150,9 +104,6 @@ class RunPlaybooks:
     def run(self, s: BuildJob) -> None:
         with ssh.fabric_connection(s.ip, s.keypair) as conn:
             playbook.run(s.playbook, playbook.fabric_runner(conn), progress=s.progress)
-
-    def cleanup(self, s: BuildJob) -> None:
-        pass
 
 
 class RunChecks:
@@ -164,9 +115,6 @@ class RunChecks:
 
     def run(self, s: BuildJob) -> None:
         checks.run_checks(s.ip, s.keypair, s.playbook.expect, clone=self.clone)
-
-    def cleanup(self, s: BuildJob) -> None:
-        pass
 
 
 class CleanImage:
@@ -182,9 +130,6 @@ class CleanImage:
         s.size_after_clean = _disk_used(s.conn)
         s.conn.close()
         s.conn = None
-
-    def cleanup(self, s: BuildJob) -> None:
-        pass
 
 
 def _disk_used(conn) -> int:
@@ -207,9 +152,6 @@ class ShutDown:
         s.progress(f"builder not off after {SHUTDOWN_GRACE} s; powering it off")
         actions.wait(s.client, s.server.power_off(), 120, "powering off the builder")
 
-    def cleanup(self, s: BuildJob) -> None:
-        pass
-
 
 class Snapshot:
     name = "snapshot"
@@ -227,7 +169,8 @@ class Snapshot:
 
     def cleanup(self, s: BuildJob) -> None:
         if s.failed and s.snapshot is not None:
-            s.client.images.delete(s.snapshot)
+            with removing("snapshot", s.snapshot.id, s.description, f"hcloud image delete {s.snapshot.id}"):
+                s.client.images.delete(s.snapshot)
 
 
 def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
@@ -258,8 +201,8 @@ def _build(job: BuildJob, reporter) -> tuple[BoundImage, dict]:
     start = f"snapshot {job.parent.id} (grown: upgraded, playbooks re-run)" if job.parent else f"base {o.base_image}"
     job.progress(f"build {job.build_id}: profile {o.profile}, {start}, type {o.server_type}, "
                  f"on the {job.target.describe()}")
-    steps = [TemporaryKey(), CreateServer("builder server"), WaitSSH(), WaitCloudInit(), RunPlaybooks(),
-             RunChecks(), CleanImage(), ShutDown(), Snapshot()]
+    steps = [TemporaryKey(), CreateServer("builder server"), Boot("builder server"), WaitSSH(), WaitCloudInit(),
+             RunPlaybooks(), RunChecks(), CleanImage(), ShutDown(), Snapshot()]
     durations = run_steps(steps, job, job.progress, reporter)
     return job.snapshot, {
         "reused": False, "disk_used_before_clean": job.size_before_clean,

@@ -1,6 +1,8 @@
 """The one wrapper every task goes through: settings checked, the target picked (Hetzner with a
 token, else the local cloud), any error an operator can act on reported as one ``error: …`` line
-with exit 1 (no traceback), and the result printed as JSON when asked."""
+with exit 1 (no traceback), and the result printed as JSON when asked. What the task made and could
+not remove (its ledger of leftovers) is in the result as ``leftovers``, each also a ``warning: …``
+line naming the command that removes it, and the task then exits with 125 (``EXIT_LEFTOVERS``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json as jsonlib
 import sys
 from collections.abc import Callable
 
-from . import settings
+from . import leftovers, settings
 from .errors import InputError
 
 TOKEN_HELP = {
@@ -40,31 +42,44 @@ def run(name: str, action: Callable, *, json: bool = False, text: Callable[[dict
 
     ``prepare`` parses the options before the target is picked (a bad option fails before the local cloud
     starts); then ``action(target, prepared)`` is called. ``failed`` names what went wrong in a result that is
-    printed all the same (some agents failed)."""
+    printed all the same (some agents failed). Leftovers: a warning line each, and exit 125 whatever else."""
     from .cloud.api import explain
     from .target import resolve
 
-    try:
-        settings.load()  # a bad config file fails before any work
-        args = (prepare(),) if prepare else ()
-        result = action(resolve(say, token_env=token_env, token_file=token_file) if target else None, *args)
-    except KeyboardInterrupt:
-        say(f"error: {name}: interrupted")
-        sys.exit(130)
-    except _errors() as exc:
-        message = f"{name}: {explain(exc)}"
+    with leftovers.ledger() as ledger:
+        try:
+            settings.load()  # a bad config file fails before any work
+            args = (prepare(),) if prepare else ()
+            result = action(resolve(say, token_env=token_env, token_file=token_file) if target else None, *args)
+        except KeyboardInterrupt:
+            say(f"error: {name}: interrupted")
+            _leave(ledger, 130)
+        except _errors() as exc:
+            message = f"{name}: {explain(exc)}"
+            if json:
+                print(jsonlib.dumps({"error": message, "leftovers": [left.as_dict() for left in ledger.items]}))
+            say(f"error: {message}")
+            _leave(ledger, 1)
+        if isinstance(result, dict):
+            result["leftovers"] = [left.as_dict() for left in ledger.items]
         if json:
-            print(jsonlib.dumps({"error": message}))
-        say(f"error: {message}")
-        sys.exit(1)
-    if json:
-        print(jsonlib.dumps(result, default=str))
-    elif (out := text(result)) is not None:
-        print(out)
-    if problem := failed(result):
-        say(f"error: {name}: {problem}")
-        sys.exit(1)
+            print(jsonlib.dumps(result, default=str))
+        elif (out := text(result)) is not None:
+            print(out)
+        if problem := failed(result):
+            say(f"error: {name}: {problem}")
+        _leave(ledger, 1 if problem else None)
     return result
+
+
+def _leave(ledger: leftovers.Ledger, code: int | None) -> None:
+    """A warning line for each leftover and exit 125 when there is one; else exit ``code`` (None: carry on)."""
+    for left in ledger.items:
+        say(left.warning())
+    if ledger.items:
+        sys.exit(leftovers.EXIT_LEFTOVERS)
+    if code is not None:
+        sys.exit(code)
 
 
 def whole_number(option: str, value) -> int | None:

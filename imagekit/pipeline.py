@@ -4,7 +4,9 @@
 The runner registers a step's cleanup before running it, so a step that created something
 and then failed while waiting on it is still cleaned up. Cleanups run in reverse order on
 success, failure, Ctrl-C and SIGTERM alike; a step can keep its resource by setting
-``state.keep`` (``--keep-on-failure``) or by leaving nothing to clean.
+``state.keep`` (``--keep-on-failure``) or by leaving nothing to clean. A cleanup that fails
+does not stop the others: what it left is recorded in the command's ledger (``leftovers``),
+said on ``progress`` and reported as a ``cleanup failed`` event.
 
 Pipelines may run in worker threads (one per agent when provisioning a fleet); signals are
 handled only by the main thread, which cancels its workers and lets them unwind.
@@ -21,16 +23,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from . import leftovers
 from .cloud.api import explain
 from .errors import ImagekitError
+from .leftovers import Leftover, LeftoverError
 
 
 class Step(Protocol):
+    """A step: ``run(state)``, and, when it makes something, ``cleanup(state)`` (optional: a step that leaves
+    nothing behind has none)."""
+
     name: str
 
     def run(self, state: Any) -> None: ...
-
-    def cleanup(self, state: Any) -> None: ...
 
 
 class StepFailed(ImagekitError):
@@ -85,19 +90,29 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
                 events(step.name, "step finished", f"{durations[step.name]:.2f} s")
         finally:
             state.failed = failure is not None
-            _unwind(started, state, progress, main)
+            _unwind(started, state, progress, events, main)
     if failure is not None:
         raise failure
     return durations
 
 
-def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], main: bool) -> None:
+def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], events: Callable[..., None],
+            main: bool) -> None:
     with ignoring_signals(main):  # a second Ctrl-C must not abort the cleanups
         for step in reversed(started):
+            if (cleanup := getattr(step, "cleanup", None)) is None:
+                continue
             try:
-                step.cleanup(state)
-            except Exception as exc:  # keep unwinding; report what could not be cleaned
-                progress(f"!!  cleanup of '{step.name}' failed: {exc}")
+                cleanup(state)
+            except LeftoverError as exc:  # keep unwinding; report what could not be cleaned
+                left = exc.leftover
+            except Exception as exc:
+                left = Leftover(f"what step '{step.name}' made", None, "", explain(exc), "invoke gc")
+            else:
+                continue
+            leftovers.record(left)
+            progress(f"!!  cleanup of '{step.name}' failed: {left.warning().removeprefix('warning: ')}")
+            events(step.name, "cleanup failed", left.warning().removeprefix("warning: "))
 
 
 @contextlib.contextmanager

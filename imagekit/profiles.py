@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from .data import playbooks_dir
 from .errors import InputError
 
 _PATH = re.compile(r"/[A-Za-z0-9._/-]+")
@@ -72,8 +73,6 @@ class Profile:
 
 
 def folder(playbooks: Path | None = None) -> Path:
-    from .host.playbook import playbooks_dir
-
     return Path(playbooks or playbooks_dir()) / "profiles"
 
 
@@ -85,12 +84,18 @@ def exists(name: str, playbooks: Path | None = None) -> bool:
     return bool(_NAME.fullmatch(name or "")) and (folder(playbooks) / f"{name}.yml").is_file()
 
 
-def load(name: str, playbooks: Path | None = None) -> Profile:
-    """The profile's data, checked: an unknown profile or a bad value is an error naming the file and the fix."""
-    path = folder(playbooks) / f"{name}.yml"
+def require(name: str, playbooks: Path | None = None) -> Path:
+    """The profile's data file; an unknown profile is an error naming the known ones (an option's check, before a
+    command loads the profile once)."""
     if not exists(name, playbooks):
         raise ProfileError(f"unknown profile {name!r}: choose one of {', '.join(names(playbooks)) or 'none'} (a "
                            f"profile is playbooks/<profile>.yml with its data in {folder(playbooks)}/<profile>.yml)")
+    return folder(playbooks) / f"{name}.yml"
+
+
+def load(name: str, playbooks: Path | None = None) -> Profile:
+    """The profile's data, checked: an unknown profile or a bad value is an error naming the file and the fix."""
+    path = require(name, playbooks)
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

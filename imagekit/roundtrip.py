@@ -9,52 +9,51 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
-from .cloud import api, lookups
+from .cloud import api, lookups, spec
 from .errors import HostError
 from .host import probe
 from .pipeline import run_steps
-from .steps.job import ServerJob
+from .steps.job import HostJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
-from .steps.server import CreateServer
+from .steps.server import Boot, CreateServer
 from .target import Target
 
 MARKER = "/root/imagekit-roundtrip"
 
 
-@dataclass
-class RoundTrip(ServerJob):
-    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
-
-
 class UserDataRan:
     name = "user data ran"
 
-    def run(self, s: RoundTrip) -> None:
-        code, out = probe.sh(s.conn, f"cat {MARKER}")
-        if code != 0 or s.run_id not in out:
-            raise HostError(f"cloud-init did not run the user data on server {s.server.id}: {out[-500:]}")
+    def __init__(self, run_id: str):
+        self.run_id = run_id
 
-    def cleanup(self, s: RoundTrip) -> None:
-        pass
+    def run(self, s: HostJob) -> None:
+        code, out = probe.sh(s.conn, f"cat {MARKER}")
+        if code != 0 or self.run_id not in out:
+            raise HostError(f"cloud-init did not run the user data on server {s.server.id}: {out[-500:]}")
 
 
 def roundtrip(target: Target, *, server_type: str = "cx23", image: str = "debian-12",
-              location: str | None = None, progress=print) -> dict:
+              location: str | None = None, progress: Callable[[str], None] = print) -> dict[str, Any]:
     client = api.connect(target)
-    stype = lookups.server_type(client, server_type, progress)
-    job = RoundTrip(client=client, progress=progress, resource_name="", labels=api.labels(role="roundtrip"),
-                    timeout=300, server_type=stype, locations=lookups.locations(client, location),
-                    image=lookups.base_image(client, image, stype.architecture))
-    job.resource_name = f"imagekit-roundtrip-{job.run_id}"
-    job.user_data = f"#cloud-config\nruncmd:\n  - [sh, -c, 'echo {job.run_id} > {MARKER}']\n"
+    run_id = secrets.token_hex(4)
+    labels = api.labels(role="roundtrip")
+    server = spec.resolve(client, server_type=server_type, location=location, warn=progress, labels=labels,
+                          image=lambda arch: lookups.base_image(client, image, arch),
+                          user_data=f"#cloud-config\nruncmd:\n  - [sh, -c, 'echo {run_id} > {MARKER}']\n")
+    job = HostJob(client=client, progress=progress, resource_name=f"imagekit-roundtrip-{run_id}", labels=labels,
+                  spec=server, timeout=300)
     t0 = time.monotonic()
-    durations = run_steps([TemporaryKey(), CreateServer(), WaitSSH(), WaitCloudInit(), UserDataRan()], job, progress)
+    steps = [TemporaryKey(), CreateServer(), Boot(), WaitSSH(), WaitCloudInit(), UserDataRan(run_id)]
+    durations = run_steps(steps, job, progress)
     seconds, elapsed = {}, 0.0
-    for step, key in (("server", "running"), ("ssh", "ssh"), ("cloud-init", "cloud_init")):
-        elapsed += durations[step] + (durations["temporary SSH key"] if step == "server" else 0)
+    for done, key in ((("temporary SSH key", "server", "boot"), "running"), (("ssh",), "ssh"),
+                      (("cloud-init",), "cloud_init")):
+        elapsed += sum(durations[step] for step in done)
         seconds[key] = round(elapsed, 2)
     seconds["total"] = round(time.monotonic() - t0, 2)
     return {"server_ip": job.ip, "seconds": seconds}

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, str | None] = {
     "IMAGEKIT_BASE_IMAGE": "debian-12",
     "IMAGEKIT_SECRETS_FILE": None,  # dotenv file of secrets for agents and jobs (the file, not its values)
     "IMAGEKIT_NODE_MAJOR": "22",  # the images' Node.js major; see node_major()
+    # Seconds past a run's deadline label before gc and provision take what it left for abandoned (default: 60
+    # for agents and pool hosts, 30 for jobs); tests that wait out a deadline shorten it.
+    "IMAGEKIT_DEADLINE_SLACK": None,
 }
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 # Where tokens and secrets are sent: only from the environment (or an option), never from a config file
@@ -118,6 +121,20 @@ def endpoint(name: str) -> str | None:
 def choose(value, name: str):
     """An option given on the command line wins; otherwise the setting ``name``."""
     return value if value not in (None, "") else get(name)
+
+
+def deadline_slack() -> float | None:
+    """IMAGEKIT_DEADLINE_SLACK in seconds (at least 1), or None for each deadline's own default."""
+    value = get("IMAGEKIT_DEADLINE_SLACK")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds < 1:
+        raise SettingsError(f"IMAGEKIT_DEADLINE_SLACK {value!r}: give a number of seconds, at least 1")
+    return seconds
 
 
 def node_major() -> int:

@@ -28,6 +28,9 @@ CLOCK_SLACK = timedelta(seconds=5)  # the cloud's and Tailscale's clocks may dif
 KEY_EXPIRY = 900  # seconds: long enough for a slow fallback install, useless soon after
 HTTP_TIMEOUT = 30
 AUTH_KEY_FILE = "/run/imagekit/tailscale-authkey"  # root-only, on the host, only while `tailscale up` reads it
+# What an operator does with a key or a device imagekit could not remove (Tailscale has no CLI for it).
+REVOKE_BY_HAND = "revoke it in the Tailscale admin console (Settings > Keys); it expires within 15 minutes anyway"
+REMOVE_BY_HAND = "remove them in the Tailscale admin console (Machines); ephemeral nodes go once offline"
 
 
 class TailnetError(ImagekitError):

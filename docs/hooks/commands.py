@@ -2,7 +2,7 @@
 
 A page holding ``MARKER`` gets, in its place, what ``invoke --help TASK`` prints for every task of
 ``imagekit.tasks.namespace``: the docstring and each option's flags and help, read from the same Invoke
-parser contexts ``--help`` uses. A task or option changed in ``imagekit/tasks.py`` changes the page, so the
+parser contexts ``--help`` uses. A task or option changed in ``imagekit/tasks/`` changes the page, so the
 reference cannot drift from the code.
 """
 

@@ -7,6 +7,8 @@ architecture, is never picked).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hcloud import APIException, Client
 from hcloud.images import BoundImage
 from hcloud.locations import BoundLocation
@@ -92,21 +94,26 @@ def own_snapshot(client: Client, ident: str, profile: str, architecture: str) ->
 
 
 def image_for(client: Client, mode: str, wanted: str | None, profile: str, base: str, architecture: str,
-              progress) -> tuple[str, BoundImage]:
-    """(mode, image) for agents and jobs alike: ``wanted`` (a snapshot id or ``latest``) unless in fallback
-    mode; else the newest snapshot of the profile; else, in ``auto`` mode, the stock ``base`` image for a full
-    install (said on ``progress``)."""
+              progress: Callable[[str], None]) -> BoundImage:
+    """The image agents and jobs alike boot: ``wanted`` (a snapshot id or ``latest``) unless in fallback mode; else
+    the newest snapshot of the profile; else, in ``auto`` mode, the stock ``base`` image for a full install (said
+    on ``progress``). ``mode_of`` names the mode it means."""
     if mode != "fallback" and wanted:
-        return "snapshot", snapshot(client, wanted, profile, architecture)
+        return snapshot(client, wanted, profile, architecture)
     if mode != "fallback":
         if found := newest_snapshot(client, profile, architecture):
-            return "snapshot", found
+            return found
         if mode == "snapshot":
             raise CloudError(f"no snapshot of profile '{profile}' ({architecture}) exists: build one with "
                              "`invoke build-snapshot`, or use --mode fallback")
         progress(f"no snapshot of profile '{profile}' ({architecture}) exists: falling back to a full install "
                  f"on {base} (minutes, not seconds; `invoke build-snapshot` makes it fast)")
-    return "fallback", base_image(client, base, architecture, progress)
+    return base_image(client, base, architecture, progress)
+
+
+def mode_of(image: BoundImage) -> str:
+    """``snapshot`` for a snapshot (the fast path), ``fallback`` for a stock image (a full install)."""
+    return "snapshot" if image.type == "snapshot" else "fallback"
 
 
 def ssh_key(client: Client, ident: str) -> BoundSSHKey:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import agentid, tailnet
 from ..cloud import api
+from ..cloud.servers import delete_many
 from ..errors import CloudError, InputError
-from ..steps.server import delete_many
 from ..target import Target
 
 

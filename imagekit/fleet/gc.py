@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 
 from .. import tailnet
 from ..cloud import api
+from ..cloud.servers import delete_many
 from ..errors import InputError
 from ..jobs.job import JOB_DEADLINE
 from ..pool import members
 from ..provision import halfmade
-from ..steps.server import delete_many
 from ..target import Target
 
 ROLES = {"builder": ("builder",), "provision": ("provision",), "job": ("job",), "pool": ("pool",),

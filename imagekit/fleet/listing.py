@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..cloud import api
+from ..cloud.servers import address
 from ..target import Target
 
 
@@ -12,7 +13,7 @@ def list_managed(target: Target) -> dict:
     snaps = client.images.get_all(type=["snapshot"], label_selector=api.selector(), sort=["created:desc"])
     return {
         "agents": [{"agent_id": (s.labels or {}).get("agent-id"), "server_id": s.id, "name": s.name,
-                    "status": s.status, "ipv4": s.public_net.ipv4.ip if s.public_net and s.public_net.ipv4 else None,
+                    "status": s.status, "ipv4": address(s),
                     "mode": (s.labels or {}).get("mode"), "profile": (s.labels or {}).get("profile"),
                     "created": s.created.isoformat()} for s in servers],
         "snapshots": [{"snapshot_id": i.id, "description": i.description, "profile": (i.labels or {}).get("profile"),

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .. import profiles, tailnet
 from ..cloud import api
+from ..cloud.servers import address
 from ..errors import ImagekitError
 from ..host import probe, ssh
 from ..provision import halfmade
@@ -63,7 +64,7 @@ def _agent(server, key, newest: dict, tn: tailnet.Tailnet | None, devices: list[
     profile = labels.get("profile", "agent")
     snapshot_id = server.image.id if server.image is not None and labels.get("mode") == "snapshot" else None
     latest = newest.get((profile, server.server_type.architecture))
-    ip = server.public_net.ipv4.ip if server.public_net and server.public_net.ipv4 else None
+    ip = address(server)
     row = {"agent_id": labels.get("agent-id"), "server_id": server.id, "name": server.name, "ipv4": ip,
            "status": server.status, "ssh": None, "service": None, "restarts": None, "uptime_seconds": None,
            "tailscale_online": None, "snapshot_id": snapshot_id, "newest_snapshot_id": latest,

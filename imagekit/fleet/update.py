@@ -9,12 +9,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from secrets import token_hex
 
+from .. import agentconf, profiles, secretfile
 from .. import events as live
-from .. import profiles, secretfile
 from ..cloud import api
+from ..cloud.servers import address
 from ..errors import HostError, InputError
 from ..host import probe, ssh
-from ..provision import halfmade, userdata
+from ..provision import halfmade
 from ..provision.agent import AGENT_STABLE, AGENT_START_GRACE
 from ..target import Target
 from .selection import agent_servers, operator_key
@@ -55,7 +56,7 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
     if not servers:
         raise InputError("no agent matches: check --agent-id / --selector with `invoke list`")
     kinds = {name: profiles.load(name) for name in {(s.labels or {}).get("profile", "agent") for s in servers}}
-    bundles = {name: userdata.bundle(bundle_path, p) if bundle_path is not None else None for name, p in kinds.items()}
+    bundles = {name: agentconf.bundle(bundle_path, p) if bundle_path is not None else None for name, p in kinds.items()}
     results, stopped = [], False
     batches = [servers[i:i + batch] for i in range(0, len(servers), batch)]
     run_id = time.strftime("%Y%m%d%H%M%S") + "-" + token_hex(3)
@@ -91,7 +92,7 @@ def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets,
     t0 = time.monotonic()
     if server.status != "running" or halfmade.deadline(server) is not None:
         return _row(server, "failed", f"not a ready, running agent (server {server.status}): provision it first")
-    ip = server.public_net.ipv4.ip
+    ip = address(server)
     try:
         conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
     except Exception as exc:  # unreachable: nothing was changed on it
@@ -102,7 +103,7 @@ def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets,
             if secrets is not None:
                 secretfile.install(conn, p.secrets_file, secrets, owner=p.user)
             if bundle is not None:
-                _sh(conn, userdata.STAGE_AND_CONFIGURE, "installing the new code", stdin=bundle)
+                _sh(conn, agentconf.STAGE_AND_CONFIGURE, "installing the new code", stdin=bundle)
             else:
                 _sh(conn, _restart(p), "restarting the agent")
             probe.wait_running(conn, p.service, grace=AGENT_START_GRACE, stable=AGENT_STABLE)

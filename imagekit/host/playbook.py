@@ -2,15 +2,14 @@
 
 As in pyinfra and Ansible, every operation looks at the host first (``creates``, ``unless``,
 or a file's content, mode and owner) and acts only when it differs, so a second run changes
-nothing. Playbooks are data (``imagekit/data/playbooks/``); OS and package-source differences
-live in its ``os/`` and ``sources/``, never in this module.
+nothing. Playbooks are data (``playbooks/`` at the top of the repository); OS and package-source
+differences live in its ``os/`` and ``sources/``, never in this module.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import shlex
 import time
@@ -22,7 +21,8 @@ import jinja2
 import yaml
 from invoke.exceptions import CommandTimedOut
 
-from ..data import path as data_path
+from .. import profiles
+from ..data import playbooks_dir
 from ..errors import ImagekitError
 
 STEP_TIMEOUT = 1800.0
@@ -71,19 +71,12 @@ class StepResult:
     output: str
 
 
-def playbooks_dir() -> Path:
-    """The package's playbooks, or an operator's own copy (IMAGEKIT_PLAYBOOKS_DIR)."""
-    return Path(os.environ.get("IMAGEKIT_PLAYBOOKS_DIR") or data_path("playbooks"))
-
-
 def load(profile: str, variables: dict, root: Path | None = None) -> Playbook:
     """Render ``<profile>.yml`` with ``variables`` over the data of its OS and package-source files."""
     root = Path(root or playbooks_dir())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["shquote"] = lambda value: shlex.quote(str(value))
-    from .. import profiles
-
     # The profile's host data (its user, unit, ports: playbooks/profiles/<profile>.yml) as ``host``, when it has any.
     host = profiles.load(profile, root).data() if profiles.exists(profile, root) else {}
     context = {"profile": profile, "host": host, **variables}

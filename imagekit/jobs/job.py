@@ -9,27 +9,26 @@ import shlex
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import secretfile, tailnet
-from ..build import install_profile
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
+from ..leftovers import removing
 from ..pipeline import StepFailed, run_steps
-from ..steps.job import ServerJob
+from ..steps.install import install_profile
+from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
 from ..steps.ready import WaitCloudInit, WaitSSH
-from ..steps.server import CreateServer
+from ..steps.server import Boot, CreateServer
 from . import sandbox, transfer
-
-if TYPE_CHECKING:
-    from .run import JobRun
+from .plan import JobPlan
 
 # A job's server and key carry the time after which the run that made them has ended, had it lived
 # (the command's timeout included): gc sweeps them after it.
-JOB_DEADLINE = DeadlineLabel("job-until", slack=30)
+JOB_DEADLINE = DeadlineLabel("job-until", default_slack=30)
 JOBS_DIR = "/opt/openclaw/jobs"
 SECRETS_DIR = "/run/imagekit-jobs"  # tmpfs, root only: systemd reads the file, the command gets the values
 KILL_AFTER = 5  # seconds between timeout's TERM and its KILL
@@ -72,11 +71,11 @@ class Output:
                 self.write(stream, rest + b"\n")
 
 
-@dataclass
-class Job(ServerJob):
-    run: JobRun | None = None
-    job_id: str = ""
-    output: Output | None = None
+@dataclass(kw_only=True)
+class Job(HostJob):
+    plan: JobPlan
+    job_id: str
+    output: Output
     exit_code: int | None = None
     timed_out: bool = False
     marks: dict[str, float] = field(default_factory=dict)  # time.monotonic() of milestones
@@ -90,7 +89,7 @@ class Job(ServerJob):
 
     @property
     def env_file(self) -> str | None:
-        return f"{SECRETS_DIR}/{self.job_id}.env" if self.run.secrets else None
+        return f"{SECRETS_DIR}/{self.job_id}.env" if self.plan.secrets else None
 
     def mark(self, what: str) -> None:
         self.marks[what] = time.monotonic()
@@ -103,14 +102,11 @@ class Ready:
     name = "ready"
 
     def run(self, j: Job) -> None:
-        r = j.run
+        r = j.plan
         if r.mode == "fallback":
             install_profile(j.ip, j.keypair, r.options.profile, r.options.base_image, r.target.local,
                             f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"))
         j.mark("ready")
-
-    def cleanup(self, j: Job) -> None:
-        pass
 
 
 class StageJob:
@@ -120,7 +116,7 @@ class StageJob:
     name = "stage"
 
     def run(self, j: Job) -> None:
-        r, o = j.run, j.run.options
+        r, o = j.plan, j.plan.options
         user, quoted = r.user, shlex.quote(j.workdir)
         code, out = probe.sh(j.conn, f"install -d -m 0755 {JOBS_DIR} && install -d -m 0700 {quoted}")
         if code != 0:
@@ -138,9 +134,6 @@ class StageJob:
         j.ssh_key = j.client.ssh_keys.update(j.ssh_key, labels={**j.ssh_key.labels, **until})
         j.mark("staged")
 
-    def cleanup(self, j: Job) -> None:
-        pass
-
 
 class Enrol:
     """Only when asked (--tailscale): a single-use key minted for this host, written root-only over the SSH
@@ -149,7 +142,7 @@ class Enrol:
     name = "tailscale"
 
     def run(self, j: Job) -> None:
-        tn = j.run.tailnet
+        tn = j.plan.tailnet
         if tn is None:
             return
         j.ts_key_id, secret = tn.mint_auth_key(f"imagekit job {j.job_id}")
@@ -161,20 +154,22 @@ class Enrol:
         j.mark(f"enrolled in the tailnet as {j.resource_name}")
 
     def cleanup(self, j: Job) -> None:
-        tn = j.run.tailnet
+        tn = j.plan.tailnet
         if tn is None or j.keep():
             return
         if j.ts_key_id:
-            tn.revoke_key(j.ts_key_id)
+            with removing("Tailscale auth key", j.ts_key_id, j.resource_name, tailnet.REVOKE_BY_HAND):
+                tn.revoke_key(j.ts_key_id)
         if j.server is not None:
-            tn.remove_devices_of(j.server)
+            with removing("Tailscale devices of", j.server.id, j.server.name, tailnet.REMOVE_BY_HAND):
+                tn.remove_devices_of(j.server)
 
 
 class Execute:
     name = "command"
 
     def run(self, j: Job) -> None:
-        r, o = j.run, j.run.options
+        r, o = j.plan, j.plan.options
         line = sandbox.command(f"imagekit-job-{j.job_id}", r.user, j.workdir, j.env_file, {"JOB_ID": j.job_id},
                                r.sandbox, o.timeout, KILL_AFTER, o.command)
         channel = j.conn.get_transport().open_session()
@@ -212,15 +207,12 @@ class Execute:
         j.timed_out = code in (124, 128 + 9) and elapsed >= o.timeout
         j.exit_code = 124 if j.timed_out else code
 
-    def cleanup(self, j: Job) -> None:
-        pass
-
 
 class FetchOutputs:
     name = "outputs"
 
     def run(self, j: Job) -> None:
-        o = j.run.options
+        o = j.plan.options
         if o.outputs is None:
             return
         o.outputs.mkdir(parents=True, exist_ok=True)
@@ -232,9 +224,6 @@ class FetchOutputs:
         j.fetched["path"] = str(dest)
         j.mark(f"outputs: {j.fetched['files']} file(s), {j.fetched['bytes']} bytes in {dest}")
 
-    def cleanup(self, j: Job) -> None:
-        pass
-
 
 class Outcome:
     """Last: a failed command fails the pipeline, so that --keep-on-failure keeps its server."""
@@ -245,28 +234,26 @@ class Outcome:
         if j.exit_code:
             raise CommandFailed("timed out" if j.timed_out else f"exit code {j.exit_code}")
 
-    def cleanup(self, j: Job) -> None:
-        pass
 
-
-def run_job(r: JobRun, job_id: str, name: str, output: Output) -> dict:
+def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Any, cancel: threading.Event
+            ) -> dict[str, Any]:
     o = r.options
     timeout = o.ready_timeout or (1800.0 if r.mode == "fallback" else 600.0)
     start = time.time()
     until = start + timeout + o.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb)
-    j = Job(client=r.client, progress=r.progress, resource_name=name, timeout=timeout, cancel=r.cancel,
-            keep_on_failure=o.keep_on_failure, run=r, job_id=job_id, output=output,
-            labels=r.labels(job_id, JOB_DEADLINE.label(until)),
-            server_type=r.server_type, image=r.image, locations=r.locations)
-    steps = [TemporaryKey(), CreateServer("job server"), WaitSSH(), WaitCloudInit(), Ready(), StageJob(), Enrol(),
-             Execute(), FetchOutputs(), Outcome()]
+    labels = r.labels(job_id, JOB_DEADLINE.label(until))
+    j = Job(client=r.client, progress=progress, resource_name=name, timeout=timeout, cancel=cancel,
+            keep_on_failure=o.keep_on_failure, plan=r, job_id=job_id, output=output, labels=labels,
+            spec=replace(r.spec, labels=labels))
+    steps = [TemporaryKey(), CreateServer("job server"), Boot("job server"), WaitSSH(), WaitCloudInit(), Ready(),
+             StageJob(), Enrol(), Execute(), FetchOutputs(), Outcome()]
     error = None
     try:
-        run_steps(steps, j, lambda line: r.progress(f"[{job_id}] {line.strip()}") if line.startswith("==>") else None)
+        run_steps(steps, j, lambda line: progress(f"[{job_id}] {line.strip()}") if line.startswith("==>") else None)
     except StepFailed as exc:
         if not isinstance(exc.cause, CommandFailed):
             error = str(exc)
-            r.progress(f"[{job_id}] failed: {exc}")
+            progress(f"[{job_id}] failed: {exc}")
     ended = time.monotonic()
     last = max(j.marks.values(), default=j.started)
     return {

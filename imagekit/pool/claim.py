@@ -15,15 +15,19 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+import paramiko
 from hcloud import APIException
+from hcloud.servers import BoundServer
 
 from .. import secretfile, tailnet
+from ..agentconf import STAGE, stage_archive
+from ..cloud.servers import address
 from ..errors import CloudError, HostError
 from ..host import ssh
-from ..provision import userdata
-from ..provision.userdata import STAGE
-from ..steps.server import delete
+from ..host.keys import KeyPair
+from ..steps.server import remove
 
 CLAIM_SECONDS = 120  # a reservation not taken over by then is free again (its run died before the rename)
 CLAIM_FILE = "/run/imagekit/pool-claim"
@@ -35,27 +39,27 @@ class Candidates:
     """A run's claimable hosts, handed out once each to its agents' workers (random order, so concurrent runs
     rarely try the same host first)."""
 
-    hosts: list = field(default_factory=list)
+    hosts: list[BoundServer] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         random.shuffle(self.hosts)
 
-    def next(self):
+    def next(self) -> BoundServer | None:
         with self.lock:
             return self.hosts.pop() if self.hosts else None
 
 
 @dataclass
 class Reservation:
-    server: object
-    conn: object
+    server: BoundServer
+    conn: paramiko.SSHClient
     token: str
     taken: bool = False
 
     @property
-    def ip(self) -> str:
-        return self.server.public_net.ipv4.ip
+    def ip(self) -> str | None:
+        return address(self.server)
 
     def release(self) -> None:
         """Back to the pool: the claim file goes, if it is still this reservation's."""
@@ -75,10 +79,10 @@ def _release_command(token: str) -> str:
     return f"grep -qx '[0-9]* {token}' {CLAIM_FILE} && rm -f {CLAIM_FILE}"
 
 
-def reserve(candidates: Candidates, keypair, token: str, progress) -> Reservation | None:
+def reserve(candidates: Candidates, keypair: KeyPair, token: str, progress: Any) -> Reservation | None:
     """The first candidate whose claim file this run wrote; None when every one is gone or taken."""
     while (server := candidates.next()) is not None:
-        ip = server.public_net.ipv4.ip
+        ip = address(server)
         try:
             conn = ssh.connect(ip, keypair, timeout=10, connect_timeout=3)
         except Exception as exc:  # noqa: BLE001  a broken pool host: the next one, and `pool fill` replaces it
@@ -98,13 +102,13 @@ class TakePoolHost:
 
     name = "claim pool host"
 
-    def run(self, a) -> None:
+    def run(self, a: Any) -> None:
         res: Reservation = a.reservation
         pool_name = res.server.name
         where = {"location": res.server.labels["location"]} if "location" in (res.server.labels or {}) else {}
         try:
             server = a.client.servers.update(res.server, name=a.resource_name,
-                                             labels={**a.labels, **where, "pool": "claimed"})
+                                             labels={**a.spec.labels, **where, "pool": "claimed"})
         except APIException as exc:
             if exc.code == "uniqueness_error":
                 raise CloudError(f"a server named '{a.resource_name}' appeared meanwhile (another run provisioned "
@@ -112,16 +116,15 @@ class TakePoolHost:
             raise
         res.taken = True
         a.server, a.ip, a.conn = server, res.ip, res.conn
-        a.event("claimed", f"pool host {server.id} ({pool_name}), {a.ip}, snapshot {a.run.image.id}")
+        a.event("claimed", f"pool host {server.id} ({pool_name}), {a.ip}, snapshot {a.plan.image.id}")
 
-    def cleanup(self, a) -> None:
+    def cleanup(self, a: Any) -> None:
         res: Reservation = a.reservation
         if not res.taken:
             res.release()
             res.conn.close()
-        elif a.discard:
-            delete(a.client, a.server, f"deleting server {a.server.id}")
-            a.progress(f"[{a.resource_name}] server {a.server.id} deleted")
+        elif a.discard():
+            remove(a, "server")
 
 
 def _hostname_command(old: str, new: str) -> str:
@@ -135,14 +138,14 @@ class ConfigureClaimed:
 
     name = "configure agent"
 
-    def run(self, a) -> None:
-        r = a.run
+    def run(self, a: Any) -> None:
+        r = a.plan
         stage = "; ".join([
             f"set -e; umask 077; rm -rf {STAGE}; mkdir -p {STAGE}; tar -xzf - -C {STAGE} --no-same-owner",
             f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
             f"rm {STAGE}/imagekit-configure-agent", _hostname_command(a.reservation.server.name, a.resource_name)])
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
-        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=userdata.stage_archive(cfg, r.bundle))
+        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=stage_archive(cfg, r.bundle))
         if r.secrets:
             secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.tailnet is not None:
@@ -153,9 +156,6 @@ class ConfigureClaimed:
             a.event("enrolled", ",".join(r.tags))
         ssh.must(a.conn, "/usr/local/sbin/imagekit-configure-agent", f"configuring the agent on {a.ip}")
         a.event("configured", "secrets installed" if r.secrets else "")
-
-    def cleanup(self, a) -> None:
-        pass
 
 
 def token(deployment: str, agent: str) -> str:

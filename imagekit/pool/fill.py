@@ -11,20 +11,27 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from hcloud import Client
+from hcloud.firewalls import BoundFirewall
+from hcloud.servers import BoundServer
+from hcloud.ssh_keys import BoundSSHKey
 
-from .. import settings
-from ..cloud import actions, api, lookups
+from .. import profiles
+from ..cloud import api, lookups
+from ..cloud.servers import address, delete_many
+from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
 from ..host.keys import KeyPair
 from ..pipeline import StepFailed, in_workers, run_steps
-from ..provision.inputs import own_key
-from ..provision.run import profile_firewall
+from ..steps.firewall import profile_firewall
 from ..steps.job import HostJob
+from ..steps.operator import operator_keys
 from ..steps.ready import WaitCloudInit, WaitSSH
-from ..steps.server import create, delete, delete_many
+from ..steps.server import Boot, CreateServer
 from ..target import Target
 from . import members
 
@@ -41,21 +48,27 @@ class PoolOptions:
     parallel: int = 5
 
 
-@dataclass
-class Plan:
-    """What every new pool host is made of; ``provision --refill`` makes one from its own run."""
+@dataclass(frozen=True)
+class PoolPlan:
+    """What every new pool host is made of; ``provision --refill`` makes one from its own plan."""
 
     client: Client
     profile: str
-    server_type: object
-    locations: list
-    image: object
-    key: object  # the operator's SSH key in the project
+    spec: ServerSpec  # the pool's snapshot, the operator's key alone, the profile's firewall (see pool_spec)
+    key: BoundSSHKey  # the operator's SSH key in the project: its id labels the hosts
     keypair: KeyPair  # its private half
-    firewall: object | None
-    progress: object
     parallel: int = 5
-    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def image_id(self) -> int:
+        return self.spec.image.id
+
+
+def pool_spec(spec: ServerSpec, profile: str, key: BoundSSHKey, firewall: BoundFirewall | None) -> ServerSpec:
+    """A pool host's server: ``spec``'s type, locations and snapshot, the operator's key alone, no agent yet."""
+    return replace(spec, ssh_keys=(key,), firewalls=(firewall,) if firewall else (),
+                   user_data=f"#cloud-config\n# imagekit pool host of profile {profile}: unassigned until provision "
+                             "claims it\n")
 
 
 def check_options(o: PoolOptions) -> PoolOptions:
@@ -66,63 +79,54 @@ def check_options(o: PoolOptions) -> PoolOptions:
     return o
 
 
-def operator_keys(client: Client) -> tuple[object, KeyPair]:
-    """The operator's key and its private half: the only way into pool hosts, for this check and for claims."""
-    ident, path = settings.get("HETZNER_SSH_KEY_ID"), settings.get("SSH_PRIVATE_KEY_PATH")
-    if not ident or not path:
-        raise InputError("pool hosts are reached with your own SSH key: set HETZNER_SSH_KEY_ID (the key in the "
-                         "project) and SSH_PRIVATE_KEY_PATH (its private half); provision claims them with the same")
-    key = lookups.ssh_key(client, ident)
-    return key, own_key(path, key)
-
-
-def plan(target: Target, o: PoolOptions, progress) -> Plan:
-    """Every input checked before anything is created."""
+def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Every input checked before anything is created; then the pool filled to ``o.size``."""
+    check_options(o)
+    profile = profiles.load(o.profile)
     client = api.connect(target)
-    stype = lookups.server_type(client, o.server_type, progress)
-    locations = lookups.locations(client, o.location)
-    image = lookups.own_snapshot(client, o.snapshot, o.profile, stype.architecture)
-    key, keypair = operator_keys(client)
-    return Plan(client=client, profile=o.profile, server_type=stype, locations=locations, image=image, key=key,
-                keypair=keypair, firewall=None, progress=progress, parallel=o.parallel)
+    spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,
+                   image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch))
+    key, keypair = operator_keys(client, "pool hosts are reached with your own SSH key, and provision claims them "
+                                         "with the same")
+    firewall, _ = profile_firewall(client, profile)
+    p = PoolPlan(client=client, profile=o.profile, spec=pool_spec(spec, o.profile, key, firewall), key=key,
+                 keypair=keypair, parallel=o.parallel)
+    return fill_to(p, o.size, progress)
 
 
-def fill(target: Target, o: PoolOptions, progress) -> dict:
-    p = plan(target, check_options(o), progress)
-    p.firewall, _ = profile_firewall(p.client, o.profile)
-    return fill_to(p, o.size)
-
-
-def fill_to(p: Plan, size: int) -> dict:
-    """Make the pool of ``p.profile`` hold ``size`` ready hosts of ``p.image``; the result lists what changed."""
+def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
+            cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Make the pool of ``p.profile`` hold ``size`` ready hosts of its snapshot; the result lists what changed."""
+    cancel = cancel or threading.Event()
     found = members.members(p.client, p.profile)
-    stale = [s for s in found if _why_stale(s, p.image.id) is not None]
+    stale = [s for s in found if _why_stale(s, p.image_id) is not None]
     keep = [s for s in found if s not in stale]
     extra = keep[size:]  # the oldest stay: they are the ones booted longest (warmest caches)
     keep = keep[:size]
     if stale or extra:
         for s in stale:
-            p.progress(f"pool: deleting {s.name} ({s.id}): {_why_stale(s, p.image.id)}")
+            progress(f"pool: deleting {s.name} ({s.id}): {_why_stale(s, p.image_id)}")
         for s in extra:
-            p.progress(f"pool: deleting {s.name} ({s.id}): the pool holds more than {size}")
+            progress(f"pool: deleting {s.name} ({s.id}): the pool holds more than {size}")
         delete_many(p.client, stale + extra)
     todo = size - len(keep)
     if todo > 0:
-        p.progress(f"pool: creating {todo} host(s) from snapshot {p.image.id} ({p.profile}), "
-                   f"{p.server_type.name}")
-    made = in_workers(lambda i: make_host(p), list(range(max(0, todo))), workers=p.parallel, cancel=p.cancel,
-                      name="pool", interrupted=lambda: p.progress("interrupted: every new pool host is deleted"))
+        progress(f"pool: creating {todo} host(s) from snapshot {p.image_id} ({p.profile}), "
+                 f"{p.spec.server_type.name}")
+    made = in_workers(lambda i: make_host(p, progress, cancel), list(range(max(0, todo))), workers=p.parallel,
+                      cancel=cancel, name="pool", interrupted=lambda: progress("interrupted: every new pool host is "
+                                                                                "deleted"))
     failed = [m["error"] for m in made if m["error"]]
     hosts = members.members(p.client, p.profile)
-    result = {"profile": p.profile, "snapshot_id": p.image.id, "size": size,
+    result = {"profile": p.profile, "snapshot_id": p.image_id, "size": size,
               "created": [m["server_id"] for m in made if not m["error"]],
               "deleted": [s.id for s in stale + extra], "failed": failed,
-              "members": [row(s, p.image.id) for s in hosts], "cost": members.cost(hosts)}
-    p.progress("pool: " + members.describe_cost(result["cost"]))
+              "members": [row(s, p.image_id) for s in hosts], "cost": members.cost(hosts)}
+    progress("pool: " + members.describe_cost(result["cost"]))
     return result
 
 
-def _why_stale(server, image_id: int) -> str | None:
+def _why_stale(server: BoundServer, image_id: int) -> str | None:
     if members.image_id(server) != image_id:
         return f"from image {members.image_id(server)}, not the pool's snapshot {image_id}"
     if members.FILLING.passed(server):
@@ -132,72 +136,34 @@ def _why_stale(server, image_id: int) -> str | None:
     return None
 
 
-@dataclass
-class PoolHost(HostJob):
-    plan: Plan | None = None
-    action: object | None = None
-
-
-class CreatePoolHost:
-    name = "create server"
-
-    def run(self, h: PoolHost) -> None:
-        p = h.plan
-        h.server, h.action = create(
-            h.client, h.resource_name, h.labels, server_type=p.server_type, image=p.image, ssh_keys=[p.key],
-            user_data=f"#cloud-config\n# imagekit pool host of profile {p.profile}: unassigned until provision "
-                      "claims it\n", firewalls=[p.firewall] if p.firewall else None, locations=p.locations,
-            failover=lambda full, next_: h.progress(f"pool: {full} has no capacity: trying {next_}"))
-        h.ip = h.server.public_net.ipv4.ip if h.server.public_net and h.server.public_net.ipv4 else None
-
-    def cleanup(self, h: PoolHost) -> None:
-        if h.failed and h.server is not None:
-            delete(h.client, h.server, f"deleting pool host {h.server.id}")
-
-
-class Boot:
-    name = "boot"
-
-    def run(self, h: PoolHost) -> None:
-        actions.wait(h.client, h.action, h.remaining(), f"creating pool host {h.server.id}", check=h.check)
-        if h.ip is None:
-            h.server.reload()
-            h.ip = h.server.public_net.ipv4.ip
-
-    def cleanup(self, h: PoolHost) -> None:
-        pass
-
-
 class Ready:
     """The filling label comes off last: only a host that got all the way can be claimed."""
 
     name = "ready"
 
-    def run(self, h: PoolHost) -> None:
+    def run(self, h: HostJob) -> None:
         h.server = members.FILLING.cleared(h.client, h.server)
 
-    def cleanup(self, h: PoolHost) -> None:
-        pass
 
-
-def make_host(p: Plan) -> dict:
+def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> dict[str, Any]:
     """One new pool host of the plan, ready or deleted; the others are left as they are."""
     name = members.NAME_PREFIX + secrets.token_hex(4)
-    h = PoolHost(client=p.client, progress=p.progress, resource_name=name, timeout=FILL_TIMEOUT, cancel=p.cancel,
-                 keypair=p.keypair, plan=p,
-                 labels=members.labels(p.profile, p.key.id, **members.FILLING.label(time.time() + FILL_TIMEOUT)))
+    labels = members.labels(p.profile, p.key.id, **members.FILLING.label(time.time() + FILL_TIMEOUT))
+    h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
+                timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
+    steps = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(), WaitCloudInit(), Ready()]
     try:
-        run_steps([CreatePoolHost(), Boot(), WaitSSH(), WaitCloudInit(), Ready()], h, lambda line: None)
+        run_steps(steps, h, lambda line: None)
     except StepFailed as exc:
-        p.progress(f"pool: {name} failed: {exc}")
+        progress(f"pool: {name} failed: {exc}")
         return {"server_id": None, "error": f"{name}: {exc}"}
-    p.progress(f"pool: {name} ready: server {h.server.id}, {h.ip} ({time.monotonic() - h.started:.1f} s)")
+    progress(f"pool: {name} ready: server {h.server.id}, {h.ip} ({time.monotonic() - h.started:.1f} s)")
     return {"server_id": h.server.id, "error": None}
 
 
-def row(server, newest: int | None) -> dict:
+def row(server: BoundServer, newest: int | None) -> dict[str, Any]:
     return {"server_id": server.id, "name": server.name, "status": server.status, "ready": members.ready(server),
-            "ipv4": server.public_net.ipv4.ip if server.public_net and server.public_net.ipv4 else None,
+            "ipv4": address(server),
             "snapshot_id": members.image_id(server), "stale": newest is not None and members.image_id(server) != newest,
             "location": server.location.name if server.location else None,
             "server_type": server.server_type.name, "created": server.created.isoformat()}

@@ -9,7 +9,7 @@ from ..cloud import api
 from ..cloud.deadlines import DeadlineLabel
 
 ROLE = "pool"
-FILLING = DeadlineLabel("pool-until", slack=60)  # until the host answered SSH and finished cloud-init
+FILLING = DeadlineLabel("pool-until", default_slack=60)  # until the host answered SSH and finished cloud-init
 KEY_LABEL = "pool-key"  # the operator's SSH key on the host: only a run holding its private half can claim it
 NAME_PREFIX = "imagekit-pool-"
 

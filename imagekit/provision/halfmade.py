@@ -1,22 +1,25 @@
 """Half-made agents. An agent server carries ``provisioning-until=<unix time>`` (its run's deadline)
 from its creation until it is ready, so that a server left by a run that died in between (SIGKILL,
 power loss) is never taken for a ready agent: ``gc`` sweeps it and the next ``provision`` of the
-agent replaces it. Past the deadline plus SLACK a live run has failed and deleted its server, so a
+agent replaces it. Past the deadline plus its slack a live run has failed and deleted its server, so a
 server still labelled then is abandoned."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
+
+from hcloud.servers import BoundServer
 
 from .. import tailnet
 from ..cloud.deadlines import DeadlineLabel
-from ..steps.server import delete
+from ..cloud.servers import delete
 
-HALF_MADE = DeadlineLabel("provisioning-until", slack=60)
-LABEL, SLACK = HALF_MADE.key, HALF_MADE.slack
+HALF_MADE = DeadlineLabel("provisioning-until", default_slack=60)
+LABEL = HALF_MADE.key
 label = HALF_MADE.label
 # An in-place roll's server from its rebuild until its agent runs again: not a ready agent in between either.
-REBUILDING = DeadlineLabel("rebuilding-until", slack=60)
+REBUILDING = DeadlineLabel("rebuilding-until", default_slack=60)
 deadline = HALF_MADE.of  # None for a ready agent
 abandoned = HALF_MADE.passed
 
@@ -26,7 +29,7 @@ def busy(server) -> str | None:
     until = deadline(server)
     if until is None or abandoned(server):
         return None
-    free = time.strftime("%H:%M:%S UTC", time.gmtime(until + SLACK))
+    free = time.strftime("%H:%M:%S UTC", time.gmtime(until + HALF_MADE.slack))
     return (f"server {server.id} is still being provisioned by run {_run(server)}: wait for that run, or "
             f"provision the agent again after {free} to replace it, or deprovision it")
 
@@ -45,16 +48,14 @@ class ReplaceAbandoned:
 
     name = "replace half-made server"
 
-    def run(self, a) -> None:
-        old = a.run.replace.get(a.resource_name)
-        if old is None:
-            return
+    def __init__(self, old: BoundServer):
+        self.old = old
+
+    def run(self, a: Any) -> None:
+        old = self.old
         a.progress(f"[{old.name}] replacing half-made server {old.id}: {died(old)}")
         delete(a.client, old, f"deleting half-made server {old.id}")
-        tailnet.remove_devices(a.run.target, [old], a.progress, a.run.tailnet)
-
-    def cleanup(self, a) -> None:
-        pass
+        tailnet.remove_devices(a.plan.target, [old], a.progress, a.plan.tailnet)
 
 
 class MarkReady:
@@ -62,9 +63,6 @@ class MarkReady:
 
     name = "mark ready"
 
-    def run(self, a) -> None:
+    def run(self, a: Any) -> None:
         a.server = HALF_MADE.cleared(a.client, a.server)
         a.event("ready")
-
-    def cleanup(self, a) -> None:
-        pass

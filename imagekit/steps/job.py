@@ -1,4 +1,5 @@
-"""The state the shared steps work on: one server, reached over SSH with a key, within a deadline."""
+"""The state the shared steps work on: one server, made from a spec (or taken over), reached over SSH with a key,
+within a deadline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from pathlib import Path
 
 import paramiko
 from hcloud import Client
+from hcloud.actions import BoundAction
+from hcloud.servers import BoundServer
+from hcloud.ssh_keys import BoundSSHKey
 
+from ..cloud.actions import ActionWatcher
+from ..cloud.spec import ServerSpec
 from ..host.keys import KeyPair
 from ..pipeline import Interrupted
 
@@ -20,16 +26,20 @@ class HostJob:
     client: Client
     progress: Callable[[str], None]
     resource_name: str  # the temporary key's and the server's name
-    labels: dict[str, str]
+    spec: ServerSpec | None = None  # what the create step makes (None: a job that makes no server)
+    labels: dict[str, str] = field(default_factory=dict)  # the temporary key's
     timeout: float = 600.0  # seconds from the start until the host must answer SSH and finish cloud-init
     keep_on_failure: bool = False
+    outlives: bool = False  # the server is what the command delivers (an agent, a pool host): it stays on success
+    committed: bool = False  # the server serves already (a roll took over with it): no cleanup deletes it
     cancel: threading.Event = field(default_factory=threading.Event)
+    watcher: ActionWatcher | None = None  # one poller for a fleet's actions; None: the job polls its own
     started: float = field(default_factory=time.monotonic)
     keypair: KeyPair | None = None
     key_file: Path | None = None  # the private key on disk, only while a kept server may need it
-    ssh_key: object | None = None  # the temporary key in the project
-    extra_keys: list = field(default_factory=list)  # more keys for the server (the operator's)
-    server: object | None = None
+    ssh_key: BoundSSHKey | None = None  # the temporary key in the project
+    server: BoundServer | None = None
+    action: BoundAction | None = None  # what brings the server up: its create, or a rebuild
     ip: str | None = None
     conn: paramiko.SSHClient | None = None
     failed: bool = False
@@ -42,7 +52,13 @@ class HostJob:
         return max(1.0, self.deadline - time.monotonic())
 
     def keep(self) -> bool:
+        """Whether what failed stays for the operator to debug (--keep-on-failure)."""
         return self.failed and self.keep_on_failure
+
+    def discard(self) -> bool:
+        """Whether cleanups remove the server: it is temporary or the job failed, it is not kept for debugging,
+        and it does not serve already."""
+        return not self.keep() and not self.committed and (self.failed or not self.outlives)
 
     def check(self, waiting_for: str = "the host") -> None:
         """Raise when the run was cancelled or the deadline has passed."""
@@ -53,14 +69,9 @@ class HostJob:
                                "timeout, or look at the server's console and cloud-init log)")
 
     def event(self, what: str, detail: str = "") -> None:
-        """A milestone (ssh, cloud-init done); jobs that report them (agents) override this."""
+        """A milestone (created, booting, ssh, cloud-init done); jobs that report them override this."""
 
-
-@dataclass
-class ServerJob(HostJob):
-    """A job that makes its own server (CreateServer): a builder, a round trip."""
-
-    server_type: object | None = None
-    image: object | None = None  # what the server boots
-    locations: list = field(default_factory=lambda: [None])  # tried in order; [None]: the API's choice
-    user_data: str | None = None
+    def unavailable(self, full: str, following: str, what: str) -> None:
+        """A location without capacity for the ``what``: the create tries ``following`` (said and reported)."""
+        self.progress(f"{full} has no capacity for the {what}: trying {following}")
+        self.event("location unavailable", f"{full} has no capacity: trying {following}")

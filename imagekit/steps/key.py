@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..host.keys import new_ed25519, save_private
+from ..leftovers import removing
 
 
 def keys_dir() -> Path:
@@ -32,6 +33,7 @@ class TemporaryKey:
         if s.keep():
             return
         if s.ssh_key is not None:
-            s.client.ssh_keys.delete(s.ssh_key)
+            with removing("SSH key", s.ssh_key.id, s.ssh_key.name, f"hcloud ssh-key delete {s.ssh_key.id}", s.labels):
+                s.client.ssh_keys.delete(s.ssh_key)
         if s.key_file is not None:
             s.key_file.unlink(missing_ok=True)

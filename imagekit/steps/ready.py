@@ -32,6 +32,3 @@ class WaitCloudInit:
         if status != "done":
             raise HostError(f"cloud-init finished with an error on {s.ip}:\n{probe.cloud_init_failure(s.conn)}")
         s.event("cloud-init done")
-
-    def cleanup(self, s) -> None:
-        pass

@@ -1,74 +1,107 @@
-"""A server for a build, a check or a round trip: created labelled, recorded before any wait,
-deleted by its cleanup (or kept, with a working ``ssh`` line, when the operator asked). ``create``
-is the one way imagekit makes a server (agents too)."""
+"""The one way imagekit makes a server, as two steps every command shares. ``CreateServer`` makes the job's
+``spec`` (the first location with capacity; a retried create adopts the server its first try made) and records
+it before any wait, so that a failed wait is still cleaned up; its cleanup deletes the server unless the job
+keeps it (an agent, a pool host that got ready; a server kept for debugging, with a working ``ssh`` line).
+``Boot`` waits for the action that brings the server up (through the run's ``ActionWatcher`` when there is
+one), then knows its address."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 from hcloud import APIException, Client
-from hcloud.images import BoundImage
-from hcloud.server_types import BoundServerType
+from hcloud.actions import BoundAction
+from hcloud.servers import BoundServer
 
 from ..cloud import actions, api
-from ..errors import CloudError
-
-DELETE_TIMEOUT = 300
+from ..cloud.servers import address, delete
+from ..cloud.spec import ServerSpec
+from ..errors import CloudError, InputError
+from ..leftovers import removing
+from .job import HostJob
 
 
 class CreateServer:
-    """Needs ``server_type``, ``image``, ``locations`` and ``user_data`` on the state besides a HostJob's."""
+    def __init__(self, what: str = "server", name: str | None = None):
+        self.what = what  # how progress lines and errors call the server: "builder server", "job server"
+        self.name = name or what
 
-    def __init__(self, name: str = "server"):
-        self.name = name
+    def run(self, s: HostJob) -> None:
+        s.check("the create")
+        assert s.spec is not None, "CreateServer needs the job's spec"
+        spec = dataclasses.replace(s.spec, ssh_keys=(*s.spec.ssh_keys, *([s.ssh_key] if s.ssh_key else [])))
+        if not spec.ssh_keys:  # checked with the inputs; a server without a key would get a root password
+            raise InputError("no SSH key for the server: set HETZNER_SSH_KEY_ID")
+        s.server, s.action = create(s.client, s.resource_name, spec,
+                                    failover=lambda full, following: s.unavailable(full, following, self.what))
+        s.ip = address(s.server)  # in the create's answer; else known once it booted
+        where = f" in {s.server.location.name}" if s.server.location else ""
+        s.event("created", f"server {s.server.id}{where}, {s.ip}, image {spec.image.id}")
 
-    def run(self, s) -> None:
-        stype: BoundServerType = s.server_type
-        image: BoundImage = s.image
-        s.server, action = create(
-            s.client, s.resource_name, s.labels, server_type=stype, image=image, ssh_keys=[s.ssh_key, *s.extra_keys],
-            locations=s.locations, user_data=s.user_data, failover=lambda full, next_: self.failover(s, full, next_))
-        # s.server is recorded before any wait, so a failed wait is still cleaned up
-        actions.wait(s.client, action, s.remaining(), f"creating {self.name}", check=s.check)
-        s.server.reload()
-        s.ip = s.server.public_net.ipv4.ip
-
-    def failover(self, s, full: str, next_: str) -> None:
-        s.progress(f"{full} has no capacity for the {self.name}: trying {next_}")
-        s.event("location unavailable", f"{full} has no capacity: trying {next_}")
-
-    def cleanup(self, s) -> None:
-        if s.server is None:
+    def cleanup(self, s: HostJob) -> None:
+        if s.server is None or s.committed:
             return
         if s.keep():
             how = f"ssh -i {s.key_file} root@{s.ip}" if s.key_file else f"ssh root@{s.ip}"
-            s.progress(f"keeping {self.name} {s.server.id} for debugging: {how} "
+            s.progress(f"keeping {self.what} {s.server.id} for debugging: {how} "
                        "(delete it with `invoke gc` when done)")
-            return
-        delete(s.client, s.server, f"deleting {self.name} {s.server.id}")
+        elif s.discard():
+            remove(s, self.what)
 
 
-def create(client: Client, name: str, labels: dict[str, str], *, locations: list | None = None,
-           failover=lambda unavailable, following: None, **spec) -> tuple:
-    """A new server and its create action, in the first of ``locations`` with capacity: on
+def remove(s: HostJob, what: str) -> None:
+    """The job's server deleted (a failed deletion is a leftover, with the command that removes it)."""
+    server = s.server
+    with removing("server", server.id, server.name, f"hcloud server delete {server.id}", server.labels):
+        delete(s.client, server, f"deleting {what} {server.id}")
+    s.event("deleted", f"{what} {server.id}")
+
+
+class Boot:
+    name = "boot"
+
+    def __init__(self, what: str = "server"):
+        self.what = what
+
+    def run(self, s: HostJob) -> None:
+        assert s.server is not None and s.action is not None, "Boot follows the step that made the server"
+        what = f"creating {self.what} {s.server.id}"
+        if s.watcher is not None:
+            s.watcher.wait(s.action.id, what, lambda: s.check("the create action"))
+        else:
+            actions.wait(s.client, s.action, s.remaining(), what, check=s.check)
+        if s.ip is None:
+            s.server.reload()
+            s.ip = address(s.server)
+        s.event("booting")
+
+
+def create(client: Client, name: str, spec: ServerSpec,
+           failover: Callable[[str, str], None] = lambda unavailable, following: None
+           ) -> tuple[BoundServer, BoundAction]:
+    """A new server of ``spec`` and its create action, in the first of its locations with capacity: on
     ``resource_unavailable`` the next is tried (``failover(unavailable, following)`` hears of it), and with
     more than one to try the server's ``location`` label records where it landed (snapshots are global, so
     any location boots them)."""
-    tried = locations or [None]
+    tried = spec.locations
     for location, following in zip(tried, [*tried[1:], None], strict=True):
-        where = {"location": location.name} if len(tried) > 1 else {}
+        labels = {**spec.labels, **({"location": location.name} if len(tried) > 1 else {})}
         try:
-            return _create(client, name, {**labels, **where}, location=location, **spec)
+            return _create(client, name, labels, spec.create_arguments(location))
         except APIException as exc:
             if exc.code != "resource_unavailable" or following is None:
                 raise
             failover(location.name, following.name)
+    raise AssertionError("a spec has at least one location (None: the API's choice)")
 
 
-def _create(client: Client, name: str, labels: dict[str, str], **spec) -> tuple:
+def _create(client: Client, name: str, labels: dict[str, str], args: dict) -> tuple[BoundServer, BoundAction]:
     """A create the SDK sent again after a lost answer (a timeout, a 502/504) meets the server its first try
     made (uniqueness_error on the name): that one is adopted when it carries every label asked for, so it is
     not orphaned; a server of anyone else is an error."""
     try:
-        resp = client.servers.create(name=name, labels=labels, **spec)
+        resp = client.servers.create(name=name, labels=labels, **args)
         return resp.server, resp.action
     except APIException as exc:
         if exc.code != "uniqueness_error":
@@ -82,14 +115,3 @@ def _create(client: Client, name: str, labels: dict[str, str], **spec) -> tuple:
         raise CloudError(f"server {server.id} ({name}) was made by this run's retried create, but its create "
                          "action is gone: delete it and run again")
     return server, made[-1]
-
-
-def delete(client, server, what: str) -> None:
-    actions.wait(client, client.servers.delete(server), DELETE_TIMEOUT, what)
-
-
-def delete_many(client, servers: list) -> None:
-    """Delete servers at once, then wait for every deletion."""
-    pending = [(server, client.servers.delete(server)) for server in servers]
-    for server, action in pending:
-        actions.wait(client, action, DELETE_TIMEOUT, f"deleting server {server.id}")

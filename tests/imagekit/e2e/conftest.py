@@ -46,9 +46,10 @@ def operator(client, cloud_endpoint):
 def profile_firewall(client, cloud_endpoint):
     """The agent profile's firewall, made up front as provisioning would make it (so that tests which compare
     the cloud before and after see no change), and deleted at the end unless it existed before the session."""
-    from imagekit.provision.run import profile_firewall
+    from imagekit import profiles
+    from imagekit.steps.firewall import profile_firewall
 
-    firewall, made = profile_firewall(client, "agent")
+    firewall, made = profile_firewall(client, profiles.load("agent"))
     yield firewall
     if made:
         firewall.delete()

@@ -4,6 +4,7 @@ with the environment cleaned of settings the tests must choose themselves."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,14 @@ def invoke(*args: str, env_extra: dict | None = None, timeout: float = 1800) -> 
 
 
 def start(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
-    """A task running in the background, in its own session (so a test can signal the whole group)."""
+    """A task running in the background, in its own session (so a test can signal the whole group), taking
+    Ctrl-C as a terminal's task does whatever the test run inherited: a suite started as a shell's background
+    job (`cmd &`) has SIGINT ignored, and a Python started so installs no KeyboardInterrupt handler."""
     return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT, env=environment(env_extra), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """In the child, before it runs Python: SIGINT back to its default, so Python turns it into Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

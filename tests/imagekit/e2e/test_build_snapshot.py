@@ -80,9 +80,9 @@ def test_second_playbook_run_changes_nothing(built, client, cloud_endpoint, clou
     from hcloud.images import Image
     from hcloud.server_types import ServerType
 
-    from imagekit.build import playbook_variables
     from imagekit.host import playbook, ssh
     from imagekit.host.keys import new_ed25519
+    from imagekit.steps.install import playbook_variables
 
     result, _ = built
     key = new_ed25519()

@@ -73,7 +73,7 @@ def test_a_builder_lands_in_the_next_location(fleet, cloud_endpoint, tmp_path):
         cloud_endpoint.admin("DELETE", "/_admin/faults")
     assert built.returncode == 1, built.stderr[-3000:]
     assert "fsn1 has no capacity for the builder server: trying nbg1" in built.stderr
-    assert "step 'builder server' failed" in built.stderr and "Traceback" not in built.stderr
+    assert "step 'boot' failed" in built.stderr and "Traceback" not in built.stderr
     said = [json.loads(line) for line in events.read_text().splitlines()]
     assert any(e["event"] == "location unavailable" and e["detail"] == "fsn1 has no capacity: trying nbg1"
                for e in said), said

@@ -81,7 +81,7 @@ def action_fault(command: str):
 MATRIX = [
     ("build", None, "server_error", api_fault("GET", "^/v1/server_types")),
     ("build", "temporary SSH key", "server_error", api_fault("POST", "^/v1/ssh_keys$")),
-    ("build", "builder server", "creating builder server failed", action_fault("create_server")),
+    ("build", "boot", "creating builder server", action_fault("create_server")),
     ("build", "ssh", "SSH to", {"ssh_refused": True, "args": ["--ssh-timeout", "15"]}),
     ("build", "playbooks", "disk on fire", {"playbooks": BROKEN_STEP}),
     ("build", "checks (testinfra)", "imagekit-no-such", {"playbooks": MISSING_SERVICE}),
@@ -115,7 +115,12 @@ def bundle(tmp_path: Path, kind: str) -> str:
     return str(tmp_path / "crashing.tar.gz")
 
 
-@pytest.mark.parametrize("command, step, cause, inject", MATRIX,
+# A build failing after its playbooks ran takes about a minute each.
+SLOW = {"checks (testinfra)", "clean image", "shut down", "snapshot"}
+
+
+@pytest.mark.parametrize("command, step, cause, inject", [
+    pytest.param(*case, marks=pytest.mark.slow) if case[0] == "build" and case[1] in SLOW else case for case in MATRIX],
                          ids=[f"{n:02d}-{c}-{(s or 'inputs').split()[0]}" for n, (c, s, _, _) in enumerate(MATRIX)])
 def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, tmp_path, command, step, cause,
                                               inject):
@@ -159,6 +164,7 @@ def test_failure_at_every_step_leaves_nothing(client, cloud_endpoint, snapshot, 
 
 
 
+@pytest.mark.slow  # a build and a provision of its own
 def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, cloud_endpoint, snapshot,
                                                                    profile_firewall):
     """20 % of API calls fail (429 rate limit, 409 conflict, 502, 504) and actions run slow: the retries hold."""

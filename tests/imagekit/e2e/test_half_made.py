@@ -1,8 +1,9 @@
 """A provisioning run killed (SIGKILL, no cleanup can run) after its agent's server exists and before the
-agent is ready leaves a half-made server labelled with the run's deadline. Until the deadline (plus
-halfmade.SLACK) the run might be alive: gc spares the server and provision refuses it. After it, gc sweeps
-the server with its Tailscale device, and provisioning the agent again replaces it and ends ready. Each
-test waits out a short deadline (--timeout 30 + SLACK, about 90 s). The logic against records:
+agent is ready leaves a half-made server labelled with the run's deadline. Until the deadline (plus its
+slack) the run might be alive: gc spares the server and provision refuses it. After it, gc sweeps the
+server with its Tailscale device, and provisioning the agent again replaces it and ends ready. Each test
+waits out a short deadline (--timeout 30, and a slack of SLACK seconds instead of the default minute:
+IMAGEKIT_DEADLINE_SLACK, about 35 s). The logic against records:
 tests/imagekit/unit/test_half_made.py."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30  # the killed run's --timeout: creating the server takes well under a second here
+SLACK = 5  # seconds past a deadline (IMAGEKIT_DEADLINE_SLACK) before gc and provision take a server for abandoned
+SHORT = {"IMAGEKIT_DEADLINE_SLACK": str(SLACK)}
 
 
 def standin() -> tailnet.Tailnet:
@@ -54,17 +57,17 @@ def its_devices(server) -> list[dict]:
 
 def past_its_deadline(server) -> None:
     """Wait until the killed run, had it lived, would have finished or cleaned up (the deadline + SLACK)."""
-    time.sleep(max(0.0, halfmade.deadline(server) + halfmade.SLACK + 1 - time.time()))
+    time.sleep(max(0.0, halfmade.deadline(server) + SLACK + 1 - time.time()))
 
 
 def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
     client = fleet
     _, sk = operator
-    env = agent_env(sk)
+    env = agent_env(sk, **SHORT)
     server = killed_before_ready(client, "torn-1", env)
 
     # Before the deadline the run might still be at work: gc spares its server, provision refuses it.
-    early = invoke("gc", "--role", "provision", "--json")
+    early = invoke("gc", "--role", "provision", "--json", env_extra=SHORT)
     assert early.returncode == 0, early.stderr[-2000:]
     assert server.id not in json.loads(early.stdout)["agent_servers"]
     again = invoke("provision", "--agent-id", "torn-1", "--json", env_extra=env)
@@ -76,7 +79,7 @@ def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
     # The host enrols by itself (cloud-init has the auth key): its device must go with it.
     wait_for(lambda: its_devices(server), 120, 1, "the half-made host's Tailscale device")
     past_its_deadline(server)
-    gc = invoke("gc", "--role", "provision", "--json")
+    gc = invoke("gc", "--role", "provision", "--json", env_extra=SHORT)
     assert gc.returncode == 0, gc.stderr[-2000:]
     swept = json.loads(gc.stdout)
     assert server.id in swept["agent_servers"]
@@ -88,7 +91,7 @@ def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
 def test_provisioning_again_replaces_the_half_made_host_and_ends_ready(fleet, operator):
     client = fleet
     _, sk = operator
-    env = agent_env(sk)
+    env = agent_env(sk, **SHORT)
     old = killed_before_ready(client, "torn-2", env)
     old_devices = {d["id"] for d in wait_for(lambda: its_devices(old), 120, 1, "the half-made host's device")}
     past_its_deadline(old)

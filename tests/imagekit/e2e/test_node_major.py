@@ -10,7 +10,7 @@ import json
 import pytest
 from operator_cli import invoke
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a build of its own, or a pool of hosts: minutes
 
 
 def test_a_build_with_node_24_installs_node_24(cloud_unchanged):

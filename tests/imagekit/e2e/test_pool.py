@@ -13,7 +13,7 @@ from operator_cli import agent_env, invoke, start
 from test_provision import host_suite, standin
 from test_update import on_host
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a build of its own, or a pool of hosts: minutes
 
 POOL = "managed-by=imagekit,role=pool,profile=agent"
 

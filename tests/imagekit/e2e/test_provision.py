@@ -17,9 +17,9 @@ from hcloud.server_types import ServerType
 from operator_cli import API_URL, ROOT, agent_env, environment, invoke
 
 from imagekit import tailnet
-from imagekit.build import playbook_variables
 from imagekit.host import checks, playbook
 from imagekit.host.keys import new_ed25519
+from imagekit.steps.install import playbook_variables
 from imagekit.target import Target
 from localcloud import client as localcloud
 
@@ -152,6 +152,7 @@ def agent_secret(conn) -> tuple[str, str]:
     return env.rstrip("\n"), perms.strip()
 
 
+@pytest.mark.slow  # a full install: minutes
 def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
     """The full install, checked with the operator's own key (SSH_PRIVATE_KEY_PATH): no temporary key. Its
     secrets arrive over SSH as on snapshot hosts."""

@@ -52,6 +52,7 @@ HOST_STATE = ("hostname; cat /opt/openclaw/agent/VERSION; systemctl is-active op
               "sed -n 's/^ROLL_TOKEN=//p'")
 
 
+@pytest.mark.slow  # a build of its own, then the rolls
 def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, operator, snapshot, client, tmp_path,
                                                                      cloud_endpoint):
     key, sk = operator

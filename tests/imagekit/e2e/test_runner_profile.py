@@ -12,7 +12,7 @@ import pytest
 from operator_cli import agent_env, invoke
 from test_provision import host_suite
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a build of its own, or a pool of hosts: minutes
 
 FIREWALL = "managed-by=imagekit,role=firewall,profile=runner"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagekit.bench import TARGETS, markdown
+from imagekit.bench.table import TARGETS, markdown
 
 
 def _result() -> dict:

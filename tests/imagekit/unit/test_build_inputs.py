@@ -11,11 +11,12 @@ import pytest
 from api_records import add_snapshot
 
 from imagekit import build_inputs
-from imagekit.build import BuildOptions, build_snapshot, playbook_variables
+from imagekit.build import BuildOptions, build_snapshot
 from imagekit.cloud import api as cloudapi
 from imagekit.command import number
 from imagekit.data import path as data_path
 from imagekit.errors import InputError
+from imagekit.steps.install import playbook_variables
 
 BASE_IMAGE_ID = 114690387
 
@@ -31,6 +32,7 @@ def data(tmp_path, monkeypatch):
     """A copy of imagekit's data the hash reads instead of the package's (playbooks, clean script, checks)."""
     copy = tmp_path / "data"
     shutil.copytree(data_path(), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(data_path("playbooks"), copy / "playbooks")  # at the top of the checkout, not in the package
     monkeypatch.setattr(build_inputs, "data_path", lambda *parts: copy.joinpath(*parts))
     monkeypatch.setenv("IMAGEKIT_PLAYBOOKS_DIR", str(copy / "playbooks"))
     return copy

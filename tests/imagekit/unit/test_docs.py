@@ -52,7 +52,7 @@ def missing(paths: list[str]) -> list[str]:
 
 def test_path_extraction_finds_code_fences_and_links_and_judges_them():
     text = """See `imagekit/build.py`, `tests/imagekit/unit/test_nothing_here.py::test_x` and
-    `imagekit/data/playbooks/<profile>.yml`; not `/var/lib/imagekit/localcloud/` nor `python -m imagekit.events`.
+    `playbooks/profiles/<profile>.yml`; not `/var/lib/imagekit/localcloud/` nor `python -m imagekit.events`.
     [the guide](docs/guide/build.md#anchor), [a page](../index.md).
     ```sh
     bash .ci/setup && invoke build-snapshot
@@ -60,7 +60,7 @@ def test_path_extraction_finds_code_fences_and_links_and_judges_them():
     """
     paths = cited_paths(text)
     assert paths == ["imagekit/build.py", "tests/imagekit/unit/test_nothing_here.py",
-                     "imagekit/data/playbooks/<profile>.yml", ".ci/setup", "docs/guide/build.md"]
+                     "playbooks/profiles/<profile>.yml", ".ci/setup", "docs/guide/build.md"]
     assert missing(paths) == ["tests/imagekit/unit/test_nothing_here.py"]
     assert missing(["imagekit/data/<nothing>/nowhere.yml"]) == ["imagekit/data/<nothing>/nowhere.yml"]
 

@@ -7,6 +7,7 @@ tests/imagekit/e2e/test_half_made.py."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -16,13 +17,16 @@ from hcloud.images import Image
 from hcloud.server_types import ServerType
 
 from imagekit.cloud import api as cloudapi
+from imagekit.cloud.servers import delete
+from imagekit.cloud.spec import ServerSpec
 from imagekit.errors import CloudError
 from imagekit.fleet.gc import collect_garbage
 from imagekit.host.keys import new_ed25519
 from imagekit.provision import ProvisionOptions, halfmade, provision
 from imagekit.provision import agent as agent_steps
 from imagekit.steps import ready
-from imagekit.steps.server import create, delete
+from imagekit.steps import server as server_steps
+from imagekit.steps.server import create
 
 API_URL = "https://agents.example.test/api"
 TAGS = ["tag:openclaw-agent"]  # TAILSCALE_TAGS' default
@@ -39,7 +43,7 @@ def ago(minutes: float) -> str:
 
 
 # Deadlines relative to the moment a test runs (a suite can reach these tests long after collecting them).
-DEAD = -halfmade.SLACK - 5  # a deadline its run would have met or cleaned up after, had it lived
+DEAD = -halfmade.HALF_MADE.slack - 5  # a deadline its run would have met or cleaned up after, had it lived
 LIVE = 600
 
 
@@ -87,7 +91,7 @@ def test_the_label_is_on_from_creation_until_the_agent_is_ready(api, clean_setti
     def boot(self, a):  # what the server carries while it is being made; nothing boots here
         at_boot.update(client.servers.get_by_id(a.server.id).labels)
 
-    monkeypatch.setattr(agent_steps.Boot, "run", boot)
+    monkeypatch.setattr(server_steps.Boot, "run", boot)
     for step in (ready.WaitSSH, ready.WaitCloudInit, agent_steps.AgentRunning):
         monkeypatch.setattr(step, "run", lambda self, a: None)
     t0 = time.time()
@@ -158,11 +162,12 @@ def test_gc_sweeps_abandoned_half_made_agents_and_only_their_own_devices(api, st
 def test_a_retried_create_adopts_its_own_server_and_refuses_anyone_elses(api, tidy):
     """The SDK sends a create again after a timeout or a 502/504; the first one may have made the server."""
     client = tidy
-    spec = {"server_type": ServerType(name="cx23"), "image": Image(id=add_snapshot(api.cloud, profile="unit-retry"))}
+    image = Image(id=add_snapshot(api.cloud, profile="unit-retry"))
+    spec = ServerSpec(server_type=ServerType(name="cx23"), image=image)
     ours = agent_labels("unit-retry", at(LIVE), deployment="run-ours")
     made = add_server(api.cloud, "unit-retry", ours)
-    server, action = create(client, "unit-retry", ours, **spec)
+    server, action = create(client, "unit-retry", replace(spec, labels=ours))
     assert server.id == made and action.command == "create_server"
     with pytest.raises(CloudError, match="a server named 'unit-retry' exists already and this run did not make it"):
-        create(client, "unit-retry", agent_labels("unit-retry", at(LIVE), deployment="run-other"), **spec)
+        create(client, "unit-retry", replace(spec, labels=agent_labels("unit-retry", at(LIVE), deployment="run-other")))
     assert [s.id for s in client.servers.get_all(name="unit-retry")] == [made]

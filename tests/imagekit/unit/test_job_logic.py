@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from imagekit import secretfile
-from imagekit.build import playbook_variables
 from imagekit.errors import InputError
 from imagekit.host import playbook
 from imagekit.jobs import sandbox, transfer
 from imagekit.jobs.run import exit_code
+from imagekit.steps.install import playbook_variables
 
 
 @pytest.mark.parametrize("rel, target, inside", [

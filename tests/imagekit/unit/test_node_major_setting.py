@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from imagekit import build_inputs, settings
-from imagekit.build import BuildOptions, build_snapshot, playbook_variables
+from imagekit.build import BuildOptions, build_snapshot
 from imagekit.host import playbook
+from imagekit.steps.install import playbook_variables
 
 SOURCES = {"local": True, "vendor": False}  # each package source on its own cloud
 

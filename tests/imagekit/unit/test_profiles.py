@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from imagekit import profiles
-from imagekit.build import playbook_variables
 from imagekit.data import path as data_path
 from imagekit.host import playbook
+from imagekit.steps.install import playbook_variables
 
 
 def test_the_shipped_profiles_load_and_their_firewall_is_their_ufw_rules():

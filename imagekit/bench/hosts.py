@@ -1,0 +1,105 @@
+"""Bench figures that need a host of their own: the hardening audit of a ready agent host (lynis, ``systemd-analyze
+security``), and a claim of a warm pool host. Each runs under a temporary key of its own, so that only it can reach
+what it made (an operator's pool belongs to another snapshot and key)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import profiles
+from ..cloud import api
+from ..cloud.servers import delete
+from ..cloud.spec import resolve
+from ..errors import ImagekitError
+from ..fleet.deprovision import deprovision
+from ..host import ssh
+from ..host.audit import Audit, audit
+from ..pipeline import run_steps
+from ..pool import fill as pool_fill
+from ..pool import members as pool_members
+from ..provision import ProvisionOptions, provision
+from ..steps.firewall import profile_firewall
+from ..steps.job import HostJob
+from ..steps.key import TemporaryKey
+from .state import Bench
+
+
+@dataclass(kw_only=True)
+class BenchJob(HostJob):
+    bench: Bench
+    found: Audit | None = None
+    pool_host: int | None = None
+    seconds: float | None = None
+
+
+class AuditHost:
+    """lynis and ``systemd-analyze security`` on a ready agent host, reached with the job's temporary key."""
+
+    name = "audit a ready agent host"
+
+    def run(self, s: BenchJob) -> None:
+        b = s.bench
+        result = provision(b.target, ProvisionOptions(agent_ids=["bench-audit"], snapshot=str(b.snapshot),
+                                                      operator_key=str(s.ssh_key.id)), lambda line: None)
+        [agent] = result["agents"]
+        if agent["status"] != "ready":
+            raise ImagekitError(f"provisioning the audited host failed: {agent['error']}")
+        s.conn = ssh.connect(agent["ipv4"], s.keypair)
+        s.found = audit(s.conn)
+
+    def cleanup(self, s: BenchJob) -> None:
+        if s.conn is not None:
+            s.conn.close()
+        deprovision(s.bench.target, ["bench-audit"], None, lambda line: None)
+
+
+def hardening(b: Bench) -> dict[str, object]:
+    b.progress("bench: auditing a ready agent host (lynis)")
+    job = BenchJob(client=b.client, progress=lambda line: None, resource_name="imagekit-bench-audit",
+                   labels=api.labels(role="bench"), bench=b)
+    run_steps([TemporaryKey(), AuditHost()], job, lambda line: None)
+    assert job.found is not None
+    return {"lynis_hardening_index": job.found.lynis_index, "lynis_suggestions": job.found.suggestions,
+            "agent_unit_exposure": job.found.unit_exposure}
+
+
+class ClaimPoolHost:
+    """One pool host made from the bench's snapshot and reached by the job's temporary key, so that only this
+    claim can take it (an operator's pool is another snapshot's and key's), then a provision that claims it."""
+
+    name = "fill one pool host and claim it"
+
+    def run(self, s: BenchJob) -> None:
+        b = s.bench
+        spec = resolve(s.client, server_type="cx23", location=None, image=lambda arch: s.client.images.get_by_id(
+            b.snapshot))
+        firewall, _ = profile_firewall(s.client, profiles.load("agent"))
+        plan = pool_fill.PoolPlan(client=s.client, profile="agent", key=s.ssh_key, keypair=s.keypair, parallel=1,
+                                  spec=pool_fill.pool_spec(spec, "agent", s.ssh_key, firewall))
+        made = pool_fill.make_host(plan, lambda line: None, s.cancel)
+        if made["error"]:
+            raise ImagekitError(f"filling the pool host failed: {made['error']}")
+        s.pool_host = made["server_id"]
+        result = provision(b.target, ProvisionOptions(agent_ids=["bench-pool"], snapshot=str(b.snapshot),
+                                                      operator_key=str(s.ssh_key.id), keypair=s.keypair),
+                           lambda line: None)
+        [agent] = result["agents"]
+        if agent["status"] != "ready" or agent["mode"] != "pool" or agent["server_id"] != s.pool_host:
+            raise ImagekitError(f"the pool host was not claimed: {agent['mode']}, {agent['status']}, "
+                                f"{agent['error']}")
+        s.seconds = agent["seconds_to_ready"]
+
+    def cleanup(self, s: BenchJob) -> None:
+        deprovision(s.bench.target, ["bench-pool"], None, lambda line: None)
+        for left in pool_members.members(s.client, "agent"):  # still there when the claim did not take it
+            if left.id == s.pool_host:
+                delete(s.client, left, f"deleting pool host {left.id}")
+
+
+def pool_claim(b: Bench) -> float:
+    b.progress("bench: filling one pool host and claiming it")
+    job = BenchJob(client=b.client, progress=lambda line: None, resource_name="imagekit-bench-pool",
+                   labels=api.labels(role="bench"), bench=b)
+    run_steps([TemporaryKey(), ClaimPoolHost()], job, lambda line: None)
+    assert job.seconds is not None
+    return job.seconds

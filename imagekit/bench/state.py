@@ -1,0 +1,28 @@
+"""What a bench run shares: its cloud, its sizes, the snapshot every figure is measured from, and the figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hcloud import Client
+
+from ..target import Target
+
+
+@dataclass
+class Bench:
+    target: Target
+    client: Client
+    runs: int
+    fleet_size: int
+    progress: Callable[[str], None]
+    build: dict[str, Any] = field(default_factory=dict)
+    incremental: dict[str, Any] = field(default_factory=dict)  # a build grown from the bench's snapshot (--from)
+    floor_build: dict[str, Any] = field(default_factory=dict)  # the bare build: same packages, plain apt-get
+    snapshot: int | None = None
+    firewalls_before: set[int] = field(default_factory=set)
+    agents: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False

@@ -1,0 +1,35 @@
+"""Servers once they exist: the address imagekit talks to a server on, and deleting servers (each deletion
+waited for, so that a command ends with its servers gone, not going)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hcloud import Client
+from hcloud.servers import BoundServer
+
+from . import actions
+
+DELETE_TIMEOUT = 300
+
+
+def address(server: BoundServer) -> str | None:
+    """The address imagekit reaches ``server`` on: its public IPv4, else (an IPv6-only server) the first address
+    of its IPv6 network, which Hetzner configures on the server; None while it has neither."""
+    net = server.public_net
+    if net is not None and net.ipv4 is not None and net.ipv4.ip:
+        return net.ipv4.ip
+    if net is not None and net.ipv6 is not None and net.ipv6.ip:
+        return str(ipaddress.ip_network(net.ipv6.ip, strict=False)[1])
+    return None
+
+
+def delete(client: Client, server: BoundServer, what: str) -> None:
+    actions.wait(client, client.servers.delete(server), DELETE_TIMEOUT, what)
+
+
+def delete_many(client: Client, servers: list[BoundServer]) -> None:
+    """Delete servers at once, then wait for every deletion."""
+    pending = [(server, client.servers.delete(server)) for server in servers]
+    for server, action in pending:
+        actions.wait(client, action, DELETE_TIMEOUT, f"deleting server {server.id}")

@@ -1,0 +1,66 @@
+"""What a server is made from, as one value: a ``ServerSpec`` resolved once per command by ``resolve`` (its
+type, the locations to try and its image looked up and checked before anything exists), then narrowed per
+server (its labels, user data, keys, firewall) with ``dataclasses.replace``. The one create step
+(``steps.server``) reads nothing else, so a new option (a network, IPv6 only, a placement group) is one field
+here, not a change in every command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hcloud import Client
+from hcloud.firewalls import BoundFirewall
+from hcloud.images import BoundImage
+from hcloud.locations import BoundLocation
+from hcloud.networks import BoundNetwork
+from hcloud.placement_groups import BoundPlacementGroup
+from hcloud.server_types import BoundServerType
+from hcloud.servers import ServerCreatePublicNetwork
+from hcloud.ssh_keys import BoundSSHKey
+
+from . import lookups
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    server_type: BoundServerType
+    image: BoundImage
+    locations: tuple[BoundLocation | None, ...] = (None,)  # tried in order; (None,): the API's choice
+    ssh_keys: tuple[BoundSSHKey, ...] = ()
+    firewalls: tuple[BoundFirewall, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    user_data: str | None = None
+    networks: tuple[BoundNetwork, ...] = ()
+    ipv4: bool = True  # a public IPv4 address (Hetzner bills it); off: reached on IPv6
+    ipv6: bool = True
+    placement_group: BoundPlacementGroup | None = None
+
+    @property
+    def architecture(self) -> str:
+        return self.server_type.architecture
+
+    def create_arguments(self, location: BoundLocation | None) -> dict[str, Any]:
+        """The SDK's ``servers.create`` arguments in ``location`` (name and labels apart); options left at their
+        defaults are not sent, so a create asks the API what it always asked."""
+        args: dict[str, Any] = {"server_type": self.server_type, "image": self.image, "location": location,
+                                "ssh_keys": list(self.ssh_keys), "user_data": self.user_data,
+                                "firewalls": list(self.firewalls) or None}
+        if self.networks:
+            args["networks"] = list(self.networks)
+        if not (self.ipv4 and self.ipv6):
+            args["public_net"] = ServerCreatePublicNetwork(enable_ipv4=self.ipv4, enable_ipv6=self.ipv6)
+        if self.placement_group is not None:
+            args["placement_group"] = self.placement_group
+        return args
+
+
+def resolve(client: Client, *, server_type: str, location: str | None, image: Callable[[str], BoundImage],
+            warn: Callable[[str], None] = lambda line: None, **fields: Any) -> ServerSpec:
+    """The one place a command's server type, locations and image are looked up, in that order (the type's
+    request also checks the token). ``image(architecture)`` picks the image (a base image, a snapshot of the
+    profile, ...) for the type's architecture; ``fields`` set the spec's other fields."""
+    found = lookups.server_type(client, server_type, warn)
+    locations = tuple(lookups.locations(client, location))
+    return ServerSpec(server_type=found, locations=locations, image=image(found.architecture), **fields)

@@ -1,0 +1,66 @@
+"""What a ``run`` of one-shot jobs is made of, checked before anything is created and unchanged after; the jobs'
+workers read it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hcloud import Client
+
+from .. import profiles, secretfile, tailnet
+from ..cloud import api, lookups
+from ..cloud.spec import ServerSpec, resolve
+from ..errors import CloudError
+from ..host import playbook
+from ..steps.install import playbook_variables
+from ..target import Target
+from . import sandbox
+from .options import JobOptions, check_options, job_name
+from .transfer import Tree
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    target: Target
+    client: Client
+    options: JobOptions
+    run_id: str
+    spec: ServerSpec  # type, locations and image; per job its labels
+    mode: str  # snapshot | fallback
+    tree: Tree | None  # the work directory, checked
+    secrets: secretfile.Secrets
+    sandbox: tuple[tuple[str, str], ...]  # the profile's agent unit's confinement, for the command's unit
+    user: str
+    tailnet: tailnet.Tailnet | None
+
+    def labels(self, job_id: str, deadline: dict[str, str]) -> dict[str, str]:
+        """A job's server and key: gc finds them by role and sweeps them past the deadline."""
+        return api.labels(role="job", profile=self.options.profile, mode=self.mode, run=self.run_id,
+                          **{"job-id": job_name(job_id).removeprefix("imagekit-job-")}, **deadline)
+
+
+def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:
+    """Everything that can be wrong is found here, before anything is created."""
+    run_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+    tree = check_options(o)
+    found_secrets = secretfile.load(o.secrets_file)
+    book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, target.local, run_id))
+    profile = profiles.load(o.profile)
+    wanted = None if o.snapshot == "latest" else o.snapshot
+    spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
+                   image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
+                                                        progress))
+    tn = None
+    if o.tailscale:
+        tn = tailnet.Tailnet(tailnet.credentials(target))
+        tn.authenticate()
+    taken = {s.name for s in client.servers.get_all(label_selector=api.selector(role="job"))}
+    if clash := sorted(job_name(j) for j in o.job_ids if job_name(j) in taken):
+        raise CloudError(f"a job server named {', '.join(clash)} exists already (a job of that id is running, or "
+                         "was kept): choose another --job-id, or delete it with `invoke gc --role job`")
+    return JobPlan(target=target, client=client, options=o, run_id=run_id, spec=spec, mode=lookups.mode_of(spec.image),
+                   tree=tree, secrets=found_secrets, sandbox=tuple(sandbox.properties(book, profile.unit_file)),
+                   user=profile.user, tailnet=tn)

@@ -1,0 +1,54 @@
+"""A profile's Hetzner firewall: its inbound rules are the profile's data (the same list as the host's UFW
+rules), one labelled firewall per profile, made when missing and reused by every run after. Agents and pool
+hosts of the profile sit behind it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hcloud import APIException, Client
+from hcloud.firewalls import BoundFirewall, FirewallRule
+
+from ..cloud import api
+from ..errors import CloudError
+from ..leftovers import removing
+from ..profiles import Profile
+
+
+def profile_firewall(client: Client, profile: Profile) -> tuple[BoundFirewall, bool]:
+    """The profile's labelled Hetzner firewall (its data's inbound rules), made if missing; (firewall, made now)."""
+    found = client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile.name))
+    if found:
+        return found[0], False
+    name = f"imagekit-{profile.name}"
+    rules = [FirewallRule(direction="in", protocol=rule.protocol, port=rule.port, source_ips=["0.0.0.0/0", "::/0"],
+                          description=rule.description) for rule in profile.firewall]
+    try:
+        return client.firewalls.create(name=name, rules=rules,
+                                       labels=api.labels(role="firewall", profile=profile.name)).firewall, True
+    except APIException as exc:
+        if exc.code != "uniqueness_error":
+            raise
+    firewall = client.firewalls.get_by_name(name)  # made meanwhile by a concurrent run, or by hand
+    if firewall is None or (firewall.labels or {}).get("managed-by") != "imagekit":
+        raise CloudError(f"a firewall named '{name}' exists but imagekit did not make it: rename or "
+                         f"delete it, or label it managed-by=imagekit,role=firewall,profile={profile.name}")
+    return firewall, False
+
+
+class ProfileFirewall:
+    """The run's profile firewall, made or found when the run makes servers (``todo``); one this run made goes
+    again when no server is left on it."""
+
+    name = "firewall"
+
+    def run(self, r: Any) -> None:
+        if r.todo:
+            r.firewall, r.firewall_created = profile_firewall(r.client, r.profile)
+
+    def cleanup(self, r: Any) -> None:
+        # A firewall this run made is kept for the next runs, unless no server of this run is left on it.
+        fw = r.firewall
+        if r.firewall_created and not r.client.firewalls.get_by_id(fw.id).applied_to:
+            with removing("firewall", fw.id, fw.name, f"hcloud firewall delete {fw.id}"):
+                r.client.firewalls.delete(fw)

@@ -1,0 +1,35 @@
+"""The operator's own SSH key: the key in the project (HETZNER_SSH_KEY_ID) and its private half
+(SSH_PRIVATE_KEY_PATH), checked to match. Provisioning checks readiness with it, pool hosts carry only it, a
+roll reads the old hosts with it: found once, the same way for each."""
+
+from __future__ import annotations
+
+from hcloud import Client
+from hcloud.ssh_keys import BoundSSHKey
+
+from .. import settings
+from ..cloud import lookups
+from ..errors import InputError
+from ..host.keys import KeyPair, load_ed25519
+
+
+def operator_keys(client: Client, why: str) -> tuple[BoundSSHKey, KeyPair]:
+    """The operator's key in the project and its private half, both required: ``why`` says what needs them."""
+    ident, path = settings.get("HETZNER_SSH_KEY_ID"), settings.get("SSH_PRIVATE_KEY_PATH")
+    if not ident or not path:
+        raise InputError(f"{why}: set HETZNER_SSH_KEY_ID (the key in the project) and SSH_PRIVATE_KEY_PATH (its "
+                         "private half)")
+    key = lookups.ssh_key(client, ident)
+    return key, own_key(path, key)
+
+
+def own_key(path: str, operator_key: BoundSSHKey | None) -> KeyPair:
+    """The operator's private key: readiness checks use it instead of a temporary key."""
+    return matching(load_ed25519(path), operator_key, f"SSH_PRIVATE_KEY_PATH {path}")
+
+
+def matching(pair: KeyPair, operator_key: BoundSSHKey | None, what: str) -> KeyPair:
+    if operator_key is None or operator_key.public_key.split()[1] != pair.public_openssh.split()[1]:
+        raise InputError(f"{what} is not the private half of HETZNER_SSH_KEY_ID: set HETZNER_SSH_KEY_ID to the "
+                         "Hetzner key made from its public key")
+    return pair

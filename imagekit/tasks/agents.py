@@ -1,0 +1,153 @@
+"""The agents' tasks: provision (warm pool, snapshot or full install), deprovision, the warm pool itself, the list
+of what imagekit manages, and the user data provision would send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import task
+
+from .. import render, settings
+from ..events import check_destination as check_events
+from .shared import LOCATION_HELP, TOKEN_HELP, agent_ids, number, path, run, say, whole_number
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "agent id (repeat the option or separate ids by commas); the server is named after it",
+    "count": "provision N agents: ID-1..ID-N with one --agent-id, else agent-1..agent-N",
+    "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
+    "snapshot": "snapshot id (default: HETZNER_SNAPSHOT_ID, else the newest of the profile); `latest` for the newest",
+    "profile": "image profile (default agent)",
+    "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": LOCATION_HELP,
+    "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
+    "api_url": "the agents' API_URL (default: AURA_API_URL)",
+    "agent_bundle": "directory (with the profile's entrypoint, index.js for agents) or .tar.gz put in the profile's "
+                    "code directory (/opt/openclaw/agent for agents; default: the profile's example bundle)",
+    "no_tailscale": "do not enrol the hosts in Tailscale (no OAuth credentials needed)",
+    "no_wait": "return once the servers are created (snapshot mode only)",
+    "timeout": "seconds each agent may take to become ready (default 600; 1800 in fallback mode)",
+    "parallel": "agents provisioned at once (default 5)",
+    "secrets_file": "dotenv file whose values reach each agent's environment over SSH, in the profile's "
+                    "secrets.env (/opt/openclaw/config/ for agents; default IMAGEKIT_SECRETS_FILE); never in user "
+                    "data or logs",
+    "json": "print one JSON object {agents: [...]} on stdout; progress goes to stderr",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
+    "no_pool": "create every agent's server cold, even when warm pool hosts are there",
+    "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
+    **TOKEN_HELP,
+})
+def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
+              location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
+              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, events=None, no_pool=False,
+              refill=False, token_env=None, token_file=None):
+    """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
+    seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
+
+    Exit 125 when something it made could not be removed: a warning line names each and the command that removes
+    it (with --json also under "leftovers")."""
+    from .. import agentid
+    from ..provision import ProvisionOptions, provision
+    from ..provision.options import check_options
+
+    def options() -> ProvisionOptions:
+        check_events(events, json)
+        return check_options(ProvisionOptions(
+            agent_ids=agentid.expand(list(agent_id or []), whole_number("--count", count)), mode=mode,
+            snapshot=snapshot, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+            location=settings.choose(location, "IMAGEKIT_LOCATION"),
+            base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"), api_url=api_url,
+            tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
+            parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
+            secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
+            pool=not no_pool, refill=refill))
+
+    run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
+        text=render.agents, token_env=token_env, token_file=token_file)
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "agent id (repeat the option or separate ids by commas)",
+    "selector": "label selector for the agents' servers, e.g. deployment=20261123-abc123",
+    "json": "print what was deleted as JSON",
+    **TOKEN_HELP,
+})
+def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
+    """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
+    from ..fleet.deprovision import deprovision
+
+    run("deprovision", lambda t, i: deprovision(t, i, selector, say), prepare=lambda: agent_ids(agent_id), json=json,
+        token_env=token_env, token_file=token_file,
+        text=lambda r: say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
+                             "Tailscale device(s)"))
+
+
+@task(positional=["action"], help={
+    "action": "fill (make the pool hold --size ready hosts from the newest snapshot, replacing older ones), "
+              "status, or drain (delete every pool host)",
+    "size": "fill: how many ready hosts the pool holds",
+    "profile": "image profile (default agent)",
+    "snapshot": "fill: `latest` (default: the newest of the profile) or a snapshot id",
+    "server_type": "fill: server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": LOCATION_HELP,
+    "parallel": "fill: hosts created at once (default 5)",
+    "json": "print one JSON object", **TOKEN_HELP})
+def pool(c, action, size=None, profile="agent", snapshot="latest", server_type=None, location=None, parallel=5,
+         json=False, token_env=None, token_file=None):
+    """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
+
+    Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
+    whether it runs or is stopped: fill and status print what the pool costs per hour and per month.
+
+    Exit 125 when something it made could not be removed: a warning line names each and the command that removes
+    it (with --json also under "leftovers")."""
+    from ..errors import InputError
+    from ..pool import fill as pool_fill
+
+    if action == "fill":
+        def options() -> pool_fill.PoolOptions:
+            if size is None:
+                raise InputError("fill needs --size N: how many ready hosts the pool holds")
+            return pool_fill.check_options(pool_fill.PoolOptions(
+                size=whole_number("--size", size), profile=profile, snapshot=snapshot,
+                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+                location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel)))
+
+        run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
+            failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)
+    elif action == "status":
+        run("pool status", lambda t: pool_fill.status(t, profile), json=json, text=render.pool, token_env=token_env,
+            token_file=token_file)
+    elif action == "drain":
+        run("pool drain", lambda t: pool_fill.drain(t, profile, say), json=json, token_env=token_env,
+            token_file=token_file, text=lambda r: f"pool drained: {len(r['deleted'])} host(s) deleted")
+    else:
+        def unknown(_):
+            raise InputError(f"unknown action {action!r}: choose fill, status or drain")
+
+        run("pool", unknown, target=False)
+
+
+@task(name="list", help={"json": "print one JSON object {agents: [...], snapshots: [...]}", **TOKEN_HELP})
+def list_(c, json=False, token_env=None, token_file=None):
+    """Show the agent servers and snapshots imagekit manages."""
+    from ..fleet.listing import list_managed
+
+    run("list", list_managed, json=json, text=render.listing, token_env=token_env, token_file=token_file)
+
+
+@task(help={"agent_id": "the agent whose user data to show",
+            "mode": "snapshot (default) or fallback",
+            "api_url": "the agents' API_URL (default: AURA_API_URL)",
+            "agent_bundle": "directory or .tar.gz of the agent (default: the profile's example bundle)",
+            "no_tailscale": "leave Tailscale enrolment out", "profile": "image profile (default agent)"})
+def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=None, no_tailscale=False,
+                      profile="agent"):
+    """Print the cloud-init user data provision would send for an agent (auth key masked); creates nothing."""
+    from ..provision import render_for_operator
+    from ..target import token_from
+
+    run("render-cloud-init", lambda _: {"user_data": render_for_operator(
+        agent_id, mode=mode, local=token_from() is None, api_url=api_url, tailscale=not no_tailscale,
+        agent_bundle=Path(agent_bundle) if agent_bundle else None, profile=profile)}, target=False,
+        text=lambda r: r["user_data"].rstrip("\n"))

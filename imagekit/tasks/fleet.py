@@ -1,0 +1,93 @@
+"""The fleet's tasks on running agents: their health (status), new code or secrets (update), a newer snapshot
+(roll)."""
+
+from __future__ import annotations
+
+from invoke import task
+
+from .. import render
+from ..events import check_destination as check_events
+from .shared import TOKEN_HELP, agent_ids, number, path, run, say, whole_number
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent",
+    "selector": "only the agents whose servers match this label selector, e.g. deployment=20261123-abc123",
+    "json": "print one JSON object {agents: [{agent_id, server_id, healthy, service, restarts, tailscale_online, "
+            "snapshot_id, newest_snapshot_id, drift, provisioned_at, problems}]}",
+    **TOKEN_HELP,
+})
+def status(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
+    """Each agent's health: server, SSH, openclaw-agent, Tailscale, snapshot drift; exit 1 if any is unhealthy.
+
+    The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID)."""
+    from ..fleet.status import fleet_status
+
+    run("status", lambda t, i: fleet_status(t, i, selector, say), prepare=lambda: agent_ids(agent_id), json=json,
+        text=render.status, failed=render.unhealthy, token_env=token_env, token_file=token_file)
+
+
+@task(iterable=["agent_id"], help={
+    "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent",
+    "selector": "only the agents whose servers match this label selector",
+    "agent_bundle": "new agent code: a directory with index.js, or a .tar.gz",
+    "secrets_file": "new secrets (dotenv) for /opt/openclaw/config/secrets.env, over SSH",
+    "batch": "agents updated at once; the update stops after a batch with a failure (default 1)",
+    "json": "print one JSON object {agents: [{agent_id, server_id, status, seconds, error}], stopped}",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
+    **TOKEN_HELP,
+})
+def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None, batch=1, json=False, events=None,
+           token_env=None, token_file=None):
+    """New agent code and/or secrets to running agents over SSH, batch by batch, each restarted and waited for.
+
+    An agent that does not come up gets its previous code and secrets back, and the update stops. Needs
+    SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID)."""
+    from ..fleet.update import update_fleet
+
+    def ids() -> list[str]:
+        check_events(events, json)
+        return agent_ids(agent_id)
+
+    run("update", lambda t, i: update_fleet(t, i, selector, path(agent_bundle), path(secrets_file),
+                                            whole_number("--batch", batch), say, events),
+        prepare=ids, json=json, failed=lambda r: render.not_done(r, ("updated",)), text=render.update,
+        token_env=token_env, token_file=token_file)
+
+
+@task(iterable=["agent_id"], help={
+    "to": "the snapshot to roll onto: `latest` (the newest of the profile, default) or a snapshot id",
+    "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent of the profile",
+    "selector": "only the agents whose servers match this label selector",
+    "profile": "the agents' profile (default agent)",
+    "batch": "agents replaced at once; the roll stops after a batch with a failure (default 1)",
+    "timeout": "seconds a replacement may take to be ready (default 600)",
+    "in_place": "rebuild each agent's own server instead (keeps server id and address; the agent is down meanwhile)",
+    "json": "print one JSON object {run_id, to, agents: [{agent_id, status, old_server_id, new_server_id, "
+            "old_snapshot_id, new_snapshot_id, seconds, error}], stopped}",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
+    **TOKEN_HELP,
+})
+def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1, timeout=None, in_place=False,
+         json=False, events=None, token_env=None, token_file=None):
+    """Move agents that run an older snapshot onto the target, batch by batch, without a gap in service.
+
+    Each agent keeps its id, server name, labels, Tailscale hostname, code and secrets: its replacement boots
+    under a temporary name, is configured over SSH and waited for, and only then replaces the old server. A
+    failing replacement is deleted (the old host keeps serving) and the roll stops; running it again finishes
+    an interrupted roll. --in-place rebuilds the agent's own server (Hetzner's rebuild) at the price of an outage.
+    Needs HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH (its private half).
+
+    Exit 125 when something it made could not be removed: a warning line names each and the command that removes
+    it (with --json also under "leftovers")."""
+    from ..fleet.roll import RollOptions, roll_fleet
+
+    def options() -> RollOptions:
+        check_events(events, json)
+        return RollOptions(to=str(to), agent_ids=agent_ids(agent_id), selector=selector, profile=profile,
+                           batch=whole_number("--batch", batch), events=events, in_place=in_place,
+                           timeout=number("--timeout", timeout) if timeout is not None else None)
+
+    run("roll", lambda t, o: roll_fleet(t, o, say), prepare=options, json=json,
+        failed=lambda r: render.not_done(r, ("rolled", "current")), text=render.roll, token_env=token_env,
+        token_file=token_file)

@@ -1,0 +1,122 @@
+"""The image tasks: a round trip, build-snapshot, verify, and sweeping what runs left (gc, prune-snapshots)."""
+
+from __future__ import annotations
+
+import os
+
+from invoke import task
+
+from .. import render, settings
+from ..events import check_destination as check_events
+from .shared import LOCATION_HELP, TOKEN_HELP, number, run, say, whole_number
+
+
+@task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
+            "location": LOCATION_HELP, "json": "print the result as JSON",
+            **TOKEN_HELP})
+def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=False, token_env=None, token_file=None):
+    """Create a key and a server with user data, SSH in, check cloud-init ran it, delete both.
+
+    Exit 125 when something it made could not be removed: a warning line names each and the command that removes
+    it (with --json also under "leftovers")."""
+    from ..roundtrip import roundtrip
+
+    run("roundtrip", lambda t: roundtrip(t, server_type=server_type, image=image, location=location, progress=say),
+         json=json, token_env=token_env, token_file=token_file,
+         text=render.roundtrip)
+
+
+@task(help={
+    "profile": "image profile (playbooks/<profile>.yml; default agent)",
+    "base_image": "base system image (default IMAGEKIT_BASE_IMAGE or debian-12; on Hetzner e.g. ubuntu-24.04)",
+    "server_type": "builder server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": "location of the builder: " + LOCATION_HELP,
+    "name": "snapshot description template; {profile} and {build_id} are filled in",
+    "package_source": "local (distribution + the local cloud's repo: Tailscale stand-in, Node.js) or vendor (Docker, "
+                      "NodeSource, Tailscale); default: local on the local cloud, vendor on Hetzner",
+    "json": "print one JSON object (snapshot id, labels, size, durations, reused, inputs_hash) on stdout; progress "
+            "goes to stderr",
+    "keep_on_failure": "leave the builder server up on failure and print the ssh command (with its key file) "
+                       "to debug it",
+    "ssh_timeout": "seconds the builder may take to accept SSH and finish cloud-init (default 300)",
+    "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
+    "force": "build even if a snapshot of the same inputs (its inputs-hash label) is younger than --max-age",
+    "max_age": "days a snapshot of the same inputs is reused for instead of building (default 7, so that "
+               "security updates still arrive weekly)",
+    "from": "grow from a snapshot of the profile (`latest` or an id) instead of the base image: packages upgraded, "
+            "the idempotent playbooks re-run (only changes do work), checked, cleaned; labelled parent-snapshot",
+    **TOKEN_HELP,
+})
+def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
+                   name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
+                   ssh_timeout=300, events=None, force=False, max_age=None, from_=None, token_env=None,
+                   token_file=None):
+    """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
+    than --max-age is reused instead (nothing is built) unless --force.
+
+    Exit 125 when something it made could not be removed: a warning line names each and the command that removes
+    it (with --json also under "leftovers")."""
+    from ..build import BuildOptions, build_snapshot
+
+    def build(target):
+        check_events(events, json)
+        days = BuildOptions.max_age if max_age is None else number("--max-age", max_age, "days")
+        options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
+                               server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+                               location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
+                               keep_on_failure=keep_on_failure, package_source=package_source,
+                               ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
+                               max_age=days, parent=from_)
+        result = build_snapshot(target, options, say)
+        if os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+                fh.write(f"snapshot_id={result['snapshot_id']}\n")
+        done = "reused" if result["reused"] else f"built in {result['seconds']} s"
+        say(f"snapshot {result['snapshot_id']} ({result['description']}) {done}")
+        return result
+
+    run("build-snapshot", build, json=json, text=lambda r: str(r["snapshot_id"]), token_env=token_env,
+         token_file=token_file)
+
+
+@task(help={"snapshot": "snapshot id, or `latest` for the newest available snapshot of the profile",
+            "profile": "the profile `latest` picks from (default agent)",
+            "server_type": "type of the throw-away server (default cx23)", **TOKEN_HELP})
+def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=None, token_file=None):
+    """Boot a throw-away server from a snapshot, run the image's testinfra checks and clone checks, delete it.
+
+    Exit 125 when something it made could not be removed: a warning line names each and the command that removes
+    it (with --json also under "leftovers")."""
+    from ..verify import verify_snapshot
+
+    result = run("verify", lambda t: verify_snapshot(t, snapshot, server_type, say, profile=profile),
+                  token_env=token_env, token_file=token_file)
+    say(f"snapshot {result['snapshot_id']} verified")
+
+
+@task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
+            "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
+                    "and half-made agent servers whose run died), job (jobs' servers and keys past their "
+                    "deadline), pool (pool hosts a killed fill left half-made) or all (default)",
+            "json": "print what was deleted as JSON", **TOKEN_HELP})
+def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
+    """Delete builder servers, half-made agent servers, job servers and temporary SSH keys left by interrupted runs."""
+    from ..fleet.gc import collect_garbage
+
+    run("gc", lambda t: collect_garbage(t, number("--older-than", older_than), say, role), json=json,
+        token_env=token_env,
+         token_file=token_file,
+         text=lambda r: say(render.gc(r)))
+
+
+@task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
+            "profile": "only this profile (default: every profile)",
+            "dry_run": "say what would be deleted, delete nothing", "json": "print the result as JSON",
+            **TOKEN_HELP})
+def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_env=None, token_file=None):
+    """Delete all but the newest N snapshots of each profile."""
+    from ..fleet.prune import prune_snapshots as prune
+
+    run("prune-snapshots", lambda t: prune(t, whole_number("--keep", keep), profile, say, dry_run), json=json,
+        token_env=token_env, token_file=token_file,
+        text=lambda r: say(f"{'would delete' if dry_run else 'deleted'} {len(r['deleted'])} snapshot(s)"))

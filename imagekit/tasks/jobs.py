@@ -1,0 +1,66 @@
+"""The one-shot jobs' task: ``run`` a command on fresh hosts from the snapshot."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from invoke import task
+
+from .. import settings
+from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_number
+
+
+@task(name="run", iterable=["job_id"], auto_shortflags=False, help={
+    "job_id": "job id (repeat the option or separate ids by commas): one fresh host per job, run at once",
+    "count": "run N jobs: ID-1..ID-N with one --job-id, else job-1..job-N",
+    "snapshot": "snapshot id, or `latest` (default) for the newest of the profile",
+    "mode": "auto (the snapshot if one exists, else a full install), snapshot, or fallback",
+    "profile": "image profile (default agent); the command gets its agent's sandbox",
+    "server_type": "server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "location": LOCATION_HELP,
+    "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
+    "workdir": "directory uploaded to the host (modes kept) as the command's working directory",
+    "outputs": "where what the command leaves in outputs/ lands: DIR/JOB_ID (links leaving it are refused)",
+    "timeout": "seconds the command may run; then it is stopped and the exit code is 124 (default 3600)",
+    "ready_timeout": "seconds the host may take to answer SSH (default 600; 1800 in fallback mode)",
+    "secrets_file": "dotenv file whose values reach the command's environment over SSH (default "
+                    "IMAGEKIT_SECRETS_FILE); never in user data, logs or output",
+    "keep_on_failure": "keep the host of a failed job and print the ssh command to debug it (`invoke gc` later)",
+    "tailscale": "enrol the job's host in the tailnet (single-use key over SSH; its device is deleted after)",
+    "max_upload_mb": "largest work directory, MiB (default 256)",
+    "max_output_mb": "largest outputs/, MiB (default 1024)",
+    "parallel": "jobs run at once (default 5)",
+    "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
+    **TOKEN_HELP,
+})
+def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="agent", server_type=None,
+        location=None, base_image=None, workdir=None, outputs=None, timeout=None, ready_timeout=None,
+        secrets_file=None, keep_on_failure=False, tailscale=False, max_upload_mb=256, max_output_mb=1024, parallel=5,
+        json=False, token_env=None, token_file=None):
+    """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
+
+    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM); the exit code
+    is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
+    names each and the command that removes it (with --json also under "leftovers")."""
+    from ..jobs import JobOptions, run_jobs
+    from ..jobs.options import expand
+
+    def options() -> JobOptions:
+        argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+        return JobOptions(
+            job_ids=expand(list(job_id or []), whole_number("--count", count)), command=argv, snapshot=snapshot,
+            mode=mode, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+            location=settings.choose(location, "IMAGEKIT_LOCATION"),
+            base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
+            workdir=Path(workdir) if workdir else None, outputs=Path(outputs) if outputs else None,
+            timeout=3600.0 if timeout is None else number("--timeout", timeout),
+            ready_timeout=number("--ready-timeout", ready_timeout),
+            secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
+            tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
+            max_output_mb=whole_number("--max-output-mb", max_output_mb),
+            parallel=whole_number("--parallel", parallel))
+
+    result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
+                 token_env=token_env, token_file=token_file)
+    sys.exit(result["exit_code"])  # the command's own (124 on timeout), so scripts can act on it
