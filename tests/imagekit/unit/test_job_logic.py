@@ -43,7 +43,7 @@ class LyingHost:
     def lstat(self, path):
         return self._attr("", self._node(path))
 
-    def listdir_attr(self, path):
+    def listdir_iter(self, path):
         return [self._attr(name, node) for name, node in self._node(path).items()]
 
     def readlink(self, path):
