@@ -17,12 +17,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+from hcloud import APIException
+
 from ..alerts import Alerts
 from ..cloud import api
-from ..errors import InputError
+from ..errors import ImagekitError, InputError
 from ..target import Target
 from . import metrics
-from .status import PARALLEL, Reach, check, now, read_view
+from .status import PARALLEL, FleetView, Reach, check, now, read_view
 
 
 @dataclass(frozen=True)
@@ -111,13 +114,13 @@ def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: W
     with _ended_by_signals(stop), Alerts(o.alert_command, o.webhook, progress, hide=(target.token,)) as alerts:
         while not stop.is_set():
             t0 = time.monotonic()
-            if view is None or o.api_only or t0 - view.read_at >= o.api_every:
-                view, refreshes = read_view(client, target, agent_ids, selector, progress), refreshes + 1
-                if view.missing and refreshes == 1:
-                    raise InputError(f"no such agent: {', '.join(view.missing)} (see `invoke list`)")
+            if view is None:
+                view, refreshes = _first_view(client, target, agent_ids, selector, progress), 1
+            elif o.api_only or t0 - view.read_at >= o.api_every:
+                view, refreshes = _refresh(view, client, target, agent_ids, selector, progress), refreshes + 1
             rows = check(view, reach, o.parallel)
             if (due := tracker.due(rows)) and view.read_at < t0:  # confirm against a fresh view before alerting
-                view, refreshes = read_view(client, target, agent_ids, selector, progress), refreshes + 1
+                view, refreshes = _refresh(view, client, target, agent_ids, selector, progress), refreshes + 1
                 rows = _recheck(view, reach, o.parallel, rows, due)
             changes, events = tracker.observe(rows, now())
             for change in changes:
@@ -138,6 +141,31 @@ def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: W
             "sweep_seconds": {"median": round(statistics.median(sweeps), 2) if sweeps else None,
                               "max": round(max(sweeps), 2) if sweeps else None},
             "api_requests": None if requests_before is None else requests_after - requests_before}
+
+
+def _first_view(client, target: Target, agent_ids: list[str], selector: str | None, progress) -> FleetView:
+    """The first read: what cannot be checked at all is an error now, not an alert for every agent later."""
+    view = read_view(client, target, agent_ids, selector, progress)
+    if view.missing:
+        raise InputError(f"no such agent: {', '.join(view.missing)} (see `invoke list`)")
+    if view.tailnet_gap:
+        raise InputError(f"the watch checks the agents' Tailscale nodes, but {view.tailnet_gap}")
+    return view
+
+
+def _refresh(old: FleetView, client, target: Target, agent_ids: list[str], selector: str | None,
+             progress) -> FleetView:
+    """A new view; when the API cannot be read, the last one (read again after --api-every), and when only the
+    tailnet cannot, the last one's devices: a passing outage of either is no alert for every agent."""
+    try:
+        view = read_view(client, target, agent_ids, selector, progress)
+    except (ImagekitError, APIException, requests.RequestException) as exc:
+        progress(f"warning: the cloud API could not be read ({api.explain(exc)}): the last listing is used")
+        old.read_at = time.monotonic()
+        return old
+    if view.tailnet_gap and old.devices is not None:
+        view.tailnet, view.devices, view.tailnet_gap = old.tailnet, old.devices, None
+    return view
 
 
 def _recheck(view, reach: Reach, parallel: int, rows: list[dict], due: set[int]) -> list[dict]:

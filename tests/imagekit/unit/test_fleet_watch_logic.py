@@ -180,3 +180,24 @@ def test_the_metrics_parse_back_as_prometheus_text(tmp_path):
     assert values("imagekit_fleet_unchecked_agents") == {None: 1}
     assert values("imagekit_fleet_hourly_cost_euros") == {None: round(0.0071 * 2 + 0.0119, 4)}
     assert abs(values("imagekit_status_timestamp_seconds")[None] - time.time()) < 60
+
+
+def test_a_passing_outage_of_the_api_or_the_tailnet_keeps_the_last_view(monkeypatch):
+    from hcloud import APIException
+
+    from imagekit.fleet import watch
+    from imagekit.fleet.status import FleetView
+
+    said = []
+    old = FleetView(["server"], {}, tailnet="tn", devices=[{"id": "d1"}], read_at=0.0)
+
+    def down(*args):
+        raise APIException("service_error", "the API is down", None)
+
+    monkeypatch.setattr(watch, "read_view", down)
+    assert watch._refresh(old, None, None, [], None, said.append) is old and old.read_at > 0  # asked again later
+    assert said == ["warning: the cloud API could not be read (the API is down (API error service_error)): the last "
+                    "listing is used"]
+    monkeypatch.setattr(watch, "read_view", lambda *args: FleetView(["new"], {}, tailnet_gap="tailnet down"))
+    new = watch._refresh(old, None, None, [], None, said.append)
+    assert new.servers == ["new"] and (new.tailnet, new.devices, new.tailnet_gap) == ("tn", [{"id": "d1"}], None)
