@@ -289,7 +289,7 @@ def status(c, agent_id=None, selector=None, json=False, api_only=False, watch=No
            alert_command=None, webhook=None, api_every=None, parallel=10, metrics=None, token_env=None,
            token_file=None):
     """Each agent's health: server, SSH, openclaw-agent, Tailscale, snapshot drift; exit 1 if any is unhealthy,
-    unchecked (SSH could not be used) or not found.
+    unchecked (a check could not be made: no key, SSH refused) or not found.
 
     The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID).
     --watch SECONDS keeps checking, prints changes and alerts (--alert-command, --webhook)."""

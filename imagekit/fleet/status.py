@@ -11,6 +11,7 @@ what was not checked, and why, is in ``unchecked``. ``--api-only`` leaves SSH ou
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,12 +90,17 @@ def read_view(client, target: Target, agent_ids: list[str], selector: str | None
     return view
 
 
-def check(view: FleetView, reach: Reach, parallel: int = PARALLEL, only: set[int] | None = None) -> list[dict]:
+def check(view: FleetView, reach: Reach, parallel: int = PARALLEL, only: set[int] | None = None,
+          stop: threading.Event | None = None) -> list[dict]:
     """Each agent's row (of the servers in ``only``, by id, when given), its host asked over SSH when ``reach``
-    has a key; at most ``parallel`` hosts at once."""
+    has a key; at most ``parallel`` hosts at once. Once ``stop`` is set, the hosts not yet asked are left out."""
     servers = [s for s in view.servers if only is None or s.id in only]
+
+    def one(server) -> dict | None:
+        return None if stop is not None and stop.is_set() else _agent(server, view, reach)
+
     with ThreadPoolExecutor(max_workers=min(parallel, max(1, len(servers)))) as pool:
-        return list(pool.map(lambda s: _agent(s, view, reach), servers))
+        return [row for row in pool.map(one, servers) if row is not None]
 
 
 def verdict(result: dict) -> str | None:

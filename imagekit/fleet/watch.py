@@ -1,6 +1,6 @@
 """``status --watch SECONDS``: the fleet checked again and again, only changes printed, the operator alerted once an
 agent has failed ``--alert-after`` checks in a row and told once when it has recovered. It observes and alerts;
-it deletes nothing. Ctrl-C or SIGTERM ends it after the check under way.
+it deletes nothing. Ctrl-C or SIGTERM ends it once the host checks under way are done.
 
 Frugal with the API (Hetzner allows 3600 requests an hour per project; a listing covers 50 servers): the cloud
 and the tailnet are read every ``--api-every`` seconds, the hosts over SSH every sweep (``--parallel`` at once).
@@ -118,7 +118,9 @@ def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: W
                 view, refreshes = _first_view(client, target, agent_ids, selector, progress), 1
             elif o.api_only or t0 - view.read_at >= o.api_every:
                 view, refreshes = _refresh(view, client, target, agent_ids, selector, progress), refreshes + 1
-            rows = check(view, reach, o.parallel)
+            rows = check(view, reach, o.parallel, stop=stop)
+            if stop.is_set():  # a sweep cut short says nothing
+                break
             if (due := tracker.due(rows)) and view.read_at < t0:  # confirm against a fresh view before alerting
                 view, refreshes = _refresh(view, client, target, agent_ids, selector, progress), refreshes + 1
                 rows = _recheck(view, reach, o.parallel, rows, due)
@@ -207,16 +209,26 @@ def _describe(change: dict) -> str:
 
 @contextmanager
 def _ended_by_signals(stop: threading.Event):
-    """SIGINT (Ctrl-C) and SIGTERM end the watch after the sweep under way, as a normal end (exit 0)."""
+    """SIGINT (Ctrl-C) and SIGTERM end the watch as a normal end (exit 0) once the host checks under way are done
+    (each within its SSH timeout); a second signal acts as it would without the watch (Ctrl-C: exit 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict = {}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def ended(*_) -> None:
+        stop.set()
+        restore()
+
+    previous.update({sig: signal.signal(sig, ended) for sig in (signal.SIGINT, signal.SIGTERM)})
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
 
 
 def watch_options(watch, alert_after, alert_command, webhook, api_every, parallel: int, api_only: bool,
