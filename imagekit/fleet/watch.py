@@ -118,6 +118,7 @@ def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: W
                 view, refreshes = _first_view(client, target, agent_ids, selector, progress), 1
             elif o.api_only or t0 - view.read_at >= o.api_every:
                 view, refreshes = _refresh(view, client, target, agent_ids, selector, progress), refreshes + 1
+            view.read_at = min(view.read_at, t0)  # read for this sweep: the next read is --api-every after it began
             rows = check(view, reach, o.parallel, stop=stop)
             if stop.is_set():  # a sweep cut short says nothing
                 break
