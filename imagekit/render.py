@@ -47,20 +47,20 @@ def failed_agents(r: Result) -> str | None:
             + "; ".join(f"{a['agent_id']}: {a['error']}" for a in bad)) if bad else None
 
 
+HEALTH = {True: "yes", False: "NO", None: "UNCHECKED"}
+
+
 def status(r: Result) -> str:
-    lines = [f"{'AGENT':24} {'HEALTHY':8} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
+    if "sweeps" in r:
+        return (f"watch ended: {r['sweeps']} check(s), {r['api_refreshes']} API read(s), {r['alerts']} alert(s), "
+                f"{r['recoveries']} recovery(ies)")
+    lines = [f"{'AGENT':24} {'HEALTHY':9} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
              f"{'SNAPSHOT':>10} DRIFT PROBLEMS"]
-    lines += [f"{a['agent_id'] or '-':24} {'yes' if a['healthy'] else 'NO':8} {a['server_id']:>10} "
+    lines += [f"{a['agent_id'] or '-':24} {HEALTH[a['healthy']]:9} {a['server_id']:>10} "
               f"{a['service'] or '-':10} {a['restarts'] if a['restarts'] is not None else '-':>8} "
               f"{yes_no(a['tailscale_online']):9} {a['snapshot_id'] or '-':>10} {yes_no(a['drift']):5} "
-              f"{'; '.join(a['problems']) or '-'}" for a in r["agents"]]
+              f"{'; '.join(a['problems'] + a['unchecked']) or '-'}" for a in r["agents"]]
     return "\n".join(lines)
-
-
-def unhealthy(r: Result) -> str | None:
-    bad = [a for a in r["agents"] if not a["healthy"]]
-    return (f"{len(bad)} of {len(r['agents'])} agent(s) unhealthy: "
-            + "; ".join(f"{a['agent_id']}: {', '.join(a['problems'])}" for a in bad)) if bad else None
 
 
 def update(r: Result) -> str:

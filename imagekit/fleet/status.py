@@ -1,38 +1,126 @@
 """``status``: each agent's health, read at once for the whole fleet. The cloud API is asked once for the
-agents' servers and once for the snapshots, the tailnet once for its devices; then every host is asked,
-concurrently, over SSH with the operator's key (SSH_PRIVATE_KEY_PATH), for its service and when it was
-provisioned. An agent is healthy when its server runs, SSH answers, its profile's service is active and its
-Tailscale node is online (when it was enrolled)."""
+agents' servers and once for the snapshots, the tailnet once for its devices (a view a watch reuses between API
+refreshes); then every host is asked, concurrently, over SSH with the operator's key (SSH_PRIVATE_KEY_PATH), for
+its service and when it was provisioned.
+
+An agent is healthy when its server runs, SSH answers, its profile's service is active and its Tailscale node is
+online (when it was enrolled); unhealthy when a check found a problem; and *unchecked* (``healthy: null``) when
+no check found a problem but one could not be made (no key, SSH refused or timed out, the tailnet unreadable):
+what was not checked, and why, is in ``unchecked``. ``--api-only`` leaves SSH out deliberately."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 
-from .. import profiles, tailnet
+from .. import agentid, profiles, tailnet
 from ..cloud import api
 from ..cloud.servers import address
 from ..errors import ImagekitError
 from ..host import probe, ssh
+from ..host.keys import KeyPair
+from ..pool.members import cost
 from ..provision import halfmade
 from ..target import Target
 from .selection import agent_servers, operator_key
 
 SSH_TIMEOUT = 10
+PARALLEL = 10  # hosts asked at once
+NO_KEY = "SSH_PRIVATE_KEY_PATH is not set: set it to the private half of HETZNER_SSH_KEY_ID, or pass --api-only"
 
 
-def fleet_status(target: Target, agent_ids: list[str], selector: str | None, progress) -> dict:
-    client = api.connect(target)
+@dataclass
+class FleetView:
+    """What the cloud API and the tailnet say of the fleet, read at once."""
+
+    servers: list
+    newest: dict[tuple[str, str], int]  # (profile, architecture) -> the newest available snapshot's id
+    tailnet: tailnet.Tailnet | None = None
+    devices: list[dict] | None = None
+    tailnet_gap: str | None = None  # why Tailscale cannot be checked (None: it can, or nobody asked)
+    missing: list[str] = field(default_factory=list)  # agent ids asked for that have no server
+    profiles: dict[str, profiles.Profile] = field(default_factory=dict)  # the servers' profiles, read once
+    read_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How hosts are reached: the operator's key, or why not (``why_not`` None: deliberately not, --api-only)."""
+
+    key: KeyPair | None
+    why_not: str | None = None
+
+    @staticmethod
+    def of(api_only: bool) -> Reach:
+        if api_only:
+            return Reach(None)
+        key = operator_key(required=False, why="")
+        return Reach(key, None if key else NO_KEY)
+
+
+def fleet_status(target: Target, agent_ids: list[str], selector: str | None, progress, *, api_only: bool = False,
+                 parallel: int = PARALLEL, metrics_file: Path | None = None) -> dict:
+    reach = Reach.of(api_only)
+    view = read_view(api.connect(target), target, agent_ids, selector, progress)
+    if reach.why_not and view.servers:
+        progress(f"the agents' services are not checked, so none counts as healthy: {reach.why_not}")
+    agents = check(view, reach, parallel)
+    if metrics_file is not None:
+        from . import metrics
+
+        metrics.write(metrics_file, agents)
+    return {"agents": agents, "missing": view.missing, "api_only": api_only, "checked_at": now()}
+
+
+def read_view(client, target: Target, agent_ids: list[str], selector: str | None, progress) -> FleetView:
+    """One listing of the agents' servers, one of the snapshots, one of the tailnet's devices."""
     servers = agent_servers(client, agent_ids, selector)
-    newest = _newest_snapshots(client)
-    tn, devices = _tailnet(target, progress) if servers else (None, None)
-    key = operator_key(required=False, why="")
-    if key is None and servers:
-        progress("SSH_PRIVATE_KEY_PATH is not set: the agents' services are not checked (set it to the private half "
-                 "of HETZNER_SSH_KEY_ID)")
-    with ThreadPoolExecutor(max_workers=min(10, max(1, len(servers)))) as pool:
-        agents = list(pool.map(lambda s: _agent(s, key, newest, tn, devices), servers))
-    return {"agents": agents}
+    found = {(s.labels or {}).get("agent-id") for s in servers}
+    view = FleetView(servers, _newest_snapshots(client),
+                     missing=[a for a in agent_ids if agentid.server_name(a) not in found],
+                     profiles={name: profiles.load(name) for name in {_profile(s) for s in servers}})
+    if any((s.labels or {}).get("tailscale") != "no" for s in servers):
+        view.tailnet, view.devices, view.tailnet_gap = _tailnet(target)
+        if view.tailnet_gap:
+            progress(f"Tailscale is not checked: {view.tailnet_gap}")
+    return view
+
+
+def check(view: FleetView, reach: Reach, parallel: int = PARALLEL, only: set[int] | None = None,
+          stop: threading.Event | None = None) -> list[dict]:
+    """Each agent's row (of the servers in ``only``, by id, when given), its host asked over SSH when ``reach``
+    has a key; at most ``parallel`` hosts at once. Once ``stop`` is set, the hosts not yet asked are left out."""
+    servers = [s for s in view.servers if only is None or s.id in only]
+
+    def one(server) -> dict | None:
+        return None if stop is not None and stop.is_set() else _agent(server, view, reach)
+
+    with ThreadPoolExecutor(max_workers=min(parallel, max(1, len(servers)))) as pool:
+        return [row for row in pool.map(one, servers) if row is not None]
+
+
+def verdict(result: dict) -> str | None:
+    """What is wrong with the fleet, for the error line (and exit 1); None when every agent is healthy."""
+    parts = []
+    if result["missing"]:
+        parts.append(f"no such agent: {', '.join(result['missing'])} (see `invoke list`)")
+    agents = result["agents"]
+    if bad := [a for a in agents if a["healthy"] is False]:
+        parts.append(f"{len(bad)} of {len(agents)} agent(s) unhealthy: "
+                     + "; ".join(f"{a['agent_id']}: {', '.join(a['problems'])}" for a in bad))
+    if unknown := [a for a in agents if a["healthy"] is None]:
+        parts.append(f"{len(unknown)} of {len(agents)} agent(s) unchecked: "
+                     + "; ".join(f"{a['agent_id']}: {', '.join(a['unchecked'])}" for a in unknown))
+    return "; ".join(parts) or None
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _newest_snapshots(client) -> dict[tuple[str, str], int]:
@@ -45,31 +133,36 @@ def _newest_snapshots(client) -> dict[tuple[str, str], int]:
     return newest
 
 
-def _tailnet(target: Target, progress) -> tuple[tailnet.Tailnet | None, list[dict] | None]:
-    """The tailnet's client and its devices (one request); (None, None) when it cannot be read."""
+def _tailnet(target: Target) -> tuple[tailnet.Tailnet | None, list[dict] | None, str | None]:
+    """The tailnet's client and its devices (one request), or why they cannot be had."""
     try:
         creds = tailnet.credentials(target, required=False)
         if creds is None:
-            progress("no Tailscale credentials: Tailscale is not checked")
-            return None, None
+            return None, None, "no Tailscale credentials (set TAILSCALE_OAUTH_CLIENT_ID and _SECRET)"
         tn = tailnet.Tailnet(creds)
-        return tn, tn.devices()
+        return tn, tn.devices(), None
     except (ImagekitError, OSError) as exc:
-        progress(f"the tailnet could not be read ({exc}): Tailscale is not checked")
-        return None, None
+        return None, None, f"the tailnet could not be read ({exc})"
 
 
-def _agent(server, key, newest: dict, tn: tailnet.Tailnet | None, devices: list[dict] | None) -> dict:
+def _profile(server) -> str:
+    return (server.labels or {}).get("profile", "agent")
+
+
+def _agent(server, view: FleetView, reach: Reach) -> dict:
     labels = server.labels or {}
-    profile = labels.get("profile", "agent")
+    profile = _profile(server)
     snapshot_id = server.image.id if server.image is not None and labels.get("mode") == "snapshot" else None
-    latest = newest.get((profile, server.server_type.architecture))
+    latest = view.newest.get((profile, server.server_type.architecture))
     ip = address(server)
+    location = server.location.name if getattr(server, "location", None) else None
     row = {"agent_id": labels.get("agent-id"), "server_id": server.id, "name": server.name, "ipv4": ip,
            "status": server.status, "ssh": None, "service": None, "restarts": None, "uptime_seconds": None,
            "tailscale_online": None, "snapshot_id": snapshot_id, "newest_snapshot_id": latest,
            "drift": latest is not None and snapshot_id != latest, "provisioned_at": server.created.isoformat(),
-           "problems": []}
+           "server_type": server.server_type.name, "location": location,
+           "hourly_cost_gross": cost([server])["hourly_gross"] if location else None,
+           "problems": [], "unchecked": []}
     problems = row["problems"]
     if server.status != "running":
         problems.append(f"server is {server.status}")
@@ -77,35 +170,42 @@ def _agent(server, key, newest: dict, tn: tailnet.Tailnet | None, devices: list[
         problems.append("not ready: its provisioning run has not finished (or died)")
     if halfmade.REBUILDING.of(server) is not None:
         problems.append("being rebuilt: its in-place roll has not finished (or died)")
-    if devices is not None and labels.get("tailscale") != "no":
-        found = tn.devices_of(tailnet.hostname_of(server), server.created, devices)
-        row["tailscale_online"] = any(d.get("connectedToControl", True) for d in found)
-        if not row["tailscale_online"]:
-            problems.append("no Tailscale node online" if found else "no Tailscale node enrolled")
-    if key is not None and ip and server.status == "running":
-        _host_facts(row, ip, key, profiles.load(profile))
-    row["healthy"] = not problems
+    if labels.get("tailscale") != "no":
+        if view.devices is not None:
+            found = view.tailnet.devices_of(tailnet.hostname_of(server), server.created, view.devices)
+            row["tailscale_online"] = any(d.get("connectedToControl", True) for d in found)
+            if not row["tailscale_online"]:
+                problems.append("no Tailscale node online" if found else "no Tailscale node enrolled")
+        elif view.tailnet_gap:
+            row["unchecked"].append(f"Tailscale: {view.tailnet_gap}")
+    p = view.profiles.get(profile) or profiles.load(profile)
+    if ip and server.status == "running":
+        if reach.key is not None:
+            _host_facts(row, ip, reach.key, p)
+        elif reach.why_not:
+            row["unchecked"].append(f"{p.service}: {reach.why_not}")
+    row["healthy"] = False if problems else None if row["unchecked"] else True
     return row
 
 
 def _host_facts(row: dict, ip: str, key, p: profiles.Profile) -> None:
+    conn = None
     try:
         conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
-    except Exception as exc:  # any way SSH fails is a fact about this agent, not an error of the run
-        row["ssh"] = False
-        row["problems"].append(f"SSH to {ip} failed: {exc or type(exc).__name__}")
-        return
-    try:
         row["ssh"] = True
-        unit = probe.unit(conn, p.service)
+        unit = probe.unit(conn, p.service, timeout=SSH_TIMEOUT)
         row.update(service=unit.active, restarts=unit.restarts, uptime_seconds=round(unit.age, 1))
         if unit.active != "active":
             row["problems"].append(f"{p.service} is {unit.active}")
-        code, out = probe.sh(conn, f"cat {p.provisioned_at}")
+        code, out = probe.sh(conn, f"cat {p.provisioned_at}", timeout=SSH_TIMEOUT)
         if code == 0:
             try:
                 row["provisioned_at"] = json.loads(out).get("provisioned_at") or row["provisioned_at"]
             except ValueError:
                 pass
+    except Exception as exc:  # any way SSH fails is a fact about this agent, not an error of the run
+        row["ssh"] = row["ssh"] or False
+        row["unchecked"].append(f"{p.service}: SSH to {ip} failed ({exc or type(exc).__name__})")
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()

@@ -1,7 +1,9 @@
 """``update``: new agent code and/or secrets to running agents over SSH, batch by batch. On each host the
-previous code and secrets are kept aside, the new ones put in place (the code through the host's own
-``imagekit-configure-agent``, as at provisioning), the agent restarted and waited for; an agent that
-does not come up gets its previous code and secrets back, and the update stops after that batch."""
+agent is stopped first (it owns its code directory and could plant links there for root to follow while its
+code is copied or replaced), its previous code and secrets are kept aside, the new ones put in place (the code
+through the host's own ``imagekit-configure-agent``, as at provisioning: unpacked into a fresh directory, moved
+into place whole), the agent restarted and waited for; an agent that does not come up is stopped again and gets
+its previous code and secrets back, and the update stops after that batch."""
 
 from __future__ import annotations
 
@@ -28,13 +30,15 @@ def _restart(p: profiles.Profile) -> str:
 
 
 def _keep_previous(p: profiles.Profile) -> str:
-    return (f"rm -rf {p.code_dir}.previous && cp -a {p.code_dir} {p.code_dir}.previous && "
-            f"if [ -e {p.secrets_file} ]; then cp -a {p.secrets_file} {p.secrets_file}.previous; "
+    """Stop the agent, then copy its code and secrets aside: nothing of it runs while root reads its directory."""
+    return (f"systemctl stop {p.service} && rm -rf {p.code_dir}.previous && cp -a {p.code_dir} {p.code_dir}.previous "
+            f"&& if [ -e {p.secrets_file} ]; then cp -a {p.secrets_file} {p.secrets_file}.previous; "
             f"else rm -f {p.secrets_file}.previous; fi")
 
 
 def _restore_previous(p: profiles.Profile) -> str:
-    return (f"find {p.code_dir} -mindepth 1 -delete && cp -a {p.code_dir}.previous/. {p.code_dir}/ && "
+    """Stop the new agent, then move the previous code back whole (nothing is copied into a directory it owns)."""
+    return (f"systemctl stop {p.service} && rm -rf {p.code_dir} && mv -T {p.code_dir}.previous {p.code_dir} && "
             f"if [ -e {p.secrets_file}.previous ]; then mv {p.secrets_file}.previous {p.secrets_file}; "
             f"else rm -f {p.secrets_file}; fi && {_restart(p)}")
 
@@ -98,7 +102,12 @@ def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets,
     except Exception as exc:  # unreachable: nothing was changed on it
         return _row(server, "failed", f"SSH to {ip} failed: {exc or type(exc).__name__}")
     try:
-        _sh(conn, _keep_previous(p), "keeping the previous code aside")
+        try:
+            _sh(conn, _keep_previous(p), "stopping the agent and keeping its code aside")
+        except HostError as exc:  # nothing was changed: the agent runs its code again
+            code, out = probe.sh(conn, _restart(p))
+            return _row(server, "failed", f"{exc}; " + ("the agent was started again" if code == 0 else
+                                                        f"starting the agent again failed too: {out[-300:]}"))
         try:
             if secrets is not None:
                 secretfile.install(conn, p.secrets_file, secrets, owner=p.user)

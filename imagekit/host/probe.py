@@ -48,9 +48,9 @@ class Unit:
     age: float  # seconds the main process has lived (0 when none)
 
 
-def unit(conn: paramiko.SSHClient, name: str) -> Unit:
+def unit(conn: paramiko.SSHClient, name: str, timeout: float = 120) -> Unit:
     _, out = sh(conn, f"systemctl show -p ActiveState -p NRestarts -p ExecMainStartTimestampMonotonic {name}; "
-                      "cut -d' ' -f1 /proc/uptime")
+                      "cut -d' ' -f1 /proc/uptime", timeout=timeout)
     *props, uptime = out.splitlines() or ["0"]
     p = dict(line.split("=", 1) for line in props if "=" in line)
     started = int(p.get("ExecMainStartTimestampMonotonic") or 0) / 1e6

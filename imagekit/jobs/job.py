@@ -5,6 +5,7 @@ the cleanups of the steps that made them: they go on every way out."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import threading
@@ -45,10 +46,13 @@ class CommandFailed(Exception):
 
 
 class Output:
-    """COMMAND's output to the operator's terminal as it comes. One job alone: its bytes, as they are.
-    Several, or with --json (stdout then holds only the JSON): lines prefixed ``[JOB] ``, on stderr."""
+    r"""COMMAND's output to the operator's terminal as it comes. One job alone: its bytes, as they are.
+    Several, or with --json (stdout then holds only the JSON): lines prefixed ``[JOB] ``, on stderr. A line ends
+    where the Actions runner ends one (``\n``, ``\r`` or ``\r\n``), so no text of a job starts a line there: a
+    job's ``x\r::error::…`` is not a workflow command."""
 
     lock = threading.Lock()
+    breaks = re.compile(rb"\r\n|\r|\n")
 
     def __init__(self, job_id: str, prefixed: bool, to_stderr: bool):
         self.prefix = f"[{job_id}] ".encode() if prefixed else b""
@@ -58,7 +62,10 @@ class Output:
     def write(self, stream: int, data: bytes) -> None:
         target = sys.stderr.buffer if stream == 2 or self.to_stderr else sys.stdout.buffer
         if self.prefix:
-            *lines, self.partial[stream] = (self.partial[stream] + data).split(b"\n")
+            text = self.partial[stream] + data
+            cut = len(text) - text.endswith(b"\r")  # a \r\n may be split between two reads: one break
+            *lines, rest = self.breaks.split(text[:cut])
+            self.partial[stream] = rest + text[cut:]
             data = b"".join(self.prefix + line + b"\n" for line in lines)
         with self.lock:
             target.write(data)

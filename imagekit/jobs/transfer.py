@@ -4,8 +4,8 @@ In: the operator's work directory, modes kept, checked (size, symlinks) before a
 Out: what the command left in ``outputs/``, from a host that ran untrusted code. Every name and link
 the host reports is checked; files are written only below a staging directory made for this job,
 through directory handles that never follow a link; links are made last and only when they stay
-inside; a limit caps what is read. On any refusal the staging directory goes, so nothing is written
-(neither outside ``--outputs`` nor half inside it)."""
+inside; limits cap what is read (bytes, and entries while they are listed). On any refusal the staging
+directory goes, so nothing is written (neither outside ``--outputs`` nor half inside it)."""
 
 from __future__ import annotations
 
@@ -121,14 +121,24 @@ class _Fetch:
         self.links: list[tuple[str, str]] = []
         self.skipped: list[str] = []
 
-    def directory(self, remote: str, rel: str, fd: int) -> None:
-        for attr in self.sftp.listdir_attr(remote):
+    def listing(self, remote: str) -> list:
+        """``remote``'s entries, read as the host sends them with the entry limit enforced on the way: a directory
+        of millions of files costs at most the limit, in memory and in time. Each directory is listed whole before
+        anything else is asked: paramiko's read-ahead answers would otherwise go to the next request."""
+        found = []
+        for attr in self.sftp.listdir_iter(remote):
             name = attr.filename
             if not name or name in (".", "..") or "/" in name or "\0" in name:
                 raise OutputRefused(f"outputs/: the host reported an entry named {name!r}: refused, nothing kept")
             self.entries += 1
             if self.entries > MAX_ENTRIES:
                 raise OutputRefused(f"outputs/ holds over {MAX_ENTRIES} entries: refused, nothing kept (pack them)")
+            found.append(attr)
+        return found
+
+    def directory(self, remote: str, rel: str, fd: int) -> None:
+        for attr in self.listing(remote):
+            name = attr.filename
             path, sub = f"{remote}/{name}", f"{rel}/{name}" if rel else name
             mode = attr.st_mode or 0
             if stat.S_ISLNK(mode):

@@ -13,18 +13,45 @@ from .shared import TOKEN_HELP, agent_ids, number, path, run, say, whole_number
 @task(iterable=["agent_id"], help={
     "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent",
     "selector": "only the agents whose servers match this label selector, e.g. deployment=20261123-abc123",
-    "json": "print one JSON object {agents: [{agent_id, server_id, healthy, service, restarts, tailscale_online, "
-            "snapshot_id, newest_snapshot_id, drift, provisioned_at, problems}]}",
+    "json": "print one JSON object {agents: [{agent_id, server_id, healthy (true, false, or null: unchecked), "
+            "service, restarts, tailscale_online, snapshot_id, newest_snapshot_id, drift, provisioned_at, "
+            "hourly_cost_gross, problems, unchecked}], missing}; with --watch one object per change or alert",
+    "api_only": "check only what the cloud API and the tailnet say, deliberately without SSH (no key needed)",
+    "watch": "check again every SECONDS until Ctrl-C or SIGTERM, printing only changes; deletes nothing",
+    "alert_after": "with --watch: alert once an agent failed this many checks in a row (default 3)",
+    "alert_command": "with --watch: shell command run on each alert and recovery, the event as JSON on stdin",
+    "webhook": "with --watch: http(s) URL each alert and recovery is POSTed to, as JSON",
+    "api_every": "with --watch: seconds between reads of the cloud API and the tailnet (default 300); between them "
+                 "the hosts are checked over SSH only",
+    "parallel": "hosts checked over SSH at once (default 10)",
+    "metrics": "write the fleet's health and cost to this file in Prometheus' text format, for node-exporter's "
+               "textfile collector (after every check with --watch)",
     **TOKEN_HELP,
 })
-def status(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
-    """Each agent's health: server, SSH, openclaw-agent, Tailscale, snapshot drift; exit 1 if any is unhealthy.
+def status(c, agent_id=None, selector=None, json=False, api_only=False, watch=None, alert_after=None,
+           alert_command=None, webhook=None, api_every=None, parallel=10, metrics=None, token_env=None,
+           token_file=None):
+    """Each agent's health: server, SSH, openclaw-agent, Tailscale, snapshot drift; exit 1 if any is unhealthy,
+    unchecked (a check could not be made: no key, SSH refused) or not found.
 
-    The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID)."""
-    from ..fleet.status import fleet_status
+    The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID).
+    --watch SECONDS keeps checking, prints changes and alerts (--alert-command, --webhook)."""
+    from ..fleet.status import fleet_status, verdict
+    from ..fleet.watch import watch_fleet, watch_options
 
-    run("status", lambda t, i: fleet_status(t, i, selector, say), prepare=lambda: agent_ids(agent_id), json=json,
-        text=render.status, failed=render.unhealthy, token_env=token_env, token_file=token_file)
+    def options():
+        return agent_ids(agent_id), watch_options(watch, alert_after, alert_command, webhook, api_every,
+                                                  whole_number("--parallel", parallel), api_only, metrics, json)
+
+    def check(t, prepared) -> dict:
+        ids, watching = prepared
+        if watching:
+            return watch_fleet(t, ids, selector, watching, say)
+        return fleet_status(t, ids, selector, say, api_only=api_only, parallel=whole_number("--parallel", parallel),
+                            metrics_file=path(metrics))
+
+    run("status", check, prepare=options, json=json, text=render.status,
+        failed=lambda r: None if "sweeps" in r else verdict(r), token_env=token_env, token_file=token_file)
 
 
 @task(iterable=["agent_id"], help={

@@ -1,17 +1,21 @@
 """`invoke update` end to end: new agent code and secrets reach running agents over SSH batch by batch; a
-bundle whose agent does not come up is rolled back on the first batch's host and the update stops there.
-Two agents from the session's snapshot, deprovisioned at the end (the cloud as the test found it)."""
+bundle whose agent does not come up is rolled back on the first batch's host and the update stops there; an agent
+that plants links in its code directory gets neither root to write through them nor its links into the new code.
+Agents from the session's snapshot, deprovisioned at the end (the cloud as the test found it)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from operator_cli import agent_env, invoke
 
 from imagekit.data import path as data_path
 from imagekit.host import ssh
+
+HERE = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +88,40 @@ def test_update_needs_something_to_update_and_the_operators_key(fleet, operator)
     assert nothing.returncode == 1 and "nothing to update" in nothing.stderr
     keyless = invoke("update", "--agent-id", "upd-x", "--secrets-file", "/dev/null", env_extra=agent_env(sk))
     assert keyless.returncode == 1 and "SSH_PRIVATE_KEY_PATH is not set" in keyless.stderr
+
+
+CANARY = "stat -c '%U %a %s' /etc/imagekit-canary; cat /etc/imagekit-canary"
+
+
+def test_an_agent_planting_links_in_its_code_gets_nothing_through_them(fleet, operator, tmp_path):
+    """The running agent keeps replacing every entry of its code directory by a link to a root-owned file. The
+    update stops it before touching its code: the file keeps its content, owner and mode, and the new code is
+    the bundle's, with none of the agent's links in it (an update that unpacked into the live directory would
+    find VERSION replaced by a link to that file)."""
+    key, sk = operator
+    key_file = tmp_path / "operator_key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
+    made = invoke("provision", "--agent-id", "upd-hostile", "--no-tailscale", "--json", "--agent-bundle",
+                  str(HERE / "link_planting_agent"), env_extra=env)
+    assert made.returncode == 0, made.stderr[-3000:]
+    [agent] = json.loads(made.stdout)["agents"]
+    ip = agent["ipv4"]
+    try:
+        on_host(ip, key, "printf 'root only\\n' > /etc/imagekit-canary && chmod 0644 /etc/imagekit-canary")
+        before = on_host(ip, key, CANARY)
+        assert before == "root 644 10\nroot only"
+        planted = on_host(ip, key, "sleep 0.5; find /opt/openclaw/agent -type l -lname /etc/imagekit-canary | sort")
+        assert "/opt/openclaw/agent/VERSION" in planted.splitlines(), planted  # the agent is at work
+        done = invoke("update", "--agent-id", "upd-hostile", "--agent-bundle", str(bundle(tmp_path, "2")), "--json",
+                      env_extra=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert [a["status"] for a in json.loads(done.stdout)["agents"]] == ["updated"]
+        assert on_host(ip, key, CANARY) == before
+        assert on_host(ip, key, "find /opt/openclaw/agent -type l | wc -l; cat /opt/openclaw/agent/VERSION; "
+                                "stat -c '%U %a' /opt/openclaw/agent; ls /opt/openclaw").splitlines() == \
+            ["0", "2", "openclaw 750", "agent", "config", "logs", "manifest.json"]
+        assert on_host(ip, key, STATE).splitlines()[:2] == ["2", "active"]
+    finally:
+        assert invoke("deprovision", "--agent-id", "upd-hostile").returncode == 0

@@ -43,7 +43,7 @@ class LyingHost:
     def lstat(self, path):
         return self._attr("", self._node(path))
 
-    def listdir_attr(self, path):
+    def listdir_iter(self, path):
         return [self._attr(name, node) for name, node in self._node(path).items()]
 
     def readlink(self, path):
@@ -149,3 +149,22 @@ def test_the_runs_exit_code_is_the_first_failing_jobs():
     assert exit_code([job(0), job(7), job(124)]) == 7
     assert exit_code([job(None, "SSH lost"), job(3)]) == 1
     assert exit_code([job(0, "outputs refused")]) == 1
+
+
+def test_every_line_a_runner_sees_in_prefixed_output_is_the_jobs(capsysbinary):
+    """The Actions runner ends a line at \\n, \\r or \\r\\n: each such line starts with the job's prefix, so a job's
+    text never starts a workflow command (`::error::`); a \\r\\n split between two reads is one break."""
+    from imagekit.jobs.job import Output
+
+    out = Output("j1", prefixed=True, to_stderr=False)
+    for chunk in [b"ok\r::error::pwned\n", b"win\r", b"\nbar 10%\rbar 100%\r\n::set-output name=x::y", b"\r"]:
+        out.write(1, chunk)
+    out.write(2, b"err\rmore")
+    out.close()
+    got = capsysbinary.readouterr()
+    assert got.out.split(b"\n") == [b"[j1] ok", b"[j1] ::error::pwned", b"[j1] win", b"[j1] bar 10%",
+                                    b"[j1] bar 100%", b"[j1] ::set-output name=x::y", b""]
+    assert got.err == b"[j1] err\n[j1] more\n"
+    alone = Output("j2", prefixed=False, to_stderr=False)  # one job alone: its bytes, as they are
+    alone.write(1, b"a\rb")
+    assert capsysbinary.readouterr().out == b"a\rb"
