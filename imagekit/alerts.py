@@ -9,7 +9,10 @@ import json
 import os
 import signal
 import subprocess
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import settings
@@ -19,7 +22,8 @@ TIMEOUT = 10  # seconds a delivery may take
 
 
 class Alerts:
-    def __init__(self, command: str | None, webhook: str | None, progress, hide: tuple[str, ...] = ()):
+    def __init__(self, command: str | None, webhook: str | None, progress: Callable[[str], None],
+                 hide: tuple[str, ...] = ()):
         if webhook is not None and (urlsplit(webhook).scheme not in ("http", "https") or not urlsplit(webhook).netloc):
             raise InputError("--webhook: give an http(s) URL, e.g. https://hooks.example.com/imagekit")
         if command is not None and not command.strip():
@@ -27,21 +31,21 @@ class Alerts:
         self.command, self.webhook, self.progress = command, webhook, progress
         self.env = {k: v for k, v in os.environ.items() if k not in settings.SECRETS and v not in hide}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alert")
-        self.pending = []
+        self.pending: list[Future[None]] = []
 
     def __enter__(self) -> Alerts:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def send(self, event: dict) -> None:
+    def send(self, event: dict[str, Any]) -> None:
         """Deliver ``event`` in the background; returns at once."""
         body = json.dumps(event).encode()
         if self.command:
-            self.pending.append(self.pool.submit(self._run, body))
+            self.pending.append(self.pool.submit(self._run, self.command, body))
         if self.webhook:
-            self.pending.append(self.pool.submit(self._post, body))
+            self.pending.append(self.pool.submit(self._post, self.webhook, body))
         self.pending = [f for f in self.pending if not f.done()]
 
     def close(self) -> None:
@@ -49,8 +53,8 @@ class Alerts:
         wait(self.pending)
         self.pool.shutdown()
 
-    def _run(self, body: bytes) -> None:
-        proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    def _run(self, command: str, body: bytes) -> None:
+        proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, env=self.env, start_new_session=True)
         try:
             _, err = proc.communicate(body, timeout=TIMEOUT)
@@ -62,12 +66,12 @@ class Alerts:
         if proc.returncode != 0:
             self.progress(f"warning: the alert command exited {proc.returncode}: {err.decode(errors='replace')[-300:]}")
 
-    def _post(self, body: bytes) -> None:
+    def _post(self, webhook: str, body: bytes) -> None:
         import requests
 
-        where = urlsplit(self.webhook).netloc.rsplit("@", 1)[-1]
+        where = urlsplit(webhook).netloc.rsplit("@", 1)[-1]
         try:
-            answer = requests.post(self.webhook, data=body, timeout=(5, TIMEOUT),
+            answer = requests.post(webhook, data=body, timeout=(5, TIMEOUT),
                                    headers={"Content-Type": "application/json", "User-Agent": "imagekit"})
         except requests.RequestException as exc:
             self.progress(f"warning: the webhook at {where} could not be reached ({type(exc).__name__})")

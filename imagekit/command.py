@@ -9,9 +9,16 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from . import leftovers, settings
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .target import Target
+
+Result = dict[str, Any]  # a task's result: printed as JSON with --json, else rendered as text (imagekit/render.py)
+Prepared = TypeVar("Prepared")
 
 TOKEN_HELP = {
     "token_env": "read the Hetzner API token from this environment variable instead of HCLOUD_TOKEN",
@@ -35,9 +42,28 @@ def _errors() -> tuple[type[BaseException], ...]:
     return ImagekitError, APIException, LocalCloudError, paramiko.SSHException, OSError
 
 
-def run(name: str, action: Callable, *, json: bool = False, text: Callable[[dict], str | None] = lambda r: None,
-         target: bool = True, token_env: str | None = None, token_file: str | None = None,
-         failed: Callable[[dict], str | None] = lambda r: None, prepare: Callable[[], object] | None = None) -> dict:
+@overload
+def run(name: str, action: Callable[[Target], Result], *, json: bool = ..., text: Callable[[Result], str | None] = ...,
+        target: Literal[True] = ..., token_env: str | None = ..., token_file: str | None = ...,
+        failed: Callable[[Result], str | None] = ..., prepare: None = ...) -> Result: ...
+
+
+@overload
+def run(name: str, action: Callable[[Target, Prepared], Result], *, json: bool = ...,
+        text: Callable[[Result], str | None] = ..., target: Literal[True] = ..., token_env: str | None = ...,
+        token_file: str | None = ..., failed: Callable[[Result], str | None] = ...,
+        prepare: Callable[[], Prepared]) -> Result: ...
+
+
+@overload
+def run(name: str, action: Callable[[None], Result], *, json: bool = ..., text: Callable[[Result], str | None] = ...,
+        target: Literal[False], failed: Callable[[Result], str | None] = ...) -> Result: ...
+
+
+def run(name: str, action: Callable[..., Result], *, json: bool = False,
+        text: Callable[[Result], str | None] = lambda r: None, target: bool = True, token_env: str | None = None,
+        token_file: str | None = None, failed: Callable[[Result], str | None] = lambda r: None,
+        prepare: Callable[[], Any] | None = None) -> Result:
     """Run ``action(target)``; print its result (JSON with --json, else ``text``); one line and exit 1 on error.
 
     ``prepare`` parses the options before the target is picked (a bad option fails before the local cloud
@@ -72,6 +98,14 @@ def run(name: str, action: Callable, *, json: bool = False, text: Callable[[dict
     return result
 
 
+@overload
+def _leave(ledger: leftovers.Ledger, code: int) -> NoReturn: ...
+
+
+@overload
+def _leave(ledger: leftovers.Ledger, code: None) -> None: ...
+
+
 def _leave(ledger: leftovers.Ledger, code: int | None) -> None:
     """A warning line for each leftover and exit 125 when there is one; else exit ``code`` (None: carry on)."""
     for left in ledger.items:
@@ -82,14 +116,30 @@ def _leave(ledger: leftovers.Ledger, code: int | None) -> None:
         sys.exit(code)
 
 
-def whole_number(option: str, value) -> int | None:
+@overload
+def whole_number(option: str, value: str | int) -> int: ...
+
+
+@overload
+def whole_number(option: str, value: str | int | None) -> int | None: ...
+
+
+def whole_number(option: str, value: str | int | None) -> int | None:
     try:
         return None if value is None else int(value)
     except ValueError:
         raise InputError(f"{option} {value!r}: give a whole number") from None
 
 
-def number(option: str, value, unit: str = "seconds") -> float | None:
+@overload
+def number(option: str, value: str | float, unit: str = ...) -> float: ...
+
+
+@overload
+def number(option: str, value: str | float | None, unit: str = ...) -> float | None: ...
+
+
+def number(option: str, value: str | float | None, unit: str = "seconds") -> float | None:
     try:
         return None if value is None else float(value)
     except ValueError:

@@ -13,17 +13,25 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Protocol, TextIO
 
 from .errors import InputError
+
+
+class StepEvents(Protocol):
+    """What run_steps calls for each step's start, end or failure."""
+
+    def __call__(self, step: str, event: str, detail: str | None = None, /) -> None: ...
 
 
 class Events:
     """The run's event stream; without a sink every call is a no-op."""
 
-    def __init__(self, sink=None, run_id: str = ""):
+    def __init__(self, sink: TextIO | None = None, run_id: str = ""):
         self.sink, self.run_id = sink, run_id
         self.started = time.monotonic()
         self.outcome: str | None = None  # the run's last word when it returns (else "succeeded")
@@ -40,9 +48,12 @@ class Events:
             self.sink.write(line + "\n")
             self.sink.flush()
 
-    def step_reporter(self, agent: str | None = None):
+    def step_reporter(self, agent: str | None = None) -> StepEvents:
         """What run_steps calls for each step's start, end or failure."""
-        return lambda step, event, detail=None: self.emit(event, agent=agent, step=step, detail=detail)
+        def report(step: str, event: str, detail: str | None = None) -> None:
+            self.emit(event, agent=agent, step=step, detail=detail)
+
+        return report
 
 
 def check_destination(path: str | None, json_output: bool) -> None:
@@ -51,7 +62,7 @@ def check_destination(path: str | None, json_output: bool) -> None:
 
 
 @contextmanager
-def stream(path: str | None, run_id: str, **started_detail):
+def stream(path: str | None, run_id: str, **started_detail: Any) -> Iterator[Events]:
     """Events to ``path`` (``-``: stdout) for the block, framed by ``run started`` and ``run finished``."""
     if path is None:
         yield Events()
@@ -74,7 +85,7 @@ def stream(path: str | None, run_id: str, **started_detail):
 def gantt(lines: list[str], title: str = "agents") -> str:
     """A Mermaid gantt chart of each agent's timeline: one bar per stretch between its events."""
     rows = [json.loads(line) for line in lines if line.strip()]
-    agents: dict[str, list[dict]] = {}
+    agents: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row.get("agent") and row["event"] not in ("step started", "step finished", "step failed"):
             agents.setdefault(row["agent"], []).append(row)
@@ -91,7 +102,7 @@ def gantt(lines: list[str], title: str = "agents") -> str:
     return "\n".join(out)
 
 
-def _ms(row: dict) -> int:
+def _ms(row: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(row["time"]).timestamp() * 1000)
 
 

@@ -19,29 +19,46 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from types import FrameType
+from typing import Protocol, TypeVar
+
+from hcloud import Client
 
 from . import leftovers
 from .cloud.api import explain
 from .errors import ImagekitError
+from .events import StepEvents
 from .leftovers import Leftover, LeftoverError
 
 
-class Step(Protocol):
+class State(Protocol):
+    """What steps work on: whatever the command's steps share, and whether one of them failed."""
+
+    failed: bool
+
+
+S = TypeVar("S", bound=State)
+S_contra = TypeVar("S_contra", bound=State, contravariant=True)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Step(Protocol[S_contra]):
     """A step: ``run(state)``, and, when it makes something, ``cleanup(state)`` (optional: a step that leaves
     nothing behind has none)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    def run(self, state: Any) -> None: ...
+    def run(self, state: S_contra, /) -> None: ...
 
 
 class StepFailed(ImagekitError):
     """A step failed; the message names it and the cause (API errors worded as advice)."""
 
-    def __init__(self, step: str, cause: BaseException, client=None):
+    def __init__(self, step: str, cause: BaseException, client: Client | None = None):
         super().__init__(f"step '{step}' failed: {explain(cause, client)}")
         self.step = step
         self.cause = cause
@@ -51,20 +68,20 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM, treated like Ctrl-C so that cleanups run."""
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Interrupted("terminated (SIGTERM)")
 
 
-def _no_events(step: str, event: str, detail: str | None = None) -> None:
+def _no_events(step: str, event: str, detail: str | None = None, /) -> None:
     pass
 
 
-def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-              events: Callable[..., None] = _no_events) -> dict[str, float]:
+def run_steps(steps: list[Step[S]], state: S, progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+              events: StepEvents = _no_events) -> dict[str, float]:
     """Run ``steps`` in order; unwind cleanups in reverse; return seconds per step. ``events(step, event,
     detail)`` hears each step start, finish and fail (live events)."""
     durations: dict[str, float] = {}
-    started: list[Step] = []
+    started: list[Step[S]] = []
     main = threading.current_thread() is threading.main_thread()
     failure: BaseException | None = None
     with sigterm_interrupts(main):
@@ -96,7 +113,7 @@ def run_steps(steps: list[Step], state: Any, progress: Callable[[str], None] = l
     return durations
 
 
-def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], events: Callable[..., None],
+def _unwind(started: list[Step[S]], state: S, progress: Callable[[str], None], events: StepEvents,
             main: bool) -> None:
     with ignoring_signals(main):  # a second Ctrl-C must not abort the cleanups
         for step in reversed(started):
@@ -116,7 +133,7 @@ def _unwind(started: list[Step], state: Any, progress: Callable[[str], None], ev
 
 
 @contextlib.contextmanager
-def sigterm_interrupts(active: bool = True):
+def sigterm_interrupts(active: bool = True) -> Iterator[None]:
     """SIGTERM raises Interrupted inside the block, so cleanups run as for Ctrl-C (main thread only)."""
     if not active:
         yield
@@ -129,7 +146,7 @@ def sigterm_interrupts(active: bool = True):
 
 
 @contextlib.contextmanager
-def ignoring_signals(active: bool = True):
+def ignoring_signals(active: bool = True) -> Iterator[None]:
     """Ignore SIGINT and SIGTERM inside the block (main thread only: others cannot set handlers)."""
     if not active:
         yield
@@ -143,8 +160,8 @@ def ignoring_signals(active: bool = True):
         signal.signal(signal.SIGTERM, old_term)
 
 
-def in_workers(work: Callable[..., Any], items: list, *, workers: int, cancel: threading.Event,
-               interrupted: Callable[[], None], name: str) -> list:
+def in_workers(work: Callable[[T], R], items: list[T], *, workers: int, cancel: threading.Event,
+               interrupted: Callable[[], None], name: str) -> list[R]:
     """``work(item)`` for each item in worker threads (a fleet's agents, a run's jobs, a roll's batch); the
     results in the items' order. On Ctrl-C (or SIGTERM inside ``sigterm_interrupts``) ``cancel`` is set, so
     every worker unwinds its own steps, ``interrupted()`` says so, and all are waited for before it re-raises."""

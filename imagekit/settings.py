@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import os
 from pathlib import Path
+from typing import Literal, overload
 from urllib.parse import urlsplit
 
 import yaml
@@ -36,6 +37,9 @@ DEFAULTS: dict[str, str | None] = {
     # for agents and pool hosts, 30 for jobs); tests that wait out a deadline shorten it.
     "IMAGEKIT_DEADLINE_SLACK": None,
 }
+# The settings with a default: never None (tests/imagekit/unit/test_types.py holds this list to DEFAULTS).
+Defaulted = Literal["TAILSCALE_TAGS", "TAILSCALE_TAILNET", "IMAGEKIT_SERVER_TYPE", "IMAGEKIT_BASE_IMAGE",
+                    "IMAGEKIT_NODE_MAJOR"]
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 # Where tokens and secrets are sent: only from the environment (or an option), never from a config file
 # (one found in the current directory could redirect them), and https unless on loopback.
@@ -94,6 +98,14 @@ def load() -> dict[str, str]:
     return _file(config_path())
 
 
+@overload
+def get(name: Defaulted) -> str: ...
+
+
+@overload
+def get(name: str) -> str | None: ...
+
+
 def get(name: str) -> str | None:
     if name not in DEFAULTS:
         raise KeyError(name)
@@ -118,7 +130,15 @@ def endpoint(name: str) -> str | None:
     return value
 
 
-def choose(value, name: str):
+@overload
+def choose(value: str | None, name: Defaulted) -> str: ...
+
+
+@overload
+def choose(value: str | None, name: str) -> str | None: ...
+
+
+def choose(value: str | None, name: str) -> str | None:
     """An option given on the command line wins; otherwise the setting ``name``."""
     return value if value not in (None, "") else get(name)
 

@@ -15,8 +15,13 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypedDict
+
+import paramiko
+from hcloud.servers import BoundServer
 
 from .errors import ImagekitError
 from .host import ssh
@@ -35,6 +40,17 @@ REMOVE_BY_HAND = "remove them in the Tailscale admin console (Machines); ephemer
 
 class TailnetError(ImagekitError):
     """A Tailscale API failure or a missing setting; the message says what to do."""
+
+
+class Device(TypedDict, total=False):
+    """A device of the tailnet, as Tailscale's API lists it (the fields imagekit reads)."""
+
+    id: str
+    name: str
+    hostname: str
+    tags: list[str]
+    created: str  # ISO 8601
+    connectedToControl: bool
 
 
 @dataclass(frozen=True)
@@ -115,19 +131,20 @@ class Tailnet:
     def revoke_key(self, key_id: str) -> None:
         self._call("DELETE", f"/tailnet/{self.s.tailnet}/keys/{key_id}", ok_missing=True)
 
-    def keys(self) -> list[dict]:
+    def keys(self) -> list[dict[str, Any]]:
         """Every auth key of the tailnet with its state (``invalid`` once used, revoked or expired)."""
         listed = self._call("GET", f"/tailnet/{self.s.tailnet}/keys")["keys"]
         return [self._call("GET", f"/tailnet/{self.s.tailnet}/keys/{k['id']}") for k in listed]
 
-    def devices(self) -> list[dict]:
-        return self._call("GET", f"/tailnet/{self.s.tailnet}/devices")["devices"]
+    def devices(self) -> list[Device]:
+        devices: list[Device] = self._call("GET", f"/tailnet/{self.s.tailnet}/devices")["devices"]
+        return devices
 
     def delete_device(self, device_id: str) -> None:
         self._call("DELETE", f"/device/{device_id}", ok_missing=True)
 
-    def devices_of(self, hostname: str, since: datetime, devices: list[dict] | None = None,
-                   until: datetime | None = None) -> list[dict]:
+    def devices_of(self, hostname: str, since: datetime, devices: list[Device] | None = None,
+                   until: datetime | None = None) -> list[Device]:
         """The devices a server enrolled: its hostname, every tag of ours, and created after the server was
         (and before ``until``: a roll's old host, whose replacement enrolled under the same hostname).
         ``devices``: the tailnet's list when the caller has it already (one request for many servers).
@@ -137,7 +154,7 @@ class Tailnet:
                 and set(self.s.tags) <= set(d.get("tags") or []) and _created(d) >= since - CLOCK_SLACK
                 and (until is None or _created(d) < until)]
 
-    def remove_devices_of(self, server, devices: list[dict] | None = None) -> list[dict]:
+    def remove_devices_of(self, server: BoundServer, devices: list[Device] | None = None) -> list[Device]:
         """Delete the devices ``server`` enrolled (``devices_of``); the ones deleted."""
         found = self.devices_of(hostname_of(server), server.created, devices)
         for device in found:
@@ -145,7 +162,7 @@ class Tailnet:
         return found
 
     def _call(self, method: str, path: str, data: bytes | None = None, content_type: str | None = None, *,
-              auth: bool = True, ok_missing: bool = False) -> dict:
+              auth: bool = True, ok_missing: bool = False) -> dict[str, Any]:
         if auth:
             self.authenticate()
         headers = {"Content-Type": content_type} if content_type else {}
@@ -166,10 +183,11 @@ class Tailnet:
         except (urllib.error.URLError, OSError) as exc:
             raise TailnetError(f"{self.s.what} cannot be reached ({getattr(exc, 'reason', exc)}); "
                                "check TAILSCALE_API_URL and the network, or pass --no-tailscale") from None
-        return json.loads(body) if body else {}
+        found: dict[str, Any] = json.loads(body) if body else {}
+        return found
 
 
-def enrol_over_ssh(conn, auth_key: str, hostname: str, tags: tuple[str, ...]) -> None:
+def enrol_over_ssh(conn: paramiko.SSHClient, auth_key: str, hostname: str, tags: tuple[str, ...]) -> None:
     """``tailscale up`` on a running host: the single-use key travels over the SSH channel into a root-only file
     (never a command line, which ``ps`` shows) and is removed whatever happens."""
     code, out, err = ssh.run(conn, f"umask 077 && mkdir -p /run/imagekit && cat > {AUTH_KEY_FILE} && "
@@ -180,13 +198,13 @@ def enrol_over_ssh(conn, auth_key: str, hostname: str, tags: tuple[str, ...]) ->
         raise TailnetError(f"tailscale up failed (exit {code}): {(out + err).strip()[-500:]}")
 
 
-def hostname_of(server) -> str:
+def hostname_of(server: BoundServer) -> str:
     """The Tailscale hostname a server enrols under: an agent's is its agent's name (``agent-id``), also while
     a roll's replacement still carries a temporary server name; anything else's is its server name."""
     return (server.labels or {}).get("agent-id") or server.name
 
 
-def _created(device: dict) -> datetime:
+def _created(device: Device) -> datetime:
     try:
         return datetime.fromisoformat(str(device.get("created", "")).replace("Z", "+00:00"))
     except ValueError:
@@ -200,7 +218,8 @@ def _message(exc: urllib.error.HTTPError) -> str:
         return exc.reason or ""
 
 
-def remove_devices(target: Target, servers: list, progress, api: Tailnet | None = None) -> list[str]:
+def remove_devices(target: Target, servers: list[BoundServer], progress: Callable[[str], None],
+                   api: Tailnet | None = None) -> list[str]:
     """Each server's own devices (``devices_of``), for deprovision, gc and a replaced half-made agent,
     through ``api`` when the caller is signed in already; without credentials it says so and removes nothing."""
     if not servers:
