@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def token_from(token_env: str | None = None, token_file: str | None = None) -> s
     return os.environ.get("HCLOUD_TOKEN") or os.environ.get("HETZNER_API_TOKEN") or None
 
 
-def resolve(announce=lambda msg: print(msg, file=sys.stderr), *, token_env: str | None = None,
+def resolve(announce: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr), *, token_env: str | None = None,
             token_file: str | None = None) -> Target:
     token = token_from(token_env, token_file)
     endpoint = settings.get("HCLOUD_ENDPOINT")

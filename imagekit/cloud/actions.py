@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from hcloud import APIException, Client
-from hcloud.actions import BoundAction
+from hcloud.actions import ActionError, BoundAction
 
 from ..errors import CloudError
 
@@ -27,10 +27,9 @@ def backoff() -> Iterator[float]:
         delay = min(MAX_POLL, delay * 1.5)
 
 
-def failure(what: str, action_id: int, error: dict | None) -> CloudError:
-    error = error or {}
-    return CloudError(f"{what} failed: {error.get('message', 'action ended in error')} "
-                      f"(action {action_id}, code {error.get('code')})")
+def failure(what: str, action_id: int, error: ActionError | None) -> CloudError:
+    message = error.get("message", "action ended in error") if error else "action ended in error"
+    return CloudError(f"{what} failed: {message} (action {action_id}, code {error.get('code') if error else None})")
 
 
 def wait(client: Client, action: BoundAction | int, timeout: float, what: str,
@@ -60,7 +59,7 @@ class ActionWatcher:
 
     def __init__(self, client: Client):
         self._client = client
-        self._status: dict[int, tuple[str, dict | None]] = {}
+        self._status: dict[int, tuple[str, ActionError | None]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -72,7 +71,7 @@ class ActionWatcher:
             self._status.setdefault(action_id, ("running", None))
         self._wake.set()
 
-    def status(self, action_id: int) -> tuple[str, dict | None]:
+    def status(self, action_id: int) -> tuple[str, ActionError | None]:
         """(``running`` | ``success`` | ``error``, the action's error object or None)."""
         with self._lock:
             return self._status.get(action_id, ("running", None))

@@ -6,10 +6,15 @@ conflicts and gateway errors), and every API error an operator sees is worded he
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import requests
 from hcloud import APIException, Client
 
+from ..errors import CloudError
 from ..target import Target
+
+T = TypeVar("T")
 
 MANAGED = {"managed-by": "imagekit"}
 HTTP_TIMEOUT = 30
@@ -28,6 +33,14 @@ def selector(**extra: str) -> str:
     return ",".join(f"{k}={v}" for k, v in labels(**extra).items())
 
 
+def known(value: T | None, what: str) -> T:
+    """A field every answer of the API carries, which hcloud's models type as optional (a model may also stand for
+    a resource not loaded yet): the value, or a CloudError naming what the answer lacked."""
+    if value is None:
+        raise CloudError(f"the cloud's answer lacks {what}: is HCLOUD_ENDPOINT a Hetzner Cloud API?")
+    return value
+
+
 def explain(exc: BaseException, client: Client | None = None) -> str:
     """An API or connection error as advice; other errors as they are."""
     if isinstance(exc, requests.RequestException):
@@ -41,7 +54,7 @@ def explain(exc: BaseException, client: Client | None = None) -> str:
         return "the API token was rejected (401): check HCLOUD_TOKEN / HETZNER_API_TOKEN"
     if code == "resource_unavailable" and client is not None:
         try:
-            names = ", ".join(loc.name for loc in client.locations.get_all())
+            names = ", ".join(str(loc.name) for loc in client.locations.get_all())
         except (APIException, requests.RequestException):
             names = "see `hcloud location list`"
         return f"{message}: try another location with --location (locations: {names})"

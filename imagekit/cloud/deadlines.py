@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from hcloud import Client
 from hcloud.servers import BoundServer
 
 from .. import settings
+
+
+class Labelled(Protocol):
+    """A resource with labels (a server, an SSH key)."""
+
+    @property
+    def labels(self) -> dict[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class DeadlineLabel:
     def label(self, deadline: float) -> dict[str, str]:
         return {self.key: str(int(deadline))}
 
-    def of(self, resource: Any) -> float | None:
+    def of(self, resource: Labelled) -> float | None:
         """When the run gives up on ``resource``; None without the label (0 when it is garbled)."""
         value = (resource.labels or {}).get(self.key)
         if value is None:
@@ -38,6 +45,6 @@ class DeadlineLabel:
         """The server with the label taken off (the last step of a run that got all the way); the updated server."""
         return client.servers.update(server, labels={k: v for k, v in (server.labels or {}).items() if k != self.key})
 
-    def passed(self, resource: Any, now: float | None = None) -> bool:
+    def passed(self, resource: Labelled, now: float | None = None) -> bool:
         until = self.of(resource)
         return until is not None and (time.time() if now is None else now) > until + self.slack

@@ -16,15 +16,15 @@ from hcloud.server_types import BoundServerType
 from hcloud.ssh_keys import BoundSSHKey
 
 from ..errors import CloudError
-from .api import selector
+from .api import known, selector
 
 
-def server_type(client: Client, name: str, warn=lambda msg: None) -> BoundServerType:
+def server_type(client: Client, name: str, warn: Callable[[str], None] = lambda msg: None) -> BoundServerType:
     """The first request of most commands: it also checks the token."""
     found = client.server_types.get_by_name(name)
     if found is None:
         raise CloudError(f"server type '{name}' does not exist; choose one of: "
-                         + ", ".join(t.name for t in client.server_types.get_all()))
+                         + ", ".join(str(t.name) for t in client.server_types.get_all()))
     if any(loc.deprecation for loc in found.locations or []):
         warn(f"warning: server type {found.name} is deprecated; pick a current one with --server-type")
     return found
@@ -38,13 +38,14 @@ def locations(client: Client, spec: str | None) -> list[BoundLocation | None]:
         return [None]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise CloudError(f"--location names {', '.join(dupes)} twice: list each location once")
-    known = {loc.name: loc for loc in client.locations.get_all()}
-    if unknown := [n for n in names if n not in known]:
-        raise CloudError(f"location '{unknown[0]}' does not exist; choose from: {', '.join(known)}")
-    return [known[n] for n in names]
+    found = {known(loc.name, "a location's name"): loc for loc in client.locations.get_all()}
+    if unknown := [n for n in names if n not in found]:
+        raise CloudError(f"location '{unknown[0]}' does not exist; choose from: {', '.join(found)}")
+    return [found[n] for n in names]
 
 
-def base_image(client: Client, name: str, architecture: str, warn=lambda msg: None) -> BoundImage:
+def base_image(client: Client, name: str, architecture: str, warn: Callable[[str], None] = lambda msg: None
+               ) -> BoundImage:
     found = client.images.get_by_name_and_architecture(name, architecture)
     if found is None:
         raise CloudError(f"base image '{name}' ({architecture}) does not exist; "

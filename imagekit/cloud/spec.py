@@ -21,6 +21,7 @@ from hcloud.servers import ServerCreatePublicNetwork
 from hcloud.ssh_keys import BoundSSHKey
 
 from . import lookups
+from .api import known
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ServerSpec:
 
     @property
     def architecture(self) -> str:
-        return self.server_type.architecture
+        return known(self.server_type.architecture, f"server type {self.server_type.name}'s architecture")
 
     def create_arguments(self, location: BoundLocation | None) -> dict[str, Any]:
         """The SDK's ``servers.create`` arguments in ``location`` (name and labels apart); options left at their
@@ -63,4 +64,6 @@ def resolve(client: Client, *, server_type: str, location: str | None, image: Ca
     profile, ...) for the type's architecture; ``fields`` set the spec's other fields."""
     found = lookups.server_type(client, server_type, warn)
     locations = tuple(lookups.locations(client, location))
-    return ServerSpec(server_type=found, locations=locations, image=image(found.architecture), **fields)
+    return ServerSpec(server_type=found, locations=locations, image=image(known(found.architecture, f"server type "
+                                                                                   f"{server_type}'s architecture")),
+                      **fields)

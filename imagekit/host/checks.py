@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..data import path as data_path
 from ..errors import HostError
@@ -22,7 +23,7 @@ class ChecksFailed(HostError):
     pass
 
 
-def run_checks(ip: str, key: KeyPair, expect: dict, *, clone: bool, suites: tuple[str, ...] = IMAGE) -> None:
+def run_checks(ip: str, key: KeyPair, expect: dict[str, Any], *, clone: bool, suites: tuple[str, ...] = IMAGE) -> None:
     """Raise ChecksFailed listing the failing checks; the key lives in a 0600 file of a temp dir only."""
     checks = data_path("checks")
     with tempfile.TemporaryDirectory(prefix="imagekit-checks-") as tmp:

@@ -15,7 +15,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
 import yaml
@@ -24,6 +24,9 @@ from invoke.exceptions import CommandTimedOut
 from .. import profiles
 from ..data import playbooks_dir
 from ..errors import ImagekitError
+
+if TYPE_CHECKING:
+    from fabric import Connection
 
 STEP_TIMEOUT = 1800.0
 GUARD_TIMEOUT = 120.0
@@ -59,7 +62,7 @@ class Operation:
 class Playbook:
     name: str
     steps: list[Operation]
-    expect: dict
+    expect: dict[str, Any]  # what the checks expect of a host of the profile (free-form: the playbook's data)
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,7 +74,7 @@ class StepResult:
     output: str
 
 
-def load(profile: str, variables: dict, root: Path | None = None) -> Playbook:
+def load(profile: str, variables: dict[str, Any], root: Path | None = None) -> Playbook:
     """Render ``<profile>.yml`` with ``variables`` over the data of its OS and package-source files."""
     root = Path(root or playbooks_dir())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
@@ -99,7 +102,8 @@ def load(profile: str, variables: dict, root: Path | None = None) -> Playbook:
 
 def run(playbook: Playbook, runner: Runner, progress: Callable[[str], None] | None = None) -> list[StepResult]:
     """Apply every step in order; the first failing step raises PlaybookError."""
-    host, results = _Host(runner, playbook.environment), []
+    host = _Host(runner, playbook.environment)
+    results: list[StepResult] = []
     for step in playbook.steps:
         start = time.monotonic()
         try:
@@ -112,7 +116,7 @@ def run(playbook: Playbook, runner: Runner, progress: Callable[[str], None] | No
     return results
 
 
-def fabric_runner(conn) -> Runner:
+def fabric_runner(conn: Connection) -> Runner:
     """Run playbook commands over a fabric Connection, as its user (root on builders)."""
 
     def runner(cmd: str, timeout: float) -> tuple[int, str]:
@@ -125,14 +129,14 @@ def fabric_runner(conn) -> Runner:
     return runner
 
 
-def _choose(root: Path, folder: str, name: object, what: str) -> str:
+def _choose(root: Path, folder: str, name: str | None, what: str) -> str:
     valid = sorted(p.stem for p in (root / folder).glob("*.yml"))
     if name not in valid:
         raise PlaybookError(f"unknown {what} {name!r}; valid: {', '.join(valid) or f'none in {root / folder}'}")
     return f"{folder}/{name}.yml" if folder else f"{name}.yml"
 
 
-def _render(env: jinja2.Environment, template: str, context: dict) -> dict:
+def _render(env: jinja2.Environment, template: str, context: dict[str, Any]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(env.get_template(template).render(context))
     except jinja2.TemplateError as exc:
@@ -144,7 +148,8 @@ def _render(env: jinja2.Environment, template: str, context: dict) -> dict:
     return data
 
 
-def _step(raw: object, where: str) -> Operation:
+def _step(raw: Any, where: str) -> Operation:
+    """A step as the YAML has it (any value: checked here)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise PlaybookError(f"{where}: every step needs a `name:`; got {raw!r}")
     name = raw["name"]
@@ -190,10 +195,11 @@ class _Host:
 
 def _apply(step: Operation, host: _Host) -> tuple[bool, str]:
     if step.file is not None:
-        if not _file_differs(step, host):
+        if not _file_differs(step, step.file, host):
             return False, ""
-        output = host.must(_write_file(step), step.timeout, step.name)
+        output = host.must(_write_file(step, step.file), step.timeout, step.name)
     else:
+        assert step.run is not None, "load() gives every step one of run: and file:"
         if step.creates and host.sh(f"test -e {shlex.quote(step.creates)}")[0] == 0:
             return False, ""
         if step.unless and host.sh(step.unless)[0] == 0:
@@ -204,17 +210,17 @@ def _apply(step: Operation, host: _Host) -> tuple[bool, str]:
     return True, output
 
 
-def _file_differs(step: Operation, host: _Host) -> bool:
-    path = shlex.quote(step.file)
+def _file_differs(step: Operation, file: str, host: _Host) -> bool:
+    path = shlex.quote(file)
     code, out = host.sh(f"stat -c '%a %U %G' {path} && sha256sum {path}")
     want = [f"{int(step.mode, 8):o}", step.owner, step.group or step.owner,
             hashlib.sha256(step.content.encode()).hexdigest()]
     return code != 0 or out.split()[:4] != want
 
 
-def _write_file(step: Operation) -> str:
+def _write_file(step: Operation, file: str) -> str:
     """Write via a temporary file and rename, so a reader never sees half a file."""
-    path = shlex.quote(step.file)
+    path = shlex.quote(file)
     payload = base64.b64encode(step.content.encode()).decode()
     return "\n".join([
         f'mkdir -p "$(dirname {path})"',

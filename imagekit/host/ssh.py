@@ -6,11 +6,15 @@ import io
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import paramiko
 
 from ..errors import HostError
 from .keys import KeyPair
+
+if TYPE_CHECKING:
+    from fabric import Connection
 
 # paramiko logs every refused connection while a server boots; waiting is our job, not noise.
 logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -75,7 +79,7 @@ def must(client: paramiko.SSHClient, command: str, what: str, *, stdin: bytes | 
     return out
 
 
-def fabric_connection(host: str, key: KeyPair, *, user: str = "root"):
+def fabric_connection(host: str, key: KeyPair, *, user: str = "root") -> Connection:
     """A Fabric Connection for playbooks: our key only, no agent, no ~/.ssh lookups."""
     from fabric import Connection
 
