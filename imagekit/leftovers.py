@@ -20,7 +20,7 @@ GC_ROLES = ("builder", "provision", "agent", "job", "pool")  # what `invoke gc` 
 class Leftover:
     kind: str  # server, ssh key, snapshot, firewall, tailscale key, tailscale devices, ...
     id: int | str | None
-    name: str
+    name: str | None
     error: str
     remove: str  # the command that removes it
     gc: bool = False  # `invoke gc` sweeps it too (once its run's deadline has passed)
@@ -79,7 +79,7 @@ def record(leftover: Leftover) -> None:
 
 
 @contextlib.contextmanager
-def removing(kind: str, ident: int | str | None, name: str, remove: str, labels: dict[str, str] | None = None
+def removing(kind: str, ident: int | str | None, name: str | None, remove: str, labels: dict[str, str] | None = None
              ) -> Iterator[None]:
     """A deletion; when it fails, a ``LeftoverError`` naming what is left and the command that removes it
     (``labels``: the resource's, which say whether `invoke gc` sweeps it)."""

@@ -4,7 +4,7 @@ hosts of the profile sit behind it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from hcloud import APIException, Client
 from hcloud.firewalls import BoundFirewall, FirewallRule
@@ -24,8 +24,9 @@ def profile_firewall(client: Client, profile: Profile) -> tuple[BoundFirewall, b
     rules = [FirewallRule(direction="in", protocol=rule.protocol, port=rule.port, source_ips=["0.0.0.0/0", "::/0"],
                           description=rule.description) for rule in profile.firewall]
     try:
-        return client.firewalls.create(name=name, rules=rules,
-                                       labels=api.labels(role="firewall", profile=profile.name)).firewall, True
+        return client.firewalls.create(name=name, rules=rules,  # hcloud types labels as str, documents a dict
+                                       labels=api.labels(role="firewall", profile=profile.name),  # type: ignore[arg-type]
+                                       ).firewall, True
     except APIException as exc:
         if exc.code != "uniqueness_error":
             raise
@@ -36,19 +37,37 @@ def profile_firewall(client: Client, profile: Profile) -> tuple[BoundFirewall, b
     return firewall, False
 
 
+class FirewallHolder(Protocol):
+    """What the firewall's step works on: a provisioning run."""
+
+    firewall: BoundFirewall | None
+    firewall_created: bool
+    failed: bool
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def todo(self) -> list[str]: ...
+
+
 class ProfileFirewall:
     """The run's profile firewall, made or found when the run makes servers (``todo``); one this run made goes
     again when no server is left on it."""
 
     name = "firewall"
 
-    def run(self, r: Any) -> None:
+    def run(self, r: FirewallHolder) -> None:
         if r.todo:
             r.firewall, r.firewall_created = profile_firewall(r.client, r.profile)
 
-    def cleanup(self, r: Any) -> None:
+    def cleanup(self, r: FirewallHolder) -> None:
         # A firewall this run made is kept for the next runs, unless no server of this run is left on it.
         fw = r.firewall
-        if r.firewall_created and not r.client.firewalls.get_by_id(fw.id).applied_to:
+        if fw is not None and r.firewall_created and \
+                not r.client.firewalls.get_by_id(api.known(fw.id, "the firewall's id")).applied_to:
             with removing("firewall", fw.id, fw.name, f"hcloud firewall delete {fw.id}"):
                 r.client.firewalls.delete(fw)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
-from ..host.keys import new_ed25519, save_private
+from hcloud import Client
+from hcloud.ssh_keys import BoundSSHKey
+
+from ..host.keys import KeyPair, new_ed25519, save_private
 from ..leftovers import removing
 
 
@@ -19,17 +23,40 @@ def keys_dir() -> Path:
     return Path(state) / "imagekit" / "keys"
 
 
+class KeyHolder(Protocol):
+    """What the temporary key's step works on: a host's job, or a provisioning run (one key for its agents)."""
+
+    keypair: KeyPair | None
+    key_file: Path | None
+    ssh_key: BoundSSHKey | None
+    failed: bool
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def resource_name(self) -> str: ...
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+    @property
+    def keep_on_failure(self) -> bool: ...
+
+    def keep(self) -> bool: ...
+
+
 class TemporaryKey:
     name = "temporary SSH key"
 
-    def run(self, s) -> None:
+    def run(self, s: KeyHolder) -> None:
         s.keypair = new_ed25519(s.resource_name)
         if s.keep_on_failure:
             s.key_file = save_private(s.keypair, keys_dir() / s.resource_name)
         s.ssh_key = s.client.ssh_keys.create(name=s.resource_name, public_key=s.keypair.public_openssh,
                                              labels=s.labels)
 
-    def cleanup(self, s) -> None:
+    def cleanup(self, s: KeyHolder) -> None:
         if s.keep():
             return
         if s.ssh_key is not None:

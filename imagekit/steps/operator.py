@@ -8,7 +8,7 @@ from hcloud import Client
 from hcloud.ssh_keys import BoundSSHKey
 
 from .. import settings
-from ..cloud import lookups
+from ..cloud import api, lookups
 from ..errors import InputError
 from ..host.keys import KeyPair, load_ed25519
 
@@ -29,7 +29,8 @@ def own_key(path: str, operator_key: BoundSSHKey | None) -> KeyPair:
 
 
 def matching(pair: KeyPair, operator_key: BoundSSHKey | None, what: str) -> KeyPair:
-    if operator_key is None or operator_key.public_key.split()[1] != pair.public_openssh.split()[1]:
+    if operator_key is None or \
+            api.known(operator_key.public_key, "the SSH key's public key").split()[1] != pair.public_openssh.split()[1]:
         raise InputError(f"{what} is not the private half of HETZNER_SSH_KEY_ID: set HETZNER_SSH_KEY_ID to the "
                          "Hetzner key made from its public key")
     return pair

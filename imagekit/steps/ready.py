@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from ..errors import HostError
 from ..host import probe, ssh
+from .job import HostJob
 
 
 class WaitSSH:
     name = "ssh"
 
-    def run(self, s) -> None:
+    def run(self, s: HostJob) -> None:
+        assert s.ip is not None and s.keypair is not None, "WaitSSH follows the boot, with the job's key"
         s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=lambda: s.check(f"SSH to {s.ip}"))
         s.event("ssh")
 
-    def cleanup(self, s) -> None:
+    def cleanup(self, s: HostJob) -> None:
         if s.conn is not None:
             s.conn.close()
             s.conn = None
@@ -26,7 +28,8 @@ WAIT_ROUND = 2.0  # seconds the host waits for cloud-init per SSH command: how s
 class WaitCloudInit:
     name = "cloud-init"
 
-    def run(self, s) -> None:
+    def run(self, s: HostJob) -> None:
+        assert s.conn is not None, "WaitCloudInit follows WaitSSH"
         while (status := probe.cloud_init(s.conn, wait=min(WAIT_ROUND, s.remaining()))) not in FINISHED:
             s.check("cloud-init")
         if status != "done":

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from hcloud import APIException, Client
 from hcloud.actions import BoundAction
+from hcloud.locations import BoundLocation
 from hcloud.servers import BoundServer
 
 from ..cloud import actions, api
@@ -53,6 +55,7 @@ class CreateServer:
 def remove(s: HostJob, what: str) -> None:
     """The job's server deleted (a failed deletion is a leftover, with the command that removes it)."""
     server = s.server
+    assert server is not None, "remove() follows the step that made the server"
     with removing("server", server.id, server.name, f"hcloud server delete {server.id}", server.labels):
         delete(s.client, server, f"deleting {what} {server.id}")
     s.event("deleted", f"{what} {server.id}")
@@ -86,17 +89,24 @@ def create(client: Client, name: str, spec: ServerSpec,
     any location boots them)."""
     tried = spec.locations
     for location, following in zip(tried, [*tried[1:], None], strict=True):
-        labels = {**spec.labels, **({"location": location.name} if len(tried) > 1 else {})}
+        labels = {**spec.labels, **({"location": _name(location)} if len(tried) > 1 else {})}
         try:
             return _create(client, name, labels, spec.create_arguments(location))
         except APIException as exc:
             if exc.code != "resource_unavailable" or following is None:
                 raise
-            failover(location.name, following.name)
+            failover(_name(location), _name(following))
     raise AssertionError("a spec has at least one location (None: the API's choice)")
 
 
-def _create(client: Client, name: str, labels: dict[str, str], args: dict) -> tuple[BoundServer, BoundAction]:
+def _name(location: BoundLocation | None) -> str:
+    """The name of a location to try: with more than one, each is a location (None, the API's choice, is alone)."""
+    assert location is not None, "None (the API's choice) is a spec's only location"
+    return api.known(location.name, "a location's name")
+
+
+def _create(client: Client, name: str, labels: dict[str, str], args: dict[str, Any]
+            ) -> tuple[BoundServer, BoundAction]:
     """A create the SDK sent again after a lost answer (a timeout, a 502/504) meets the server its first try
     made (uniqueness_error on the name): that one is adopted when it carries every label asked for, so it is
     not orphaned; a server of anyone else is an error."""
