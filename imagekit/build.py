@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+import paramiko
 from hcloud.images import BoundImage
 
 from . import build_inputs, events, settings
@@ -22,7 +25,7 @@ from .data import path as data_path
 from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
 from .leftovers import removing
-from .pipeline import run_steps
+from .pipeline import Step, run_steps
 from .steps.install import playbook_variables, source_revision
 from .steps.job import HostJob
 from .steps.key import TemporaryKey
@@ -50,19 +53,19 @@ class BuildOptions:
     parent: str | None = None  # --from: `latest` or a snapshot id of the profile the builder starts from
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BuildJob(HostJob):  # the spec's image: the base image, the parent snapshot, or the snapshot being verified
-    target: Target | None = None
+    target: Target
     options: BuildOptions = field(default_factory=BuildOptions)
     build_id: str = ""
     snapshot: BoundImage | None = None
     description: str = ""
-    playbook: playbook.Playbook | None = None
+    playbook: playbook.Playbook | None = None  # set with the inputs (check_inputs), before any step
     inputs_hash: str = ""
     parent: BoundImage | None = None  # an incremental build's starting snapshot
     size_before_clean: int | None = None
     size_after_clean: int | None = None
-    versions: dict = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
     stream: events.Events = field(default_factory=events.Events)
 
     def event(self, what: str, detail: str = "") -> None:
@@ -84,16 +87,16 @@ def check_inputs(job: BuildJob) -> None:
                             else lookups.base_image(c, o.base_image, arch, job.progress))
     if o.parent:
         job.parent = job.spec.image
-        if (base := job.parent.labels.get("base-image")) != o.base_image:
+        if (base := (job.parent.labels or {}).get("base-image")) != o.base_image:
             raise InputError(f"snapshot {job.parent.id} was built on {base}, not {o.base_image}: pass --base-image "
                              f"{base}, or build from scratch without --from")
     job.description = o.name.format(profile=o.profile, build_id=job.build_id)
-    if any(i.description == job.description for i in c.images.get_all(type="snapshot")):
+    if any(i.description == job.description for i in c.images.get_all(type=["snapshot"])):
         raise CloudError(f"a snapshot named '{job.description}' exists already; pick another --name")
     variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id,
                                    grown=job.parent is not None)
     job.playbook = playbook.load(o.profile, variables)
-    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, job.spec.image.id)
+    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, api.known(job.spec.image.id, "the image's id"))
     if ident := settings.get("HETZNER_SSH_KEY_ID"):  # the operator's way into a kept builder
         job.spec = replace(job.spec, ssh_keys=(lookups.ssh_key(c, ident),))
 
@@ -102,6 +105,7 @@ class RunPlaybooks:
     name = "playbooks"
 
     def run(self, s: BuildJob) -> None:
+        assert s.ip is not None and s.keypair is not None and s.playbook is not None
         with ssh.fabric_connection(s.ip, s.keypair) as conn:
             playbook.run(s.playbook, playbook.fabric_runner(conn), progress=s.progress)
 
@@ -114,6 +118,7 @@ class RunChecks:
         self.name = "checks on the clone (testinfra)" if clone else "checks (testinfra)"
 
     def run(self, s: BuildJob) -> None:
+        assert s.ip is not None and s.keypair is not None and s.playbook is not None
         checks.run_checks(s.ip, s.keypair, s.playbook.expect, clone=self.clone)
 
 
@@ -121,6 +126,7 @@ class CleanImage:
     name = "clean image"
 
     def run(self, s: BuildJob) -> None:
+        assert s.conn is not None and s.playbook is not None
         s.size_before_clean = _disk_used(s.conn)
         code, out, _ = ssh.run(s.conn, f"cat {s.playbook.expect['host']['manifest']}")
         s.versions = json.loads(out).get("versions", {}) if code == 0 else {}
@@ -132,7 +138,7 @@ class CleanImage:
         s.conn = None
 
 
-def _disk_used(conn) -> int:
+def _disk_used(conn: paramiko.SSHClient) -> int:
     """Bytes in the root file system (du, not df: on the local cloud df shows the whole pool)."""
     code, out, _ = ssh.run(conn, "du -sxb / 2>/dev/null | cut -f1")
     return int(out.strip()) if code == 0 and out.strip().isdigit() else 0
@@ -142,6 +148,7 @@ class ShutDown:
     name = "shut down"
 
     def run(self, s: BuildJob) -> None:
+        assert s.server is not None
         actions.wait(s.client, s.server.shutdown(), 120, "shutting down the builder")
         deadline = time.monotonic() + SHUTDOWN_GRACE
         while time.monotonic() < deadline:  # shutdown finishes before the server is off
@@ -157,6 +164,7 @@ class Snapshot:
     name = "snapshot"
 
     def run(self, s: BuildJob) -> None:
+        assert s.server is not None
         o = s.options
         labels = api.labels(profile=o.profile, **{
             "build-id": s.build_id, "source-revision": source_revision(), "base-image": o.base_image,
@@ -165,7 +173,7 @@ class Snapshot:
         resp = s.server.create_image(type="snapshot", description=s.description, labels=labels)
         s.snapshot = resp.image
         actions.wait(s.client, resp.action, SNAPSHOT_TIMEOUT, "creating the snapshot")
-        s.snapshot = s.client.images.get_by_id(resp.image.id)
+        s.snapshot = s.client.images.get_by_id(api.known(resp.image.id, "the snapshot's id"))
 
     def cleanup(self, s: BuildJob) -> None:
         if s.failed and s.snapshot is not None:
@@ -173,7 +181,7 @@ class Snapshot:
                 s.client.images.delete(s.snapshot)
 
 
-def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
+def build_snapshot(target: Target, options: BuildOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     client = api.connect(target)
     build_id = new_build_id()
     job = BuildJob(client=client, progress=progress, resource_name=f"imagekit-build-{build_id}",
@@ -189,31 +197,33 @@ def build_snapshot(target: Target, options: BuildOptions, progress) -> dict:
         ev.outcome = f"succeeded: {'reused ' if found else ''}snapshot {image.id}"
     requests_after = api.requests_served(target)
     return {
-        "api_requests": requests_after - requests_before if requests_before is not None else None,
+        "api_requests": requests_after - requests_before if requests_before is not None and requests_after is not None
+        else None,
         "snapshot_id": image.id, "description": image.description, "labels": image.labels,
         "image_size_gb": image.image_size, "inputs_hash": job.inputs_hash,
         "parent_snapshot_id": job.parent.id if job.parent else None, **result,
     }
 
 
-def _build(job: BuildJob, reporter) -> tuple[BoundImage, dict]:
+def _build(job: BuildJob, reporter: events.StepEvents) -> tuple[BoundImage, dict[str, Any]]:
     o = job.options
     start = f"snapshot {job.parent.id} (grown: upgraded, playbooks re-run)" if job.parent else f"base {o.base_image}"
     job.progress(f"build {job.build_id}: profile {o.profile}, {start}, type {o.server_type}, "
                  f"on the {job.target.describe()}")
-    steps = [TemporaryKey(), CreateServer("builder server"), Boot("builder server"), WaitSSH(), WaitCloudInit(),
-             RunPlaybooks(), RunChecks(), CleanImage(), ShutDown(), Snapshot()]
+    steps: list[Step[BuildJob]] = [TemporaryKey(), CreateServer("builder server"), Boot("builder server"), WaitSSH(),
+                                   WaitCloudInit(), RunPlaybooks(), RunChecks(), CleanImage(), ShutDown(), Snapshot()]
     durations = run_steps(steps, job, job.progress, reporter)
+    assert job.snapshot is not None and job.playbook is not None
     return job.snapshot, {
         "reused": False, "disk_used_before_clean": job.size_before_clean,
         "disk_used_after_clean": job.size_after_clean, "build_id": job.build_id, "durations": durations,
         "seconds": round(sum(durations.values()), 2), "expect": job.playbook.expect, "versions": job.versions}
 
 
-def _reuse(job: BuildJob, image: BoundImage, age: float) -> tuple[BoundImage, dict]:
+def _reuse(job: BuildJob, image: BoundImage, age: float) -> tuple[BoundImage, dict[str, Any]]:
     """A build that finds its snapshot made already: nothing is created, the result says so."""
     age_text = f"{age:.1f} days" if age >= 1 else f"{age * 24:.1f} hours"
     job.progress(f"reusing snapshot {image.id} ({image.description}): built from the same inputs {age_text} ago, "
                  f"within --max-age {job.options.max_age:g} days; nothing is built (--force builds anyway)")
-    return image, {"reused": True, "age_days": round(age, 3), "build_id": image.labels.get("build-id"),
+    return image, {"reused": True, "age_days": round(age, 3), "build_id": (image.labels or {}).get("build-id"),
                    "durations": {}, "seconds": 0}

@@ -24,11 +24,12 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from importlib import metadata
+from typing import Any
 
 from hcloud import Client
 from hcloud.images import BoundImage
 
-from .cloud.api import selector
+from .cloud.api import known, selector
 from .data import path as data_path
 from .host import playbook
 
@@ -37,7 +38,7 @@ PER_BUILD = ("build_id", "built_at", "source_revision")  # playbook variables no
 HASH_CHARS = 40  # of the sha256 hex digest: a label value holds at most 63 characters
 
 
-def inputs_hash(profile: str, variables: dict, base_image_id: int) -> str:
+def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int) -> str:
     """The digest of a build's inputs; ``variables`` as the build renders its playbooks with."""
     fixed = {**variables, **{name: f"<{name}>" for name in PER_BUILD}}
     checks = data_path("checks")
@@ -62,7 +63,7 @@ def reusable_snapshot(client: Client, profile: str, digest: str,
                                   label_selector=selector(profile=profile, **{LABEL: digest}))
     now = datetime.now(timezone.utc)
     for image in snaps:
-        age = (now - image.created).total_seconds() / 86400
+        age = (now - known(image.created, "the snapshot's creation time")).total_seconds() / 86400
         if image.status == "available" and age < max_age_days:
             return image, age
     return None

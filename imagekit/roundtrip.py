@@ -15,7 +15,7 @@ from typing import Any
 from .cloud import api, lookups, spec
 from .errors import HostError
 from .host import probe
-from .pipeline import run_steps
+from .pipeline import Step, run_steps
 from .steps.job import HostJob
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
@@ -32,6 +32,7 @@ class UserDataRan:
         self.run_id = run_id
 
     def run(self, s: HostJob) -> None:
+        assert s.conn is not None and s.server is not None
         code, out = probe.sh(s.conn, f"cat {MARKER}")
         if code != 0 or self.run_id not in out:
             raise HostError(f"cloud-init did not run the user data on server {s.server.id}: {out[-500:]}")
@@ -48,7 +49,8 @@ def roundtrip(target: Target, *, server_type: str = "cx23", image: str = "debian
     job = HostJob(client=client, progress=progress, resource_name=f"imagekit-roundtrip-{run_id}", labels=labels,
                   spec=server, timeout=300)
     t0 = time.monotonic()
-    steps = [TemporaryKey(), CreateServer(), Boot(), WaitSSH(), WaitCloudInit(), UserDataRan(run_id)]
+    steps: list[Step[HostJob]] = [TemporaryKey(), CreateServer(), Boot(), WaitSSH(), WaitCloudInit(),
+                                  UserDataRan(run_id)]
     durations = run_steps(steps, job, progress)
     seconds, elapsed = {}, 0.0
     for done, key in ((("temporary SSH key", "server", "boot"), "running"), (("ssh",), "ssh"),

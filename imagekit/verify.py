@@ -9,7 +9,7 @@ from typing import Any
 from .build import BuildJob, BuildOptions, RunChecks, new_build_id
 from .cloud import api, lookups, spec
 from .host import playbook
-from .pipeline import run_steps
+from .pipeline import Step, run_steps
 from .steps.install import playbook_variables
 from .steps.key import TemporaryKey
 from .steps.ready import WaitCloudInit, WaitSSH
@@ -33,7 +33,7 @@ def verify_snapshot(target: Target, snapshot: str, server_type: str, progress: C
     job.playbook = playbook.load(options.profile, playbook_variables(options.profile, options.base_image, None,
                                                                      target.local, run_id))
     progress(f"verifying snapshot {image.id} ({image.description}) on the {target.describe()}")
-    steps = [TemporaryKey(), CreateServer("throw-away server"), Boot("throw-away server"), WaitSSH(),
-             WaitCloudInit(), RunChecks(clone=True)]
+    steps: list[Step[BuildJob]] = [TemporaryKey(), CreateServer("throw-away server"), Boot("throw-away server"),
+                                   WaitSSH(), WaitCloudInit(), RunChecks(clone=True)]
     durations = run_steps(steps, job, progress)
     return {"snapshot_id": image.id, "ok": True, "durations": durations}
