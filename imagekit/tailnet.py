@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict, overload
 
 import paramiko
 from hcloud.servers import BoundServer
@@ -75,6 +75,14 @@ def tags() -> tuple[str, ...]:
         raise TailnetError("TAILSCALE_TAGS must be a comma-separated list of tags like 'tag:agents'; "
                            f"got {bad or '[]'}")
     return found
+
+
+@overload
+def credentials(target: Target, *, required: Literal[True] = ...) -> Credentials: ...
+
+
+@overload
+def credentials(target: Target, *, required: bool) -> Credentials | None: ...
 
 
 def credentials(target: Target, *, required: bool = True) -> Credentials | None:

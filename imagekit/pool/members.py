@@ -33,7 +33,7 @@ def image_id(server) -> int | None:
     return server.image.id if server.image is not None else None
 
 
-def claimable_host(server, image_id_: int, key_id: int) -> bool:
+def claimable_host(server: BoundServer, image_id_: int | None, key_id: int | None) -> bool:
     """Ready, from image ``image_id_``, and reached by the key ``key_id``."""
     return ready(server) and image_id(server) == image_id_ and (server.labels or {}).get(KEY_LABEL) == str(key_id)
 

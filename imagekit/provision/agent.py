@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from .. import agentid, secretfile, tailnet
 from .. import events as live
@@ -22,7 +21,7 @@ from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import Boot, CreateServer
 from . import halfmade, userdata
 from .plan import ProvisionPlan
-from .state import Run
+from .state import AgentResult, Run
 
 AGENT_START_GRACE = 60
 AGENT_STABLE = 0.5  # seconds the agent's process must have lived to count as running
@@ -87,6 +86,7 @@ class Enrolled:
     def run(self, a: Agent) -> None:
         if a.plan.tailnet is None:
             return
+        assert a.conn is not None, "Enrolled follows WaitSSH"
         running, status = probe.tailscale_running(a.conn)
         if not running:
             raise HostError(f"Tailscale did not enrol on {a.ip}: {status}")
@@ -100,6 +100,7 @@ class FullInstall:
 
     def run(self, a: Agent) -> None:
         p = a.plan
+        assert a.ip is not None and a.keypair is not None, "FullInstall follows WaitSSH"
         install_profile(a.ip, a.keypair, p.profile.name, p.options.base_image, p.target.local,
                         f"fallback-{p.deployment}", lambda line: a.progress(f"[{a.resource_name}] {line}"))
         a.event("installed")
@@ -114,6 +115,7 @@ class ConfigureOverSSH:
 
     def run(self, a: Agent) -> None:
         p = a.plan
+        assert a.conn is not None, "ConfigureOverSSH follows WaitSSH"
         if p.secrets:
             secretfile.install(a.conn, p.profile.secrets_file, p.secrets, owner=p.profile.user)
         if p.mode != "fallback" and not p.secrets:
@@ -131,14 +133,16 @@ class AgentRunning:
 
     def run(self, a: Agent) -> None:
         service = a.plan.profile.service
+        assert a.conn is not None, "AgentRunning follows WaitSSH (or a claim)"
         probe.wait_running(a.conn, service, grace=AGENT_START_GRACE, stable=AGENT_STABLE,
                            check=lambda: a.check(f"the {service} service"))
         if a.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
+            assert a.keypair is not None, "the run's key is the job's key pair"
             body = a.keypair.public_openssh.split()[1]
             probe.sh(a.conn, f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
 
 
-def provision_agent(r: Run, agent_id: str) -> dict[str, Any]:
+def provision_agent(r: Run, agent_id: str) -> AgentResult:
     p = r.plan
     name = agentid.server_name(agent_id)
     # Labelled half-made until ready when provision waits; without waiting nobody would take the label off.
@@ -148,9 +152,10 @@ def provision_agent(r: Run, agent_id: str) -> dict[str, Any]:
               spec=replace(p.spec, labels=p.agent_labels(name, **until),
                            firewalls=(r.firewall,) if r.firewall else ()))
     if r.pool is not None and p.mode == "snapshot" and not r.replace.get(name):
+        assert r.keypair is not None, "a run with a pool holds the operator's key (find_pool)"
         a.reservation = claim.reserve(r.pool, r.keypair, claim.token(p.deployment, agent_id),
                                       lambda line: r.progress(f"[{name}] {line}"))
-    steps: list[Step]
+    steps: list[Step[Agent]]
     if a.reservation is not None:  # a warm host: configured over SSH, no server to create or boot
         steps = [AuthKey(), claim.TakePoolHost(), claim.ConfigureClaimed(), AgentRunning(), halfmade.MarkReady()]
     else:
@@ -162,8 +167,8 @@ def provision_agent(r: Run, agent_id: str) -> dict[str, Any]:
             steps += [FullInstall()] if p.mode == "fallback" else []
             steps += [ConfigureOverSSH(), AgentRunning(), halfmade.MarkReady()]
     mode = "pool" if a.reservation is not None else p.mode
-    result = {"agent_id": agent_id, "name": name, "mode": mode, "image": p.image.id, "server_id": None,
-              "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
+    result: AgentResult = {"agent_id": agent_id, "name": name, "mode": mode, "image": p.image.id, "server_id": None,
+                           "ipv4": None, "status": "failed", "seconds_to_ready": None, "error": None}
     try:
         run_steps(steps, a, lambda line: None, r.events.step_reporter(agent_id))
         result["status"] = "ready" if p.options.wait else "created"
@@ -174,5 +179,7 @@ def provision_agent(r: Run, agent_id: str) -> dict[str, Any]:
         r.progress(f"[{name}] failed: {exc}")
         r.events.emit("failed", agent=agent_id, detail=str(exc))
     kept = a.server is not None and not a.failed
-    result.update(server_id=a.server.id if kept else None, ipv4=a.ip if kept else None, events=a.events)
+    result["server_id"] = a.server.id if a.server is not None and kept else None
+    result["ipv4"] = a.ip if kept else None
+    result["events"] = a.events
     return result

@@ -7,13 +7,17 @@ server still labelled then is abandoned."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
+from hcloud import Client
 from hcloud.servers import BoundServer
 
 from .. import tailnet
 from ..cloud.deadlines import DeadlineLabel
 from ..cloud.servers import delete
+from ..steps.job import HostJob
+from .plan import ProvisionPlan
 
 HALF_MADE = DeadlineLabel("provisioning-until", default_slack=60)
 LABEL = HALF_MADE.key
@@ -24,7 +28,7 @@ deadline = HALF_MADE.of  # None for a ready agent
 abandoned = HALF_MADE.passed
 
 
-def busy(server) -> str | None:
+def busy(server: BoundServer) -> str | None:
     """Why a half-made server can be neither used nor replaced yet (its run may still be at work); else None."""
     until = deadline(server)
     if until is None or abandoned(server):
@@ -34,13 +38,28 @@ def busy(server) -> str | None:
             f"provision the agent again after {free} to replace it, or deprovision it")
 
 
-def died(server) -> str:
+def died(server: BoundServer) -> str:
     """How an abandoned server came about, for progress lines."""
     return f"its provisioning run {_run(server)} died before the agent was ready"
 
 
-def _run(server) -> str:
+def _run(server: BoundServer) -> str:
     return (server.labels or {}).get("deployment", "?")
+
+
+class Provisioning(Protocol):
+    """What replacing an abandoned server works on: an agent's job (provision.agent.Agent)."""
+
+    failed: bool
+
+    @property
+    def progress(self) -> Callable[[str], None]: ...
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def plan(self) -> ProvisionPlan: ...
 
 
 class ReplaceAbandoned:
@@ -51,7 +70,7 @@ class ReplaceAbandoned:
     def __init__(self, old: BoundServer):
         self.old = old
 
-    def run(self, a: Any) -> None:
+    def run(self, a: Provisioning) -> None:
         old = self.old
         a.progress(f"[{old.name}] replacing half-made server {old.id}: {died(old)}")
         delete(a.client, old, f"deleting half-made server {old.id}")
@@ -63,6 +82,7 @@ class MarkReady:
 
     name = "mark ready"
 
-    def run(self, a: Any) -> None:
+    def run(self, a: HostJob) -> None:
+        assert a.server is not None, "MarkReady follows the step that made the server"
         a.server = HALF_MADE.cleared(a.client, a.server)
         a.event("ready")

@@ -98,7 +98,8 @@ def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: s
                          "(a server without an SSH key gets a root password), or let provision wait")
     api_url = agents_api_url(o.api_url, target.local)
     agent_bundle = bundle(o.agent_bundle, profile)
-    tn, tags = None, ()
+    tn: tailnet.Tailnet | None = None
+    tags: tuple[str, ...] = ()
     if o.tailscale and profile.tailscale:
         creds = tailnet.credentials(target)
         tn, tags = tailnet.Tailnet(creds), creds.tags

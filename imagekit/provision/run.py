@@ -15,7 +15,7 @@ from .. import events as live
 from ..cloud import api
 from ..cloud.actions import ActionWatcher
 from ..cloud.servers import address
-from ..pipeline import in_workers, run_steps
+from ..pipeline import Step, in_workers, run_steps
 from ..pool.fill import PoolPlan, fill_to, pool_spec
 from ..steps.firewall import ProfileFirewall, profile_firewall
 from ..steps.key import TemporaryKey
@@ -24,10 +24,10 @@ from .agent import provision_agent
 from .halfmade import busy
 from .options import ProvisionOptions
 from .plan import make_plan, new_deployment
-from .state import Run, survey
+from .state import AgentResult, Run, survey
 
 
-class ProvisionKey(TemporaryKey):
+class ProvisionKey(TemporaryKey[Run]):
     """The run's temporary SSH key: how imagekit checks readiness; removed from every host at the end.
     Not needed when the operator's own key is at hand (SSH_PRIVATE_KEY_PATH)."""
 
@@ -73,14 +73,15 @@ class Refill:
             return
         claimed = sum(a["mode"] == "pool" for a in r.agents)
         r.progress(f"pool: {claimed} host(s) claimed; topping the pool up to {r.pool_size}")
+        assert p.operator_key is not None and p.keypair is not None, "--refill needs the operator's key (find_pool)"
         firewall = r.firewall or profile_firewall(p.client, p.profile)[0]
         pool = PoolPlan(client=p.client, profile=p.profile.name, key=p.operator_key, keypair=p.keypair,
                         spec=pool_spec(p.spec, p.profile.name, p.operator_key, firewall), parallel=p.options.parallel)
         fill_to(pool, r.pool_size, r.progress, r.cancel)
 
 
-def _existing(agent: str, server: BoundServer) -> dict[str, Any]:
-    return {"agent_id": agent, "server_id": server.id, "name": server.name, "ipv4": address(server),
+def _existing(agent: str, server: BoundServer) -> AgentResult:
+    return {"agent_id": agent, "server_id": server.id, "name": api.known(server.name, "the server's name"), "ipv4": address(server),
             "mode": (server.labels or {}).get("mode"), "status": "existing", "seconds_to_ready": None,
             "error": None}
 
@@ -97,7 +98,7 @@ def provision(target: Target, options: ProvisionOptions, progress: Callable[[str
         r.events = events
         progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
                  f"{p.mode} mode, on the {target.describe()}")
-        steps = ([ProvisionKey()] if options.wait else []) + [ProfileFirewall(), Agents(), Refill()]
+        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(), Agents(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
                   events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]

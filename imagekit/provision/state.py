@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from hcloud import Client
 from hcloud.firewalls import BoundFirewall
@@ -24,6 +24,21 @@ from ..host.keys import KeyPair
 from ..pool import claim, members
 from . import halfmade, userdata
 from .plan import ProvisionPlan
+
+
+class AgentResult(TypedDict):
+    """An agent's row in provision's result (``--json``: ``agents``; the text table: render.agents)."""
+
+    agent_id: str
+    name: str
+    mode: str | None  # snapshot | fallback | pool; an existing server's mode label
+    image: NotRequired[int | None]  # the image it boots (not said of an existing server)
+    server_id: int | None
+    ipv4: str | None
+    status: str  # ready | created | existing | failed
+    seconds_to_ready: float | None
+    error: str | None
+    events: NotRequired[dict[str, float]]  # seconds from the start to each milestone (a new agent's)
 
 
 @dataclass
@@ -43,7 +58,7 @@ class Run:
     firewall_created: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     watcher: ActionWatcher | None = None
-    agents: list[dict[str, Any]] = field(default_factory=list)
+    agents: list[AgentResult] = field(default_factory=list)
     events: live.Events = field(default_factory=live.Events)
     failed: bool = False
 
@@ -94,5 +109,6 @@ def find_pool(r: Run) -> None:
         return
     found = members.members(p.client, p.profile.name)
     r.pool_size = len(found)
+    assert p.operator_key is not None, "a private key the run holds is the operator's key's (plan.matching)"
     if o.pool:
         r.pool = claim.Candidates([s for s in found if members.claimable_host(s, p.image.id, p.operator_key.id)])

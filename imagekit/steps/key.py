@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from hcloud import Client
 from hcloud.ssh_keys import BoundSSHKey
@@ -46,17 +46,20 @@ class KeyHolder(Protocol):
     def keep(self) -> bool: ...
 
 
-class TemporaryKey:
+K = TypeVar("K", bound=KeyHolder)
+
+
+class TemporaryKey(Generic[K]):
     name = "temporary SSH key"
 
-    def run(self, s: KeyHolder) -> None:
+    def run(self, s: K) -> None:
         s.keypair = new_ed25519(s.resource_name)
         if s.keep_on_failure:
             s.key_file = save_private(s.keypair, keys_dir() / s.resource_name)
         s.ssh_key = s.client.ssh_keys.create(name=s.resource_name, public_key=s.keypair.public_openssh,
                                              labels=s.labels)
 
-    def cleanup(self, s: KeyHolder) -> None:
+    def cleanup(self, s: K) -> None:
         if s.keep():
             return
         if s.ssh_key is not None:
