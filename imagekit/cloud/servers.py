@@ -1,14 +1,16 @@
-"""Servers once they exist: the address imagekit talks to a server on, and deleting servers (each deletion
-waited for, so that a command ends with its servers gone, not going)."""
+"""Servers once they exist: the address imagekit talks to a server on, its type and architecture, and deleting
+servers (each deletion waited for, so that a command ends with its servers gone, not going)."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from hcloud import Client
+from hcloud.server_types import BoundServerType
 from hcloud.servers import BoundServer
 
 from . import actions
+from .api import known
 
 DELETE_TIMEOUT = 300
 
@@ -22,6 +24,15 @@ def address(server: BoundServer) -> str | None:
     if net is not None and net.ipv6 is not None and net.ipv6.ip:
         return str(ipaddress.ip_network(net.ipv6.ip, strict=False)[1])
     return None
+
+
+def type_of(server: BoundServer) -> BoundServerType:
+    return known(server.server_type, f"server {server.id}'s type")
+
+
+def architecture(server: BoundServer) -> str:
+    """The server's architecture (its type's): which snapshots it boots."""
+    return known(type_of(server).architecture, f"server {server.id}'s architecture")
 
 
 def delete(client: Client, server: BoundServer, what: str) -> None:

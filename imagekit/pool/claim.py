@@ -14,19 +14,24 @@ import dataclasses
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 
 import paramiko
-from hcloud import APIException
+from hcloud import APIException, Client
+from hcloud.images import BoundImage
 from hcloud.servers import BoundServer
 
 from .. import secretfile, tailnet
-from ..agentconf import STAGE, stage_archive
+from ..agentconf import STAGE, AgentConfig, stage_archive
+from ..cloud.api import known
 from ..cloud.servers import address
+from ..cloud.spec import ServerSpec
 from ..errors import CloudError, HostError
 from ..host import ssh
 from ..host.keys import KeyPair
+from ..profiles import Profile
 from ..steps.server import remove
 
 CLAIM_SECONDS = 120  # a reservation not taken over by then is free again (its run died before the rename)
@@ -79,10 +84,14 @@ def _release_command(token: str) -> str:
     return f"grep -qx '[0-9]* {token}' {CLAIM_FILE} && rm -f {CLAIM_FILE}"
 
 
-def reserve(candidates: Candidates, keypair: KeyPair, token: str, progress: Any) -> Reservation | None:
+def reserve(candidates: Candidates, keypair: KeyPair, token: str, progress: Callable[[str], None]
+            ) -> Reservation | None:
     """The first candidate whose claim file this run wrote; None when every one is gone or taken."""
     while (server := candidates.next()) is not None:
         ip = address(server)
+        if ip is None:  # SSH to no address would reach this machine itself
+            progress(f"pool host {server.name} has no address to reach it on: skipped")
+            continue
         try:
             conn = ssh.connect(ip, keypair, timeout=10, connect_timeout=3)
         except Exception as exc:  # noqa: BLE001  a broken pool host: the next one, and `pool fill` replaces it
@@ -97,15 +106,74 @@ def reserve(candidates: Candidates, keypair: KeyPair, token: str, progress: Any)
     return None
 
 
+class AgentPlan(Protocol):
+    """What a claim reads of the agent's provisioning plan (provision.plan.ProvisionPlan)."""
+
+    @property
+    def image(self) -> BoundImage: ...
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def bundle(self) -> bytes: ...
+
+    @property
+    def secrets(self) -> secretfile.Secrets: ...
+
+    @property
+    def tailnet(self) -> tailnet.Tailnet | None: ...
+
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+    def config(self, agent: str, auth_key: str | None) -> AgentConfig: ...
+
+
+class Claiming(Protocol):
+    """What the claim's steps work on: an agent's job (provision.agent.Agent) holding a reservation."""
+
+    server: BoundServer | None
+    ip: str | None
+    conn: paramiko.SSHClient | None
+    failed: bool
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def resource_name(self) -> str: ...
+
+    @property
+    def spec(self) -> ServerSpec | None: ...
+
+    @property
+    def plan(self) -> AgentPlan: ...
+
+    @property
+    def agent_id(self) -> str: ...
+
+    @property
+    def secret(self) -> str | None: ...
+
+    @property
+    def reservation(self) -> Reservation | None: ...
+
+    def event(self, what: str, detail: str = "") -> None: ...
+
+    def discard(self) -> bool: ...
+
+
 class TakePoolHost:
     """The reserved host becomes the agent's server: renamed and relabelled in one update."""
 
     name = "claim pool host"
 
-    def run(self, a: Any) -> None:
-        res: Reservation = a.reservation
+    def run(self, a: Claiming) -> None:
+        res = a.reservation
+        assert res is not None and a.spec is not None, "a claim follows its reservation, in the agent's spec"
         pool_name = res.server.name
-        where = {"location": res.server.labels["location"]} if "location" in (res.server.labels or {}) else {}
+        where = {"location": (res.server.labels or {})["location"]} if "location" in (res.server.labels or {}) else {}
         try:
             server = a.client.servers.update(res.server, name=a.resource_name,
                                              labels={**a.spec.labels, **where, "pool": "claimed"})
@@ -118,8 +186,9 @@ class TakePoolHost:
         a.server, a.ip, a.conn = server, res.ip, res.conn
         a.event("claimed", f"pool host {server.id} ({pool_name}), {a.ip}, snapshot {a.plan.image.id}")
 
-    def cleanup(self, a: Any) -> None:
-        res: Reservation = a.reservation
+    def cleanup(self, a: Claiming) -> None:
+        res = a.reservation
+        assert res is not None, "a claim follows its reservation"
         if not res.taken:
             res.release()
             res.conn.close()
@@ -138,17 +207,19 @@ class ConfigureClaimed:
 
     name = "configure agent"
 
-    def run(self, a: Any) -> None:
+    def run(self, a: Claiming) -> None:
         r = a.plan
+        assert a.reservation is not None and a.conn is not None, "configuring follows the claim"
         stage = "; ".join([
             f"set -e; umask 077; rm -rf {STAGE}; mkdir -p {STAGE}; tar -xzf - -C {STAGE} --no-same-owner",
             f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
-            f"rm {STAGE}/imagekit-configure-agent", _hostname_command(a.reservation.server.name, a.resource_name)])
+            f"rm {STAGE}/imagekit-configure-agent", _hostname_command(known(a.reservation.server.name, "the pool host's name"), a.resource_name)])
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
         ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=stage_archive(cfg, r.bundle))
         if r.secrets:
             secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.tailnet is not None:
+            assert a.secret is not None, "an enrolling agent's auth key is minted first (provision.agent.AuthKey)"
             try:
                 tailnet.enrol_over_ssh(a.conn, a.secret, a.resource_name, r.tags)
             except tailnet.TailnetError as exc:

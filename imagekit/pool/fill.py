@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from hcloud import Client
 from hcloud.firewalls import BoundFirewall
@@ -22,11 +22,11 @@ from hcloud.ssh_keys import BoundSSHKey
 
 from .. import profiles
 from ..cloud import api, lookups
-from ..cloud.servers import address, delete_many
+from ..cloud.servers import address, architecture, delete_many, type_of
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
 from ..host.keys import KeyPair
-from ..pipeline import StepFailed, in_workers, run_steps
+from ..pipeline import Step, StepFailed, in_workers, run_steps
 from ..steps.firewall import profile_firewall
 from ..steps.job import HostJob
 from ..steps.operator import operator_keys
@@ -48,6 +48,28 @@ class PoolOptions:
     parallel: int = 5
 
 
+class Member(TypedDict):
+    """A pool host's row in ``pool fill`` and ``pool status`` (the text table: render.pool)."""
+
+    server_id: int | None
+    name: str | None
+    status: str | None
+    ready: bool
+    ipv4: str | None
+    snapshot_id: int | None
+    stale: bool  # not from the newest snapshot of the profile
+    location: str | None
+    server_type: str | None
+    created: str
+
+
+class NewHost(TypedDict):
+    """A new pool host: its server, or why it is not there."""
+
+    server_id: int | None
+    error: str | None
+
+
 @dataclass(frozen=True)
 class PoolPlan:
     """What every new pool host is made of; ``provision --refill`` makes one from its own plan."""
@@ -61,7 +83,7 @@ class PoolPlan:
 
     @property
     def image_id(self) -> int:
-        return self.spec.image.id
+        return api.known(self.spec.image.id, "the pool's snapshot's id")
 
 
 def pool_spec(spec: ServerSpec, profile: str, key: BoundSSHKey, firewall: BoundFirewall | None) -> ServerSpec:
@@ -118,12 +140,12 @@ def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
                                                                                 "deleted"))
     failed = [m["error"] for m in made if m["error"]]
     hosts = members.members(p.client, p.profile)
-    result = {"profile": p.profile, "snapshot_id": p.image_id, "size": size,
-              "created": [m["server_id"] for m in made if not m["error"]],
-              "deleted": [s.id for s in stale + extra], "failed": failed,
-              "members": [row(s, p.image_id) for s in hosts], "cost": members.cost(hosts)}
-    progress("pool: " + members.describe_cost(result["cost"]))
-    return result
+    cost = members.cost(hosts)
+    progress("pool: " + members.describe_cost(cost))
+    return {"profile": p.profile, "snapshot_id": p.image_id, "size": size,
+            "created": [m["server_id"] for m in made if not m["error"]],
+            "deleted": [s.id for s in stale + extra], "failed": failed,
+            "members": [row(s, p.image_id) for s in hosts], "cost": cost}
 
 
 def _why_stale(server: BoundServer, image_id: int) -> str | None:
@@ -142,45 +164,50 @@ class Ready:
     name = "ready"
 
     def run(self, h: HostJob) -> None:
+        assert h.server is not None, "Ready follows the step that made the server"
         h.server = members.FILLING.cleared(h.client, h.server)
 
 
-def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> dict[str, Any]:
+def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> NewHost:
     """One new pool host of the plan, ready or deleted; the others are left as they are."""
     name = members.NAME_PREFIX + secrets.token_hex(4)
-    labels = members.labels(p.profile, p.key.id, **members.FILLING.label(time.time() + FILL_TIMEOUT))
+    labels = members.labels(p.profile, api.known(p.key.id, "the SSH key's id"),
+                            **members.FILLING.label(time.time() + FILL_TIMEOUT))
     h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
                 timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
-    steps = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(), WaitCloudInit(), Ready()]
+    steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(),
+                                  WaitCloudInit(), Ready()]
     try:
         run_steps(steps, h, lambda line: None)
     except StepFailed as exc:
         progress(f"pool: {name} failed: {exc}")
         return {"server_id": None, "error": f"{name}: {exc}"}
+    assert h.server is not None, "a pipeline that succeeded made its server"
     progress(f"pool: {name} ready: server {h.server.id}, {h.ip} ({time.monotonic() - h.started:.1f} s)")
     return {"server_id": h.server.id, "error": None}
 
 
-def row(server: BoundServer, newest: int | None) -> dict[str, Any]:
+def row(server: BoundServer, newest: int | None) -> Member:
     return {"server_id": server.id, "name": server.name, "status": server.status, "ready": members.ready(server),
             "ipv4": address(server),
             "snapshot_id": members.image_id(server), "stale": newest is not None and members.image_id(server) != newest,
             "location": server.location.name if server.location else None,
-            "server_type": server.server_type.name, "created": server.created.isoformat()}
+            "server_type": type_of(server).name,
+            "created": api.known(server.created, f"server {server.id}'s creation time").isoformat()}
 
 
-def status(target: Target, profile: str) -> dict:
+def status(target: Target, profile: str) -> dict[str, Any]:
     """The pool's hosts, whether each is ready and on the newest snapshot, and what the pool costs."""
     client = api.connect(target)
     hosts = members.members(client, profile)
-    archs = {s.server_type.architecture for s in hosts} or {"x86"}
+    archs = {architecture(s) for s in hosts} or {"x86"}
     newest = {a: lookups.newest_snapshot(client, profile, a) for a in archs}
-    rows = [row(s, getattr(newest[s.server_type.architecture], "id", None)) for s in hosts]
+    rows = [row(s, getattr(newest[architecture(s)], "id", None)) for s in hosts]
     return {"profile": profile, "members": rows, "ready": sum(r["ready"] and not r["stale"] for r in rows),
             "stale": sum(r["stale"] for r in rows), "cost": members.cost(hosts)}
 
 
-def drain(target: Target, profile: str, progress) -> dict:
+def drain(target: Target, profile: str, progress: Callable[[str], None]) -> dict[str, Any]:
     """Delete every pool host of ``profile`` (hosts already claimed are agents now, and stay)."""
     client = api.connect(target)
     hosts = members.members(client, profile)

@@ -5,8 +5,14 @@ agent, so it stops being a member the moment it is taken."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+from hcloud import Client
+from hcloud.servers import BoundServer
+
 from ..cloud import api
 from ..cloud.deadlines import DeadlineLabel
+from ..cloud.servers import type_of
 
 ROLE = "pool"
 FILLING = DeadlineLabel("pool-until", default_slack=60)  # until the host answered SSH and finished cloud-init
@@ -14,22 +20,31 @@ KEY_LABEL = "pool-key"  # the operator's SSH key on the host: only a run holding
 NAME_PREFIX = "imagekit-pool-"
 
 
+class Cost(TypedDict):
+    """What servers cost while they exist, gross, from the API's prices."""
+
+    hosts: int
+    hourly_gross: float
+    monthly_gross: float
+    currency: str
+
+
 def labels(profile: str, key_id: int, **extra: str) -> dict[str, str]:
     return api.labels(role=ROLE, profile=profile, **{KEY_LABEL: str(key_id)}, **extra)
 
 
-def members(client, profile: str | None = None) -> list:
+def members(client: Client, profile: str | None = None) -> list[BoundServer]:
     """Every pool host (of ``profile``), oldest first; deletions in flight left out."""
     found = client.servers.get_all(label_selector=api.selector(role=ROLE, **({"profile": profile} if profile else {})))
     return sorted((s for s in found if s.status != "deleting"), key=lambda s: (s.created, s.id))
 
 
-def ready(server) -> bool:
+def ready(server: BoundServer) -> bool:
     """Booted, SSH-checked and running: claimable."""
     return server.status == "running" and FILLING.of(server) is None
 
 
-def image_id(server) -> int | None:
+def image_id(server: BoundServer) -> int | None:
     return server.image.id if server.image is not None else None
 
 
@@ -38,12 +53,12 @@ def claimable_host(server: BoundServer, image_id_: int | None, key_id: int | Non
     return ready(server) and image_id(server) == image_id_ and (server.labels or {}).get(KEY_LABEL) == str(key_id)
 
 
-def cost(servers: list) -> dict:
+def cost(servers: list[BoundServer]) -> Cost:
     """What the hosts cost while they exist: each type's gross price in each host's location, from the API."""
     hourly = monthly = 0.0
     for server in servers:
         where = server.location.name if server.location else None
-        price = next((p for p in server.server_type.prices or [] if p.get("location") == where), None)
+        price = next((p for p in type_of(server).prices or [] if p.get("location") == where), None)
         if price is not None:
             hourly += float(price["price_hourly"]["gross"])
             monthly += float(price["price_monthly"]["gross"])
@@ -51,6 +66,6 @@ def cost(servers: list) -> dict:
             "currency": "EUR"}
 
 
-def describe_cost(c: dict) -> str:
+def describe_cost(c: Cost) -> str:
     return (f"the pool's {c['hosts']} host(s) cost {c['hourly_gross']:.4f} {c['currency']}/hour, "
             f"{c['monthly_gross']:.2f} {c['currency']}/month gross (Hetzner bills a server whether it runs or not)")

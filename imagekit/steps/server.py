@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from hcloud import APIException, Client
 from hcloud.actions import BoundAction
@@ -52,7 +52,19 @@ class CreateServer:
             remove(s, self.what)
 
 
-def remove(s: HostJob, what: str) -> None:
+class MadeServer(Protocol):
+    """A job whose server is made (or taken over): what ``remove`` deletes."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def server(self) -> BoundServer | None: ...
+
+    def event(self, what: str, detail: str = "") -> None: ...
+
+
+def remove(s: MadeServer, what: str) -> None:
     """The job's server deleted (a failed deletion is a leftover, with the command that removes it)."""
     server = s.server
     assert server is not None, "remove() follows the step that made the server"
