@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -65,7 +66,7 @@ class Profile:
     def unit_file(self) -> str:
         return f"/etc/systemd/system/{self.service}.service"
 
-    def data(self) -> dict:
+    def data(self) -> dict[str, Any]:
         """As the playbook and the checks see it (``host``), with the derived paths."""
         return {**asdict(self), "firewall": [asdict(r) | {"ufw": r.ufw} for r in self.firewall],
                 "env_file": self.env_file, "secrets_file": self.secrets_file, "provisioned_at": self.provisioned_at,

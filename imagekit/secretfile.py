@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paramiko
+
 from .errors import HostError, InputError
 from .host import ssh
 
@@ -82,12 +84,12 @@ def _value(raw: str) -> str:
     return raw.split(" #", 1)[0].rstrip()  # unquoted: an inline comment needs a space before '#'
 
 
-def install(conn, path: str, secrets: Secrets, owner: str = "root") -> None:
+def install(conn: paramiko.SSHClient, path: str, secrets: Secrets, owner: str = "root") -> None:
     """Write the environment file on the host, 0600 from its first byte, over the SSH channel."""
     write(conn, path, secrets.environment_file(), owner)
 
 
-def write(conn, path: str, content: bytes, owner: str = "root") -> None:
+def write(conn: paramiko.SSHClient, path: str, content: bytes, owner: str = "root") -> None:
     """An environment file's bytes as they are (a roll carries a host's file to its replacement)."""
     directory = path.rsplit("/", 1)[0]
     code, out, err = ssh.run(conn, f"umask 077 && mkdir -p {directory} && cat > {path}.new && "
@@ -97,7 +99,7 @@ def write(conn, path: str, content: bytes, owner: str = "root") -> None:
         raise HostError(f"writing the secrets to {path} failed (exit {code}): {(out + err).strip()[-300:]}")
 
 
-def read(conn, path: str) -> bytes | None:
+def read(conn: paramiko.SSHClient, path: str) -> bytes | None:
     """The environment file on a host, or None when it has none (errors never show its content)."""
     code, out, err = ssh.run(conn, f"if [ -e {path} ]; then base64 -w0 {path}; else echo none; fi", timeout=60)
     if code != 0:

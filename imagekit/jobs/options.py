@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, TypeVarTuple
 
 from .. import agentid
 from ..errors import InputError
@@ -80,7 +82,11 @@ def expand(job_ids: list[str], count: int | None) -> list[str]:
     return ids
 
 
-def _as_job(check, *args):
+Args = TypeVarTuple("Args")
+R = TypeVar("R")
+
+
+def _as_job(check: Callable[[*Args], R], *args: *Args) -> R:
     """agentid's checks, worded for jobs."""
     try:
         return check(*args)

@@ -5,6 +5,7 @@ transient unit. Only what says what runs, as whom and where is left out; the job
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
 from ..host.playbook import Playbook, PlaybookError
 
@@ -35,7 +36,7 @@ def properties(book: Playbook, unit_file: str) -> list[tuple[str, str]]:
 
 
 def command(unit: str, user: str, workdir: str, env_file: str | None, env: dict[str, str],
-            sandbox: list[tuple[str, str]], timeout: float, kill_after: float, argv: list[str]) -> str:
+            sandbox: Sequence[tuple[str, str]], timeout: float, kill_after: float, argv: list[str]) -> str:
     """The shell line that runs ``argv`` in a transient unit, its output piped back over SSH and its exit
     status returned. ``timeout(1)`` inside gives 124 on timeout, as operators know it; RuntimeMaxSec is the
     backstop should it be killed."""

@@ -16,6 +16,9 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NotRequired, TypedDict
+
+import paramiko
 
 from ..errors import HostError, InputError
 
@@ -25,6 +28,16 @@ CHUNK = 256 * 1024
 
 class OutputRefused(HostError):
     """The job's outputs broke a rule; nothing of them was kept."""
+
+
+class Fetched(TypedDict):
+    """What a job's outputs/ held, as fetched (a job's ``outputs`` in ``run``'s result)."""
+
+    files: int
+    bytes: int
+    links: int
+    skipped: list[str]  # fifos, sockets, devices: nothing to copy
+    path: NotRequired[str]  # where they landed
 
 
 @dataclass
@@ -68,7 +81,7 @@ def scan_workdir(root: Path, limit: int) -> Tree:
     return tree
 
 
-def upload(sftp, tree: Tree, remote: str) -> None:
+def upload(sftp: paramiko.SFTPClient, tree: Tree, remote: str) -> None:
     """Copy ``tree`` below ``remote`` (an existing directory); set-id bits are not carried over."""
     for rel, kind, mode, target in tree.entries:
         dest = f"{remote}/{rel}"
@@ -78,16 +91,17 @@ def upload(sftp, tree: Tree, remote: str) -> None:
             sftp.put(str(tree.root / rel), dest, confirm=True)
             sftp.chmod(dest, mode & 0o777)
         else:
+            assert target is not None, "a link's entry has its target (scan_workdir)"
             sftp.symlink(target, dest)
 
 
-def download(sftp, remote: str, dest: Path, limit: int) -> dict:
+def download(sftp: paramiko.SFTPClient, remote: str, dest: Path, limit: int) -> Fetched:
     """Fetch ``remote`` (the job's outputs/) into ``dest`` (which must not exist yet); what was fetched."""
     try:
         top = sftp.lstat(remote)
     except FileNotFoundError:
         top = None
-    if top is not None and not stat.S_ISDIR(top.st_mode):
+    if top is not None and not stat.S_ISDIR(top.st_mode or 0):  # a host may leave the mode out
         raise OutputRefused("outputs/ is not a directory on the host (a link?): refused, nothing fetched")
     staging = dest.parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
     os.mkdir(staging, 0o700)
@@ -115,13 +129,13 @@ def download(sftp, remote: str, dest: Path, limit: int) -> dict:
 
 
 class _Fetch:
-    def __init__(self, sftp, limit: int):
+    def __init__(self, sftp: paramiko.SFTPClient, limit: int):
         self.sftp, self.limit = sftp, limit
         self.files = self.bytes = self.entries = 0
         self.links: list[tuple[str, str]] = []
         self.skipped: list[str] = []
 
-    def listing(self, remote: str) -> list:
+    def listing(self, remote: str) -> list[paramiko.SFTPAttributes]:
         """``remote``'s entries, read as the host sends them with the entry limit enforced on the way: a directory
         of millions of files costs at most the limit, in memory and in time. Each directory is listed whole before
         anything else is asked: paramiko's read-ahead answers would otherwise go to the next request."""
