@@ -10,15 +10,17 @@ import shlex
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from .. import secretfile, tailnet
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
 from ..leftovers import removing
-from ..pipeline import StepFailed, run_steps
+from ..cloud.api import known
+from ..pipeline import Step, StepFailed, run_steps
 from ..steps.install import install_profile
 from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
@@ -26,6 +28,7 @@ from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import Boot, CreateServer
 from . import sandbox, transfer
 from .plan import JobPlan
+from .transfer import Fetched
 
 # A job's server and key carry the time after which the run that made them has ended, had it lived
 # (the command's timeout included): gc sweeps them after it.
@@ -39,6 +42,44 @@ def teardown_allowance(max_output_mb: int) -> float:
     """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and start deleting
     (a gc meeting a server its run is deleting only deletes it too)."""
     return 30 + max_output_mb / 10
+
+
+class JobSeconds(TypedDict):
+    create_to_ready: float | None
+    run: float | None
+    teardown: float
+    total: float
+
+
+class JobCost(TypedDict):
+    """What a job's server cost: Hetzner bills every started hour at the type's price in its location."""
+
+    location: str | None
+    price_hourly_gross: float
+    billed_hours: int
+    gross: float
+    currency: str
+
+
+class JobResult(TypedDict):
+    """A job's row in ``run``'s result (``--json``: ``jobs``); the run adds what all its jobs share."""
+
+    job_id: str
+    server_name: str
+    server_id: int | None
+    exit_code: int | None
+    timed_out: bool
+    error: str | None
+    kept: bool
+    seconds: JobSeconds
+    outputs: Fetched | None
+    tailscale_devices: list[str]
+    lifetime_seconds: NotRequired[float]  # taken out by the run for its cost
+    location: str | None
+    server_type: NotRequired[str | None]
+    mode: NotRequired[str]
+    image: NotRequired[int | None]
+    cost: NotRequired[JobCost | None]
 
 
 class CommandFailed(Exception):
@@ -86,7 +127,7 @@ class Job(HostJob):
     exit_code: int | None = None
     timed_out: bool = False
     marks: dict[str, float] = field(default_factory=dict)  # time.monotonic() of milestones
-    fetched: dict | None = None
+    fetched: Fetched | None = None
     ts_key_id: str | None = None
     devices: list[str] = field(default_factory=list)  # its tailnet devices (--tailscale)
 
@@ -111,6 +152,7 @@ class Ready:
     def run(self, j: Job) -> None:
         r = j.plan
         if r.mode == "fallback":
+            assert j.ip is not None and j.keypair is not None, "Ready follows WaitSSH"
             install_profile(j.ip, j.keypair, r.options.profile, r.options.base_image, r.target.local,
                             f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"))
         j.mark("ready")
@@ -124,6 +166,7 @@ class StageJob:
 
     def run(self, j: Job) -> None:
         r, o = j.plan, j.plan.options
+        assert j.conn is not None and j.server is not None and j.ssh_key is not None, "StageJob follows WaitSSH"
         user, quoted = r.user, shlex.quote(j.workdir)
         code, out = probe.sh(j.conn, f"install -d -m 0755 {JOBS_DIR} && install -d -m 0700 {quoted}")
         if code != 0:
@@ -135,10 +178,11 @@ class StageJob:
         if code != 0:
             raise HostError(f"handing {j.workdir} to {user} failed: {out[-500:]}")
         if r.secrets:
+            assert j.env_file is not None, "a job with secrets has its environment file"
             secretfile.install(j.conn, j.env_file, r.secrets)
         until = JOB_DEADLINE.label(time.time() + r.options.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb))
-        j.server = j.client.servers.update(j.server, labels={**j.server.labels, **until})
-        j.ssh_key = j.client.ssh_keys.update(j.ssh_key, labels={**j.ssh_key.labels, **until})
+        j.server = j.client.servers.update(j.server, labels={**known(j.server.labels, "the server's labels"), **until})
+        j.ssh_key = j.client.ssh_keys.update(j.ssh_key, labels={**known(j.ssh_key.labels, "the key's labels"), **until})
         j.mark("staged")
 
 
@@ -152,12 +196,14 @@ class Enrol:
         tn = j.plan.tailnet
         if tn is None:
             return
+        assert j.conn is not None and j.server is not None, "Enrol follows WaitSSH"
         j.ts_key_id, secret = tn.mint_auth_key(f"imagekit job {j.job_id}")
         try:
             tailnet.enrol_over_ssh(j.conn, secret, j.resource_name, tn.s.tags)
         except tailnet.TailnetError as exc:
             raise HostError(f"on {j.ip}: {exc}") from None
-        j.devices = [d["id"] for d in tn.devices_of(j.resource_name, j.server.created)]
+        j.devices = [d["id"] for d in tn.devices_of(j.resource_name, known(j.server.created, "the server's "
+                                                                                              "creation time"))]
         j.mark(f"enrolled in the tailnet as {j.resource_name}")
 
     def cleanup(self, j: Job) -> None:
@@ -179,7 +225,11 @@ class Execute:
         r, o = j.plan, j.plan.options
         line = sandbox.command(f"imagekit-job-{j.job_id}", r.user, j.workdir, j.env_file, {"JOB_ID": j.job_id},
                                r.sandbox, o.timeout, KILL_AFTER, o.command)
-        channel = j.conn.get_transport().open_session()
+        assert j.conn is not None, "Execute follows WaitSSH"
+        transport = j.conn.get_transport()
+        if transport is None:
+            raise HostError(f"the SSH connection to {j.ip} was lost before the command ran")
+        channel = transport.open_session()
         channel.exec_command(line)
         channel.shutdown_write()
         j.mark("running")
@@ -226,10 +276,11 @@ class FetchOutputs:
         dest = o.outputs / j.job_id
         if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
             dest.rmdir()
+        assert j.conn is not None, "FetchOutputs follows WaitSSH"
         with j.conn.open_sftp() as sftp:
-            j.fetched = transfer.download(sftp, f"{j.workdir}/outputs", dest, o.max_output_mb * 2**20)
-        j.fetched["path"] = str(dest)
-        j.mark(f"outputs: {j.fetched['files']} file(s), {j.fetched['bytes']} bytes in {dest}")
+            j.fetched = fetched = transfer.download(sftp, f"{j.workdir}/outputs", dest, o.max_output_mb * 2**20)
+        fetched["path"] = str(dest)
+        j.mark(f"outputs: {fetched['files']} file(s), {fetched['bytes']} bytes in {dest}")
 
 
 class Outcome:
@@ -242,8 +293,8 @@ class Outcome:
             raise CommandFailed("timed out" if j.timed_out else f"exit code {j.exit_code}")
 
 
-def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Any, cancel: threading.Event
-            ) -> dict[str, Any]:
+def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Callable[[str], None],
+            cancel: threading.Event) -> JobResult:
     o = r.options
     timeout = o.ready_timeout or (1800.0 if r.mode == "fallback" else 600.0)
     start = time.time()
@@ -252,8 +303,8 @@ def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Any, c
     j = Job(client=r.client, progress=progress, resource_name=name, timeout=timeout, cancel=cancel,
             keep_on_failure=o.keep_on_failure, plan=r, job_id=job_id, output=output, labels=labels,
             spec=replace(r.spec, labels=labels))
-    steps = [TemporaryKey(), CreateServer("job server"), Boot("job server"), WaitSSH(), WaitCloudInit(), Ready(),
-             StageJob(), Enrol(), Execute(), FetchOutputs(), Outcome()]
+    steps: list[Step[Job]] = [TemporaryKey(), CreateServer("job server"), Boot("job server"), WaitSSH(),
+                              WaitCloudInit(), Ready(), StageJob(), Enrol(), Execute(), FetchOutputs(), Outcome()]
     error = None
     try:
         run_steps(steps, j, lambda line: progress(f"[{job_id}] {line.strip()}") if line.startswith("==>") else None)

@@ -15,7 +15,7 @@ from hcloud.server_types import BoundServerType
 from ..cloud import api
 from ..pipeline import in_workers, sigterm_interrupts
 from ..target import Target
-from .job import Output, run_job
+from .job import JobCost, JobResult, Output, run_job
 from .options import JobOptions, job_name
 from .plan import make_plan
 
@@ -34,13 +34,13 @@ def run_jobs(target: Target, options: JobOptions, progress: Callable[[str], None
                           options.job_ids, workers=options.parallel, cancel=cancel, name="job",
                           interrupted=lambda: progress("interrupted: every job is deleting its server"))
     for job in jobs:
-        job.update(server_type=stype.name, mode=r.mode, image=image.id,
-                   cost=_cost(stype, job["location"], job.pop("lifetime_seconds")))
+        cost = _cost(stype, job["location"], job.pop("lifetime_seconds"))
+        job["server_type"], job["mode"], job["image"], job["cost"] = stype.name, r.mode, image.id, cost
         progress(_summary(job))
     return {"run_id": r.run_id, "exit_code": exit_code(jobs), "jobs": jobs}
 
 
-def _summary(job: dict[str, Any]) -> str:
+def _summary(job: JobResult) -> str:
     """A job's outcome in one line (progress: stdout holds the commands' own output)."""
     what = job["error"] or ("timed out" if job["timed_out"] else f"exit code {job['exit_code']}")
     s = job["seconds"]
@@ -48,7 +48,7 @@ def _summary(job: dict[str, Any]) -> str:
             f"{s['teardown']} s" + (" (server kept)" if job["kept"] else ""))
 
 
-def exit_code(jobs: list[dict[str, Any]]) -> int:
+def exit_code(jobs: list[JobResult]) -> int:
     """The first failing job's: its command's code (124 on timeout), else 1 when imagekit failed it."""
     for job in jobs:
         if job["exit_code"]:
@@ -58,7 +58,7 @@ def exit_code(jobs: list[dict[str, Any]]) -> int:
     return 0
 
 
-def _cost(server_type: BoundServerType, location: str | None, seconds: float) -> dict[str, Any] | None:
+def _cost(server_type: BoundServerType, location: str | None, seconds: float) -> JobCost | None:
     """What the job's server cost: Hetzner bills every started hour at the type's price in its location."""
     price = next((p for p in server_type.prices or [] if p.get("location") == location), None)
     if price is None:
