@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any
@@ -39,7 +39,7 @@ class Alerts:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: Mapping[str, Any]) -> None:
         """Deliver ``event`` in the background; returns at once."""
         body = json.dumps(event).encode()
         if self.command:

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from .health import AgentHealth
+
+Value = bool | int | float | None  # a sample's value: yes/no, a number, or not known (no sample)
+
 # name -> (help, the row's value: 1/0 for yes/no, a number, or None when it is not known: no sample)
-AGENT_METRICS = {
+AGENT_METRICS: dict[str, tuple[str, Callable[[AgentHealth], Value]]] = {
     "imagekit_agent_healthy": ("1 when every check passed; 0 when one failed or could not be made",
                                lambda a: a["healthy"] is True),
     "imagekit_agent_checked": ("1 when every check could be made (the agent is healthy or unhealthy, not unchecked)",
@@ -24,7 +29,7 @@ AGENT_METRICS = {
     "imagekit_agent_snapshot_drift": ("1 when a newer snapshot of the agent's profile exists", lambda a: a["drift"]),
 }
 COST = "imagekit_agent_hourly_cost_euros"
-FLEET_METRICS = {
+FLEET_METRICS: dict[str, tuple[str, Callable[[list[AgentHealth]], Value]]] = {
     "imagekit_fleet_agents": ("agents status found", lambda agents: len(agents)),
     "imagekit_fleet_unhealthy_agents": ("agents with a failed check",
                                         lambda agents: sum(a["healthy"] is False for a in agents)),
@@ -36,19 +41,19 @@ FLEET_METRICS = {
 }
 
 
-def render(agents: list[dict]) -> str:
+def render(agents: list[AgentHealth]) -> str:
     lines = []
     for name, (text, value) in AGENT_METRICS.items():
         lines += _family(name, text, [({"agent_id": a["agent_id"] or a["name"]}, value(a)) for a in agents])
     lines += _family(COST, "the agent's server's price per hour, gross (Hetzner bills every started hour)",
                      [({"agent_id": a["agent_id"] or a["name"], "server_type": a["server_type"],
                         "location": a["location"] or ""}, a["hourly_cost_gross"]) for a in agents])
-    for name, (text, value) in FLEET_METRICS.items():
-        lines += _family(name, text, [({}, value(agents))])
+    for name, (text, total) in FLEET_METRICS.items():
+        lines += _family(name, text, [({}, total(agents))])
     return "\n".join(lines) + "\n"
 
 
-def write(path: Path, agents: list[dict]) -> None:
+def write(path: Path, agents: list[AgentHealth]) -> None:
     """Write the metrics to ``path`` whole: a temporary file beside it (not ``*.prom``), renamed into place."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -61,7 +66,7 @@ def write(path: Path, agents: list[dict]) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def _family(name: str, text: str, samples: list[tuple[dict, object]]) -> list[str]:
+def _family(name: str, text: str, samples: list[tuple[dict[str, str | None], Value]]) -> list[str]:
     out = [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
     for labels, value in samples:
         if value is None:
@@ -71,7 +76,7 @@ def _family(name: str, text: str, samples: list[tuple[dict, object]]) -> list[st
     return out
 
 
-def _number(value) -> str:
+def _number(value: bool | int | float) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return repr(float(value)) if isinstance(value, float) else str(int(value))

@@ -13,20 +13,29 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
+
+import paramiko
+from hcloud import Client
+from hcloud.servers import BoundServer
 
 from .. import agentid, profiles, tailnet
 from ..cloud import api
-from ..cloud.servers import address
+from ..cloud.api import known
+from ..cloud.servers import address, architecture, type_of
 from ..errors import ImagekitError
 from ..host import probe, ssh
 from ..host.keys import KeyPair
 from ..pool.members import cost
 from ..provision import halfmade
+from ..tailnet import Device
 from ..target import Target
+from .health import AgentHealth
 from .selection import agent_servers, operator_key
 
 SSH_TIMEOUT = 10
@@ -38,10 +47,10 @@ NO_KEY = "SSH_PRIVATE_KEY_PATH is not set: set it to the private half of HETZNER
 class FleetView:
     """What the cloud API and the tailnet say of the fleet, read at once."""
 
-    servers: list
-    newest: dict[tuple[str, str], int]  # (profile, architecture) -> the newest available snapshot's id
+    servers: list[BoundServer]
+    newest: dict[tuple[str, str], int | None]  # (profile, architecture) -> the newest available snapshot's id
     tailnet: tailnet.Tailnet | None = None
-    devices: list[dict] | None = None
+    devices: list[Device] | None = None
     tailnet_gap: str | None = None  # why Tailscale cannot be checked (None: it can, or nobody asked)
     missing: list[str] = field(default_factory=list)  # agent ids asked for that have no server
     profiles: dict[str, profiles.Profile] = field(default_factory=dict)  # the servers' profiles, read once
@@ -63,8 +72,8 @@ class Reach:
         return Reach(key, None if key else NO_KEY)
 
 
-def fleet_status(target: Target, agent_ids: list[str], selector: str | None, progress, *, api_only: bool = False,
-                 parallel: int = PARALLEL, metrics_file: Path | None = None) -> dict:
+def fleet_status(target: Target, agent_ids: list[str], selector: str | None, progress: Callable[[str], None], *,
+                 api_only: bool = False, parallel: int = PARALLEL, metrics_file: Path | None = None) -> dict[str, Any]:
     reach = Reach.of(api_only)
     view = read_view(api.connect(target), target, agent_ids, selector, progress)
     if reach.why_not and view.servers:
@@ -77,7 +86,8 @@ def fleet_status(target: Target, agent_ids: list[str], selector: str | None, pro
     return {"agents": agents, "missing": view.missing, "api_only": api_only, "checked_at": now()}
 
 
-def read_view(client, target: Target, agent_ids: list[str], selector: str | None, progress) -> FleetView:
+def read_view(client: Client, target: Target, agent_ids: list[str], selector: str | None,
+              progress: Callable[[str], None]) -> FleetView:
     """One listing of the agents' servers, one of the snapshots, one of the tailnet's devices."""
     servers = agent_servers(client, agent_ids, selector)
     found = {(s.labels or {}).get("agent-id") for s in servers}
@@ -91,20 +101,20 @@ def read_view(client, target: Target, agent_ids: list[str], selector: str | None
     return view
 
 
-def check(view: FleetView, reach: Reach, parallel: int = PARALLEL, only: set[int] | None = None,
-          stop: threading.Event | None = None) -> list[dict]:
+def check(view: FleetView, reach: Reach, parallel: int = PARALLEL, only: set[int | None] | None = None,
+          stop: threading.Event | None = None) -> list[AgentHealth]:
     """Each agent's row (of the servers in ``only``, by id, when given), its host asked over SSH when ``reach``
     has a key; at most ``parallel`` hosts at once. Once ``stop`` is set, the hosts not yet asked are left out."""
     servers = [s for s in view.servers if only is None or s.id in only]
 
-    def one(server) -> dict | None:
+    def one(server: BoundServer) -> AgentHealth | None:
         return None if stop is not None and stop.is_set() else _agent(server, view, reach)
 
     with ThreadPoolExecutor(max_workers=min(parallel, max(1, len(servers)))) as pool:
         return [row for row in pool.map(one, servers) if row is not None]
 
 
-def verdict(result: dict) -> str | None:
+def verdict(result: dict[str, Any]) -> str | None:
     """What is wrong with the fleet, for the error line (and exit 1); None when every agent is healthy."""
     parts = []
     if result["missing"]:
@@ -123,17 +133,17 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _newest_snapshots(client) -> dict[tuple[str, str], int]:
+def _newest_snapshots(client: Client) -> dict[tuple[str, str], int | None]:
     """(profile, architecture) → the newest available snapshot's id, from one listing."""
-    newest: dict[tuple[str, str], int] = {}
+    newest: dict[tuple[str, str], int | None] = {}
     for image in client.images.get_all(type=["snapshot"], label_selector=api.selector(), sort=["created:desc"]):
         profile = (image.labels or {}).get("profile")
         if image.status == "available" and profile:
-            newest.setdefault((profile, image.architecture), image.id)
+            newest.setdefault((profile, known(image.architecture, f"snapshot {image.id}'s architecture")), image.id)
     return newest
 
 
-def _tailnet(target: Target) -> tuple[tailnet.Tailnet | None, list[dict] | None, str | None]:
+def _tailnet(target: Target) -> tuple[tailnet.Tailnet | None, list[tailnet.Device] | None, str | None]:
     """The tailnet's client and its devices (one request), or why they cannot be had."""
     try:
         creds = tailnet.credentials(target, required=False)
@@ -145,24 +155,26 @@ def _tailnet(target: Target) -> tuple[tailnet.Tailnet | None, list[dict] | None,
         return None, None, f"the tailnet could not be read ({exc})"
 
 
-def _profile(server) -> str:
+def _profile(server: BoundServer) -> str:
     return (server.labels or {}).get("profile", "agent")
 
 
-def _agent(server, view: FleetView, reach: Reach) -> dict:
+def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
     labels = server.labels or {}
     profile = _profile(server)
     snapshot_id = server.image.id if server.image is not None and labels.get("mode") == "snapshot" else None
-    latest = view.newest.get((profile, server.server_type.architecture))
+    latest = view.newest.get((profile, architecture(server)))
     ip = address(server)
-    location = server.location.name if getattr(server, "location", None) else None
-    row = {"agent_id": labels.get("agent-id"), "server_id": server.id, "name": server.name, "ipv4": ip,
-           "status": server.status, "ssh": None, "service": None, "restarts": None, "uptime_seconds": None,
-           "tailscale_online": None, "snapshot_id": snapshot_id, "newest_snapshot_id": latest,
-           "drift": latest is not None and snapshot_id != latest, "provisioned_at": server.created.isoformat(),
-           "server_type": server.server_type.name, "location": location,
-           "hourly_cost_gross": cost([server])["hourly_gross"] if location else None,
-           "problems": [], "unchecked": []}
+    location = server.location.name if server.location else None
+    created = known(server.created, f"server {server.id}'s creation time")
+    row: AgentHealth = {
+        "agent_id": labels.get("agent-id"), "server_id": server.id, "name": known(server.name, "the server's name"),
+        "ipv4": ip, "status": server.status, "ssh": None, "service": None, "restarts": None, "uptime_seconds": None,
+        "tailscale_online": None, "snapshot_id": snapshot_id, "newest_snapshot_id": latest,
+        "drift": latest is not None and snapshot_id != latest, "provisioned_at": created.isoformat(),
+        "server_type": type_of(server).name, "location": location,
+        "hourly_cost_gross": cost([server])["hourly_gross"] if location else None,
+        "problems": [], "unchecked": []}
     problems = row["problems"]
     if server.status != "running":
         problems.append(f"server is {server.status}")
@@ -172,7 +184,8 @@ def _agent(server, view: FleetView, reach: Reach) -> dict:
         problems.append("being rebuilt: its in-place roll has not finished (or died)")
     if labels.get("tailscale") != "no":
         if view.devices is not None:
-            found = view.tailnet.devices_of(tailnet.hostname_of(server), server.created, view.devices)
+            assert view.tailnet is not None, "a view's devices come with its tailnet"
+            found = view.tailnet.devices_of(tailnet.hostname_of(server), created, view.devices)
             row["tailscale_online"] = any(d.get("connectedToControl", True) for d in found)
             if not row["tailscale_online"]:
                 problems.append("no Tailscale node online" if found else "no Tailscale node enrolled")
@@ -188,13 +201,13 @@ def _agent(server, view: FleetView, reach: Reach) -> dict:
     return row
 
 
-def _host_facts(row: dict, ip: str, key, p: profiles.Profile) -> None:
-    conn = None
+def _host_facts(row: AgentHealth, ip: str, key: KeyPair, p: profiles.Profile) -> None:
+    conn: paramiko.SSHClient | None = None
     try:
         conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
         row["ssh"] = True
         unit = probe.unit(conn, p.service, timeout=SSH_TIMEOUT)
-        row.update(service=unit.active, restarts=unit.restarts, uptime_seconds=round(unit.age, 1))
+        row["service"], row["restarts"], row["uptime_seconds"] = unit.active, unit.restarts, round(unit.age, 1)
         if unit.active != "active":
             row["problems"].append(f"{p.service} is {unit.active}")
         code, out = probe.sh(conn, f"cat {p.provisioned_at}", timeout=SSH_TIMEOUT)

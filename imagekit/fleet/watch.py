@@ -13,19 +13,52 @@ import signal
 import statistics
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any, NotRequired, TypedDict
 
 import requests
-from hcloud import APIException
+from hcloud import APIException, Client
 
 from ..alerts import Alerts
 from ..cloud import api
 from ..errors import ImagekitError, InputError
 from ..target import Target
 from . import metrics
+from .health import AgentHealth
 from .status import PARALLEL, FleetView, Reach, check, now, read_view
+
+
+class Change(TypedDict):
+    """What the watch prints when an agent's state or findings change (``--json``: one object a line)."""
+
+    time: str
+    agent_id: str
+    state: str  # healthy | unhealthy | unchecked | gone
+    was: str | None
+    server_id: int | None
+    problems: list[str]
+    unchecked: list[str]
+
+
+class Alert(TypedDict):
+    """What an alert command reads on stdin and a webhook receives."""
+
+    event: str  # unhealthy | unchecked | recovered
+    time: str
+    agent_id: str
+    server_id: int | None
+    name: str | None
+    ipv4: str | None
+    failures: int
+    failing_since: str | None
+    problems: list[str]
+    unchecked: list[str]
+    source: str
+    down_seconds: NotRequired[int]  # recovered: how long it was down
 
 
 @dataclass(frozen=True)
@@ -54,7 +87,7 @@ class Track:
     since: str | None = None  # when the failures in a row began
     since_at: float = 0.0  # the same, as time.time()
     alerted: bool = False
-    seen: tuple | None = None  # what was last printed
+    seen: tuple[str, ...] | None = None  # what was last printed
 
 
 @dataclass
@@ -64,14 +97,16 @@ class Tracker:
     alert_after: int
     tracks: dict[str, Track] = field(default_factory=dict)
 
-    def due(self, rows: list[dict]) -> set[int]:
+    def due(self, rows: list[AgentHealth]) -> set[int | None]:
         """The servers whose agent this sweep's failure would bring to an alert."""
         return {r["server_id"] for r in rows if r["healthy"] is not True and not self._track(r).alerted
                 and self._track(r).failures + 1 >= self.alert_after}
 
-    def observe(self, rows: list[dict], when: str) -> tuple[list[dict], list[dict]]:
+    def observe(self, rows: list[AgentHealth], when: str) -> tuple[list[Change], list[Alert]]:
         """(changes to print, events to alert) after a sweep that found ``rows``."""
-        changes, events, present = [], [], set()
+        changes: list[Change] = []
+        events: list[Alert] = []
+        present: set[str] = set()
         for r in rows:
             agent, track = _key(r), self._track(r)
             present.add(agent)
@@ -97,20 +132,22 @@ class Tracker:
             del self.tracks[agent]
         return changes, events
 
-    def _track(self, row: dict) -> Track:
+    def _track(self, row: AgentHealth) -> Track:
         return self.tracks.setdefault(_key(row), Track())
 
 
-def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: WatchOptions, progress,
-                out=print) -> dict:
+def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: WatchOptions,
+                progress: Callable[[str], None], out: Callable[..., None] = print) -> dict[str, Any]:
     reach = Reach.of(o.api_only)
     if reach.why_not:
         raise InputError(f"the watch checks the agents over SSH: {reach.why_not}")
     client, stop = api.connect(target), threading.Event()
     requests_before = api.requests_served(target)
-    tracker, sweeps, refreshes = Tracker(o.alert_after), [], 0
+    tracker, refreshes = Tracker(o.alert_after), 0
+    sweeps: list[float] = []
     alerts_sent = recoveries = 0
-    started, view = time.monotonic(), None
+    started = time.monotonic()
+    view: FleetView | None = None
     with _ended_by_signals(stop), Alerts(o.alert_command, o.webhook, progress, hide=(target.token,)) as alerts:
         while not stop.is_set():
             t0 = time.monotonic()
@@ -143,10 +180,12 @@ def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: W
             "seconds": round(time.monotonic() - started, 1),
             "sweep_seconds": {"median": round(statistics.median(sweeps), 2) if sweeps else None,
                               "max": round(max(sweeps), 2) if sweeps else None},
-            "api_requests": None if requests_before is None else requests_after - requests_before}
+            "api_requests": None if requests_before is None or requests_after is None else
+            requests_after - requests_before}
 
 
-def _first_view(client, target: Target, agent_ids: list[str], selector: str | None, progress) -> FleetView:
+def _first_view(client: Client, target: Target, agent_ids: list[str], selector: str | None,
+                progress: Callable[[str], None]) -> FleetView:
     """The first read: what cannot be checked at all is an error now, not an alert for every agent later."""
     view = read_view(client, target, agent_ids, selector, progress)
     if view.missing:
@@ -156,8 +195,8 @@ def _first_view(client, target: Target, agent_ids: list[str], selector: str | No
     return view
 
 
-def _refresh(old: FleetView, client, target: Target, agent_ids: list[str], selector: str | None,
-             progress) -> FleetView:
+def _refresh(old: FleetView, client: Client, target: Target, agent_ids: list[str], selector: str | None,
+             progress: Callable[[str], None]) -> FleetView:
     """A new view; when the API cannot be read, the last one (read again after --api-every), and when only the
     tailnet cannot, the last one's devices: a passing outage of either is no alert for every agent."""
     try:
@@ -171,7 +210,8 @@ def _refresh(old: FleetView, client, target: Target, agent_ids: list[str], selec
     return view
 
 
-def _recheck(view, reach: Reach, parallel: int, rows: list[dict], due: set[int]) -> list[dict]:
+def _recheck(view: FleetView, reach: Reach, parallel: int, rows: list[AgentHealth], due: set[int | None]
+             ) -> list[AgentHealth]:
     """The sweep's rows after a fresh view: the due agents and servers new to the view checked again, the rows of
     servers gone from it (a roll replaced them) dropped."""
     live, old = {s.id for s in view.servers}, {r["server_id"] for r in rows}
@@ -180,48 +220,48 @@ def _recheck(view, reach: Reach, parallel: int, rows: list[dict], due: set[int])
     return sorted([r for r in rows if r["server_id"] in live - redone] + fresh, key=lambda r: r["name"])
 
 
-def _key(row: dict) -> str:
+def _key(row: AgentHealth) -> str:
     return row["agent_id"] or row["name"]
 
 
-def _state(row: dict) -> str:
+def _state(row: AgentHealth) -> str:
     return {True: "healthy", False: "unhealthy", None: "unchecked"}[row["healthy"]]
 
 
-def _was(seen: tuple | None) -> str | None:
+def _was(seen: tuple[str, ...] | None) -> str | None:
     return seen[0] if seen else None
 
 
-def _event(kind: str, row: dict, track: Track, when: str) -> dict:
+def _event(kind: str, row: AgentHealth, track: Track, when: str) -> Alert:
     """What an alert command reads on stdin and a webhook receives: one JSON object."""
-    event = {"event": kind, "time": when, "agent_id": _key(row), "server_id": row["server_id"], "name": row["name"],
-             "ipv4": row["ipv4"], "failures": track.failures, "failing_since": track.since,
-             "problems": row["problems"], "unchecked": row["unchecked"], "source": "imagekit status --watch"}
+    event: Alert = {"event": kind, "time": when, "agent_id": _key(row), "server_id": row["server_id"],
+                    "name": row["name"], "ipv4": row["ipv4"], "failures": track.failures, "failing_since": track.since,
+                    "problems": row["problems"], "unchecked": row["unchecked"], "source": "imagekit status --watch"}
     if kind == "recovered":
         event["down_seconds"] = round(time.time() - track.since_at)
     return event
 
 
-def _describe(change: dict) -> str:
+def _describe(change: Change) -> str:
     why = "; ".join(change["problems"] + change["unchecked"])
     was = f" (was {change['was']})" if change["was"] else ""
     return f"{change['time']} {change['agent_id']}: {change['state']}{was}" + (f": {why}" if why else "")
 
 
 @contextmanager
-def _ended_by_signals(stop: threading.Event):
+def _ended_by_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT (Ctrl-C) and SIGTERM end the watch as a normal end (exit 0) once the host checks under way are done
     (each within its SSH timeout); a second signal acts as it would without the watch (Ctrl-C: exit 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous: dict = {}
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def restore() -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    def ended(*_) -> None:
+    def ended(signum: int, frame: FrameType | None) -> None:
         stop.set()
         restore()
 
@@ -232,8 +272,9 @@ def _ended_by_signals(stop: threading.Event):
         restore()
 
 
-def watch_options(watch, alert_after, alert_command, webhook, api_every, parallel: int, api_only: bool,
-                  metrics_file, json: bool) -> WatchOptions | None:
+def watch_options(watch: str | None, alert_after: str | None, alert_command: str | None, webhook: str | None,
+                  api_every: str | None, parallel: int, api_only: bool, metrics_file: str | None, json: bool
+                  ) -> WatchOptions | None:
     """The watch's options from the command line; None without --watch (a single check), where the watch's own
     options are an error rather than silently ignored."""
     from ..command import number, whole_number

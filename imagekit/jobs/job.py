@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import NotRequired, TypedDict
 
 from .. import secretfile, tailnet
+from ..cloud.api import known
 from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
 from ..leftovers import removing
-from ..cloud.api import known
 from ..pipeline import Step, StepFailed, run_steps
 from ..steps.install import install_profile
 from ..steps.job import HostJob

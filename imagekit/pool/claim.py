@@ -213,7 +213,8 @@ class ConfigureClaimed:
         stage = "; ".join([
             f"set -e; umask 077; rm -rf {STAGE}; mkdir -p {STAGE}; tar -xzf - -C {STAGE} --no-same-owner",
             f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
-            f"rm {STAGE}/imagekit-configure-agent", _hostname_command(known(a.reservation.server.name, "the pool host's name"), a.resource_name)])
+            f"rm {STAGE}/imagekit-configure-agent",
+            _hostname_command(known(a.reservation.server.name, "the pool host's name"), a.resource_name)])
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
         ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=stage_archive(cfg, r.bundle))
         if r.secrets:

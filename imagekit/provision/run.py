@@ -81,9 +81,9 @@ class Refill:
 
 
 def _existing(agent: str, server: BoundServer) -> AgentResult:
-    return {"agent_id": agent, "server_id": server.id, "name": api.known(server.name, "the server's name"), "ipv4": address(server),
-            "mode": (server.labels or {}).get("mode"), "status": "existing", "seconds_to_ready": None,
-            "error": None}
+    return {"agent_id": agent, "server_id": server.id, "name": api.known(server.name, "the server's name"),
+            "ipv4": address(server), "mode": (server.labels or {}).get("mode"), "status": "existing",
+            "seconds_to_ready": None, "error": None}
 
 
 def provision(target: Target, options: ProvisionOptions, progress: Callable[[str], None]) -> dict[str, Any]:

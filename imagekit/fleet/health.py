@@ -1,0 +1,29 @@
+"""An agent's health as ``status`` reports it (``--json``: ``agents``): one row per agent server, which
+``status --watch`` tracks and ``status --metrics`` exports."""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+
+class AgentHealth(TypedDict):
+    agent_id: str | None
+    server_id: int | None
+    name: str
+    ipv4: str | None
+    status: str | None  # the server's
+    ssh: bool | None  # None: not tried
+    service: str | None  # the profile's unit's ActiveState
+    restarts: int | None
+    uptime_seconds: float | None
+    tailscale_online: bool | None
+    snapshot_id: int | None
+    newest_snapshot_id: int | None
+    drift: bool
+    provisioned_at: str | None
+    server_type: str | None
+    location: str | None
+    hourly_cost_gross: float | None
+    problems: list[str]  # what a check found wrong
+    unchecked: list[str]  # what could not be checked, and why
+    healthy: NotRequired[bool | None]  # set last, from the two above: None is unchecked
