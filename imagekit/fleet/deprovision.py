@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from hcloud.servers import BoundServer
+
 from .. import agentid, tailnet
 from ..cloud import api
 from ..cloud.servers import delete_many
@@ -9,13 +14,14 @@ from ..errors import CloudError, InputError
 from ..target import Target
 
 
-def deprovision(target: Target, agent_ids: list[str], selector: str | None, progress) -> dict:
+def deprovision(target: Target, agent_ids: list[str], selector: str | None, progress: Callable[[str], None]
+                ) -> dict[str, Any]:
     """Delete the agents' servers and their Tailscale devices; agents without a server are reported, not errors."""
     if not agent_ids and not selector:
         raise InputError("say which agents: --agent-id ID (repeatable, or comma-separated) or --selector LABELS")
     names = [agentid.server_name(agent) for agent in agent_ids]
     client = api.connect(target)
-    servers = {}
+    servers: dict[int | None, BoundServer] = {}
     for name in names:
         found = client.servers.get_all(label_selector=api.selector(role="agent", **{"agent-id": name}))
         if not found:
@@ -24,7 +30,7 @@ def deprovision(target: Target, agent_ids: list[str], selector: str | None, prog
     if selector:
         servers.update({s.id: s for s in client.servers.get_all(
             label_selector=f"{api.selector(role='agent')},{selector}")})
-    protected = [s for s in servers.values() if s.protection.get("delete")]
+    protected = [s for s in servers.values() if api.known(s.protection, f"server {s.id}'s protection").get("delete")]
     if protected:
         s = protected[0]
         raise CloudError(f"server {s.id} ({s.name}) is protected against deletion: lift it with "

@@ -7,7 +7,12 @@ never swept."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from hcloud.servers import BoundServer
+from hcloud.ssh_keys import BoundSSHKey
 
 from .. import tailnet
 from ..cloud import api
@@ -22,7 +27,8 @@ ROLES = {"builder": ("builder",), "provision": ("provision",), "job": ("job",), 
          "all": ("builder", "provision", "job", "pool")}
 
 
-def collect_garbage(target: Target, older_than_minutes: float, progress, role: str = "all") -> dict:
+def collect_garbage(target: Target, older_than_minutes: float, progress: Callable[[str], None], role: str = "all"
+                    ) -> dict[str, Any]:
     """``role``: ``builder`` (builds' and verifications' servers and keys), ``provision`` (provisioning
     runs' keys and abandoned half-made agents), ``job`` (jobs' servers and keys past their deadline) or
     ``all``."""
@@ -32,13 +38,13 @@ def collect_garbage(target: Target, older_than_minutes: float, progress, role: s
     client = api.connect(target)
     cutoff = datetime.now(timezone.utc) - timedelta(minutes=older_than_minutes)
 
-    def old(resource) -> bool:
+    def old(resource: BoundServer | BoundSSHKey) -> bool:
         created = resource.created
         if isinstance(created, str):
             created = datetime.fromisoformat(created)
-        return created <= cutoff
+        return api.known(created, f"{resource.id}'s creation time") <= cutoff
 
-    def servers(selector: str) -> list:
+    def servers(selector: str) -> list[BoundServer]:
         return [s for s in client.servers.get_all(label_selector=selector) if old(s) and s.status != "deleting"]
 
     builders = servers(api.selector(role="builder")) if "builder" in roles else []

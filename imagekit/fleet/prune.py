@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from hcloud.images import BoundImage
 
 from ..cloud import api
 from ..errors import InputError
 from ..target import Target
 
 
-def prune_snapshots(target: Target, keep: int, profile: str | None, progress, dry_run: bool = False) -> dict:
+def prune_snapshots(target: Target, keep: int, profile: str | None, progress: Callable[[str], None],
+                    dry_run: bool = False) -> dict[str, Any]:
     """Keep the newest ``keep`` snapshots of each profile (or of ``profile``); delete the older ones."""
     if keep < 1:
         raise InputError(f"--keep {keep}: keep at least 1 snapshot per profile (delete the last one by hand)")
     client = api.connect(target)
     sel = api.selector(**({"profile": profile} if profile else {}))
-    by_profile = defaultdict(list)
+    by_profile: defaultdict[str, list[BoundImage]] = defaultdict(list)
     for image in client.images.get_all(type=["snapshot"], label_selector=sel, sort=["created:desc"]):
         by_profile[(image.labels or {}).get("profile", "")].append(image)
     deleted = []

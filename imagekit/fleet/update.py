@@ -8,8 +8,14 @@ its previous code and secrets back, and the update stops after that batch."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from secrets import token_hex
+from typing import Any, TypedDict
+
+import paramiko
+from hcloud.servers import BoundServer
 
 from .. import agentconf, profiles, secretfile
 from .. import events as live
@@ -17,12 +23,24 @@ from ..cloud import api
 from ..cloud.servers import address
 from ..errors import HostError, InputError
 from ..host import probe, ssh
+from ..host.keys import KeyPair
 from ..provision import halfmade
 from ..provision.agent import AGENT_STABLE, AGENT_START_GRACE
 from ..target import Target
 from .selection import agent_servers, operator_key
 
 SSH_TIMEOUT = 15
+
+
+class Updated(TypedDict):
+    """An agent's row in ``update``'s result."""
+
+    agent_id: str | None
+    server_id: int | None
+    name: str | None
+    status: str  # updated | rolled back | failed | not updated
+    seconds: float | None
+    error: str | None
 
 
 def _restart(p: profiles.Profile) -> str:
@@ -47,8 +65,9 @@ def _drop_previous(p: profiles.Profile) -> str:
     return f"rm -rf {p.code_dir}.previous {p.secrets_file}.previous"
 
 
-def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bundle_path, secrets_file,
-                 batch: int, progress, events: str | None = None) -> dict:
+def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bundle_path: Path | None,
+                 secrets_file: Path | None, batch: int, progress: Callable[[str], None], events: str | None = None
+                 ) -> dict[str, Any]:
     if bundle_path is None and secrets_file is None:
         raise InputError("nothing to update: pass --agent-bundle DIR|FILE.tar.gz and/or --secrets-file FILE")
     if batch < 1:
@@ -61,7 +80,8 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
         raise InputError("no agent matches: check --agent-id / --selector with `invoke list`")
     kinds = {name: profiles.load(name) for name in {(s.labels or {}).get("profile", "agent") for s in servers}}
     bundles = {name: agentconf.bundle(bundle_path, p) if bundle_path is not None else None for name, p in kinds.items()}
-    results, stopped = [], False
+    results: list[Updated] = []
+    stopped = False
     batches = [servers[i:i + batch] for i in range(0, len(servers), batch)]
     run_id = time.strftime("%Y%m%d%H%M%S") + "-" + token_hex(3)
     with live.stream(events, run_id, command="update", agents=[s.name for s in servers]) as ev:
@@ -69,8 +89,9 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
             if stopped:
                 results += [_row(s, "not updated", "an earlier batch failed: the update stopped") for s in group]
                 continue
-            progress(f"batch {number}/{len(batches)}: {', '.join(s.name for s in group)}")
-            ev.emit("batch started", detail=f"{number}/{len(batches)}: {', '.join(s.name for s in group)}")
+            names = ", ".join(str(s.name) for s in group)
+            progress(f"batch {number}/{len(batches)}: {names}")
+            ev.emit("batch started", detail=f"{number}/{len(batches)}: {names}")
             with ThreadPoolExecutor(max_workers=len(group)) as pool:
                 done = list(pool.map(lambda s: _update_one(s, kinds[_kind(s)], key, bundles[_kind(s)], secrets,
                                                            progress), group))
@@ -82,21 +103,24 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
     return {"run_id": run_id, "agents": results, "stopped": stopped}
 
 
-def _row(server, status: str, error: str | None = None, seconds: float | None = None) -> dict:
+def _row(server: BoundServer, status: str, error: str | None = None, seconds: float | None = None) -> Updated:
     return {"agent_id": (server.labels or {}).get("agent-id"), "server_id": server.id, "name": server.name,
             "status": status, "seconds": seconds, "error": error}
 
 
-def _kind(server) -> str:
+def _kind(server: BoundServer) -> str:
     return (server.labels or {}).get("profile", "agent")
 
 
-def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets, progress) -> dict:
+def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: bytes | None,
+                secrets: secretfile.Secrets | None, progress: Callable[[str], None]) -> Updated:
     """One host: updated, rolled back (its agent did not come up with the new code), or failed."""
     t0 = time.monotonic()
     if server.status != "running" or halfmade.deadline(server) is not None:
         return _row(server, "failed", f"not a ready, running agent (server {server.status}): provision it first")
     ip = address(server)
+    if ip is None:  # SSH to no address would reach this machine itself
+        return _row(server, "failed", f"server {server.id} has no address to reach it on")
     try:
         conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
     except Exception as exc:  # unreachable: nothing was changed on it
@@ -133,5 +157,5 @@ def _update_one(server, p: profiles.Profile, key, bundle: bytes | None, secrets,
         conn.close()
 
 
-def _sh(conn, command: str, what: str, stdin: bytes | None = None) -> None:
+def _sh(conn: paramiko.SSHClient, command: str, what: str, stdin: bytes | None = None) -> None:
     ssh.must(conn, command, what, stdin=stdin, tail=800)
