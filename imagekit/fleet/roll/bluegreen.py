@@ -4,6 +4,7 @@ carried and waited for as a new agent is; then the old server goes and the repla
 from __future__ import annotations
 
 from ...cloud import actions, api
+from ...cloud.api import known
 from ...cloud.servers import DELETE_TIMEOUT
 from ...errors import CloudError
 from ...pipeline import Step
@@ -21,9 +22,9 @@ def temporary_name(name: str, old_id: int) -> str:
     return f"{name[:44]}-roll-{old_id}"
 
 
-def steps(m: Move) -> list[Step]:
+def steps(m: Move) -> list[Step[Agent]]:
     """A replacement's pipeline; one an earlier roll got ready only takes over."""
-    found: list[Step] = [DiscardStale(s) for s in m.discard]
+    found: list[Step[Agent]] = [DiscardStale(s) for s in m.discard]
     if m.ready is not None:
         return [*found, TakeOver(m)]
     return [*found, CarryFromOldHost(m), AuthKey(), UserData(), CreateServer(name="create server"), Boot(), WaitSSH(),
@@ -41,6 +42,7 @@ class TakeOver:
 
     def run(self, a: Agent) -> None:
         new, old, name = a.server, self.move.old, self.move.name
+        assert new is not None, "TakeOver follows the step that made the replacement (or finds it ready)"
         if old is not None:
             deleting = a.client.servers.delete(old)  # refused (protected, locked): the old host keeps serving
             a.committed = True  # accepted: the old server is going, so from here on the replacement is the agent
@@ -54,5 +56,5 @@ class TakeOver:
             raise CloudError(f"renaming server {new.id} to {name} failed ({api.explain(exc)}): it serves the agent "
                              "under its temporary name; run the roll again to finish") from None
         if old is not None:
-            drop_nodes(a, name, old.created, new.created)
+            drop_nodes(a, name, known(old.created, "the old server's creation time"), new.created)
         a.event("took over", f"server {new.id} is {name}")

@@ -30,6 +30,9 @@ class CarryFromOldHost:
     def run(self, a: Agent) -> None:
         m, profile = self.move, a.plan.profile
         ip = address(m.base)
+        if ip is None:  # SSH to no address would reach this machine itself
+            raise HostError(f"the agent's host {m.base.id} has no address to reach it on")
+        assert a.keypair is not None, "a roll holds the operator's key (run.prepare)"
         try:
             conn = ssh.connect(ip, a.keypair, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
         except Exception as exc:  # the old host is untouched; it is its own problem to fix first
@@ -71,6 +74,7 @@ class ConfigureCarried:
 
     def run(self, a: Agent) -> None:
         m, profile = self.move, a.plan.profile
+        assert a.conn is not None, "ConfigureCarried follows WaitSSH"
         if m.authorized_keys is not None:  # only the keys the host had, not its creation's temporary key
             ssh.must(a.conn, "umask 077 && cat > /root/.ssh/authorized_keys.new && "
                              "mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from ...cloud.api import known
 from ...pipeline import Step
 from ...provision import halfmade, userdata
 from ...provision.agent import Agent, AgentRunning, AuthKey, Enrolled
@@ -16,7 +17,7 @@ from .carry import CarryFromOldHost, ConfigureCarried, DiscardStale, drop_nodes
 from .plan import Move
 
 
-def steps(m: Move) -> list[Step]:
+def steps(m: Move) -> list[Step[Agent]]:
     return [*[DiscardStale(s) for s in m.discard], CarryFromOldHost(m), AuthKey(), Rebuild(m), Boot(), WaitSSH(),
             WaitCloudInit(), Enrolled(), DropOldNodes(m), ConfigureCarried(m), AgentRunning(), Rebuilt(m)]
 
@@ -28,6 +29,7 @@ class Rebuild:
         self.move = move
 
     def run(self, a: Agent) -> None:
+        assert a.server is not None, "an in-place roll's job starts with the agent's own server"
         data = userdata.render(a.plan.config(a.agent_id, a.secret), a.plan.bundle)
         labels = {**(a.server.labels or {}), "mode": "snapshot", **halfmade.REBUILDING.label(time.time() + a.timeout)}
         a.server = a.client.servers.update(a.server, labels=labels)
@@ -43,7 +45,8 @@ class DropOldNodes:
         self.move = move
 
     def run(self, a: Agent) -> None:
-        drop_nodes(a, self.move.name, self.move.base.created, self.move.rebuilding_since)
+        drop_nodes(a, self.move.name, known(self.move.base.created, "the server's creation time"),
+                   self.move.rebuilding_since)
 
 
 class Rebuilt:
@@ -53,5 +56,6 @@ class Rebuilt:
         self.move = move
 
     def run(self, a: Agent) -> None:
+        assert a.server is not None, "an in-place roll's job starts with the agent's own server"
         a.server = halfmade.REBUILDING.cleared(a.client, a.server)
         a.event("took over", f"server {a.server.id} rebuilt from snapshot {self.move.target.id}")

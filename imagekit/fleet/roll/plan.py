@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from hcloud import Client
 from hcloud.images import BoundImage
 from hcloud.servers import BoundServer
 
+from ...cloud.api import known
 from ...errors import InputError
 from ...provision import halfmade
 from ..selection import agent_servers
@@ -29,6 +30,19 @@ class RollOptions:
     timeout: float | None = None  # seconds per replacement to be ready (default: provision's)
     in_place: bool = False  # rebuild each agent's own server (same id and address, an outage) instead
     events: str | None = None
+
+
+class Rolled(TypedDict):
+    """An agent's row in ``roll``'s result."""
+
+    agent_id: str  # its server name
+    old_server_id: int | None
+    new_server_id: int | None
+    old_snapshot_id: int | None
+    new_snapshot_id: int | None
+    status: str | None  # rolled | current | failed | not rolled (None until it is known)
+    seconds: float | None
+    error: str | None
 
 
 @dataclass
@@ -55,16 +69,18 @@ class Move:
 
 
 def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], BoundImage]
-         ) -> tuple[list[dict[str, Any]], list[Move]]:
+         ) -> tuple[list[Rolled], list[Move]]:
     """Rows for agents with nothing to do (or that cannot be rolled), and the moves to make."""
     servers = agent_servers(client, o.agent_ids, ",".join(filter(None, [f"profile={o.profile}", o.selector])))
     groups: dict[str, list[BoundServer]] = {}
     for server in servers:
-        groups.setdefault((server.labels or {}).get("agent-id") or server.name, []).append(server)
+        groups.setdefault((server.labels or {}).get("agent-id") or known(server.name, "the server's name"),
+                          []).append(server)
     if not groups:
         raise InputError(f"no agent of profile '{o.profile}' matches: check --agent-id / --selector with "
                          "`invoke list`")
-    rows, moves = [], []
+    rows: list[Rolled] = []
+    moves: list[Move] = []
     for name, group in sorted(groups.items()):
         old = next((s for s in group if s.name == name and ROLLING not in (s.labels or {})), None)
         stale = [s for s in group if ROLLING in (s.labels or {})]
@@ -79,7 +95,7 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
         if old is None and ready is None:
             rows.append({**row, "status": "failed", "error": "its server is gone: provision the agent again"})
             continue
-        if ready is None and old.image is not None and old.image.id == target.id \
+        if ready is None and old is not None and old.image is not None and old.image.id == target.id \
                 and (old.labels or {}).get("mode") == "snapshot":
             rows.append({**row, "status": "current"})
             continue
@@ -90,7 +106,7 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
                 "bring them back with `invoke update --agent-bundle ... --secrets-file ...` (then remove its "
                 f"{halfmade.REBUILDING.key} label), or deprovision and provision it again")})
             continue
-        if ready is None and (old.status != "running" or halfmade.deadline(old) is not None):
+        if ready is None and old is not None and (old.status != "running" or halfmade.deadline(old) is not None):
             rows.append({**row, "status": "failed", "error": f"not a ready, running agent (server {old.status}): "
                                                              "provision it first"})
             continue
@@ -99,7 +115,7 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
     return rows, moves
 
 
-def row_of(name: str, old: BoundServer | None, target: BoundImage) -> dict[str, Any]:
+def row_of(name: str, old: BoundServer | None, target: BoundImage) -> Rolled:
     old_image = old.image.id if old is not None and old.image is not None and \
         (old.labels or {}).get("mode") == "snapshot" else None
     return {"agent_id": name, "old_server_id": old.id if old is not None else None, "new_server_id": None,

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from hcloud import Client
@@ -20,7 +21,8 @@ from ... import events as live
 from ... import profiles, secretfile, tailnet
 from ...cloud import api, lookups
 from ...cloud.actions import ActionWatcher
-from ...cloud.servers import address
+from ...cloud.api import known
+from ...cloud.servers import address, architecture, type_of
 from ...cloud.spec import ServerSpec
 from ...errors import InputError
 from ...host.keys import KeyPair
@@ -33,7 +35,7 @@ from ...steps.firewall import profile_firewall
 from ...steps.operator import operator_keys
 from ...target import Target
 from . import bluegreen, inplace
-from .plan import ROLLING, Move, RollOptions, plan, row_of
+from .plan import ROLLING, Move, RollOptions, Rolled, plan, row_of
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def roll_fleet(target: Target, options: RollOptions, progress: Callable[[str], N
 
     def snapshot_for(server: BoundServer) -> BoundImage:
         """The target snapshot for a server's architecture (looked up once per architecture)."""
-        arch = server.server_type.architecture
+        arch = architecture(server)
         if arch not in targets:
             targets[arch] = lookups.own_snapshot(client, options.to, options.profile, arch)
         return targets[arch]
@@ -90,7 +92,8 @@ def prepare(target: Target, client: Client, o: RollOptions, profile: profiles.Pr
     the new hosts), the tailnet when one enrols, the profile's firewall."""
     key, keypair = operator_keys(client, "roll reads each agent's code and secrets from its host and checks its "
                                          "replacement over SSH with your key")
-    tn, tags = None, ()
+    tn: tailnet.Tailnet | None = None
+    tags: tuple[str, ...] = ()
     if any(_enrols(m) for m in moves):
         creds = tailnet.credentials(target)
         tn, tags = tailnet.Tailnet(creds), creds.tags
@@ -108,7 +111,7 @@ def replacement_plan(s: Shared, m: Move) -> ProvisionPlan:
     """The move's own provisioning plan: the target snapshot on the old server's type and location, its Tailscale
     choice; configured over SSH with what it carries (the API URL too, once read from the old host)."""
     base = m.base
-    spec = ServerSpec(server_type=base.server_type, image=m.target, locations=(base.location,),
+    spec = ServerSpec(server_type=type_of(base), image=m.target, locations=(base.location,),
                       ssh_keys=(s.operator_key,), firewalls=(s.firewall,))
     return ProvisionPlan(target=s.target, client=s.client, profile=s.profile, deployment=s.run_id, spec=spec,
                          options=ProvisionOptions(agent_ids=[m.name], mode="snapshot", profile=s.profile.name,
@@ -119,26 +122,26 @@ def replacement_plan(s: Shared, m: Move) -> ProvisionPlan:
 
 
 def job(s: Shared, m: Move, events: live.Events, watcher: ActionWatcher, progress: Callable[[str], None],
-        cancel: threading.Event) -> tuple[Agent, list[Step]]:
+        cancel: threading.Event) -> tuple[Agent, list[Step[Agent]]]:
     """The replacement's provisioning job and its steps: blue-green, or in place."""
     p = replacement_plan(s, m)
-    common = dict(client=s.client, progress=progress, timeout=p.timeout(), cancel=cancel, watcher=watcher,
-                  keypair=s.keypair, plan=p, agent_id=m.name, stream=events)
+    agent = partial(Agent, client=s.client, progress=progress, timeout=p.timeout(), cancel=cancel, watcher=watcher,
+                    keypair=s.keypair, plan=p, agent_id=m.name, stream=events)
     if m.in_place:
         old = m.base
-        a = Agent(resource_name=m.name, spec=replace(p.spec, labels=dict(old.labels or {})), server=old,
-                  ip=address(old), committed=True, **common)
+        a = agent(resource_name=m.name, spec=replace(p.spec, labels=dict(old.labels or {})), server=old,
+                  ip=address(old), committed=True)
         return a, inplace.steps(m)
-    old_id = m.old.id if m.old else 0
+    old_id = known(m.old.id, "the old server's id") if m.old else 0
     labels = {k: v for k, v in (m.base.labels or {}).items() if k not in (ROLLING, halfmade.LABEL)}
     labels.update(mode="snapshot", **{ROLLING: str(old_id)}, **halfmade.label(time.time() + p.timeout()))
-    a = Agent(resource_name=bluegreen.temporary_name(m.name, old_id), spec=replace(p.spec, labels=labels),
-              server=m.ready, **common)
+    a = agent(resource_name=bluegreen.temporary_name(m.name, old_id), spec=replace(p.spec, labels=labels),
+              server=m.ready)
     return a, bluegreen.steps(m)
 
 
-def batches(s: Shared, moves: list[Move], rows: list[dict[str, Any]], stopped: bool, events: live.Events,
-            watcher: ActionWatcher, progress: Callable[[str], None]) -> tuple[list[dict[str, Any]], bool]:
+def batches(s: Shared, moves: list[Move], rows: list[Rolled], stopped: bool, events: live.Events,
+            watcher: ActionWatcher, progress: Callable[[str], None]) -> tuple[list[Rolled], bool]:
     """The moves, ``batch`` at a time; after a batch with a failure the rest are not rolled."""
     cancel = threading.Event()
     groups = [moves[i:i + s.options.batch] for i in range(0, len(moves), s.options.batch)]
@@ -159,8 +162,8 @@ def batches(s: Shared, moves: list[Move], rows: list[dict[str, Any]], stopped: b
     return rows, stopped
 
 
-def replace_one(m: Move, a: Agent, steps: list[Step], events: live.Events,
-                progress: Callable[[str], None]) -> dict[str, Any]:
+def replace_one(m: Move, a: Agent, steps: list[Step[Agent]], events: live.Events,
+                progress: Callable[[str], None]) -> Rolled:
     t0 = time.monotonic()
     row = row_of(m.name, m.old, m.target)
     try:
@@ -168,11 +171,12 @@ def replace_one(m: Move, a: Agent, steps: list[Step], events: live.Events,
     except StepFailed as exc:
         progress(f"[{m.name}] failed: {exc}")
         events.emit("failed", agent=m.name, detail=str(exc))
-        kept = a.committed and a.server is not None
+        kept_id = a.server.id if a.committed and a.server is not None else None
         if m.in_place:
             serving = "" if m.rebuilding_since else "; the host was not touched and still serves the agent"
         else:
             serving = "" if a.committed or m.old is None else "; the old server still serves the agent"
-        return {**row, "status": "failed", "error": str(exc) + serving, "new_server_id": a.server.id if kept else None}
+        return {**row, "status": "failed", "error": str(exc) + serving, "new_server_id": kept_id}
+    assert a.server is not None, "a replacement that got all the way is the agent's server"
     progress(f"[{m.name}] rolled onto snapshot {m.target.id}: server {a.server.id} ({time.monotonic() - t0:.1f} s)")
     return {**row, "status": "rolled", "new_server_id": a.server.id, "seconds": round(time.monotonic() - t0, 2)}
