@@ -35,7 +35,7 @@ from ...steps.firewall import profile_firewall
 from ...steps.operator import operator_keys
 from ...target import Target
 from . import bluegreen, inplace
-from .plan import ROLLING, Move, RollOptions, Rolled, plan, row_of
+from .plan import ROLLING, Move, Rolled, RollOptions, plan, row_of
 
 
 @dataclass(frozen=True)
