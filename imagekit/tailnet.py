@@ -23,6 +23,7 @@ from typing import Any, Literal, TypedDict, overload
 import paramiko
 from hcloud.servers import BoundServer
 
+from .cloud.api import known
 from .errors import ImagekitError
 from .host import ssh
 from .settings import get as setting
@@ -164,7 +165,8 @@ class Tailnet:
 
     def remove_devices_of(self, server: BoundServer, devices: list[Device] | None = None) -> list[Device]:
         """Delete the devices ``server`` enrolled (``devices_of``); the ones deleted."""
-        found = self.devices_of(hostname_of(server), server.created, devices)
+        found = self.devices_of(hostname_of(server), known(server.created, f"server {server.id}'s creation time"),
+                                devices)
         for device in found:
             self.delete_device(device["id"])
         return found
@@ -209,7 +211,7 @@ def enrol_over_ssh(conn: paramiko.SSHClient, auth_key: str, hostname: str, tags:
 def hostname_of(server: BoundServer) -> str:
     """The Tailscale hostname a server enrols under: an agent's is its agent's name (``agent-id``), also while
     a roll's replacement still carries a temporary server name; anything else's is its server name."""
-    return (server.labels or {}).get("agent-id") or server.name
+    return (server.labels or {}).get("agent-id") or known(server.name, f"server {server.id}'s name")
 
 
 def _created(device: Device) -> datetime:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from hcloud import Client
 
@@ -21,7 +22,7 @@ from ..cloud.spec import resolve
 from ..errors import ImagekitError
 from ..host import playbook, ssh
 from ..leftovers import removing
-from ..pipeline import run_steps
+from ..pipeline import Step, run_steps
 from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
 from ..steps.ready import WaitCloudInit, WaitSSH
@@ -70,6 +71,7 @@ class BareInstall:
 
     def run(self, s: BuildJob) -> None:
         book = s.playbook
+        assert book is not None and s.ip is not None and s.keypair is not None
         sources = [op for op in book.steps if op.name.startswith(("apt key", "apt source"))]
         install = playbook.Operation(name="plain install", unless="false", timeout=1800, run=(
             "apt-get -q update && apt-get -q -y install " + " ".join(book.expect["packages"])))
@@ -83,6 +85,7 @@ class BareSnapshot:
     name = "snapshot"
 
     def run(self, s: BuildJob) -> None:
+        assert s.server is not None
         resp = s.server.create_image(type="snapshot", description=s.description, labels=api.labels(role="bench"))
         s.snapshot = resp.image
         actions.wait(s.client, resp.action, 1800, "creating the bare snapshot")
@@ -90,10 +93,10 @@ class BareSnapshot:
     def cleanup(self, s: BuildJob) -> None:
         if s.snapshot is not None:
             with removing("snapshot", s.snapshot.id, s.description, f"hcloud image delete {s.snapshot.id}"):
-                s.client.images.get_by_id(s.snapshot.id).delete()
+                s.client.images.get_by_id(api.known(s.snapshot.id, "the snapshot's id")).delete()
 
 
-def floor_build(target: Target, client: Client) -> dict[str, object]:
+def floor_build(target: Target, client: Client) -> dict[str, Any]:
     """The bare build, timed like build-snapshot: the sum of its steps."""
     build_id = new_build_id()
     options = BuildOptions(name="imagekit-bench-bare-{build_id}", force=True)
@@ -101,7 +104,7 @@ def floor_build(target: Target, client: Client) -> dict[str, object]:
     job = BuildJob(client=client, progress=lambda line: None, resource_name=f"imagekit-bench-bare-{build_id}",
                    labels=labels, timeout=options.ssh_timeout, target=target, options=options, build_id=build_id)
     check_inputs(job)
-    steps = [TemporaryKey(), CreateServer("bare builder"), Boot("bare builder"), WaitSSH(), WaitCloudInit(),
-             BareInstall(), ShutDown(), BareSnapshot()]
+    steps: list[Step[BuildJob]] = [TemporaryKey(), CreateServer("bare builder"), Boot("bare builder"), WaitSSH(),
+                                   WaitCloudInit(), BareInstall(), ShutDown(), BareSnapshot()]
     durations = run_steps(steps, job, lambda line: None)
     return {"seconds": round(sum(durations.values()), 2), "durations": durations}

@@ -5,6 +5,7 @@ what it made (an operator's pool belongs to another snapshot and key)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .. import profiles
 from ..cloud import api
@@ -39,6 +40,7 @@ class AuditHost:
 
     def run(self, s: BenchJob) -> None:
         b = s.bench
+        assert s.ssh_key is not None and s.keypair is not None, "AuditHost follows TemporaryKey"
         result = provision(b.target, ProvisionOptions(agent_ids=["bench-audit"], snapshot=str(b.snapshot),
                                                       operator_key=str(s.ssh_key.id)), lambda line: None)
         [agent] = result["agents"]
@@ -53,7 +55,7 @@ class AuditHost:
         deprovision(s.bench.target, ["bench-audit"], None, lambda line: None)
 
 
-def hardening(b: Bench) -> dict[str, object]:
+def hardening(b: Bench) -> dict[str, Any]:
     b.progress("bench: auditing a ready agent host (lynis)")
     job = BenchJob(client=b.client, progress=lambda line: None, resource_name="imagekit-bench-audit",
                    labels=api.labels(role="bench"), bench=b)
@@ -70,9 +72,11 @@ class ClaimPoolHost:
     name = "fill one pool host and claim it"
 
     def run(self, s: BenchJob) -> None:
-        b = s.bench
+        b, snapshot = s.bench, s.bench.snapshot
+        assert s.ssh_key is not None and s.keypair is not None, "ClaimPoolHost follows TemporaryKey"
+        assert snapshot is not None, "the bench's snapshot is made first (BenchSnapshot)"
         spec = resolve(s.client, server_type="cx23", location=None, image=lambda arch: s.client.images.get_by_id(
-            b.snapshot))
+            snapshot))
         firewall, _ = profile_firewall(s.client, profiles.load("agent"))
         plan = pool_fill.PoolPlan(client=s.client, profile="agent", key=s.ssh_key, keypair=s.keypair, parallel=1,
                                   spec=pool_fill.pool_spec(spec, "agent", s.ssh_key, firewall))

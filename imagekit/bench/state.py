@@ -22,7 +22,7 @@ class Bench:
     incremental: dict[str, Any] = field(default_factory=dict)  # a build grown from the bench's snapshot (--from)
     floor_build: dict[str, Any] = field(default_factory=dict)  # the bare build: same packages, plain apt-get
     snapshot: int | None = None
-    firewalls_before: set[int] = field(default_factory=set)
+    firewalls_before: set[int | None] = field(default_factory=set)
     agents: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     failed: bool = False

@@ -4,8 +4,9 @@ of what imagekit manages, and the user data provision would send."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
-from invoke import task
+from invoke import Context, task
 
 from .. import render, settings
 from ..events import check_destination as check_events
@@ -37,10 +38,13 @@ from .shared import LOCATION_HELP, TOKEN_HELP, agent_ids, number, path, run, say
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     **TOKEN_HELP,
 })
-def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile="agent", server_type=None,
-              location=None, base_image=None, api_url=None, agent_bundle=None, no_tailscale=False,
-              no_wait=False, timeout=None, parallel=5, secrets_file=None, json=False, events=None, no_pool=False,
-              refill=False, token_env=None, token_file=None):
+def provision(c: Context, agent_id: list[str] | None = None, count: str | None = None, mode: str = "auto",
+              snapshot: str | None = None, profile: str = "agent", server_type: str | None = None,
+              location: str | None = None, base_image: str | None = None, api_url: str | None = None,
+              agent_bundle: str | None = None, no_tailscale: bool = False, no_wait: bool = False,
+              timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
+              events: str | None = None, no_pool: bool = False, refill: bool = False, token_env: str | None = None,
+              token_file: str | None = None) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
@@ -72,7 +76,8 @@ def provision(c, agent_id=None, count=None, mode="auto", snapshot=None, profile=
     "json": "print what was deleted as JSON",
     **TOKEN_HELP,
 })
-def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, token_file=None):
+def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | None = None, json: bool = False,
+                token_env: str | None = None, token_file: str | None = None) -> None:
     """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
     from ..fleet.deprovision import deprovision
 
@@ -92,8 +97,9 @@ def deprovision(c, agent_id=None, selector=None, json=False, token_env=None, tok
     "location": LOCATION_HELP,
     "parallel": "fill: hosts created at once (default 5)",
     "json": "print one JSON object", **TOKEN_HELP})
-def pool(c, action, size=None, profile="agent", snapshot="latest", server_type=None, location=None, parallel=5,
-         json=False, token_env=None, token_file=None):
+def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
+         server_type: str | None = None, location: str | None = None, parallel: int = 5, json: bool = False,
+         token_env: str | None = None, token_file: str | None = None) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
@@ -122,14 +128,14 @@ def pool(c, action, size=None, profile="agent", snapshot="latest", server_type=N
         run("pool drain", lambda t: pool_fill.drain(t, profile, say), json=json, token_env=token_env,
             token_file=token_file, text=lambda r: f"pool drained: {len(r['deleted'])} host(s) deleted")
     else:
-        def unknown(_):
+        def unknown(_: None) -> NoReturn:
             raise InputError(f"unknown action {action!r}: choose fill, status or drain")
 
         run("pool", unknown, target=False)
 
 
 @task(name="list", help={"json": "print one JSON object {agents: [...], snapshots: [...]}", **TOKEN_HELP})
-def list_(c, json=False, token_env=None, token_file=None):
+def list_(c: Context, json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
     """Show the agent servers and snapshots imagekit manages."""
     from ..fleet.listing import list_managed
 
@@ -141,8 +147,8 @@ def list_(c, json=False, token_env=None, token_file=None):
             "api_url": "the agents' API_URL (default: AURA_API_URL)",
             "agent_bundle": "directory or .tar.gz of the agent (default: the profile's example bundle)",
             "no_tailscale": "leave Tailscale enrolment out", "profile": "image profile (default agent)"})
-def render_cloud_init(c, agent_id, mode="snapshot", api_url=None, agent_bundle=None, no_tailscale=False,
-                      profile="agent"):
+def render_cloud_init(c: Context, agent_id: str, mode: str = "snapshot", api_url: str | None = None,
+                      agent_bundle: str | None = None, no_tailscale: bool = False, profile: str = "agent") -> None:
     """Print the cloud-init user data provision would send for an agent (auth key masked); creates nothing."""
     from ..provision import render_for_operator
     from ..target import token_from

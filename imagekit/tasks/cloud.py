@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import task
+from invoke import Context, task
 
 from .. import render
 from .shared import run, say, whole_number
 
 
 @task
-def cloud_up(c):
+def cloud_up(c: Context) -> None:
     """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
     from localcloud import client as localcloud
 
@@ -20,7 +20,7 @@ def cloud_up(c):
 
 
 @task
-def cloud_down(c):
+def cloud_down(c: Context) -> None:
     """Stop the local cloud and its machines; servers, snapshots and keys are kept for the next cloud-up."""
     from localcloud import client as localcloud
 
@@ -29,7 +29,7 @@ def cloud_down(c):
 
 
 @task(help={"json": "print one JSON object with at least endpoint and token"})
-def cloud_status(c, json=False):
+def cloud_status(c: Context, json: bool = False) -> None:
     """Show whether the local cloud runs, its endpoint and API token (use them as HCLOUD_ENDPOINT/HCLOUD_TOKEN)."""
     from localcloud import client as localcloud
 
@@ -38,11 +38,11 @@ def cloud_status(c, json=False):
 
 
 @task
-def cloud_env(c):
+def cloud_env(c: Context) -> None:
     """Print `export HCLOUD_ENDPOINT=... HCLOUD_TOKEN=...` for the local cloud (use with eval)."""
     from localcloud import client as localcloud
 
-    def env(_):
+    def env(_: None) -> dict[str, str]:
         ep = localcloud.running()
         return {"endpoint": ep.endpoint, "token": ep.token}
 
@@ -51,7 +51,7 @@ def cloud_env(c):
 
 
 @task
-def cloud_reset(c):
+def cloud_reset(c: Context) -> None:
     """Delete every server, snapshot, SSH key, firewall, network and placement group of the local cloud (keeps its
     system image)."""
     from localcloud import client as localcloud
@@ -63,7 +63,7 @@ def cloud_reset(c):
 @task(help={"out": "where to write the JSON figures (a Markdown table goes beside it; default bench/results.json)",
             "runs": "runs per cheap figure (snapshot provisioning, floor); the median is reported (default 3)",
             "fleet": "agents provisioned at once for the concurrency figure (default 10)"})
-def bench(c, out="bench/results.json", runs=3, fleet=10):
+def bench(c: Context, out: str = "bench/results.json", runs: int = 3, fleet: int = 10) -> None:
     """Measure build and provisioning on the local cloud (several minutes); figures to --out and a table.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes

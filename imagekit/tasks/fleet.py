@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from invoke import task
+from typing import Any
+
+from invoke import Context, task
 
 from .. import render
 from ..events import check_destination as check_events
+from ..target import Target
 from .shared import TOKEN_HELP, agent_ids, number, path, run, say, whole_number
 
 
@@ -28,22 +31,24 @@ from .shared import TOKEN_HELP, agent_ids, number, path, run, say, whole_number
                "textfile collector (after every check with --watch)",
     **TOKEN_HELP,
 })
-def status(c, agent_id=None, selector=None, json=False, api_only=False, watch=None, alert_after=None,
-           alert_command=None, webhook=None, api_every=None, parallel=10, metrics=None, token_env=None,
-           token_file=None):
+def status(c: Context, agent_id: list[str] | None = None, selector: str | None = None, json: bool = False,
+           api_only: bool = False, watch: str | None = None, alert_after: str | None = None,
+           alert_command: str | None = None, webhook: str | None = None, api_every: str | None = None,
+           parallel: int = 10, metrics: str | None = None, token_env: str | None = None,
+           token_file: str | None = None) -> None:
     """Each agent's health: server, SSH, openclaw-agent, Tailscale, snapshot drift; exit 1 if any is unhealthy,
     unchecked (a check could not be made: no key, SSH refused) or not found.
 
     The services are read over SSH with SSH_PRIVATE_KEY_PATH (your key, the private half of HETZNER_SSH_KEY_ID).
     --watch SECONDS keeps checking, prints changes and alerts (--alert-command, --webhook)."""
     from ..fleet.status import fleet_status, verdict
-    from ..fleet.watch import watch_fleet, watch_options
+    from ..fleet.watch import WatchOptions, watch_fleet, watch_options
 
-    def options():
+    def options() -> tuple[list[str], WatchOptions | None]:
         return agent_ids(agent_id), watch_options(watch, alert_after, alert_command, webhook, api_every,
                                                   whole_number("--parallel", parallel), api_only, metrics, json)
 
-    def check(t, prepared) -> dict:
+    def check(t: Target, prepared: tuple[list[str], WatchOptions | None]) -> dict[str, Any]:
         ids, watching = prepared
         if watching:
             return watch_fleet(t, ids, selector, watching, say)
@@ -64,8 +69,9 @@ def status(c, agent_id=None, selector=None, json=False, api_only=False, watch=No
     "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     **TOKEN_HELP,
 })
-def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None, batch=1, json=False, events=None,
-           token_env=None, token_file=None):
+def update(c: Context, agent_id: list[str] | None = None, selector: str | None = None,
+           agent_bundle: str | None = None, secrets_file: str | None = None, batch: int = 1, json: bool = False,
+           events: str | None = None, token_env: str | None = None, token_file: str | None = None) -> None:
     """New agent code and/or secrets to running agents over SSH, batch by batch, each restarted and waited for.
 
     An agent that does not come up gets its previous code and secrets back, and the update stops. Needs
@@ -95,8 +101,10 @@ def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None
     "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     **TOKEN_HELP,
 })
-def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1, timeout=None, in_place=False,
-         json=False, events=None, token_env=None, token_file=None):
+def roll(c: Context, to: str = "latest", agent_id: list[str] | None = None, selector: str | None = None,
+         profile: str = "agent", batch: int = 1, timeout: str | None = None, in_place: bool = False,
+         json: bool = False, events: str | None = None, token_env: str | None = None,
+         token_file: str | None = None) -> None:
     """Move agents that run an older snapshot onto the target, batch by batch, without a gap in service.
 
     Each agent keeps its id, server name, labels, Tailscale hostname, code and secrets: its replacement boots

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from invoke import task
+from invoke import Context, task
 
 from .. import render, settings
 from ..events import check_destination as check_events
+from ..target import Target
 from .shared import LOCATION_HELP, TOKEN_HELP, number, run, say, whole_number
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
             "location": LOCATION_HELP, "json": "print the result as JSON",
             **TOKEN_HELP})
-def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=False, token_env=None, token_file=None):
+def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", location: str | None = None,
+              json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
     """Create a key and a server with user data, SSH in, check cloud-init ran it, delete both.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
@@ -47,10 +50,11 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
             "the idempotent playbooks re-run (only changes do work), checked, cleaned; labelled parent-snapshot",
     **TOKEN_HELP,
 })
-def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
-                   name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
-                   ssh_timeout=300, events=None, force=False, max_age=None, from_=None, token_env=None,
-                   token_file=None):
+def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = None, server_type: str | None = None,
+                   location: str | None = None, name: str = "imagekit-{profile}-{build_id}",
+                   package_source: str | None = None, json: bool = False, keep_on_failure: bool = False,
+                   ssh_timeout: int = 300, events: str | None = None, force: bool = False, max_age: str | None = None,
+                   from_: str | None = None, token_env: str | None = None, token_file: str | None = None) -> None:
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
 
@@ -58,7 +62,7 @@ def build_snapshot(c, profile="agent", base_image=None, server_type=None, locati
     it (with --json also under "leftovers")."""
     from ..build import BuildOptions, build_snapshot
 
-    def build(target):
+    def build(target: Target) -> dict[str, Any]:
         check_events(events, json)
         days = BuildOptions.max_age if max_age is None else number("--max-age", max_age, "days")
         options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
@@ -82,7 +86,8 @@ def build_snapshot(c, profile="agent", base_image=None, server_type=None, locati
 @task(help={"snapshot": "snapshot id, or `latest` for the newest available snapshot of the profile",
             "profile": "the profile `latest` picks from (default agent)",
             "server_type": "type of the throw-away server (default cx23)", **TOKEN_HELP})
-def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=None, token_file=None):
+def verify(c: Context, snapshot: str = "latest", profile: str = "agent", server_type: str = "cx23",
+           token_env: str | None = None, token_file: str | None = None) -> None:
     """Boot a throw-away server from a snapshot, run the image's testinfra checks and clone checks, delete it.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
@@ -99,7 +104,8 @@ def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=
                     "and half-made agent servers whose run died), job (jobs' servers and keys past their "
                     "deadline), pool (pool hosts a killed fill left half-made) or all (default)",
             "json": "print what was deleted as JSON", **TOKEN_HELP})
-def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
+def gc(c: Context, older_than: float = 0.0, role: str = "all", json: bool = False, token_env: str | None = None,
+       token_file: str | None = None) -> None:
     """Delete builder servers, half-made agent servers, job servers and temporary SSH keys left by interrupted runs."""
     from ..fleet.gc import collect_garbage
 
@@ -113,7 +119,8 @@ def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=Non
             "profile": "only this profile (default: every profile)",
             "dry_run": "say what would be deleted, delete nothing", "json": "print the result as JSON",
             **TOKEN_HELP})
-def prune_snapshots(c, keep=3, profile=None, dry_run=False, json=False, token_env=None, token_file=None):
+def prune_snapshots(c: Context, keep: int = 3, profile: str | None = None, dry_run: bool = False, json: bool = False,
+                    token_env: str | None = None, token_file: str | None = None) -> None:
     """Delete all but the newest N snapshots of each profile."""
     from ..fleet.prune import prune_snapshots as prune
 

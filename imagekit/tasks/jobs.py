@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from invoke import task
+from invoke import Context, task
 
 from .. import settings
 from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_number
@@ -34,10 +34,12 @@ from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_num
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
     **TOKEN_HELP,
 })
-def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="agent", server_type=None,
-        location=None, base_image=None, workdir=None, outputs=None, timeout=None, ready_timeout=None,
-        secrets_file=None, keep_on_failure=False, tailscale=False, max_upload_mb=256, max_output_mb=1024, parallel=5,
-        json=False, token_env=None, token_file=None):
+def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
+         mode: str = "auto", profile: str = "agent", server_type: str | None = None, location: str | None = None,
+         base_image: str | None = None, workdir: str | None = None, outputs: str | None = None,
+         timeout: str | None = None, ready_timeout: str | None = None, secrets_file: str | None = None,
+         keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
+         parallel: int = 5, json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM); the exit code
