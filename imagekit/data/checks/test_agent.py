@@ -9,12 +9,14 @@ import json
 import os
 from pathlib import Path
 
+from testinfra.host import Host
+
 EXPECT = json.loads(Path(os.environ["IMAGEKIT_EXPECT_FILE"]).read_text())
 AGENT, HOST = EXPECT["agent"], EXPECT["host"]
 ENV_FILE, SERVICE, USER = HOST["env_file"], HOST["service"], HOST["user"]
 
 
-def test_agent_env_holds_the_agents_identity_for_its_user_only(host):
+def test_agent_env_holds_the_agents_identity_for_its_user_only(host: Host) -> None:
     env = host.file(ENV_FILE)
     assert env.is_file and env.user == USER and env.group == USER and env.mode == 0o600
     values = dict(line.split("=", 1) for line in env.content_string.splitlines() if "=" in line)
@@ -23,13 +25,13 @@ def test_agent_env_holds_the_agents_identity_for_its_user_only(host):
     assert values["API_URL"] == AGENT["api_url"]
 
 
-def test_provisioning_is_recorded(host):
+def test_provisioning_is_recorded(host: Host) -> None:
     record = json.loads(host.file(HOST["provisioned_at"]).content_string)
     assert record["agent_id"] == AGENT["agent_id"] and record["mode"] == AGENT["mode"]
     assert record["provisioned_at"].endswith("Z") and "@" not in record["provisioned_at"]
 
 
-def test_agent_service_runs_the_bundle_as_its_user(host):
+def test_agent_service_runs_the_bundle_as_its_user(host: Host) -> None:
     service = host.service(SERVICE)
     assert service.is_enabled and service.is_running
     pid = host.check_output(f"systemctl show -p MainPID --value {SERVICE}")
@@ -38,13 +40,13 @@ def test_agent_service_runs_the_bundle_as_its_user(host):
     assert AGENT["agent_id"] in host.check_output(f"journalctl -u {SERVICE} --no-pager -o cat")
 
 
-def test_agent_heartbeat(host):
+def test_agent_heartbeat(host: Host) -> None:
     """The example bundles write one (where is the profile's checks' data: ``heartbeat``)."""
     beat = json.loads(host.file(EXPECT["heartbeat"]).content_string)
     assert beat["agent_id"] == AGENT["agent_id"]
 
 
-def test_tailscale_enrolled_with_the_tags(host):
+def test_tailscale_enrolled_with_the_tags(host: Host) -> None:
     if not AGENT["tags"]:
         status = host.run("tailscale status --json")  # the image may have no Tailscale at all (a runner's)
         assert status.rc != 0 or json.loads(status.stdout)["BackendState"] != "Running"
@@ -54,7 +56,7 @@ def test_tailscale_enrolled_with_the_tags(host):
     assert sorted(status["Self"]["Tags"]) == sorted(AGENT["tags"])
 
 
-def test_no_secret_or_staging_left_on_the_host(host):
+def test_no_secret_or_staging_left_on_the_host(host: Host) -> None:
     assert not host.file("/run/imagekit/tailscale-authkey").exists
     assert not host.file("/var/lib/imagekit/agent").exists
     # Only the operator's keys (HETZNER_SSH_KEY_ID) may log in: provisioning's own key is gone.

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from testinfra.host import Host
 
 EXPECT = json.loads(Path(os.environ["IMAGEKIT_EXPECT_FILE"]).read_text())
 CLONE = os.environ.get("IMAGEKIT_CLONE") == "1"
@@ -17,29 +18,29 @@ SERVICE = HOST["service"]
 
 
 @pytest.mark.parametrize("name", EXPECT["packages"])
-def test_package_installed(host, name):
+def test_package_installed(host: Host, name: str) -> None:
     assert host.package(name).is_installed
 
 
 @pytest.mark.skipif("node_major" not in EXPECT, reason="the profile's image has no Node.js")
-def test_node_major_follows_the_source(host):
+def test_node_major_follows_the_source(host: Host) -> None:
     version = host.check_output("node --version")
     assert version.lstrip("v").split(".")[0] == str(EXPECT["node_major"])
 
 
-def test_docker_and_compose(host):
+def test_docker_and_compose(host: Host) -> None:
     assert host.run("docker --version").rc == 0
     assert host.run(f"{EXPECT['compose_command']} version").rc == 0
 
 
-def test_docker_answers_on_its_socket(host):
+def test_docker_answers_on_its_socket(host: Host) -> None:
     # Not started at boot (socket activation): the first client starts it.
     assert host.run("docker info --format '{{.ServerVersion}}'").rc == 0
     assert host.service("docker").is_running
 
 
 @pytest.mark.skipif(not HOST["tailscale"], reason="the profile's hosts do not enrol in Tailscale")
-def test_tailscale_installed_not_enrolled(host):
+def test_tailscale_installed_not_enrolled(host: Host) -> None:
     assert host.run("tailscale version").rc == 0
     if "agent" in EXPECT:
         return  # a provisioned host is enrolled: test_agent.py checks how
@@ -48,16 +49,16 @@ def test_tailscale_installed_not_enrolled(host):
 
 
 @pytest.mark.parametrize("name", EXPECT["services_enabled"])
-def test_service_enabled(host, name):
+def test_service_enabled(host: Host, name: str) -> None:
     assert host.service(name).is_enabled
 
 
 @pytest.mark.parametrize("name", EXPECT["services_running"])
-def test_service_running(host, name):
+def test_service_running(host: Host, name: str) -> None:
     assert host.service(name).is_running
 
 
-def test_ufw_denies_incoming_and_allows_the_two_ports(host):
+def test_ufw_denies_incoming_and_allows_the_two_ports(host: Host) -> None:
     out = host.check_output("ufw status verbose")
     assert "Status: active" in out
     assert "deny (incoming)" in out
@@ -65,7 +66,7 @@ def test_ufw_denies_incoming_and_allows_the_two_ports(host):
         assert any(line.startswith(rule) and "ALLOW IN" in line for line in out.splitlines()), rule
 
 
-def test_fail2ban_bans_repeat_offenders_for_longer(host):
+def test_fail2ban_bans_repeat_offenders_for_longer(host: Host) -> None:
     assert "Currently banned" in host.check_output("fail2ban-client status sshd")
     assert "Currently banned" in host.check_output("fail2ban-client status recidive")
     assert host.check_output("fail2ban-client get sshd bantime.increment") == "True"
@@ -75,12 +76,12 @@ SSHD = {"passwordauthentication": "no", "kbdinteractiveauthentication": "no", "p
         "maxauthtries": "3", "logingracetime": "30", "x11forwarding": "no", "allowagentforwarding": "no"}
 
 
-def test_sshd_keys_only_few_tries_no_forwarding(host):
+def test_sshd_keys_only_few_tries_no_forwarding(host: Host) -> None:
     effective = dict(line.split(" ", 1) for line in host.check_output("sshd -T").splitlines() if " " in line)
     assert {k: effective.get(k) for k in SSHD} == SSHD
 
 
-def test_security_updates_install_themselves(host):
+def test_security_updates_install_themselves(host: Host) -> None:
     assert host.package("unattended-upgrades").is_installed
     periodic = host.check_output("apt-config dump APT::Periodic")
     assert 'APT::Periodic::Unattended-Upgrade "1";' in periodic
@@ -88,28 +89,28 @@ def test_security_updates_install_themselves(host):
 
 
 @pytest.mark.skipif(CLONE, reason="the builder is checked with fresh package lists; a clone has none")
-def test_nothing_upgradable(host):
+def test_nothing_upgradable(host: Host) -> None:
     host.check_output("apt-get -q update >/dev/null 2>&1 || apt-get -q update")
     pending = [line for line in host.check_output("apt-get -s -o Debug::NoLocking=1 dist-upgrade").splitlines()
                if line.startswith("Inst ")]
     assert not pending, f"{len(pending)} packages upgradable:\n" + "\n".join(pending)
 
 
-def test_docker_published_ports_obey_ufw(host):
+def test_docker_published_ports_obey_ufw(host: Host) -> None:
     rules = host.check_output("iptables -S DOCKER-USER").splitlines()
     assert "-A DOCKER-USER -j ufw-user-forward" in rules and "-A DOCKER-USER -j DROP" in rules
     if "-A DOCKER-USER -j RETURN" in rules:  # Docker's own, appended when it starts: it must come after ours
         assert rules.index("-A DOCKER-USER -j DROP") < rules.index("-A DOCKER-USER -j RETURN"), rules
 
 
-def test_agent_unit_sandboxed(host):
+def test_agent_unit_sandboxed(host: Host) -> None:
     # Parsed here, not with imagekit.host.audit: the checks stand alone (pytest runs them as files).
     out = host.check_output(f"systemd-analyze security --no-pager {SERVICE}")
     assert float(out.rsplit(f"{SERVICE}.service:", 1)[1].split()[0]) <= EXPECT.get("unit_exposure_max", 2.0), out
     assert host.check_output(f"systemctl show -p IPAddressDeny --value {SERVICE}") == "169.254.169.254/32"
 
 
-def test_metadata_service_closed_to_the_service_user(host):
+def test_metadata_service_closed_to_the_service_user(host: Host) -> None:
     # By an nftables rule (IPAddressDeny= above is a BPF program systemd cannot attach in a container).
     assert host.service("imagekit-metadata-guard").is_enabled
     table = host.check_output("nft list table inet imagekit_metadata")
@@ -118,20 +119,20 @@ def test_metadata_service_closed_to_the_service_user(host):
     assert f'meta skuid "{HOST["user"]}"' in table or f"meta skuid {uid}" in table, table
 
 
-def test_agent_user_cannot_log_in(host):
+def test_agent_user_cannot_log_in(host: Host) -> None:
     user = host.user(EXPECT["user"])
     assert user.exists and user.shell == "/usr/sbin/nologin"
     assert set(EXPECT.get("user_groups", [])) <= set(user.groups)
 
 
 @pytest.mark.parametrize("path", EXPECT["dirs"])
-def test_agent_directories(host, path):
+def test_agent_directories(host: Host, path: str) -> None:
     d = host.file(path)
     assert d.is_directory and d.user == EXPECT["user"] and d.group == EXPECT["user"]
     assert not d.mode & 0o007  # nothing for others
 
 
-def test_agent_unit_enabled_not_started(host):
+def test_agent_unit_enabled_not_started(host: Host) -> None:
     unit = host.file(HOST["unit_file"]).content_string
     for line in (f"ExecStart={HOST['command']}", f"User={HOST['user']}", f"EnvironmentFile={HOST['env_file']}",
                  f"ConditionPathExists={HOST['env_file']}", "Restart=on-failure", "NoNewPrivileges=yes",
@@ -143,7 +144,7 @@ def test_agent_unit_enabled_not_started(host):
         assert not service.is_running
 
 
-def test_manifest(host):
+def test_manifest(host: Host) -> None:
     manifest = json.loads(host.file(HOST["manifest"]).content_string)
     for key in ("profile", "build_id", "built_at", "source_revision", "base_image", "versions"):
         assert key in manifest, key
@@ -151,7 +152,7 @@ def test_manifest(host):
 
 
 @pytest.mark.skipif(not CLONE, reason="clone checks run against a server booted from the snapshot")
-def test_clone_has_its_own_identity(host):
+def test_clone_has_its_own_identity(host: Host) -> None:
     assert len(host.file("/etc/machine-id").content_string.strip()) == 32
     assert host.file("/etc/ssh/ssh_host_ed25519_key.pub").exists
     assert host.check_output("cloud-init status") == "status: done"

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 HEARTBEAT = "/opt/runner/work/heartbeat.json"
 
@@ -36,7 +37,7 @@ def beat() -> None:
 
 
 class Status(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         body = json.dumps(STATUS).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -44,7 +45,7 @@ class Status(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args):
+    def log_message(self, *args: Any) -> None:
         pass
 
 
