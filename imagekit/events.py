@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,7 +62,7 @@ def check_destination(path: str | None, json_output: bool) -> None:
 
 
 @contextmanager
-def stream(path: str | None, run_id: str, **started_detail: Any) -> Iterator[Events]:
+def stream(path: str | None, run_id: str, **started_detail: str | Sequence[str | None]) -> Iterator[Events]:
     """Events to ``path`` (``-``: stdout) for the block, framed by ``run started`` and ``run finished``."""
     if path is None:
         yield Events()

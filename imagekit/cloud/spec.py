@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from hcloud import Client
 from hcloud.firewalls import BoundFirewall
@@ -57,8 +57,21 @@ class ServerSpec:
         return args
 
 
+class Narrowing(TypedDict, total=False):
+    """The spec's fields besides its type, locations and image (``resolve``'s keywords)."""
+
+    ssh_keys: tuple[BoundSSHKey, ...]
+    firewalls: tuple[BoundFirewall, ...]
+    labels: Mapping[str, str]
+    user_data: str | None
+    networks: tuple[BoundNetwork, ...]
+    ipv4: bool
+    ipv6: bool
+    placement_group: BoundPlacementGroup | None
+
+
 def resolve(client: Client, *, server_type: str, location: str | None, image: Callable[[str], BoundImage],
-            warn: Callable[[str], None] = lambda line: None, **fields: Any) -> ServerSpec:
+            warn: Callable[[str], None] = lambda line: None, **fields: Unpack[Narrowing]) -> ServerSpec:
     """The one place a command's server type, locations and image are looked up, in that order (the type's
     request also checks the token). ``image(architecture)`` picks the image (a base image, a snapshot of the
     profile, ...) for the type's architecture; ``fields`` set the spec's other fields."""
