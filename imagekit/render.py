@@ -9,7 +9,7 @@ from typing import Any
 Result = dict[str, Any]
 
 
-def yes_no(value: object) -> str:
+def yes_no(value: bool | None) -> str:
     return "-" if value is None else "yes" if value else "no"
 
 

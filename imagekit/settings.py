@@ -37,7 +37,7 @@ DEFAULTS: dict[str, str | None] = {
     # for agents and pool hosts, 30 for jobs); tests that wait out a deadline shorten it.
     "IMAGEKIT_DEADLINE_SLACK": None,
 }
-# The settings with a default: never None (tests/imagekit/unit/test_types.py holds this list to DEFAULTS).
+# The settings with a default, never None (tests/imagekit/unit/test_imagekit_types.py holds this list to DEFAULTS).
 Defaulted = Literal["TAILSCALE_TAGS", "TAILSCALE_TAILNET", "IMAGEKIT_SERVER_TYPE", "IMAGEKIT_BASE_IMAGE",
                     "IMAGEKIT_NODE_MAJOR"]
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}

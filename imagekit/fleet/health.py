@@ -1,5 +1,5 @@
 """An agent's health as ``status`` reports it (``--json``: ``agents``): one row per agent server, which
-``status --watch`` tracks and ``status --metrics`` exports."""
+``status --metrics`` exports and ``status --watch`` tracks, printing its changes and alerting on them."""
 
 from __future__ import annotations
 
@@ -27,3 +27,32 @@ class AgentHealth(TypedDict):
     problems: list[str]  # what a check found wrong
     unchecked: list[str]  # what could not be checked, and why
     healthy: NotRequired[bool | None]  # set last, from the two above: None is unchecked
+
+
+class Change(TypedDict):
+    """What the watch prints when an agent's state or findings change (``--json``: one object a line)."""
+
+    time: str
+    agent_id: str
+    state: str  # healthy | unhealthy | unchecked | gone
+    was: str | None
+    server_id: int | None
+    problems: list[str]
+    unchecked: list[str]
+
+
+class Alert(TypedDict):
+    """What an alert command reads on stdin and a webhook receives."""
+
+    event: str  # unhealthy | unchecked | recovered
+    time: str
+    agent_id: str
+    server_id: int | None
+    name: str | None
+    ipv4: str | None
+    failures: int
+    failing_since: str | None
+    problems: list[str]
+    unchecked: list[str]
+    source: str
+    down_seconds: NotRequired[int]  # recovered: how long it was down

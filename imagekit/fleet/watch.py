@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Protocol
 
 import requests
 from hcloud import APIException, Client
@@ -28,37 +28,14 @@ from ..cloud import api
 from ..errors import ImagekitError, InputError
 from ..target import Target
 from . import metrics
-from .health import AgentHealth
+from .health import AgentHealth, Alert, Change
 from .status import PARALLEL, FleetView, Reach, check, now, read_view
 
 
-class Change(TypedDict):
-    """What the watch prints when an agent's state or findings change (``--json``: one object a line)."""
+class Printer(Protocol):
+    """Where the watch's lines go (``print``)."""
 
-    time: str
-    agent_id: str
-    state: str  # healthy | unhealthy | unchecked | gone
-    was: str | None
-    server_id: int | None
-    problems: list[str]
-    unchecked: list[str]
-
-
-class Alert(TypedDict):
-    """What an alert command reads on stdin and a webhook receives."""
-
-    event: str  # unhealthy | unchecked | recovered
-    time: str
-    agent_id: str
-    server_id: int | None
-    name: str | None
-    ipv4: str | None
-    failures: int
-    failing_since: str | None
-    problems: list[str]
-    unchecked: list[str]
-    source: str
-    down_seconds: NotRequired[int]  # recovered: how long it was down
+    def __call__(self, line: str, /, *, flush: bool) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +114,7 @@ class Tracker:
 
 
 def watch_fleet(target: Target, agent_ids: list[str], selector: str | None, o: WatchOptions,
-                progress: Callable[[str], None], out: Callable[..., None] = print) -> dict[str, Any]:
+                progress: Callable[[str], None], out: Printer = print) -> dict[str, Any]:
     reach = Reach.of(o.api_only)
     if reach.why_not:
         raise InputError(f"the watch checks the agents over SSH: {reach.why_not}")

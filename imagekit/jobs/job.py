@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import NotRequired, TypedDict
 
 from .. import secretfile, tailnet
 from ..cloud.api import known
@@ -28,6 +27,7 @@ from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import Boot, CreateServer
 from . import sandbox, transfer
 from .plan import JobPlan
+from .results import JobResult
 from .transfer import Fetched
 
 # A job's server and key carry the time after which the run that made them has ended, had it lived
@@ -42,44 +42,6 @@ def teardown_allowance(max_output_mb: int) -> float:
     """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and start deleting
     (a gc meeting a server its run is deleting only deletes it too)."""
     return 30 + max_output_mb / 10
-
-
-class JobSeconds(TypedDict):
-    create_to_ready: float | None
-    run: float | None
-    teardown: float
-    total: float
-
-
-class JobCost(TypedDict):
-    """What a job's server cost: Hetzner bills every started hour at the type's price in its location."""
-
-    location: str | None
-    price_hourly_gross: float
-    billed_hours: int
-    gross: float
-    currency: str
-
-
-class JobResult(TypedDict):
-    """A job's row in ``run``'s result (``--json``: ``jobs``); the run adds what all its jobs share."""
-
-    job_id: str
-    server_name: str
-    server_id: int | None
-    exit_code: int | None
-    timed_out: bool
-    error: str | None
-    kept: bool
-    seconds: JobSeconds
-    outputs: Fetched | None
-    tailscale_devices: list[str]
-    lifetime_seconds: NotRequired[float]  # taken out by the run for its cost
-    location: str | None
-    server_type: NotRequired[str | None]
-    mode: NotRequired[str]
-    image: NotRequired[int | None]
-    cost: NotRequired[JobCost | None]
 
 
 class CommandFailed(Exception):

@@ -15,9 +15,10 @@ from hcloud.server_types import BoundServerType
 from ..cloud import api
 from ..pipeline import in_workers, sigterm_interrupts
 from ..target import Target
-from .job import JobCost, JobResult, Output, run_job
+from .job import Output, run_job
 from .options import JobOptions, job_name
 from .plan import make_plan
+from .results import JobCost, JobResult
 
 
 def run_jobs(target: Target, options: JobOptions, progress: Callable[[str], None], json: bool = False

@@ -115,11 +115,11 @@ class ConfigureOverSSH:
 
     def run(self, a: Agent) -> None:
         p = a.plan
+        if p.mode != "fallback" and not p.secrets:
+            return
         assert a.conn is not None, "ConfigureOverSSH follows WaitSSH"
         if p.secrets:
             secretfile.install(a.conn, p.profile.secrets_file, p.secrets, owner=p.profile.user)
-        if p.mode != "fallback" and not p.secrets:
-            return
         code, out = probe.sh(a.conn, "/usr/local/sbin/imagekit-configure-agent", timeout=300)
         if code != 0:
             raise HostError(f"configuring the agent failed (exit {code}): {out[-1500:]}")

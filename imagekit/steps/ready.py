@@ -11,7 +11,9 @@ class WaitSSH:
     name = "ssh"
 
     def run(self, s: HostJob) -> None:
-        assert s.ip is not None and s.keypair is not None, "WaitSSH follows the boot, with the job's key"
+        assert s.keypair is not None, "WaitSSH follows the step that made the job's key"
+        if s.ip is None:  # SSH to no address would reach this machine itself
+            raise HostError(f"server {s.server.id if s.server else '?'} has no public address to reach it on")
         s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=lambda: s.check(f"SSH to {s.ip}"))
         s.event("ssh")
 
