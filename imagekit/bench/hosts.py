@@ -12,7 +12,7 @@ from ..cloud.servers import delete
 from ..cloud.spec import resolve
 from ..errors import ImagekitError
 from ..fleet.deprovision import deprovision
-from ..host import ssh
+from ..host import hostkey, ssh
 from ..host.audit import Audit, audit
 from ..pipeline import run_steps
 from ..pool import fill as pool_fill
@@ -44,7 +44,7 @@ class AuditHost:
         [agent] = result["agents"]
         if agent["status"] != "ready":
             raise ImagekitError(f"provisioning the audited host failed: {agent['error']}")
-        s.conn = ssh.connect(agent["ipv4"], s.keypair)
+        s.conn = ssh.connect(agent["ipv4"], s.keypair, pin=hostkey.pin(s.client.servers.get_by_id(agent["server_id"])))
         s.found = audit(s.conn)
 
     def cleanup(self, s: BenchJob) -> None:

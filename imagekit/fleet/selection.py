@@ -1,12 +1,9 @@
-"""Which agents a fleet command acts on (one listing for the whole fleet), and the operator's key that
-reaches them once provisioning has removed its own."""
+"""Which agents a fleet command acts on: one listing for the whole fleet."""
 
 from __future__ import annotations
 
-from .. import agentid, settings
+from .. import agentid
 from ..cloud import api
-from ..errors import InputError
-from ..host.keys import KeyPair, load_ed25519
 
 
 def agent_servers(client, agent_ids: list[str], selector: str | None) -> list:
@@ -17,14 +14,3 @@ def agent_servers(client, agent_ids: list[str], selector: str | None) -> list:
     if selector:
         wanted += f",{selector}"
     return sorted(client.servers.get_all(label_selector=wanted), key=lambda s: s.name)
-
-
-def operator_key(required: bool, why: str) -> KeyPair | None:
-    """SSH_PRIVATE_KEY_PATH: the private half of HETZNER_SSH_KEY_ID, the one key left on ready hosts."""
-    path = settings.get("SSH_PRIVATE_KEY_PATH")
-    if path:
-        return load_ed25519(path)
-    if required:
-        raise InputError(f"SSH_PRIVATE_KEY_PATH is not set: {why} over SSH with your key (the private half of "
-                         "HETZNER_SSH_KEY_ID); set it to that key's file")
-    return None

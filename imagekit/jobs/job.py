@@ -1,7 +1,7 @@
-"""One job's pipeline, in a worker thread: temporary key → server (labelled with the job's deadline) →
-SSH → cloud-init → [fallback: playbooks] → work directory and secrets in → COMMAND in a sandboxed
-transient unit, its output streamed → outputs/ out → the exit code judged. The server and the key are
-the cleanups of the steps that made them: they go on every way out."""
+"""One job's pipeline, in a worker thread: temporary key → server (both leased while the run lives) → SSH to its
+pinned host key → cloud-init → [fallback: playbooks] → work directory and secrets in → COMMAND in a sandboxed
+transient unit, its output streamed → outputs/ out → the exit code judged. The server and the key are the
+cleanups of the steps that made them: they go on every way out, and gc sweeps them once their run is gone."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import secretfile, tailnet
-from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
 from ..leftovers import removing
@@ -27,18 +26,9 @@ from ..steps.server import Boot, CreateServer
 from . import sandbox, transfer
 from .plan import JobPlan
 
-# A job's server and key carry the time after which the run that made them has ended, had it lived
-# (the command's timeout included): gc sweeps them after it.
-JOB_DEADLINE = DeadlineLabel("job-until", default_slack=30)
 JOBS_DIR = "/opt/openclaw/jobs"
 SECRETS_DIR = "/run/imagekit-jobs"  # tmpfs, root only: systemd reads the file, the command gets the values
 KILL_AFTER = 5  # seconds between timeout's TERM and its KILL
-
-
-def teardown_allowance(max_output_mb: int) -> float:
-    """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and start deleting
-    (a gc meeting a server its run is deleting only deletes it too)."""
-    return 30 + max_output_mb / 10
 
 
 class CommandFailed(Exception):
@@ -111,19 +101,18 @@ class Ready:
     def run(self, j: Job) -> None:
         r = j.plan
         if r.mode == "fallback":
-            install_profile(j.ip, j.keypair, r.options.profile, r.options.base_image, r.target.local,
+            install_profile(j.ip, j.keypair, j.pin, r.options.profile, r.options.base_image, r.target.local,
                             f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"))
         j.mark("ready")
 
 
 class StageJob:
-    """The work directory (SFTP, modes kept) and the secrets (over the channel, root-only) go in; the
-    deadline label moves to what is left: the command's timeout."""
+    """The work directory (SFTP, modes kept) and the secrets (over the channel, root-only) go in."""
 
     name = "stage"
 
     def run(self, j: Job) -> None:
-        r, o = j.plan, j.plan.options
+        r = j.plan
         user, quoted = r.user, shlex.quote(j.workdir)
         code, out = probe.sh(j.conn, f"install -d -m 0755 {JOBS_DIR} && install -d -m 0700 {quoted}")
         if code != 0:
@@ -136,9 +125,6 @@ class StageJob:
             raise HostError(f"handing {j.workdir} to {user} failed: {out[-500:]}")
         if r.secrets:
             secretfile.install(j.conn, j.env_file, r.secrets)
-        until = JOB_DEADLINE.label(time.time() + r.options.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb))
-        j.server = j.client.servers.update(j.server, labels={**j.server.labels, **until})
-        j.ssh_key = j.client.ssh_keys.update(j.ssh_key, labels={**j.ssh_key.labels, **until})
         j.mark("staged")
 
 
@@ -246,9 +232,7 @@ def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Any, c
             ) -> dict[str, Any]:
     o = r.options
     timeout = o.ready_timeout or (1800.0 if r.mode == "fallback" else 600.0)
-    start = time.time()
-    until = start + timeout + o.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb)
-    labels = r.labels(job_id, JOB_DEADLINE.label(until))
+    labels = r.labels(job_id)
     j = Job(client=r.client, progress=progress, resource_name=name, timeout=timeout, cancel=cancel,
             keep_on_failure=o.keep_on_failure, plan=r, job_id=job_id, output=output, labels=labels,
             spec=replace(r.spec, labels=labels))

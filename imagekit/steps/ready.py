@@ -10,7 +10,8 @@ class WaitSSH:
     name = "ssh"
 
     def run(self, s) -> None:
-        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=lambda: s.check(f"SSH to {s.ip}"))
+        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, pin=s.pin, deadline=s.deadline,
+                                  check=lambda: s.check(f"SSH to {s.ip}"))
         s.event("ssh")
 
     def cleanup(self, s) -> None:

@@ -93,10 +93,12 @@ def update(c, agent_id=None, selector=None, agent_bundle=None, secrets_file=None
     "json": "print one JSON object {run_id, to, agents: [{agent_id, status, old_server_id, new_server_id, "
             "old_snapshot_id, new_snapshot_id, seconds, error}], stopped}",
     "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
+    "trust_unpinned": "read agents whose server has no host-key label (made before imagekit pinned host keys) "
+                      "trusting the host key they show this once; their replacements are pinned",
     **TOKEN_HELP,
 })
 def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1, timeout=None, in_place=False,
-         json=False, events=None, token_env=None, token_file=None):
+         json=False, events=None, trust_unpinned=False, token_env=None, token_file=None):
     """Move agents that run an older snapshot onto the target, batch by batch, without a gap in service.
 
     Each agent keeps its id, server name, labels, Tailscale hostname, code and secrets: its replacement boots
@@ -113,6 +115,7 @@ def roll(c, to="latest", agent_id=None, selector=None, profile="agent", batch=1,
         check_events(events, json)
         return RollOptions(to=str(to), agent_ids=agent_ids(agent_id), selector=selector, profile=profile,
                            batch=whole_number("--batch", batch), events=events, in_place=in_place,
+                           trust_unpinned=trust_unpinned,
                            timeout=number("--timeout", timeout) if timeout is not None else None)
 
     run("roll", lambda t, o: roll_fleet(t, o, say), prepare=options, json=json,

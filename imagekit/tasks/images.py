@@ -8,7 +8,7 @@ from invoke import task
 
 from .. import render, settings
 from ..events import check_destination as check_events
-from .shared import LOCATION_HELP, TOKEN_HELP, number, run, say, whole_number
+from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, run, say, whole_number
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
@@ -45,11 +45,12 @@ def roundtrip(c, server_type="cx23", image="debian-12", location=None, json=Fals
                "security updates still arrive weekly)",
     "from": "grow from a snapshot of the profile (`latest` or an id) instead of the base image: packages upgraded, "
             "the idempotent playbooks re-run (only changes do work), checked, cleaned; labelled parent-snapshot",
+    "run_id": RUN_ID_HELP,
     **TOKEN_HELP,
 })
 def build_snapshot(c, profile="agent", base_image=None, server_type=None, location=None,
                    name="imagekit-{profile}-{build_id}", package_source=None, json=False, keep_on_failure=False,
-                   ssh_timeout=300, events=None, force=False, max_age=None, from_=None, token_env=None,
+                   ssh_timeout=300, events=None, force=False, max_age=None, from_=None, run_id=None, token_env=None,
                    token_file=None):
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
@@ -66,7 +67,7 @@ def build_snapshot(c, profile="agent", base_image=None, server_type=None, locati
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
-                               max_age=days, parent=from_)
+                               max_age=days, parent=from_, run_id=run_id)
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
@@ -94,19 +95,26 @@ def verify(c, snapshot="latest", profile="agent", server_type="cx23", token_env=
     say(f"snapshot {result['snapshot_id']} verified")
 
 
-@task(help={"older_than": "only resources created at least this many minutes ago (default 0: all)",
+@task(help={"older_than": "a grace on top of each lease: sweep only what no lease has covered for this many "
+                          "minutes (default 0)",
             "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
-                    "and half-made agent servers whose run died), job (jobs' servers and keys past their "
-                    "deadline), pool (pool hosts a killed fill left half-made) or all (default)",
+                    "and half-made agent servers), job (jobs' servers and keys), pool (pool hosts a fill was "
+                    "making) or all (default; also round trip and bench servers)",
+            "run": "sweep what the run of this id (its --run-id) left, whatever its lease: a cancelled run's cleanup",
             "json": "print what was deleted as JSON", **TOKEN_HELP})
-def gc(c, older_than=0.0, role="all", json=False, token_env=None, token_file=None):
-    """Delete builder servers, half-made agent servers, job servers and temporary SSH keys left by interrupted runs."""
+def gc(c, older_than=0.0, role="all", run_=None, json=False, token_env=None, token_file=None):
+    """Delete what runs that are gone left: builders, half-made agents and pool hosts, jobs, temporary SSH keys.
+
+    Only what no live lease covers (its run renews the lease while it works), or with --run, one run's. Pool hosts
+    are deleted once reserved as a claim does (needs SSH_PRIVATE_KEY_PATH); ready agents and pool hosts never."""
+    from .. import runid
     from ..fleet.gc import collect_garbage
 
-    run("gc", lambda t: collect_garbage(t, number("--older-than", older_than), say, role), json=json,
-        token_env=token_env,
-         token_file=token_file,
-         text=lambda r: say(render.gc(r)))
+    def check() -> str | None:
+        return None if run_ is None else runid.given(run_)
+
+    run("gc", lambda t, which: collect_garbage(t, number("--older-than", older_than), say, role, which),
+        prepare=check, json=json, token_env=token_env, token_file=token_file, text=lambda r: say(render.gc(r)))
 
 
 @task(help={"keep": "snapshots to keep per profile, newest first (default 3)",

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import task
 
 from .. import settings
-from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
 
 
 @task(name="run", iterable=["job_id"], auto_shortflags=False, help={
@@ -32,17 +32,19 @@ from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_num
     "max_output_mb": "largest outputs/, MiB (default 1024)",
     "parallel": "jobs run at once (default 5)",
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
+    "run_id": RUN_ID_HELP,
     **TOKEN_HELP,
 })
 def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="agent", server_type=None,
         location=None, base_image=None, workdir=None, outputs=None, timeout=None, ready_timeout=None,
         secrets_file=None, keep_on_failure=False, tailscale=False, max_upload_mb=256, max_output_mb=1024, parallel=5,
-        json=False, token_env=None, token_file=None):
+        run_id=None, json=False, token_env=None, token_file=None):
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
-    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM); the exit code
+    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
     is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
     names each and the command that removes it (with --json also under "leftovers")."""
+    from .. import runid
     from ..jobs import JobOptions, run_jobs
     from ..jobs.options import expand
 
@@ -59,7 +61,7 @@ def run_(c, job_id=None, count=None, snapshot="latest", mode="auto", profile="ag
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
-            parallel=whole_number("--parallel", parallel))
+            parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

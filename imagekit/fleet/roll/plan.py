@@ -29,6 +29,7 @@ class RollOptions:
     timeout: float | None = None  # seconds per replacement to be ready (default: provision's)
     in_place: bool = False  # rebuild each agent's own server (same id and address, an outage) instead
     events: str | None = None
+    trust_unpinned: bool = False  # read old hosts without a host-key label (made before pinning) trusting their key
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Move:
     ready: BoundServer | None = None  # a replacement an earlier roll got ready: it only has to take over
     discard: list[BoundServer] = field(default_factory=list)  # replacements left by earlier rolls
     in_place: bool = False
+    trust_unpinned: bool = False  # the old host has no pinned key yet: its current one is trusted this once
     code: bytes = b""
     secrets_env: bytes | None = field(default=None, repr=False)
     authorized_keys: str | None = None  # in place: the keys the host had (the rebuild brings back its creation's)
@@ -95,7 +97,7 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
                                                              "provision it first"})
             continue
         moves.append(Move(name=name, old=old, target=target, ready=ready, discard=discard,
-                          in_place=o.in_place and ready is None))
+                          in_place=o.in_place and ready is None, trust_unpinned=o.trust_unpinned))
     return rows, moves
 
 
