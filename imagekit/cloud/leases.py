@@ -102,6 +102,7 @@ class Renewer:
 
 
 def _key(resource: Labelled) -> tuple[str, int]:
+    assert resource.id is not None, "a resource the API made has an id"
     return type(resource).__name__, resource.id
 
 

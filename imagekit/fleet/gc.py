@@ -86,12 +86,13 @@ def _delete_keys(client: Client, keys: list[BoundSSHKey], still: Callable[[Bound
             continue
         progress(f"deleting temporary key {key.id} ({key.name})")
         client.ssh_keys.delete(key)
-        deleted.append(key.id)
+        deleted += [key.id] if key.id is not None else []
     return deleted
 
 
-def _reread(get: Callable[[int], Found], ident: int) -> Found | None:
+def _reread(get: Callable[[int], Found], ident: int | None) -> Found | None:
     """The resource as it is now; None once it is gone."""
+    assert ident is not None, "a resource the API listed has an id"
     try:
         return get(ident)
     except APIException as exc:

@@ -112,6 +112,7 @@ def pin(server: BoundServer) -> Pin:
         raise Unpinned(f"server {server.id} ({server.name}) has no host-key label (it was made before imagekit "
                        "pinned host keys), so imagekit cannot tell it from whoever else answers on its address and "
                        f"does not connect: {fix}")
+    assert server.id is not None and server.name is not None, "a server the API listed has an id and a name"
     return Pin(found, server.id, server.name)
 
 

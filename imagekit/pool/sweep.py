@@ -58,6 +58,7 @@ def delete_unclaimed(client: Client, hosts: list[BoundServer], keypair: KeyPair 
             spare(listed, "it changed since it was listed (claimed, or ready again)")
             continue
         progress(f"pool: deleting {listed.name} ({listed.id}): {reason}")
+        assert current is not None
         doomed.append(current)
         held += [reservation] if reservation is not None else []
     try:
@@ -65,10 +66,11 @@ def delete_unclaimed(client: Client, hosts: list[BoundServer], keypair: KeyPair 
     finally:
         for reservation in held:
             reservation.conn.close()
-    return [s.id for s in doomed], left
+    return [s.id for s in doomed if s.id is not None], left
 
 
 def _reread(client: Client, listed: BoundServer) -> BoundServer | None:
+    assert listed.id is not None, "a server the API listed has an id"
     try:
         return client.servers.get_by_id(listed.id)
     except APIException as exc:

@@ -60,6 +60,7 @@ class CreateServer:
 
 def remove(s: HostJob, what: str) -> None:
     """The job's server deleted (a failed deletion is a leftover, with the command that removes it)."""
+    assert s.server is not None, "remove() follows the step that made the server"
     server = leases.release(s.server)
     with removing("server", server.id, server.name, f"hcloud server delete {server.id}", server.labels):
         delete(s.client, server, f"deleting {what} {server.id}")

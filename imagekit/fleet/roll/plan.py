@@ -13,6 +13,7 @@ from hcloud.images import BoundImage
 from hcloud.servers import BoundServer
 
 from ...errors import InputError
+from ...host import hostkey
 from ...provision import halfmade
 from ..selection import agent_servers
 
@@ -82,8 +83,8 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
             rows.append({**row, "status": "failed", "error": "its server is gone: provision the agent again"})
             continue
         if ready is None and old.image is not None and old.image.id == target.id \
-                and (old.labels or {}).get("mode") == "snapshot":
-            rows.append({**row, "status": "current"})
+                and (old.labels or {}).get("mode") == "snapshot" and hostkey.LABEL in (old.labels or {}):
+            rows.append({**row, "status": "current"})  # without a pinned host key it moves, to get one
             continue
         if old is not None and halfmade.REBUILDING.of(old) is not None:
             rows.append({**row, "status": "failed", "error": (
