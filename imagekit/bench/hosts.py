@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import profiles
+from .. import profiles, runid
 from ..cloud import api
 from ..cloud.servers import delete
 from ..cloud.spec import resolve
@@ -75,7 +75,7 @@ class ClaimPoolHost:
             b.snapshot))
         firewall, _ = profile_firewall(s.client, profiles.load("agent"))
         plan = pool_fill.PoolPlan(client=s.client, profile="agent", key=s.ssh_key, keypair=s.keypair, parallel=1,
-                                  spec=pool_fill.pool_spec(spec, "agent", s.ssh_key, firewall))
+                                  spec=pool_fill.pool_spec(spec, "agent", s.ssh_key, firewall), run_id=runid.new())
         made = pool_fill.make_host(plan, lambda line: None, s.cancel)
         if made["error"]:
             raise ImagekitError(f"filling the pool host failed: {made['error']}")
