@@ -2,7 +2,7 @@
 one server deletion, and build-snapshot, provision, pool fill and run each say what was left and how to remove it
 (a warning line, `leftovers` in the JSON result, a `cleanup failed` event where the command streams events) and
 exit 125, whatever else happened (a build that failed, a job whose command succeeded). Each test then deletes
-what was left, so the cloud is as it found it. The rules themselves: tests/imagekit/unit/test_leftovers.py."""
+what was left, so the cloud is as it found it. The rules themselves: tests/imagekit/unit/test_leftover_ledger.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[3] / "imagekit"
+ROOT = Path(__file__).resolve().parents[3]
+PACKAGE = ROOT / "imagekit"
 MAX_LINES = 300
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "data" not in p.relative_to(PACKAGE).parts)
 
@@ -26,6 +27,20 @@ def attribute_uses(name: str) -> set[str]:
 def test_no_module_is_over_the_limit():
     long = {where(p): n for p in MODULES if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}, f"split these into rooms of one job: {long}"
+
+
+def test_no_module_of_the_local_cloud_is_over_the_limit():
+    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / "localcloud").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}, f"split these into rooms of one job: {long}"
+
+
+def test_test_modules_have_unique_basenames():
+    """pytest imports test modules by basename (rootdir without packages): two of one name stop collection."""
+    names: dict[str, list[str]] = {}
+    for p in sorted((ROOT / "tests").rglob("test_*.py")):
+        names.setdefault(p.name, []).append(str(p.relative_to(ROOT)))
+    assert {n: ps for n, ps in names.items() if len(ps) > 1} == {}
 
 
 def test_one_step_makes_servers():
