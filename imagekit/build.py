@@ -10,7 +10,6 @@ Ctrl-C alike (or stay, with a working ``ssh`` line, under ``--keep-on-failure``)
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -19,7 +18,7 @@ from typing import Any
 import paramiko
 from hcloud.images import BoundImage
 
-from . import build_inputs, events, settings
+from . import build_inputs, events, runid, settings
 from .cloud import actions, api, lookups, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
@@ -51,6 +50,7 @@ class BuildOptions:
     force: bool = False  # build even if a snapshot of the same inputs is young enough to reuse
     max_age: float = 7  # days a snapshot of the same inputs is reused for (weekly security updates still arrive)
     parent: str | None = None  # --from: `latest` or a snapshot id of the profile the builder starts from
+    run_id: str | None = None  # labels the builder and its key (``gc --run``); default: the build id
 
 
 @dataclass(kw_only=True)
@@ -70,10 +70,6 @@ class BuildJob(HostJob):  # the spec's image: the base image, the parent snapsho
 
     def event(self, what: str, detail: str = "") -> None:
         self.stream.emit(what, detail=detail or None)
-
-
-def new_build_id() -> str:
-    return time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
 
 
 def check_inputs(job: BuildJob) -> None:
@@ -106,7 +102,7 @@ class RunPlaybooks:
 
     def run(self, s: BuildJob) -> None:
         assert s.ip is not None and s.keypair is not None and s.playbook is not None
-        with ssh.fabric_connection(s.ip, s.keypair) as conn:
+        with ssh.fabric_connection(s.ip, s.keypair, pin=s.pin) as conn:
             playbook.run(s.playbook, playbook.fabric_runner(conn), progress=s.progress)
 
 
@@ -118,8 +114,8 @@ class RunChecks:
         self.name = "checks on the clone (testinfra)" if clone else "checks (testinfra)"
 
     def run(self, s: BuildJob) -> None:
-        assert s.ip is not None and s.keypair is not None and s.playbook is not None
-        checks.run_checks(s.ip, s.keypair, s.playbook.expect, clone=self.clone)
+        assert s.ip is not None and s.keypair is not None and s.pin is not None and s.playbook is not None
+        checks.run_checks(s.ip, s.keypair, s.pin, s.playbook.expect, clone=self.clone)
 
 
 class CleanImage:
@@ -183,9 +179,11 @@ class Snapshot:
 
 def build_snapshot(target: Target, options: BuildOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     client = api.connect(target)
-    build_id = new_build_id()
+    build_id = runid.new()
+    run = runid.given(options.run_id) if options.run_id else build_id
     job = BuildJob(client=client, progress=progress, resource_name=f"imagekit-build-{build_id}",
-                   labels=api.labels(role="builder", **{"build-id": build_id}), timeout=options.ssh_timeout,
+                   labels=api.labels(role="builder", **{"build-id": build_id, runid.LABEL: run}),
+                   timeout=options.ssh_timeout,
                    keep_on_failure=options.keep_on_failure, target=target, options=options, build_id=build_id)
     requests_before = api.requests_served(target)
     with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as ev:

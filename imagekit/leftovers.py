@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 EXIT_LEFTOVERS = 125  # as container runtimes use it: not a code a job's command or a plain failure gives
-GC_ROLES = ("builder", "provision", "agent", "job", "pool")  # what `invoke gc` sweeps (fleet/gc.py), by role label
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,7 @@ class Leftover:
     name: str | None
     error: str
     remove: str  # the command that removes it
-    gc: bool = False  # `invoke gc` sweeps it too (once its run's deadline has passed)
+    gc: bool = False  # `invoke gc` sweeps it too (it carries a lease, which ends with its run)
 
     def warning(self) -> str:
         what = " ".join([self.kind, *([str(self.id)] if self.id is not None else []),
@@ -82,11 +81,12 @@ def record(leftover: Leftover) -> None:
 def removing(kind: str, ident: int | str | None, name: str | None, remove: str, labels: dict[str, str] | None = None
              ) -> Iterator[None]:
     """A deletion; when it fails, a ``LeftoverError`` naming what is left and the command that removes it
-    (``labels``: the resource's, which say whether `invoke gc` sweeps it)."""
+    (``labels``: the resource's; `invoke gc` sweeps what carries a lease)."""
+    from .cloud import leases
     from .cloud.api import explain
 
     try:
         yield
     except Exception as exc:
-        gc = (labels or {}).get("managed-by") == "imagekit" and (labels or {}).get("role") in GC_ROLES
+        gc = (labels or {}).get("managed-by") == "imagekit" and leases.KEY in (labels or {})
         raise LeftoverError(Leftover(kind, ident, name, explain(exc), remove, gc)) from exc

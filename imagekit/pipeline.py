@@ -3,7 +3,7 @@
 
 The runner registers a step's cleanup before running it, so a step that created something
 and then failed while waiting on it is still cleaned up. Cleanups run in reverse order on
-success, failure, Ctrl-C and SIGTERM alike; a step can keep its resource by setting
+success, failure, Ctrl-C, SIGTERM and SIGHUP (the terminal closed) alike; a step can keep its resource by setting
 ``state.keep`` (``--keep-on-failure``) or by leaving nothing to clean. A cleanup that fails
 does not stop the others: what it left is recorded in the command's ledger (``leftovers``),
 said on ``progress`` and reported as a ``cleanup failed`` event.
@@ -15,6 +15,7 @@ handled only by the main thread, which cancels its workers and lets them unwind.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -65,11 +66,20 @@ class StepFailed(ImagekitError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM, treated like Ctrl-C so that cleanups run."""
+    """SIGTERM or SIGHUP, treated like Ctrl-C so that cleanups run."""
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted("terminated (SIGTERM)")
+ENDING = (signal.SIGTERM, signal.SIGHUP)  # what ends a run as Ctrl-C does (a kill, a closed terminal)
+
+
+def _on_ending(signum: int, frame: FrameType | None) -> None:
+    if signum == signal.SIGHUP:  # the terminal is gone: writing to it would fail, so the cleanups' lines go nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            if os.isatty(fd):
+                os.dup2(devnull, fd)
+        os.close(devnull)
+    raise Interrupted(f"terminated ({signal.Signals(signum).name})")
 
 
 def _no_events(step: str, event: str, detail: str | None = None, /) -> None:
@@ -134,36 +144,36 @@ def _unwind(started: list[Step[S]], state: S, progress: Callable[[str], None], e
 
 @contextlib.contextmanager
 def sigterm_interrupts(active: bool = True) -> Iterator[None]:
-    """SIGTERM raises Interrupted inside the block, so cleanups run as for Ctrl-C (main thread only)."""
+    """SIGTERM and SIGHUP raise Interrupted inside the block, so cleanups run as for Ctrl-C (main thread only)."""
     if not active:
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {sig: signal.signal(sig, _on_ending) for sig in ENDING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
 def ignoring_signals(active: bool = True) -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM inside the block (main thread only: others cannot set handlers)."""
+    """Ignore SIGINT, SIGTERM and SIGHUP inside the block (main thread only: others cannot set handlers)."""
     if not active:
         yield
         return
-    old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *ENDING)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def in_workers(work: Callable[[T], R], items: list[T], *, workers: int, cancel: threading.Event,
                interrupted: Callable[[], None], name: str) -> list[R]:
     """``work(item)`` for each item in worker threads (a fleet's agents, a run's jobs, a roll's batch); the
-    results in the items' order. On Ctrl-C (or SIGTERM inside ``sigterm_interrupts``) ``cancel`` is set, so
+    results in the items' order. On Ctrl-C (or SIGTERM, SIGHUP inside ``sigterm_interrupts``) ``cancel`` is set, so
     every worker unwinds its own steps, ``interrupted()`` says so, and all are waited for before it re-raises."""
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix=name)
     futures = [pool.submit(work, item) for item in items]

@@ -26,9 +26,11 @@ def roundtrip(r: Result) -> str:
 
 
 def gc(r: Result) -> str:
+    others = f", {len(r['other_servers'])} other server(s)" if r["other_servers"] else ""
+    spared = f"; {len(r['spared'])} pool host(s) left alone" if r["spared"] else ""
     return (f"deleted {len(r['servers'])} builder server(s), {len(r['agent_servers'])} half-made agent server(s), "
-            f"{len(r['job_servers'])} job server(s), {len(r['pool_servers'])} half-made pool host(s) and "
-            f"{len(r['ssh_keys'])} key(s)")
+            f"{len(r['job_servers'])} job server(s), {len(r['pool_servers'])} half-made pool host(s){others} and "
+            f"{len(r['ssh_keys'])} key(s){spared}")
 
 
 def agents(r: Result) -> str:

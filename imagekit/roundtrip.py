@@ -42,7 +42,7 @@ def roundtrip(target: Target, *, server_type: str = "cx23", image: str = "debian
               location: str | None = None, progress: Callable[[str], None] = print) -> dict[str, Any]:
     client = api.connect(target)
     run_id = secrets.token_hex(4)
-    labels = api.labels(role="roundtrip")
+    labels = api.labels(role="roundtrip", run=run_id)
     server = spec.resolve(client, server_type=server_type, location=location, warn=progress, labels=labels,
                           image=lambda arch: lookups.base_image(client, image, arch),
                           user_data=f"#cloud-config\nruncmd:\n  - [sh, -c, 'echo {run_id} > {MARKER}']\n")

@@ -33,9 +33,9 @@ DEFAULTS: dict[str, str | None] = {
     "IMAGEKIT_BASE_IMAGE": "debian-12",
     "IMAGEKIT_SECRETS_FILE": None,  # dotenv file of secrets for agents and jobs (the file, not its values)
     "IMAGEKIT_NODE_MAJOR": "22",  # the images' Node.js major; see node_major()
-    # Seconds past a run's deadline label before gc and provision take what it left for abandoned (default: 60
-    # for agents and pool hosts, 30 for jobs); tests that wait out a deadline shorten it.
-    "IMAGEKIT_DEADLINE_SLACK": None,
+    # Seconds between renewals of a run's leases (cloud/leases.py); a lease reaches five of them ahead, so gc
+    # sweeps what a killed run left five intervals after it died. Tests that wait a lease out shorten it.
+    "IMAGEKIT_LEASE_INTERVAL": "60",
 }
 # The settings with a default, never None (tests/imagekit/unit/test_imagekit_types.py holds this list to DEFAULTS).
 Defaulted = Literal["TAILSCALE_TAGS", "TAILSCALE_TAILNET", "IMAGEKIT_SERVER_TYPE", "IMAGEKIT_BASE_IMAGE",
@@ -143,17 +143,15 @@ def choose(value: str | None, name: str) -> str | None:
     return value if value not in (None, "") else get(name)
 
 
-def deadline_slack() -> float | None:
-    """IMAGEKIT_DEADLINE_SLACK in seconds (at least 1), or None for each deadline's own default."""
-    value = get("IMAGEKIT_DEADLINE_SLACK")
-    if value is None:
-        return None
+def lease_interval() -> float:
+    """IMAGEKIT_LEASE_INTERVAL in seconds (at least 1): how often a run renews its leases."""
+    value = get("IMAGEKIT_LEASE_INTERVAL") or ""
     try:
         seconds = float(value)
     except ValueError:
         seconds = 0.0
     if seconds < 1:
-        raise SettingsError(f"IMAGEKIT_DEADLINE_SLACK {value!r}: give a number of seconds, at least 1")
+        raise SettingsError(f"IMAGEKIT_LEASE_INTERVAL {value!r}: give a number of seconds, at least 1")
     return seconds
 
 

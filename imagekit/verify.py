@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .build import BuildJob, BuildOptions, RunChecks, new_build_id
+from . import runid
+from .build import BuildJob, BuildOptions, RunChecks
 from .cloud import api, lookups, spec
 from .host import playbook
 from .pipeline import Step, run_steps
@@ -20,8 +21,8 @@ from .target import Target
 def verify_snapshot(target: Target, snapshot: str, server_type: str, progress: Callable[[str], None],
                     profile: str = "agent") -> dict[str, Any]:
     client = api.connect(target)
-    run_id = new_build_id()
-    labels = api.labels(role="builder", **{"build-id": run_id})
+    run_id = runid.new()
+    labels = api.labels(role="builder", **{"build-id": run_id, runid.LABEL: run_id})
     server = spec.resolve(client, server_type=server_type, location=None, warn=progress, labels=labels,
                           image=lambda arch: lookups.snapshot(client, snapshot, profile, arch))
     image = server.image

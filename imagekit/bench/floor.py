@@ -16,7 +16,8 @@ from typing import Any
 
 from hcloud import Client
 
-from ..build import BuildJob, BuildOptions, ShutDown, check_inputs, new_build_id
+from .. import runid
+from ..build import BuildJob, BuildOptions, ShutDown, check_inputs
 from ..cloud import actions, api, lookups
 from ..cloud.spec import resolve
 from ..errors import ImagekitError
@@ -77,7 +78,7 @@ class BareInstall:
             "apt-get -q update && apt-get -q -y install " + " ".join(book.expect["packages"])))
         plain = playbook.Playbook(name="bare", steps=[*sources, install], expect=book.expect,
                                   environment=book.environment)
-        with ssh.fabric_connection(s.ip, s.keypair) as conn:
+        with ssh.fabric_connection(s.ip, s.keypair, pin=s.pin) as conn:
             playbook.run(plain, playbook.fabric_runner(conn))
 
 
@@ -98,9 +99,9 @@ class BareSnapshot:
 
 def floor_build(target: Target, client: Client) -> dict[str, Any]:
     """The bare build, timed like build-snapshot: the sum of its steps."""
-    build_id = new_build_id()
+    build_id = runid.new()
     options = BuildOptions(name="imagekit-bench-bare-{build_id}", force=True)
-    labels = api.labels(role="builder", **{"build-id": build_id})
+    labels = api.labels(role="builder", **{"build-id": build_id, runid.LABEL: build_id})
     job = BuildJob(client=client, progress=lambda line: None, resource_name=f"imagekit-bench-bare-{build_id}",
                    labels=labels, timeout=options.ssh_timeout, target=target, options=options, build_id=build_id)
     check_inputs(job)

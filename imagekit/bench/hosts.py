@@ -7,13 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import profiles
+from .. import profiles, runid
 from ..cloud import api
 from ..cloud.servers import delete
 from ..cloud.spec import resolve
 from ..errors import ImagekitError
 from ..fleet.deprovision import deprovision
-from ..host import ssh
+from ..host import hostkey, ssh
 from ..host.audit import Audit, audit
 from ..pipeline import run_steps
 from ..pool import fill as pool_fill
@@ -46,7 +46,7 @@ class AuditHost:
         [agent] = result["agents"]
         if agent["status"] != "ready":
             raise ImagekitError(f"provisioning the audited host failed: {agent['error']}")
-        s.conn = ssh.connect(agent["ipv4"], s.keypair)
+        s.conn = ssh.connect(agent["ipv4"], s.keypair, pin=hostkey.pin(s.client.servers.get_by_id(agent["server_id"])))
         s.found = audit(s.conn)
 
     def cleanup(self, s: BenchJob) -> None:
@@ -79,7 +79,7 @@ class ClaimPoolHost:
             snapshot))
         firewall, _ = profile_firewall(s.client, profiles.load("agent"))
         plan = pool_fill.PoolPlan(client=s.client, profile="agent", key=s.ssh_key, keypair=s.keypair, parallel=1,
-                                  spec=pool_fill.pool_spec(spec, "agent", s.ssh_key, firewall))
+                                  spec=pool_fill.pool_spec(spec, "agent", s.ssh_key, firewall), run_id=runid.new())
         made = pool_fill.make_host(plan, lambda line: None, s.cancel)
         if made["error"]:
             raise ImagekitError(f"filling the pool host failed: {made['error']}")

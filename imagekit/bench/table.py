@@ -6,7 +6,7 @@ from typing import Any
 
 from ..host.audit import EXPOSURE_LIMIT, LYNIS_TARGET
 
-TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15", "api_requests_per_agent": "<= 8",
+TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15", "api_requests_per_agent": "<= 9",
            "api_requests_per_build": "<= 30", "fleet_over_floor": "<= 1.2",
            "incremental_over_full": "<= 0.4", "boot_cpu_seconds": "<= 3", "build_over_floor_build": "<= 1.0",
            "snapshot_size_bytes": "<= 650000000",

@@ -1,8 +1,8 @@
 """What a server is made from, as one value: a ``ServerSpec`` resolved once per command by ``resolve`` (its
 type, the locations to try and its image looked up and checked before anything exists), then narrowed per
 server (its labels, user data, keys, firewall) with ``dataclasses.replace``. The one create step
-(``steps.server``) reads nothing else, so a new option (a network, IPv6 only, a placement group) is one field
-here, not a change in every command."""
+(``steps.server``) reads nothing else, so a new option (a network, IPv6 only, a placement group, the server's own
+host key) is one field here, not a change in every command."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from hcloud.server_types import BoundServerType
 from hcloud.servers import ServerCreatePublicNetwork
 from hcloud.ssh_keys import BoundSSHKey
 
+from ..host import hostkey
 from . import lookups
 from .api import known
 
@@ -37,6 +38,13 @@ class ServerSpec:
     ipv4: bool = True  # a public IPv4 address (Hetzner bills it); off: reached on IPv6
     ipv6: bool = True
     placement_group: BoundPlacementGroup | None = None
+    host_key: hostkey.HostKey | None = None  # the server's SSH host key, made by the create step: in its user data,
+    # its fingerprint in its host-key label
+
+    @property
+    def server_labels(self) -> dict[str, str]:
+        """The server's labels, its host key's fingerprint among them."""
+        return {**self.labels, **({hostkey.LABEL: self.host_key.fingerprint} if self.host_key else {})}
 
     @property
     def architecture(self) -> str:
@@ -45,8 +53,9 @@ class ServerSpec:
     def create_arguments(self, location: BoundLocation | None) -> dict[str, Any]:
         """The SDK's ``servers.create`` arguments in ``location`` (name and labels apart); options left at their
         defaults are not sent, so a create asks the API what it always asked."""
+        user_data = hostkey.with_host_key(self.user_data, self.host_key) if self.host_key else self.user_data
         args: dict[str, Any] = {"server_type": self.server_type, "image": self.image, "location": location,
-                                "ssh_keys": list(self.ssh_keys), "user_data": self.user_data,
+                                "ssh_keys": list(self.ssh_keys), "user_data": user_data,
                                 "firewalls": list(self.firewalls) or None}
         if self.networks:
             args["networks"] = list(self.networks)

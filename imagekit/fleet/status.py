@@ -3,10 +3,11 @@ agents' servers and once for the snapshots, the tailnet once for its devices (a 
 refreshes); then every host is asked, concurrently, over SSH with the operator's key (SSH_PRIVATE_KEY_PATH), for
 its service and when it was provisioned.
 
-An agent is healthy when its server runs, SSH answers, its profile's service is active and its Tailscale node is
-online (when it was enrolled); unhealthy when a check found a problem; and *unchecked* (``healthy: null``) when
-no check found a problem but one could not be made (no key, SSH refused or timed out, the tailnet unreadable):
-what was not checked, and why, is in ``unchecked``. ``--api-only`` leaves SSH out deliberately."""
+An agent is healthy when its server runs, SSH answers with the host key pinned in its ``host-key`` label, its
+profile's service is active and its Tailscale node is online (when it was enrolled); unhealthy when a check found
+a problem (another host key answering is one); and *unchecked* (``healthy: null``) when no check found a problem
+but one could not be made (no key, no pinned host key, SSH refused or timed out, the tailnet unreadable): what
+was not checked, and why, is in ``unchecked``. ``--api-only`` leaves SSH out deliberately."""
 
 from __future__ import annotations
 
@@ -29,14 +30,15 @@ from ..cloud import api
 from ..cloud.api import known
 from ..cloud.servers import address, architecture, type_of
 from ..errors import ImagekitError
-from ..host import probe, ssh
+from ..host import hostkey, probe, ssh
 from ..host.keys import KeyPair
 from ..pool.members import cost
 from ..provision import halfmade
+from ..steps.operator import operator_key
 from ..tailnet import Device
 from ..target import Target
 from .health import AgentHealth
-from .selection import agent_servers, operator_key
+from .selection import agent_servers
 
 SSH_TIMEOUT = 10
 PARALLEL = 10  # hosts asked at once
@@ -194,17 +196,17 @@ def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
     p = view.profiles.get(profile) or profiles.load(profile)
     if ip and server.status == "running":
         if reach.key is not None:
-            _host_facts(row, ip, reach.key, p)
+            _host_facts(row, server, ip, reach.key, p)
         elif reach.why_not:
             row["unchecked"].append(f"{p.service}: {reach.why_not}")
     row["healthy"] = False if problems else None if row["unchecked"] else True
     return row
 
 
-def _host_facts(row: AgentHealth, ip: str, key: KeyPair, p: profiles.Profile) -> None:
+def _host_facts(row: AgentHealth, server: BoundServer, ip: str, key: KeyPair, p: profiles.Profile) -> None:
     conn: paramiko.SSHClient | None = None
     try:
-        conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
+        conn = ssh.connect(ip, key, pin=hostkey.pin(server), timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
         row["ssh"] = True
         unit = probe.unit(conn, p.service, timeout=SSH_TIMEOUT)
         row["service"], row["restarts"], row["uptime_seconds"] = unit.active, unit.restarts, round(unit.age, 1)
@@ -216,6 +218,11 @@ def _host_facts(row: AgentHealth, ip: str, key: KeyPair, p: profiles.Profile) ->
                 row["provisioned_at"] = json.loads(out).get("provisioned_at") or row["provisioned_at"]
             except ValueError:
                 pass
+    except hostkey.HostKeyMismatch as exc:  # not its host: nothing of ours was sent; a finding, not a gap
+        row["ssh"] = False
+        row["problems"].append(str(exc))
+    except hostkey.Unpinned as exc:
+        row["unchecked"].append(f"{p.service}: {exc}")
     except Exception as exc:  # any way SSH fails is a fact about this agent, not an error of the run
         row["ssh"] = row["ssh"] or False
         row["unchecked"].append(f"{p.service}: SSH to {ip} failed ({exc or type(exc).__name__})")

@@ -22,12 +22,13 @@ from .. import events as live
 from ..cloud import api
 from ..cloud.servers import address
 from ..errors import HostError, InputError
-from ..host import probe, ssh
+from ..host import hostkey, probe, ssh
 from ..host.keys import KeyPair
 from ..provision import halfmade
 from ..provision.agent import AGENT_STABLE, AGENT_START_GRACE
+from ..steps.operator import operator_key
 from ..target import Target
-from .selection import agent_servers, operator_key
+from .selection import agent_servers
 
 SSH_TIMEOUT = 15
 
@@ -122,7 +123,9 @@ def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: 
     if ip is None:  # SSH to no address would reach this machine itself
         return _row(server, "failed", f"server {server.id} has no address to reach it on")
     try:
-        conn = ssh.connect(ip, key, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
+        conn = ssh.connect(ip, key, pin=hostkey.pin(server), timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
+    except (hostkey.HostKeyMismatch, hostkey.Unpinned) as exc:  # not (known to be) its host: nothing was sent
+        return _row(server, "failed", str(exc))
     except Exception as exc:  # unreachable: nothing was changed on it
         return _row(server, "failed", f"SSH to {ip} failed: {exc or type(exc).__name__}")
     try:

@@ -1,5 +1,6 @@
-"""Run the testinfra checks (``imagekit/data/checks``) against a host over SSH: the image's facts,
-and on a provisioned host the agent's too."""
+"""Run the testinfra checks (``imagekit/data/checks``) against a host over SSH to its pinned host key (the suite's
+conftest.py connects through imagekit's SSH module): the image's facts, and on a provisioned host the agent's
+too."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..data import path as data_path
 from ..errors import HostError
+from .hostkey import Pin
 from .keys import KeyPair, save_private
 
 IMAGE = ("test_image.py",)
@@ -23,18 +25,20 @@ class ChecksFailed(HostError):
     pass
 
 
-def run_checks(ip: str, key: KeyPair, expect: dict[str, Any], *, clone: bool, suites: tuple[str, ...] = IMAGE) -> None:
+def run_checks(ip: str, key: KeyPair, pin: Pin, expect: dict[str, Any], *, clone: bool,
+               suites: tuple[str, ...] = IMAGE) -> None:
     """Raise ChecksFailed listing the failing checks; the key lives in a 0600 file of a temp dir only."""
     checks = data_path("checks")
     with tempfile.TemporaryDirectory(prefix="imagekit-checks-") as tmp:
         key_file = save_private(key, Path(tmp) / "id_ed25519")
         expect_file = Path(tmp) / "expect.json"
         expect_file.write_text(json.dumps(expect))
-        env = dict(os.environ, IMAGEKIT_EXPECT_FILE=str(expect_file), IMAGEKIT_CLONE="1" if clone else "0")
+        env = dict(os.environ, IMAGEKIT_EXPECT_FILE=str(expect_file), IMAGEKIT_CLONE="1" if clone else "0",
+                   IMAGEKIT_CHECK_HOST=ip, IMAGEKIT_CHECK_KEY=str(key_file), IMAGEKIT_CHECK_PIN=pin.fingerprint,
+                   IMAGEKIT_CHECK_SERVER_ID=str(pin.server_id), IMAGEKIT_CHECK_SERVER_NAME=pin.name)
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", *(str(checks / name) for name in suites), "-q", "-p", "no:cacheprovider",
-             "-o", "addopts=", "--rootdir", str(checks),
-             f"--hosts=paramiko://root@{ip}?timeout=30", f"--ssh-identity-file={key_file}", "-rf", "--tb=line"],
+             "-o", "addopts=", "--rootdir", str(checks), "-rf", "--tb=line"],
             capture_output=True, text=True, env=env, timeout=900, cwd=tmp)
     if proc.returncode != 0:
         failing = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]

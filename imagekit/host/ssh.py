@@ -1,4 +1,6 @@
-"""SSH to cloud servers: one place for keys, timeouts and waiting until sshd answers."""
+"""SSH to cloud servers: one place for keys, pinned host keys (``hostkey``), timeouts and waiting until sshd
+answers. Every connection says which host key it accepts: a server's pin, or None only where the operator chose
+to trust an unpinned server's key once (``--trust-unpinned``) or a test reaches a bare server of its own."""
 
 from __future__ import annotations
 
@@ -6,11 +8,12 @@ import io
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import paramiko
 
 from ..errors import HostError
+from .hostkey import HostKeyMismatch, Pin, PinnedPolicy
 from .keys import KeyPair
 
 if TYPE_CHECKING:
@@ -24,13 +27,18 @@ class SSHTimeout(HostError, TimeoutError):
     pass
 
 
-def connect(host: str, key: KeyPair, *, user: str = "root", timeout: float = 10,
+def policy(pin: Pin | None) -> paramiko.MissingHostKeyPolicy:
+    """The pinned key only; without a pin, whatever key answers (for this connection only)."""
+    return PinnedPolicy(pin) if pin is not None else paramiko.AutoAddPolicy()
+
+
+def connect(host: str, key: KeyPair, *, pin: Pin | None, user: str = "root", timeout: float = 10,
             connect_timeout: float | None = None) -> paramiko.SSHClient:
-    """Log in with ``key``. While a server boots its address may not answer ARP yet, and a TCP
-    connect then takes ~3 s to fail: waiters pass a short ``connect_timeout`` and try again."""
+    """Log in with ``key`` to the host that shows ``pin``'s host key (HostKeyMismatch for any other). While a
+    server boots its address may not answer ARP yet, and a TCP connect then takes ~3 s to fail: waiters pass a
+    short ``connect_timeout`` and try again."""
     client = paramiko.SSHClient()
-    # Fresh servers have fresh host keys; we trust them on first use for this connection only.
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.set_missing_host_key_policy(policy(pin))
     pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private_openssh))
     try:
         client.connect(host, username=user, pkey=pkey, timeout=connect_timeout or timeout, banner_timeout=timeout,
@@ -43,15 +51,19 @@ def connect(host: str, key: KeyPair, *, user: str = "root", timeout: float = 10,
     return client
 
 
-def wait_for_ssh(host: str, key: KeyPair, *, deadline: float, check: Callable[[], None] = lambda: None,
-                 interval: float = 0.1) -> paramiko.SSHClient:
-    """Connect as soon as sshd accepts our key; SSHTimeout at ``deadline`` (time.monotonic()).
-    ``check`` runs before every attempt and may raise to stop waiting (a cancel)."""
+def wait_for_ssh(host: str, key: KeyPair, *, pin: Pin | None, deadline: float,
+                 check: Callable[[], None] = lambda: None, interval: float = 0.1) -> paramiko.SSHClient:
+    """Connect as soon as sshd accepts our key; SSHTimeout at ``deadline`` (time.monotonic()). ``check`` runs
+    before every attempt and may raise to stop waiting (a cancel). Another host key than the pinned one is not
+    waited out: cloud-init writes the key before sshd starts, so it is an error at once."""
     last: Exception | None = None
     while time.monotonic() < deadline:
         check()
         try:
-            return connect(host, key, timeout=min(10, max(1, deadline - time.monotonic())), connect_timeout=1)
+            return connect(host, key, pin=pin, timeout=min(10, max(1, deadline - time.monotonic())),
+                           connect_timeout=1)
+        except HostKeyMismatch:
+            raise
         except (OSError, paramiko.SSHException, EOFError) as exc:
             last = exc
             time.sleep(interval)
@@ -79,10 +91,13 @@ def must(client: paramiko.SSHClient, command: str, what: str, *, stdin: bytes | 
     return out
 
 
-def fabric_connection(host: str, key: KeyPair, *, user: str = "root") -> Connection:
-    """A Fabric Connection for playbooks: our key only, no agent, no ~/.ssh lookups."""
+def fabric_connection(host: str, key: KeyPair, *, pin: Pin | None, user: str = "root") -> Connection:
+    """A Fabric Connection for playbooks: our key only, no agent, no ~/.ssh lookups, the pinned host key only."""
     from fabric import Connection
 
     pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key.private_openssh))
-    return Connection(host, user=user, connect_timeout=10,
+    conn = Connection(host, user=user, connect_timeout=10,
                       connect_kwargs={"pkey": pkey, "allow_agent": False, "look_for_keys": False})
+    client = cast(paramiko.SSHClient, conn.client)  # fabric declares it None at class level; __init__ made it
+    client.set_missing_host_key_policy(policy(pin))
+    return conn

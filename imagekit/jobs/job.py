@@ -1,7 +1,7 @@
-"""One job's pipeline, in a worker thread: temporary key → server (labelled with the job's deadline) →
-SSH → cloud-init → [fallback: playbooks] → work directory and secrets in → COMMAND in a sandboxed
-transient unit, its output streamed → outputs/ out → the exit code judged. The server and the key are
-the cleanups of the steps that made them: they go on every way out."""
+"""One job's pipeline, in a worker thread: temporary key → server (both leased while the run lives) → SSH to its
+pinned host key → cloud-init → [fallback: playbooks] → work directory and secrets in → COMMAND in a sandboxed
+transient unit, its output streamed → outputs/ out → the exit code judged. The server and the key are the
+cleanups of the steps that made them: they go on every way out, and gc sweeps them once their run is gone."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 
 from .. import secretfile, tailnet
 from ..cloud.api import known
-from ..cloud.deadlines import DeadlineLabel
 from ..errors import HostError
 from ..host import probe
 from ..leftovers import removing
@@ -30,18 +29,9 @@ from .plan import JobPlan
 from .results import JobResult
 from .transfer import Fetched
 
-# A job's server and key carry the time after which the run that made them has ended, had it lived
-# (the command's timeout included): gc sweeps them after it.
-JOB_DEADLINE = DeadlineLabel("job-until", default_slack=30)
 JOBS_DIR = "/opt/openclaw/jobs"
 SECRETS_DIR = "/run/imagekit-jobs"  # tmpfs, root only: systemd reads the file, the command gets the values
 KILL_AFTER = 5  # seconds between timeout's TERM and its KILL
-
-
-def teardown_allowance(max_output_mb: int) -> float:
-    """Seconds a run may take after its command: fetch the outputs (at 10 MiB/s or better) and start deleting
-    (a gc meeting a server its run is deleting only deletes it too)."""
-    return 30 + max_output_mb / 10
 
 
 class CommandFailed(Exception):
@@ -115,20 +105,19 @@ class Ready:
         r = j.plan
         if r.mode == "fallback":
             assert j.ip is not None and j.keypair is not None, "Ready follows WaitSSH"
-            install_profile(j.ip, j.keypair, r.options.profile, r.options.base_image, r.target.local,
+            install_profile(j.ip, j.keypair, j.pin, r.options.profile, r.options.base_image, r.target.local,
                             f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"))
         j.mark("ready")
 
 
 class StageJob:
-    """The work directory (SFTP, modes kept) and the secrets (over the channel, root-only) go in; the
-    deadline label moves to what is left: the command's timeout."""
+    """The work directory (SFTP, modes kept) and the secrets (over the channel, root-only) go in."""
 
     name = "stage"
 
     def run(self, j: Job) -> None:
-        r, o = j.plan, j.plan.options
-        assert j.conn is not None and j.server is not None and j.ssh_key is not None, "StageJob follows WaitSSH"
+        r = j.plan
+        assert j.conn is not None, "StageJob follows WaitSSH"
         user, quoted = r.user, shlex.quote(j.workdir)
         code, out = probe.sh(j.conn, f"install -d -m 0755 {JOBS_DIR} && install -d -m 0700 {quoted}")
         if code != 0:
@@ -142,9 +131,6 @@ class StageJob:
         if r.secrets:
             assert j.env_file is not None, "a job with secrets has its environment file"
             secretfile.install(j.conn, j.env_file, r.secrets)
-        until = JOB_DEADLINE.label(time.time() + r.options.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb))
-        j.server = j.client.servers.update(j.server, labels={**known(j.server.labels, "the server's labels"), **until})
-        j.ssh_key = j.client.ssh_keys.update(j.ssh_key, labels={**known(j.ssh_key.labels, "the key's labels"), **until})
         j.mark("staged")
 
 
@@ -259,9 +245,7 @@ def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Callab
             cancel: threading.Event) -> JobResult:
     o = r.options
     timeout = o.ready_timeout or (1800.0 if r.mode == "fallback" else 600.0)
-    start = time.time()
-    until = start + timeout + o.timeout + KILL_AFTER + teardown_allowance(o.max_output_mb)
-    labels = r.labels(job_id, JOB_DEADLINE.label(until))
+    labels = r.labels(job_id)
     j = Job(client=r.client, progress=progress, resource_name=name, timeout=timeout, cancel=cancel,
             keep_on_failure=o.keep_on_failure, plan=r, job_id=job_id, output=output, labels=labels,
             spec=replace(r.spec, labels=labels))

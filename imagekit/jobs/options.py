@@ -34,6 +34,7 @@ class JobOptions:
     max_upload_mb: int = 256
     max_output_mb: int = 1024
     parallel: int = 5
+    run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
 
 
 def check_options(o: JobOptions) -> Tree | None:

@@ -3,14 +3,12 @@ workers read it."""
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hcloud import Client
 
-from .. import profiles, secretfile, tailnet
+from .. import profiles, runid, secretfile, tailnet
 from ..cloud import api, lookups
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import CloudError
@@ -18,7 +16,7 @@ from ..host import playbook
 from ..steps.install import playbook_variables
 from ..target import Target
 from . import sandbox
-from .options import JobOptions, check_options, job_name
+from .options import PREFIX, JobOptions, check_options, job_name
 from .transfer import Tree
 
 
@@ -36,15 +34,15 @@ class JobPlan:
     user: str
     tailnet: tailnet.Tailnet | None
 
-    def labels(self, job_id: str, deadline: dict[str, str]) -> dict[str, str]:
-        """A job's server and key: gc finds them by role and sweeps them past the deadline."""
-        return api.labels(role="job", profile=self.options.profile, mode=self.mode, run=self.run_id,
-                          **{"job-id": job_name(job_id).removeprefix("imagekit-job-")}, **deadline)
+    def labels(self, job_id: str) -> dict[str, str]:
+        """A job's server and key (leased while the run lives: gc sweeps them once it is gone, or --run's)."""
+        return api.labels(role="job", profile=self.options.profile, mode=self.mode, tailscale="yes" if self.tailnet
+                          else "no", **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)})
 
 
 def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:
     """Everything that can be wrong is found here, before anything is created."""
-    run_id = time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+    run_id = runid.given(o.run_id)
     tree = check_options(o)
     found_secrets = secretfile.load(o.secrets_file)
     book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, target.local, run_id))

@@ -1,7 +1,7 @@
 """``run``: one-shot jobs. Inputs are checked before anything is created; then each job runs as its own
 pipeline in a worker thread, on its own fresh host from the profile's snapshot (or a stock image with
-the playbooks), and every host is deleted at the end of its job. Ctrl-C and SIGTERM cancel every job
-and each unwinds; gc sweeps what a SIGKILLed run left, once its deadline label has passed."""
+the playbooks), and every host is deleted at the end of its job. Ctrl-C, SIGTERM and SIGHUP cancel every job
+and each unwinds; gc sweeps what a SIGKILLed run left once its lease has ended (or at once: `gc --run ID`)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Reserve: the Hetzner API has no compare-and-set, so the lock lives on the host itself: under ``flock`` a claim file
 is written only when none is there (or the one there is past its deadline, its run died). Two runs racing for one
-host: exactly one writes it; the other moves on to the next host, or creates its agent cold. Take: one update
+host: exactly one writes it; the other moves on to the next host, or creates its agent cold. ``pool fill``, ``pool
+drain`` and ``gc`` reserve a host the same way before they delete it (pool/sweep.py). Take: one update
 renames the host to the agent's server name and gives it the agent's labels (half-made until ready); names are
 unique in a project, so two runs provisioning the same agent cannot both take a host. Configure: the agent's
 identity, code and configure script (what the user data stages on a cold host), its secrets, a fresh single-use
@@ -25,11 +26,12 @@ from hcloud.servers import BoundServer
 
 from .. import secretfile, tailnet
 from ..agentconf import STAGE, AgentConfig, stage_archive
+from ..cloud import leases
 from ..cloud.api import known
 from ..cloud.servers import address
 from ..cloud.spec import ServerSpec
 from ..errors import CloudError, HostError
-from ..host import ssh
+from ..host import hostkey, ssh
 from ..host.keys import KeyPair
 from ..profiles import Profile
 from ..steps.server import remove
@@ -88,21 +90,30 @@ def reserve(candidates: Candidates, keypair: KeyPair, token: str, progress: Call
             ) -> Reservation | None:
     """The first candidate whose claim file this run wrote; None when every one is gone or taken."""
     while (server := candidates.next()) is not None:
-        ip = address(server)
-        if ip is None:  # SSH to no address would reach this machine itself
-            progress(f"pool host {server.name} has no address to reach it on: skipped")
-            continue
-        try:
-            conn = ssh.connect(ip, keypair, timeout=10, connect_timeout=3)
-        except Exception as exc:  # noqa: BLE001  a broken pool host: the next one, and `pool fill` replaces it
-            progress(f"pool host {server.name} ({ip}) did not answer SSH ({exc or type(exc).__name__}): skipped")
-            continue
-        code, _, _ = ssh.run(conn, _lock_command(token), timeout=30)
-        if code == 0:
-            return Reservation(server, conn, token)
-        conn.close()
-        if code != 75:
-            progress(f"pool host {server.name} ({ip}) could not be reserved (exit {code}): skipped")
+        if (found := reserve_host(server, keypair, token, progress)) is not None:
+            return found
+    return None
+
+
+def reserve_host(server: BoundServer, keypair: KeyPair, token: str, progress: Callable[[str], None]
+                 ) -> Reservation | None:
+    """The host reserved for ``token`` (its claim file written under its lock), over SSH to its pinned host key;
+    None (said on ``progress`` unless another run holds it) when it cannot be."""
+    ip = address(server)
+    if ip is None:  # SSH to no address would reach this machine itself
+        progress(f"pool host {server.name} has no address to reach it on: skipped")
+        return None
+    try:
+        conn = ssh.connect(ip, keypair, pin=hostkey.pin(server), timeout=10, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001  a broken pool host: the next one, and `pool fill` replaces it
+        progress(f"pool host {server.name} ({ip}) did not answer SSH ({exc or type(exc).__name__}): skipped")
+        return None
+    code, _, _ = ssh.run(conn, _lock_command(token), timeout=30)
+    if code == 0:
+        return Reservation(server, conn, token)
+    conn.close()
+    if code != 75:
+        progress(f"pool host {server.name} ({ip}) could not be reserved (exit {code}): skipped")
     return None
 
 
@@ -136,7 +147,9 @@ class Claiming(Protocol):
     server: BoundServer | None
     ip: str | None
     conn: paramiko.SSHClient | None
+    pin: hostkey.Pin | None
     failed: bool
+    leased: bool
 
     @property
     def client(self) -> Client: ...
@@ -173,17 +186,22 @@ class TakePoolHost:
         res = a.reservation
         assert res is not None and a.spec is not None, "a claim follows its reservation, in the agent's spec"
         pool_name = res.server.name
-        where = {"location": (res.server.labels or {})["location"]} if "location" in (res.server.labels or {}) else {}
+        held = res.server.labels or {}
+        where = {"location": held["location"]} if "location" in held else {}
+        lease = leases.label() if a.leased else {}
+        pinned = {hostkey.LABEL: held[hostkey.LABEL]}  # its host key stays the one it was made with
         try:
             server = a.client.servers.update(res.server, name=a.resource_name,
-                                             labels={**a.spec.labels, **where, "pool": "claimed"})
+                                             labels={**a.spec.labels, **where, **pinned, **lease, "pool": "claimed"})
         except APIException as exc:
             if exc.code == "uniqueness_error":
                 raise CloudError(f"a server named '{a.resource_name}' appeared meanwhile (another run provisioned "
                                  "this agent): pool host left in the pool") from None
             raise
         res.taken = True
-        a.server, a.ip, a.conn = server, res.ip, res.conn
+        a.server, a.ip, a.conn, a.pin = server, res.ip, res.conn, hostkey.pin(server)
+        if lease:
+            leases.hold(server)
         a.event("claimed", f"pool host {server.id} ({pool_name}), {a.ip}, snapshot {a.plan.image.id}")
 
     def cleanup(self, a: Claiming) -> None:

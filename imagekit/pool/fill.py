@@ -2,9 +2,10 @@
 
 ``fill`` makes the pool hold ``size`` ready hosts from the newest snapshot of the profile: hosts from an older
 snapshot (or broken, or left half-made by a fill that died) are deleted, missing ones are created in parallel,
-each its own pipeline (server labelled ``pool-until`` → boot → SSH with the operator's key → cloud-init done →
-label off), deleted when it fails. The hosts carry the operator's key only (HETZNER_SSH_KEY_ID), whose private
-half (SSH_PRIVATE_KEY_PATH) checks them here and lets ``provision`` claim them."""
+each its own pipeline (server leased while the fill makes it → boot → SSH with the operator's key to its pinned
+host key → cloud-init done → lease off), deleted when it fails. The hosts carry the operator's key only
+(HETZNER_SSH_KEY_ID), whose private half (SSH_PRIVATE_KEY_PATH) checks them here and lets ``provision`` claim them.
+Fill and drain delete a host only once they have reserved it as a claim does (pool/sweep.py)."""
 
 from __future__ import annotations
 
@@ -20,20 +21,21 @@ from hcloud.firewalls import BoundFirewall
 from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import profiles
-from ..cloud import api, lookups
-from ..cloud.servers import address, architecture, delete_many, type_of
+from .. import profiles, runid
+from ..cloud import api, leases, lookups
+from ..cloud.servers import address, architecture, type_of
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
+from ..host import hostkey
 from ..host.keys import KeyPair
 from ..pipeline import Step, StepFailed, in_workers, run_steps
 from ..steps.firewall import profile_firewall
 from ..steps.job import HostJob
-from ..steps.operator import operator_keys
+from ..steps.operator import operator_key, operator_keys
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import Boot, CreateServer
 from ..target import Target
-from . import members
+from . import members, sweep
 
 FILL_TIMEOUT = 600.0  # seconds a new pool host may take to answer SSH and finish cloud-init
 
@@ -46,6 +48,7 @@ class PoolOptions:
     server_type: str = "cx23"
     location: str | None = None  # a name, or names tried in order when one has no capacity
     parallel: int = 5
+    run_id: str | None = None  # labels the hosts it makes (``gc --run``); default: a new one
 
 
 class Member(TypedDict):
@@ -79,6 +82,7 @@ class PoolPlan:
     spec: ServerSpec  # the pool's snapshot, the operator's key alone, the profile's firewall (see pool_spec)
     key: BoundSSHKey  # the operator's SSH key in the project: its id labels the hosts
     keypair: KeyPair  # its private half
+    run_id: str  # the run that fills the pool (each new host's `run` label)
     parallel: int = 5
 
     @property
@@ -112,7 +116,7 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
                                          "with the same")
     firewall, _ = profile_firewall(client, profile)
     p = PoolPlan(client=client, profile=o.profile, spec=pool_spec(spec, o.profile, key, firewall), key=key,
-                 keypair=keypair, parallel=o.parallel)
+                 keypair=keypair, parallel=o.parallel, run_id=runid.given(o.run_id))
     return fill_to(p, o.size, progress)
 
 
@@ -123,14 +127,16 @@ def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
     found = members.members(p.client, p.profile)
     stale = [s for s in found if _why_stale(s, p.image_id) is not None]
     keep = [s for s in found if s not in stale]
-    extra = keep[size:]  # the oldest stay: they are the ones booted longest (warmest caches)
+    extra = {s.id for s in keep[size:]}  # the oldest stay: they are the ones booted longest (warmest caches)
     keep = keep[:size]
-    if stale or extra:
-        for s in stale:
-            progress(f"pool: deleting {s.name} ({s.id}): {_why_stale(s, p.image_id)}")
-        for s in extra:
-            progress(f"pool: deleting {s.name} ({s.id}): the pool holds more than {size}")
-        delete_many(p.client, stale + extra)
+
+    def why(server: BoundServer) -> str | None:  # read again on the host's current labels, just before deleting
+        if (stale_now := _why_stale(server, p.image_id)) is not None:
+            return stale_now
+        return f"the pool holds more than {size}" if server.id in extra and members.ready(server) else None
+
+    deleted, left = sweep.delete_unclaimed(p.client, [s for s in found if s not in keep], p.keypair, why, progress,
+                                           f"fill/{p.run_id}") if stale or extra else ([], [])
     todo = size - len(keep)
     if todo > 0:
         progress(f"pool: creating {todo} host(s) from snapshot {p.image_id} ({p.profile}), "
@@ -144,35 +150,38 @@ def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
     progress("pool: " + members.describe_cost(cost))
     return {"profile": p.profile, "snapshot_id": p.image_id, "size": size,
             "created": [m["server_id"] for m in made if not m["error"]],
-            "deleted": [s.id for s in stale + extra], "failed": failed,
+            "deleted": deleted, "left": left, "failed": failed,
             "members": [row(s, p.image_id) for s in hosts], "cost": cost}
 
 
 def _why_stale(server: BoundServer, image_id: int) -> str | None:
+    if leases.live(server):
+        return None  # a fill is at work on it
     if members.image_id(server) != image_id:
         return f"from image {members.image_id(server)}, not the pool's snapshot {image_id}"
-    if members.FILLING.passed(server):
+    if leases.expired(server):
         return "left half-made by a fill that died"
-    if members.FILLING.of(server) is None and server.status != "running":
+    if server.status != "running":
         return f"{server.status}, not running"
+    if hostkey.LABEL not in (server.labels or {}):
+        return "made before imagekit pinned host keys"
     return None
 
 
 class Ready:
-    """The filling label comes off last: only a host that got all the way can be claimed."""
+    """The lease comes off last: only a host that got all the way can be claimed."""
 
     name = "ready"
 
     def run(self, h: HostJob) -> None:
         assert h.server is not None, "Ready follows the step that made the server"
-        h.server = members.FILLING.cleared(h.client, h.server)
+        h.server = leases.end(h.server)
 
 
 def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> NewHost:
     """One new pool host of the plan, ready or deleted; the others are left as they are."""
     name = members.NAME_PREFIX + secrets.token_hex(4)
-    labels = members.labels(p.profile, api.known(p.key.id, "the SSH key's id"),
-                            **members.FILLING.label(time.time() + FILL_TIMEOUT))
+    labels = members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id})
     h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
                 timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
     steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(),
@@ -208,10 +217,21 @@ def status(target: Target, profile: str) -> dict[str, Any]:
 
 
 def drain(target: Target, profile: str, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Delete every pool host of ``profile`` (hosts already claimed are agents now, and stay)."""
+    """Delete every pool host of ``profile``, each once reserved as a claim does: hosts claimed meanwhile are agents
+    now, and stay; so do hosts a running fill is still making (its lease is live)."""
+    keypair = operator_key(required=True, why="drain reserves each pool host as a claim does before deleting it")
     client = api.connect(target)
     hosts = members.members(client, profile)
-    for s in hosts:
-        progress(f"pool: deleting {s.name} ({s.id})")
-    delete_many(client, hosts)
-    return {"profile": profile, "deleted": [s.id for s in hosts]}
+    progress(f"pool: {len(hosts)} host(s) of {profile} listed: {', '.join(str(s.name) for s in hosts) or '-'}")
+    busy = [s for s in hosts if leases.live(s)]
+    for s in busy:
+        progress(f"pool: {s.name} ({s.id}) left alone: a running fill is still making it")
+    deleted, left = sweep.delete_unclaimed(client, [s for s in hosts if s not in busy], keypair, _drained, progress,
+                                           "drain")
+    left += [{"server_id": api.known(s.id, "the server's id"), "name": s.name,
+              "why": "a running fill is still making it"} for s in busy]
+    return {"profile": profile, "deleted": deleted, "left": left}
+
+
+def _drained(server: BoundServer) -> str | None:
+    return None if leases.live(server) else "drained"

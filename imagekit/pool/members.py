@@ -1,7 +1,7 @@
 """What a pool host is: a server labelled ``role=pool`` (with its profile and the id of the operator's key that
-reaches it), from a snapshot of the profile, carrying ``pool-until=<deadline>`` while ``pool fill`` boots and
-checks it. Without that label and running, it is ready to be claimed; a claim renames and relabels it into an
-agent, so it stops being a member the moment it is taken."""
+reaches it), from a snapshot of the profile, carrying its fill's lease (cloud/leases.py) while ``pool fill`` boots
+and checks it. Without a lease, running and with a pinned host key, it is ready to be claimed; a claim renames and
+relabels it into an agent, so it stops being a member the moment it is taken."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import TypedDict
 from hcloud import Client
 from hcloud.servers import BoundServer
 
-from ..cloud import api
-from ..cloud.deadlines import DeadlineLabel
+from ..cloud import api, leases
 from ..cloud.servers import type_of
+from ..host import hostkey
 
 ROLE = "pool"
-FILLING = DeadlineLabel("pool-until", default_slack=60)  # until the host answered SSH and finished cloud-init
 KEY_LABEL = "pool-key"  # the operator's SSH key on the host: only a run holding its private half can claim it
 NAME_PREFIX = "imagekit-pool-"
 
@@ -40,8 +39,8 @@ def members(client: Client, profile: str | None = None) -> list[BoundServer]:
 
 
 def ready(server: BoundServer) -> bool:
-    """Booted, SSH-checked and running: claimable."""
-    return server.status == "running" and FILLING.of(server) is None
+    """Booted, SSH-checked (its fill's lease is off) and running."""
+    return server.status == "running" and leases.until(server) is None
 
 
 def image_id(server: BoundServer) -> int | None:
@@ -49,8 +48,10 @@ def image_id(server: BoundServer) -> int | None:
 
 
 def claimable_host(server: BoundServer, image_id_: int | None, key_id: int | None) -> bool:
-    """Ready, from image ``image_id_``, and reached by the key ``key_id``."""
-    return ready(server) and image_id(server) == image_id_ and (server.labels or {}).get(KEY_LABEL) == str(key_id)
+    """Ready, from image ``image_id_``, reached by the key ``key_id``, its host key pinned."""
+    labels = server.labels or {}
+    return ready(server) and image_id(server) == image_id_ and labels.get(KEY_LABEL) == str(key_id) \
+        and hostkey.LABEL in labels
 
 
 def cost(servers: list[BoundServer]) -> Cost:

@@ -101,7 +101,7 @@ class FullInstall:
     def run(self, a: Agent) -> None:
         p = a.plan
         assert a.ip is not None and a.keypair is not None, "FullInstall follows WaitSSH"
-        install_profile(a.ip, a.keypair, p.profile.name, p.options.base_image, p.target.local,
+        install_profile(a.ip, a.keypair, a.pin, p.profile.name, p.options.base_image, p.target.local,
                         f"fallback-{p.deployment}", lambda line: a.progress(f"[{a.resource_name}] {line}"))
         a.event("installed")
 
@@ -145,12 +145,11 @@ class AgentRunning:
 def provision_agent(r: Run, agent_id: str) -> AgentResult:
     p = r.plan
     name = agentid.server_name(agent_id)
-    # Labelled half-made until ready when provision waits; without waiting nobody would take the label off.
-    until = halfmade.label(time.time() + p.timeout()) if p.options.wait else {}
+    # Leased (half-made) until ready when provision waits; without waiting nobody would end the lease.
     a = Agent(client=p.client, progress=r.progress, resource_name=name, timeout=p.timeout(), cancel=r.cancel,
               watcher=r.watcher, keypair=r.keypair, ssh_key=r.ssh_key, plan=p, agent_id=agent_id, stream=r.events,
-              spec=replace(p.spec, labels=p.agent_labels(name, **until),
-                           firewalls=(r.firewall,) if r.firewall else ()))
+              leased=p.options.wait,
+              spec=replace(p.spec, labels=p.agent_labels(name), firewalls=(r.firewall,) if r.firewall else ()))
     if r.pool is not None and p.mode == "snapshot" and not r.replace.get(name):
         assert r.keypair is not None, "a run with a pool holds the operator's key (find_pool)"
         a.reservation = claim.reserve(r.pool, r.keypair, claim.token(p.deployment, agent_id),

@@ -33,6 +33,7 @@ class ProvisionOptions:
     events: str | None = None  # live events to this file (``-``: stdout)
     pool: bool = True  # claim a warm pool host first (snapshot mode, with the operator's private key)
     refill: bool = False  # afterwards, top the pool up to the size it had
+    run_id: str | None = None  # the run's id (every resource's `run` label and the agents' deployment); default: new
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:

@@ -5,8 +5,6 @@ a roll composes the same plan for each replacement."""
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -14,7 +12,7 @@ from hcloud import Client
 from hcloud.images import BoundImage
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import profiles, secretfile, settings, tailnet
+from .. import profiles, runid, secretfile, settings, tailnet
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
 from ..cloud import api, lookups
 from ..cloud.spec import ServerSpec, resolve
@@ -63,11 +61,8 @@ class ProvisionPlan:
     def agent_labels(self, name: str, **extra: str) -> dict[str, str]:
         """An agent server's labels (gc and deprovision find agents by them)."""
         return api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
-                          tailscale="yes" if self.enrols else "no", **{"agent-id": name}, **extra)
-
-
-def new_deployment() -> str:
-    return time.strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
+                          tailscale="yes" if self.enrols else "no", **{"agent-id": name, runid.LABEL: self.deployment},
+                          **extra)
 
 
 def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: str,

@@ -10,7 +10,7 @@ from typing import Any
 
 from hcloud.servers import BoundServer
 
-from .. import agentid
+from .. import agentid, runid
 from .. import events as live
 from ..cloud import api
 from ..cloud.actions import ActionWatcher
@@ -23,7 +23,7 @@ from ..target import Target
 from .agent import provision_agent
 from .halfmade import busy
 from .options import ProvisionOptions
-from .plan import make_plan, new_deployment
+from .plan import make_plan
 from .state import AgentResult, Run, survey
 
 
@@ -76,7 +76,8 @@ class Refill:
         assert p.operator_key is not None and p.keypair is not None, "--refill needs the operator's key (find_pool)"
         firewall = r.firewall or profile_firewall(p.client, p.profile)[0]
         pool = PoolPlan(client=p.client, profile=p.profile.name, key=p.operator_key, keypair=p.keypair,
-                        spec=pool_spec(p.spec, p.profile.name, p.operator_key, firewall), parallel=p.options.parallel)
+                        spec=pool_spec(p.spec, p.profile.name, p.operator_key, firewall), parallel=p.options.parallel,
+                        run_id=p.deployment)
         fill_to(pool, r.pool_size, r.progress, r.cancel)
 
 
@@ -89,7 +90,7 @@ def _existing(agent: str, server: BoundServer) -> AgentResult:
 def provision(target: Target, options: ProvisionOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     """Provision every agent of ``options``; the result lists each with its outcome."""
     client = api.connect(target)
-    deployment = new_deployment()
+    deployment = runid.given(options.run_id)
     before = api.requests_served(target)
     t0 = time.monotonic()
     with live.stream(options.events, deployment, command="provision", agents=options.agent_ids) as events:

@@ -15,7 +15,7 @@ from hcloud.firewalls import BoundFirewall
 from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import agentid, profiles
+from .. import agentid, profiles, runid
 from .. import events as live
 from ..cloud import api
 from ..cloud.actions import ActionWatcher
@@ -71,8 +71,8 @@ class Run:
         return self.plan.profile
 
     @property
-    def labels(self) -> dict[str, str]:  # the temporary key's; gc sweeps these by role and age
-        return api.labels(role="provision", deployment=self.plan.deployment)
+    def labels(self) -> dict[str, str]:  # the temporary key's (leased: gc sweeps it once its run is gone)
+        return api.labels(role="provision", deployment=self.plan.deployment, **{runid.LABEL: self.plan.deployment})
 
     @property
     def resource_name(self) -> str:

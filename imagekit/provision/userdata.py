@@ -14,6 +14,7 @@ from .. import agentconf, profiles, tailnet
 from ..agentconf import AgentConfig, AgentConfigError
 from ..data import path as data_path
 from ..errors import InputError
+from ..host import hostkey
 
 LIMIT = 32 * 1024  # Hetzner's user_data limit, in bytes
 MASK = "MASKED (a single-use Tailscale auth key, minted for each agent at provisioning time)"
@@ -22,7 +23,8 @@ PLACEHOLDER_KEY = "tskey-auth-" + "x" * 60
 
 
 def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
-    """The user data; over the API's limit is an error naming the agent and the fix."""
+    """The user data; over the API's limit (with the host key the create step adds) is an error naming the agent
+    and the fix."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(data_path("cloudinit")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
@@ -33,7 +35,7 @@ def render(cfg: AgentConfig, agent_bundle: bytes) -> str:
         configure_script=agentconf.configure_script(cfg.profile), metadata=agentconf.metadata(cfg),
         tailscale=cfg.auth_key is not None, auth_key=cfg.auth_key or "",
         tags=",".join(cfg.tags), standin_apt_source=cfg.standin_apt_source or "", over_ssh=cfg.over_ssh)
-    size = len(text.encode())
+    size = len(text.encode()) + hostkey.user_data_bytes()
     if size > LIMIT:
         raise AgentConfigError(f"the user data of agent {cfg.agent_id} is {size} bytes, over the API's limit of "
                                f"{LIMIT}: the agent bundle is too large to travel in it; make the bundle smaller "

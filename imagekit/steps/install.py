@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import settings
 from ..host import playbook, ssh
+from ..host.hostkey import Pin
 from ..host.keys import KeyPair
 
 
@@ -48,8 +49,8 @@ def playbook_variables(profile: str, base_image: str, package_source: str | None
     }
 
 
-def install_profile(ip: str, keypair: KeyPair, profile: str, base_image: str, local: bool, build_id: str,
-                    progress: Callable[[str], None]) -> None:
+def install_profile(ip: str, keypair: KeyPair, pin: Pin | None, profile: str, base_image: str, local: bool,
+                    build_id: str, progress: Callable[[str], None]) -> None:
     """The profile's playbooks over SSH on a host booted from a stock image: what a fallback host gets
     instead of a snapshot (only lines of changed or failed steps reach ``progress``)."""
     book = playbook.load(profile, playbook_variables(profile, base_image, None, local, build_id))
@@ -58,5 +59,5 @@ def install_profile(ip: str, keypair: KeyPair, profile: str, base_image: str, lo
         if "[changed]" in line or "[failed]" in line:
             progress(line.strip())
 
-    with ssh.fabric_connection(ip, keypair) as conn:
+    with ssh.fabric_connection(ip, keypair, pin=pin) as conn:
         playbook.run(book, playbook.fabric_runner(conn), progress=report)

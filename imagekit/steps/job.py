@@ -1,5 +1,5 @@
-"""The state the shared steps work on: one server, made from a spec (or taken over), reached over SSH with a key,
-within a deadline."""
+"""The state the shared steps work on: one server, made from a spec (or taken over), reached over SSH with a key
+and only if it shows its pinned host key, within a deadline; leased while the run works on it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from hcloud.ssh_keys import BoundSSHKey
 
 from ..cloud.actions import ActionWatcher
 from ..cloud.spec import ServerSpec
+from ..host.hostkey import Pin
 from ..host.keys import KeyPair
 from ..pipeline import Interrupted
 
@@ -31,6 +32,7 @@ class HostJob:
     timeout: float = 600.0  # seconds from the start until the host must answer SSH and finish cloud-init
     keep_on_failure: bool = False
     outlives: bool = False  # the server is what the command delivers (an agent, a pool host): it stays on success
+    leased: bool = True  # what the job makes carries a lease its run renews (off: nobody would end it, --no-wait)
     committed: bool = False  # the server serves already (a roll took over with it): no cleanup deletes it
     cancel: threading.Event = field(default_factory=threading.Event)
     watcher: ActionWatcher | None = None  # one poller for a fleet's actions; None: the job polls its own
@@ -41,6 +43,7 @@ class HostJob:
     server: BoundServer | None = None
     action: BoundAction | None = None  # what brings the server up: its create, or a rebuild
     ip: str | None = None
+    pin: Pin | None = None  # the host key the server must show (the one the create step made for it)
     conn: paramiko.SSHClient | None = None
     failed: bool = False
 

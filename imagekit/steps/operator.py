@@ -1,8 +1,11 @@
 """The operator's own SSH key: the key in the project (HETZNER_SSH_KEY_ID) and its private half
 (SSH_PRIVATE_KEY_PATH), checked to match. Provisioning checks readiness with it, pool hosts carry only it, a
-roll reads the old hosts with it: found once, the same way for each."""
+roll reads the old hosts with it, status, update, pool drain and gc reach hosts with its private half: found once,
+the same way for each."""
 
 from __future__ import annotations
+
+from typing import Literal, overload
 
 from hcloud import Client
 from hcloud.ssh_keys import BoundSSHKey
@@ -34,3 +37,22 @@ def matching(pair: KeyPair, operator_key: BoundSSHKey | None, what: str) -> KeyP
         raise InputError(f"{what} is not the private half of HETZNER_SSH_KEY_ID: set HETZNER_SSH_KEY_ID to the "
                          "Hetzner key made from its public key")
     return pair
+
+
+@overload
+def operator_key(required: Literal[True], why: str) -> KeyPair: ...
+
+
+@overload
+def operator_key(required: bool, why: str) -> KeyPair | None: ...
+
+
+def operator_key(required: bool, why: str) -> KeyPair | None:
+    """SSH_PRIVATE_KEY_PATH: the private half of HETZNER_SSH_KEY_ID, the one key left on ready hosts."""
+    path = settings.get("SSH_PRIVATE_KEY_PATH")
+    if path:
+        return load_ed25519(path)
+    if required:
+        raise InputError(f"SSH_PRIVATE_KEY_PATH is not set: {why} over SSH with your key (the private half of "
+                         "HETZNER_SSH_KEY_ID); set it to that key's file")
+    return None

@@ -14,7 +14,8 @@ class WaitSSH:
         assert s.keypair is not None, "WaitSSH follows the step that made the job's key"
         if s.ip is None:  # SSH to no address would reach this machine itself
             raise HostError(f"server {s.server.id if s.server else '?'} has no public address to reach it on")
-        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, deadline=s.deadline, check=lambda: s.check(f"SSH to {s.ip}"))
+        s.conn = ssh.wait_for_ssh(s.ip, s.keypair, pin=s.pin, deadline=s.deadline,
+                                  check=lambda: s.check(f"SSH to {s.ip}"))
         s.event("ssh")
 
     def cleanup(self, s: HostJob) -> None:

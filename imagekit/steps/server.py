@@ -1,9 +1,10 @@
 """The one way imagekit makes a server, as two steps every command shares. ``CreateServer`` makes the job's
-``spec`` (the first location with capacity; a retried create adopts the server its first try made) and records
-it before any wait, so that a failed wait is still cleaned up; its cleanup deletes the server unless the job
-keeps it (an agent, a pool host that got ready; a server kept for debugging, with a working ``ssh`` line).
-``Boot`` waits for the action that brings the server up (through the run's ``ActionWatcher`` when there is
-one), then knows its address."""
+``spec`` (the first location with capacity; a retried create adopts the server its first try made) with an SSH
+host key of its own (pinned: the job connects to nothing else) and, unless the job says otherwise, a lease its
+run renews while it works on the server; it records the server before any wait, so that a failed wait is still
+cleaned up; its cleanup deletes the server unless the job keeps it (an agent, a pool host that got ready; a
+server kept for debugging, with a working ``ssh`` line). ``Boot`` waits for the action that brings the server up
+(through the run's ``ActionWatcher`` when there is one), then knows its address."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from hcloud.actions import BoundAction
 from hcloud.locations import BoundLocation
 from hcloud.servers import BoundServer
 
-from ..cloud import actions, api
+from ..cloud import actions, api, leases
 from ..cloud.servers import address, delete
 from ..cloud.spec import ServerSpec
 from ..errors import CloudError, InputError
+from ..host import hostkey
 from ..leftovers import removing
 from .job import HostJob
 
@@ -32,11 +34,16 @@ class CreateServer:
     def run(self, s: HostJob) -> None:
         s.check("the create")
         assert s.spec is not None, "CreateServer needs the job's spec"
-        spec = dataclasses.replace(s.spec, ssh_keys=(*s.spec.ssh_keys, *([s.ssh_key] if s.ssh_key else [])))
+        spec = dataclasses.replace(s.spec, ssh_keys=(*s.spec.ssh_keys, *([s.ssh_key] if s.ssh_key else [])),
+                                   host_key=hostkey.new(),
+                                   labels={**s.spec.labels, **(leases.label() if s.leased else {})})
         if not spec.ssh_keys:  # checked with the inputs; a server without a key would get a root password
             raise InputError("no SSH key for the server: set HETZNER_SSH_KEY_ID")
         s.server, s.action = create(s.client, s.resource_name, spec,
                                     failover=lambda full, following: s.unavailable(full, following, self.what))
+        if s.leased:
+            leases.hold(s.server)
+        s.pin = hostkey.pin(s.server)
         s.ip = address(s.server)  # in the create's answer; else known once it booted
         where = f" in {s.server.location.name}" if s.server.location else ""
         s.event("created", f"server {s.server.id}{where}, {s.ip}, image {spec.image.id}")
@@ -45,6 +52,7 @@ class CreateServer:
         if s.server is None or s.committed:
             return
         if s.keep():
+            leases.release(s.server)  # swept by gc once its lease ends, unless deleted by hand first
             how = f"ssh -i {s.key_file} root@{s.ip}" if s.key_file else f"ssh root@{s.ip}"
             s.progress(f"keeping {self.what} {s.server.id} for debugging: {how} "
                        "(delete it with `invoke gc` when done)")
@@ -66,8 +74,8 @@ class MadeServer(Protocol):
 
 def remove(s: MadeServer, what: str) -> None:
     """The job's server deleted (a failed deletion is a leftover, with the command that removes it)."""
-    server = s.server
-    assert server is not None, "remove() follows the step that made the server"
+    assert s.server is not None, "remove() follows the step that made the server"
+    server = leases.release(s.server)
     with removing("server", server.id, server.name, f"hcloud server delete {server.id}", server.labels):
         delete(s.client, server, f"deleting {what} {server.id}")
     s.event("deleted", f"{what} {server.id}")
@@ -101,7 +109,7 @@ def create(client: Client, name: str, spec: ServerSpec,
     any location boots them)."""
     tried = spec.locations
     for location, following in zip(tried, [*tried[1:], None], strict=True):
-        labels = {**spec.labels, **({"location": _name(location)} if len(tried) > 1 else {})}
+        labels = {**spec.server_labels, **({"location": _name(location)} if len(tried) > 1 else {})}
         try:
             return _create(client, name, labels, spec.create_arguments(location))
         except APIException as exc:

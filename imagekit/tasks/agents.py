@@ -10,7 +10,7 @@ from invoke import Context, task
 
 from .. import render, settings
 from ..events import check_destination as check_events
-from .shared import LOCATION_HELP, TOKEN_HELP, agent_ids, number, path, run, say, whole_number
+from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, agent_ids, number, path, run, say, whole_number
 
 
 @task(iterable=["agent_id"], help={
@@ -36,6 +36,7 @@ from .shared import LOCATION_HELP, TOKEN_HELP, agent_ids, number, path, run, say
     "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
     "no_pool": "create every agent's server cold, even when warm pool hosts are there",
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
+    "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
     **TOKEN_HELP,
 })
 def provision(c: Context, agent_id: list[str] | None = None, count: str | None = None, mode: str = "auto",
@@ -43,14 +44,14 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               location: str | None = None, base_image: str | None = None, api_url: str | None = None,
               agent_bundle: str | None = None, no_tailscale: bool = False, no_wait: bool = False,
               timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
-              events: str | None = None, no_pool: bool = False, refill: bool = False, token_env: str | None = None,
-              token_file: str | None = None) -> None:
+              events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
+              token_env: str | None = None, token_file: str | None = None) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
     it (with --json also under "leftovers")."""
-    from .. import agentid
+    from .. import agentid, runid
     from ..provision import ProvisionOptions, provision
     from ..provision.options import check_options
 
@@ -64,7 +65,7 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
-            pool=not no_pool, refill=refill))
+            pool=not no_pool, refill=refill, run_id=runid.given(run_id)))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)
@@ -96,17 +97,20 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
     "server_type": "fill: server type (default IMAGEKIT_SERVER_TYPE or cx23)",
     "location": LOCATION_HELP,
     "parallel": "fill: hosts created at once (default 5)",
+    "run_id": "fill: " + RUN_ID_HELP,
     "json": "print one JSON object", **TOKEN_HELP})
 def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
-         server_type: str | None = None, location: str | None = None, parallel: int = 5, json: bool = False,
-         token_env: str | None = None, token_file: str | None = None) -> None:
+         server_type: str | None = None, location: str | None = None, parallel: int = 5, run_id: str | None = None,
+         json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
-    whether it runs or is stopped: fill and status print what the pool costs per hour and per month.
+    whether it runs or is stopped: fill and status print what the pool costs per hour and per month. Fill and drain
+    delete a host only once they have reserved it as a claim does: a host claimed meanwhile stays.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
     it (with --json also under "leftovers")."""
+    from .. import runid
     from ..errors import InputError
     from ..pool import fill as pool_fill
 
@@ -117,7 +121,8 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
             return pool_fill.check_options(pool_fill.PoolOptions(
                 size=whole_number("--size", size), profile=profile, snapshot=snapshot,
                 server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
-                location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel)))
+                location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel),
+                run_id=runid.given(run_id)))
 
         run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
             failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)

@@ -99,11 +99,13 @@ def update(c: Context, agent_id: list[str] | None = None, selector: str | None =
     "json": "print one JSON object {run_id, to, agents: [{agent_id, status, old_server_id, new_server_id, "
             "old_snapshot_id, new_snapshot_id, seconds, error}], stopped}",
     "events": "write live events (one JSON object per line; docs/reference/events.md) to this file; - for stdout",
+    "trust_unpinned": "read agents whose server has no host-key label (made before imagekit pinned host keys) "
+                      "trusting the host key they show this once; their replacements are pinned",
     **TOKEN_HELP,
 })
 def roll(c: Context, to: str = "latest", agent_id: list[str] | None = None, selector: str | None = None,
          profile: str = "agent", batch: int = 1, timeout: str | None = None, in_place: bool = False,
-         json: bool = False, events: str | None = None, token_env: str | None = None,
+         json: bool = False, events: str | None = None, trust_unpinned: bool = False, token_env: str | None = None,
          token_file: str | None = None) -> None:
     """Move agents that run an older snapshot onto the target, batch by batch, without a gap in service.
 
@@ -121,6 +123,7 @@ def roll(c: Context, to: str = "latest", agent_id: list[str] | None = None, sele
         check_events(events, json)
         return RollOptions(to=str(to), agent_ids=agent_ids(agent_id), selector=selector, profile=profile,
                            batch=whole_number("--batch", batch), events=events, in_place=in_place,
+                           trust_unpinned=trust_unpinned,
                            timeout=number("--timeout", timeout) if timeout is not None else None)
 
     run("roll", lambda t, o: roll_fleet(t, o, say), prepare=options, json=json,

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import Context, task
 
 from .. import settings
-from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
 
 
 @task(name="run", iterable=["job_id"], auto_shortflags=False, help={
@@ -32,6 +32,7 @@ from .shared import LOCATION_HELP, TOKEN_HELP, number, path, run, say, whole_num
     "max_output_mb": "largest outputs/, MiB (default 1024)",
     "parallel": "jobs run at once (default 5)",
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
+    "run_id": RUN_ID_HELP,
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -39,12 +40,14 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          base_image: str | None = None, workdir: str | None = None, outputs: str | None = None,
          timeout: str | None = None, ready_timeout: str | None = None, secrets_file: str | None = None,
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
-         parallel: int = 5, json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
+         parallel: int = 5, run_id: str | None = None, json: bool = False, token_env: str | None = None,
+         token_file: str | None = None) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
-    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM); the exit code
+    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
     is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
     names each and the command that removes it (with --json also under "leftovers")."""
+    from .. import runid
     from ..jobs import JobOptions, run_jobs
     from ..jobs.options import expand
 
@@ -61,7 +64,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
-            parallel=whole_number("--parallel", parallel))
+            parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

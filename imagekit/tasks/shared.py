@@ -7,10 +7,14 @@ from pathlib import Path
 
 from ..command import TOKEN_HELP, number, run, say, whole_number
 
-__all__ = ["LOCATION_HELP", "TOKEN_HELP", "agent_ids", "number", "path", "run", "say", "whole_number"]
+__all__ = ["LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "agent_ids", "number", "path", "run", "say",
+           "whole_number"]
 
 LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
                  "`location` label records where it landed (default IMAGEKIT_LOCATION, else the API's choice)")
+
+RUN_ID_HELP = ("this run's id, on everything it makes (label `run`), so that `invoke gc --run ID` sweeps what it left "
+               "if it is cancelled; a workflow passes its own (default: a new one)")
 
 
 def agent_ids(raw: list[str] | None) -> list[str]:

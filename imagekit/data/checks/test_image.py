@@ -151,6 +151,14 @@ def test_manifest(host: Host) -> None:
     assert manifest["profile"] == EXPECT.get("profile", manifest["profile"])
 
 
+def test_one_host_key_the_one_imagekit_made(host: Host) -> None:
+    # imagekit hands every server its ed25519 host key (pinned: this suite connected only because the host showed
+    # it); no other type is generated, and sshd offers only it.
+    assert sorted(host.check_output("ls /etc/ssh/ssh_host_*").split()) == [
+        "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key.pub"]
+    assert host.check_output("sshd -T | grep -i '^hostkey '") == "hostkey /etc/ssh/ssh_host_ed25519_key"
+
+
 @pytest.mark.skipif(not CLONE, reason="clone checks run against a server booted from the snapshot")
 def test_clone_has_its_own_identity(host: Host) -> None:
     assert len(host.file("/etc/machine-id").content_string.strip()) == 32

@@ -14,7 +14,7 @@ from ... import agentid, secretfile, tailnet
 from ...agentconf import STAGE_AND_CONFIGURE, check_api_url
 from ...cloud.servers import address, delete
 from ...errors import HostError, InputError
-from ...host import probe, ssh
+from ...host import hostkey, probe, ssh
 from ...provision.agent import Agent
 from .plan import Move
 
@@ -34,7 +34,10 @@ class CarryFromOldHost:
             raise HostError(f"the agent's host {m.base.id} has no address to reach it on")
         assert a.keypair is not None, "a roll holds the operator's key (run.prepare)"
         try:
-            conn = ssh.connect(ip, a.keypair, timeout=SSH_TIMEOUT, connect_timeout=SSH_TIMEOUT)
+            conn = ssh.connect(ip, a.keypair, pin=hostkey.pin_or_trust(m.base, m.trust_unpinned), timeout=SSH_TIMEOUT,
+                               connect_timeout=SSH_TIMEOUT)
+        except hostkey.Unpinned:  # said as it is: the way out is in the message
+            raise
         except Exception as exc:  # the old host is untouched; it is its own problem to fix first
             raise HostError(f"SSH to the agent's host {ip} failed: {exc or type(exc).__name__}") from None
         try:

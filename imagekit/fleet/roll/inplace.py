@@ -1,6 +1,7 @@
 """--in-place: the agent's own server rebuilt from the target (same id and address; the agent is down meanwhile),
-with user data made now (a fresh single-use key; the user data it was created with holds one revoked long ago).
-It is the agent throughout, so no cleanup deletes it; it is labelled rebuilding until its agent runs again."""
+with user data made now (a fresh single-use key, and a new host key: the user data it was created with holds a
+key revoked long ago, and maybe no host key). It is the agent throughout, so no cleanup deletes it; it is labelled
+rebuilding until its agent runs again, and pinned to its new host key from the rebuild on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from datetime import datetime, timezone
 
 from ...cloud.api import known
+from ...host import hostkey
 from ...pipeline import Step
 from ...provision import halfmade, userdata
 from ...provision.agent import Agent, AgentRunning, AuthKey, Enrolled
@@ -30,9 +32,12 @@ class Rebuild:
 
     def run(self, a: Agent) -> None:
         assert a.server is not None, "an in-place roll's job starts with the agent's own server"
-        data = userdata.render(a.plan.config(a.agent_id, a.secret), a.plan.bundle)
-        labels = {**(a.server.labels or {}), "mode": "snapshot", **halfmade.REBUILDING.label(time.time() + a.timeout)}
+        key = hostkey.new()
+        data = hostkey.with_host_key(userdata.render(a.plan.config(a.agent_id, a.secret), a.plan.bundle), key)
+        labels = {**(a.server.labels or {}), "mode": "snapshot", hostkey.LABEL: key.fingerprint,
+                  **halfmade.REBUILDING.label(time.time() + a.timeout)}
         a.server = a.client.servers.update(a.server, labels=labels)
+        a.pin = hostkey.pin(a.server)
         self.move.rebuilding_since = datetime.now(timezone.utc)
         a.action = a.client.servers.rebuild(a.server, self.move.target, user_data=data).action
         a.event("rebuilding", f"server {a.server.id} from snapshot {self.move.target.id}")

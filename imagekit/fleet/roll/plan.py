@@ -14,6 +14,7 @@ from hcloud.servers import BoundServer
 
 from ...cloud.api import known
 from ...errors import InputError
+from ...host import hostkey
 from ...provision import halfmade
 from ..selection import agent_servers
 
@@ -30,6 +31,7 @@ class RollOptions:
     timeout: float | None = None  # seconds per replacement to be ready (default: provision's)
     in_place: bool = False  # rebuild each agent's own server (same id and address, an outage) instead
     events: str | None = None
+    trust_unpinned: bool = False  # read old hosts without a host-key label (made before pinning) trusting their key
 
 
 class Rolled(TypedDict):
@@ -55,6 +57,7 @@ class Move:
     ready: BoundServer | None = None  # a replacement an earlier roll got ready: it only has to take over
     discard: list[BoundServer] = field(default_factory=list)  # replacements left by earlier rolls
     in_place: bool = False
+    trust_unpinned: bool = False  # the old host has no pinned key yet: its current one is trusted this once
     code: bytes = b""
     secrets_env: bytes | None = field(default=None, repr=False)
     authorized_keys: str | None = None  # in place: the keys the host had (the rebuild brings back its creation's)
@@ -96,8 +99,8 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
             rows.append({**row, "status": "failed", "error": "its server is gone: provision the agent again"})
             continue
         if ready is None and old is not None and old.image is not None and old.image.id == target.id \
-                and (old.labels or {}).get("mode") == "snapshot":
-            rows.append({**row, "status": "current"})
+                and (old.labels or {}).get("mode") == "snapshot" and hostkey.LABEL in (old.labels or {}):
+            rows.append({**row, "status": "current"})  # without a pinned host key it moves, to get one
             continue
         if old is not None and halfmade.REBUILDING.of(old) is not None:
             rows.append({**row, "status": "failed", "error": (
@@ -111,7 +114,7 @@ def plan(client: Client, o: RollOptions, snapshot_for: Callable[[BoundServer], B
                                                              "provision it first"})
             continue
         moves.append(Move(name=name, old=old, target=target, ready=ready, discard=discard,
-                          in_place=o.in_place and ready is None))
+                          in_place=o.in_place and ready is None, trust_unpinned=o.trust_unpinned))
     return rows, moves
 
 

@@ -18,19 +18,19 @@ from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
 from ... import events as live
-from ... import profiles, secretfile, tailnet
-from ...cloud import api, lookups
+from ... import profiles, runid, secretfile, tailnet
+from ...cloud import api, leases, lookups
 from ...cloud.actions import ActionWatcher
 from ...cloud.api import known
 from ...cloud.servers import address, architecture, type_of
 from ...cloud.spec import ServerSpec
 from ...errors import InputError
+from ...host import hostkey
 from ...host.keys import KeyPair
 from ...pipeline import Step, StepFailed, in_workers, run_steps
-from ...provision import halfmade
 from ...provision.agent import Agent
 from ...provision.options import ProvisionOptions
-from ...provision.plan import ProvisionPlan, new_deployment
+from ...provision.plan import ProvisionPlan
 from ...steps.firewall import profile_firewall
 from ...steps.operator import operator_keys
 from ...target import Target
@@ -60,7 +60,7 @@ def roll_fleet(target: Target, options: RollOptions, progress: Callable[[str], N
         raise InputError(f"--batch {options.batch}: give at least 1")
     if options.timeout is not None and options.timeout <= 0:
         raise InputError(f"--timeout {options.timeout}: give a number of seconds above 0")
-    client, profile, run_id = api.connect(target), profiles.load(options.profile), new_deployment()
+    client, profile, run_id = api.connect(target), profiles.load(options.profile), runid.new()
     targets: dict[str, BoundImage] = {}
 
     def snapshot_for(server: BoundServer) -> BoundImage:
@@ -133,8 +133,8 @@ def job(s: Shared, m: Move, events: live.Events, watcher: ActionWatcher, progres
                   ip=address(old), committed=True)
         return a, inplace.steps(m)
     old_id = known(m.old.id, "the old server's id") if m.old else 0
-    labels = {k: v for k, v in (m.base.labels or {}).items() if k not in (ROLLING, halfmade.LABEL)}
-    labels.update(mode="snapshot", **{ROLLING: str(old_id)}, **halfmade.label(time.time() + p.timeout()))
+    labels = {k: v for k, v in (m.base.labels or {}).items() if k not in (ROLLING, leases.KEY, hostkey.LABEL)}
+    labels.update(mode="snapshot", **{ROLLING: str(old_id), runid.LABEL: s.run_id})  # leased by its create
     a = agent(resource_name=bluegreen.temporary_name(m.name, old_id), spec=replace(p.spec, labels=labels),
               server=m.ready)
     return a, bluegreen.steps(m)

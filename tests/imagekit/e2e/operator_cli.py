@@ -15,6 +15,21 @@ CHOSEN_BY_TESTS = ("HCLOUD_TOKEN", "HETZNER_API_TOKEN", "HCLOUD_ENDPOINT", "HETZ
                    "SSH_PRIVATE_KEY_PATH", "IMAGEKIT_CONFIG", "AURA_API_URL")
 
 
+def pinned(ip: str):
+    """The pin of the server imagekit made at ``ip`` (its host-key label): the tests reach hosts only as imagekit
+    does, so every login of theirs also checks that the host shows the key imagekit made for it."""
+    from hcloud import Client
+
+    from imagekit.cloud.servers import address
+    from imagekit.host import hostkey
+    from localcloud import client as localcloud
+
+    ep = localcloud.current()
+    [server] = [s for s in Client(token=ep.token, api_endpoint=ep.endpoint).servers.get_all()
+                if address(s) == ip and s.status != "deleting"]
+    return hostkey.pin(server)
+
+
 def environment(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in CHOSEN_BY_TESTS and not k.startswith("TAILSCALE_")}
     env.update(extra or {})

@@ -1,10 +1,9 @@
 """A provisioning run killed (SIGKILL, no cleanup can run) after its agent's server exists and before the
-agent is ready leaves a half-made server labelled with the run's deadline. Until the deadline (plus its
-slack) the run might be alive: gc spares the server and provision refuses it. After it, gc sweeps the
-server with its Tailscale device, and provisioning the agent again replaces it and ends ready. Each test
-waits out a short deadline (--timeout 30, and a slack of SLACK seconds instead of the default minute:
-IMAGEKIT_DEADLINE_SLACK, about 35 s). The logic against records:
-tests/imagekit/unit/test_half_made.py."""
+agent is ready leaves a half-made server carrying the run's lease. Until the lease ends the run might be
+alive: gc spares the server and provision refuses it. After it, gc sweeps the server with its Tailscale
+device, and provisioning the agent again replaces it and ends ready. Each test waits out a short lease
+(IMAGEKIT_LEASE_INTERVAL=INTERVAL: 5 × INTERVAL seconds instead of five minutes). The logic against records:
+tests/imagekit/unit/test_half_made_logic.py."""
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ from localcloud import client as localcloud
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
-TIMEOUT = 30  # the killed run's --timeout: creating the server takes well under a second here
-SLACK = 5  # seconds past a deadline (IMAGEKIT_DEADLINE_SLACK) before gc and provision take a server for abandoned
-SHORT = {"IMAGEKIT_DEADLINE_SLACK": str(SLACK)}
+INTERVAL = 4  # seconds between the run's renewals: its lease reaches 20 s ahead
+SHORT = {"IMAGEKIT_LEASE_INTERVAL": str(INTERVAL)}
 
 
 def standin() -> tailnet.Tailnet:
@@ -40,14 +38,14 @@ def agent_servers(client, agent: str) -> list:
 
 def killed_before_ready(client, agent: str, env: dict):
     """Start provisioning ``agent``, SIGKILL it as soon as its server exists; the server it left."""
-    proc = start("provision", "--agent-id", agent, "--timeout", str(TIMEOUT), env_extra=env)
+    proc = start("provision", "--agent-id", agent, env_extra=env)
     try:
         wait_for(lambda: agent_servers(client, agent), 120, 0.05, f"{agent}'s server")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
     [server] = agent_servers(client, agent)
-    assert halfmade.LABEL in server.labels  # not ready: the label is still on
+    assert halfmade.LABEL in server.labels  # not ready: its run's lease is still on
     return server
 
 
@@ -55,9 +53,11 @@ def its_devices(server) -> list[dict]:
     return standin().devices_of(server.name, server.created)
 
 
-def past_its_deadline(server) -> None:
-    """Wait until the killed run, had it lived, would have finished or cleaned up (the deadline + SLACK)."""
-    time.sleep(max(0.0, halfmade.deadline(server) + SLACK + 1 - time.time()))
+def past_its_lease(client, server) -> None:
+    """Wait until the leases the killed run last renewed (its server's, its key's) have ended."""
+    selector = f"run={server.labels['run']},{halfmade.LABEL}"
+    leased = [*client.servers.get_all(label_selector=selector), *client.ssh_keys.get_all(label_selector=selector)]
+    time.sleep(max(0.0, max(halfmade.deadline(r) for r in leased) + 1 - time.time()))
 
 
 def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
@@ -66,8 +66,8 @@ def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
     env = agent_env(sk, **SHORT)
     server = killed_before_ready(client, "torn-1", env)
 
-    # Before the deadline the run might still be at work: gc spares its server, provision refuses it.
-    early = invoke("gc", "--role", "provision", "--json", env_extra=SHORT)
+    # While its lease lives the run might still be at work: gc spares its server, provision refuses it.
+    early = invoke("gc", "--role", "provision", "--json")
     assert early.returncode == 0, early.stderr[-2000:]
     assert server.id not in json.loads(early.stdout)["agent_servers"]
     again = invoke("provision", "--agent-id", "torn-1", "--json", env_extra=env)
@@ -78,8 +78,8 @@ def test_gc_sweeps_the_server_a_killed_provisioning_left(fleet, operator):
 
     # The host enrols by itself (cloud-init has the auth key): its device must go with it.
     wait_for(lambda: its_devices(server), 120, 1, "the half-made host's Tailscale device")
-    past_its_deadline(server)
-    gc = invoke("gc", "--role", "provision", "--json", env_extra=SHORT)
+    past_its_lease(client, server)
+    gc = invoke("gc", "--role", "provision", "--json")
     assert gc.returncode == 0, gc.stderr[-2000:]
     swept = json.loads(gc.stdout)
     assert server.id in swept["agent_servers"]
@@ -94,7 +94,7 @@ def test_provisioning_again_replaces_the_half_made_host_and_ends_ready(fleet, op
     env = agent_env(sk, **SHORT)
     old = killed_before_ready(client, "torn-2", env)
     old_devices = {d["id"] for d in wait_for(lambda: its_devices(old), 120, 1, "the half-made host's device")}
-    past_its_deadline(old)
+    past_its_lease(client, old)
     proc = invoke("provision", "--agent-id", "torn-2", "--json", env_extra=env)
     try:
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from hcloud.firewalls import FirewallResource
-from operator_cli import agent_env, invoke
+from operator_cli import agent_env, invoke, pinned
 
 from imagekit.host import ssh
 from imagekit.host.audit import EXPOSURE_LIMIT, LYNIS_TARGET, audit
@@ -42,7 +42,7 @@ def test_a_ready_host_is_patched_sandboxed_and_scores_80_on_lynis(fleet, operato
     key, sk = operator
     host = provisioned(sk, "audited")
     try:
-        conn = ssh.connect(host["ipv4"], key)
+        conn = ssh.connect(host["ipv4"], key, pin=pinned(host["ipv4"]))
         code, out, err = ssh.run(conn, "apt-get -q update >/dev/null && apt-get -s dist-upgrade | grep -c '^Inst '; "
                                        "systemctl --failed --no-legend --plain")
         pending, *failed_units = out.split("\n")
@@ -68,7 +68,7 @@ def test_docker_published_ports_obey_ufw(fleet, operator):
         for fw in client.firewalls.get_all():
             if any(a.server and a.server.id == server.id for a in fw.applied_to):
                 fw.remove_from_resources([FirewallResource(type="server", server=server)])
-        conn = ssh.connect(ip, key)
+        conn = ssh.connect(ip, key, pin=pinned(ip))
         code, out, err = ssh.run(conn, f"""set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -q update >/dev/null && apt-get -q -y install busybox-static >/dev/null
@@ -102,7 +102,7 @@ def test_agent_bundle_cannot_reach_the_auth_key(fleet, operator):
     key, sk = operator
     host = provisioned(sk, "hostile", "--agent-bundle", str(HOSTILE_AGENT))
     try:
-        conn = ssh.connect(host["ipv4"], key)
+        conn = ssh.connect(host["ipv4"], key, pin=pinned(host["ipv4"]))
         deadline = time.monotonic() + 60
         while True:
             code, out, _ = ssh.run(conn, "cat /opt/openclaw/logs/probe.json")

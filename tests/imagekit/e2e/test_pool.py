@@ -52,7 +52,8 @@ def test_pool_fill_claim_race_refill_replace_drain(fleet, snapshot, operator, cl
         assert cost["hosts"] == 2 and cost["hourly_gross"] > 0 and cost["monthly_gross"] > 0
         assert "EUR/month" in filled.stderr
         for server in members(client):
-            assert server.labels["pool-key"] == str(sk.id) and "pool-until" not in server.labels
+            assert server.labels["pool-key"] == str(sk.id) and "lease-until" not in server.labels
+            assert len(server.labels["host-key"]) == 43  # pinned: every SSH login to it checks that key
             assert server.image.id == snapshot and server.status == "running"
         # Unassigned: no agent configuration, not enrolled, only the operator's key.
         ip = members(client)[0].public_net.ipv4.ip
@@ -63,13 +64,15 @@ def test_pool_fill_claim_race_refill_replace_drain(fleet, snapshot, operator, cl
         assert status["ready"] == 2 and status["stale"] == 0
 
         # A claim: the pool host becomes the agent (renamed, relabelled), passes the same suites as a cold host.
-        pool_ids = {s.id for s in members(client)}
+        pins = {s.id: s.labels["host-key"] for s in members(client)}
+        pool_ids = set(pins)
         claimed = provisioned(invoke("provision", "--agent-id", "pool-1", "--json", env_extra=env))
         assert claimed["mode"] == "pool" and claimed["server_id"] in pool_ids
         assert list(claimed["events"]) == ["claimed", "enrolled", "configured", "ready"]
         server = client.servers.get_by_id(claimed["server_id"])
         assert server.name == "pool-1" and server.labels["role"] == "agent" and server.labels["agent-id"] == "pool-1"
-        assert "provisioning-until" not in server.labels and server.labels["mode"] == "snapshot"
+        assert "lease-until" not in server.labels and server.labels["mode"] == "snapshot"
+        assert server.labels["host-key"] == pins[server.id]  # the key it was made with, still pinned
         host_suite(claimed["ipv4"], key, "pool-1", "pool")
         assert [d["hostname"] for d in standin().devices() if d["hostname"] == "pool-1"] == ["pool-1"]
         assert len(members(client)) == 1
@@ -86,7 +89,7 @@ def test_pool_fill_claim_race_refill_replace_drain(fleet, snapshot, operator, cl
         refilled = provisioned(invoke("provision", "--agent-id", "refill-1", "--refill", "--json", env_extra=env))
         assert refilled["mode"] == "pool" and refilled["server_id"] == before.id
         [after] = members(client)
-        assert after.id != before.id and "pool-until" not in after.labels
+        assert after.id != before.id and "lease-until" not in after.labels
 
         # A newer snapshot of the profile: fill replaces the host of the older one.
         labels = {**client.images.get_by_id(snapshot).labels, "build-id": "pool-test-newer"}

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from hcloud.images import Image
 from hcloud.server_types import ServerType
-from operator_cli import API_URL, ROOT, agent_env, environment, invoke
+from operator_cli import API_URL, ROOT, agent_env, environment, invoke, pinned
 
 from imagekit import tailnet
 from imagekit.host import checks, playbook
@@ -63,7 +63,7 @@ def host_suite(ip: str, key, agent: str, mode: str, tags=("tag:openclaw-agent",)
     expect = playbook.load(profile, playbook_variables(profile, "debian-12", "local", True, "x")).expect
     expect["agent"] = {"agent_id": agent, "server_name": agent.lower().replace("_", "-"), "api_url": API_URL,
                        "mode": mode, "tags": list(tags), "authorized_keys": [key.public_openssh.split()[1]]}
-    checks.run_checks(ip, key, expect, clone=True, suites=checks.AGENT_HOST)
+    checks.run_checks(ip, key, pinned(ip), expect, clone=True, suites=checks.AGENT_HOST)
 
 
 def provision_events_tell_each_agents_story(path, deployment: str) -> None:
@@ -172,7 +172,7 @@ def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
     assert agent["mode"] == "fallback" and agent["name"] == "fall-back" and agent["status"] == "ready"
     try:
         host_suite(agent["ipv4"], key, "Fall_Back", "fallback")
-        conn = ssh.connect(agent["ipv4"], key)
+        conn = ssh.connect(agent["ipv4"], key, pin=pinned(agent["ipv4"]))
         try:
             assert agent_secret(conn) == (SECRET_VALUE, "openclaw 600")
         finally:
@@ -283,7 +283,7 @@ def login(ip: str, key) -> bool:
     from imagekit.host import ssh
 
     try:
-        ssh.connect(ip, key, timeout=5, connect_timeout=3).close()
+        ssh.connect(ip, key, pin=pinned(ip), timeout=5, connect_timeout=3).close()
         return True
     except Exception:
         return False
@@ -301,7 +301,7 @@ def test_fail2ban_bans_and_unbans_and_ufw_filters(fleet, operator):
     [agent] = json.loads(proc.stdout)["agents"]
     ip = agent["ipv4"]
     try:
-        conn = ssh.connect(ip, key)
+        conn = ssh.connect(ip, key, pin=pinned(ip))
         # UFW: a port something listens on but UFW does not allow is unreachable from outside; 22 is.
         code, out, err = ssh.run(conn, "nohup python3 -m http.server 8080 >/dev/null 2>&1 & sleep 1; "
                                        "python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/')\"")
@@ -357,7 +357,7 @@ def fleet_status_on_the_twins(key, sk, agents: list[dict], tmp_path) -> None:
         assert a["healthy"] and a["ssh"] and a["service"] == "active" and a["tailscale_online"] is True, a
         assert a["snapshot_id"] == a["newest_snapshot_id"] and a["drift"] is False and a["problems"] == []
         assert a["provisioned_at"].endswith("Z") and a["uptime_seconds"] > 0
-    conn = ssh.connect(agents[0]["ipv4"], key)
+    conn = ssh.connect(agents[0]["ipv4"], key, pin=pinned(agents[0]["ipv4"]))
     try:
         ssh.run(conn, "systemctl stop openclaw-agent")
     finally:
@@ -402,7 +402,7 @@ def test_clones_are_distinct_and_no_secret_shows_in_ps_or_logs(fleet, operator, 
     try:
         ids = []
         for a in agents:
-            conn = ssh.connect(a["ipv4"], key)
+            conn = ssh.connect(a["ipv4"], key, pin=pinned(a["ipv4"]))
             _, machine_id, _ = ssh.run(conn, "cat /etc/machine-id")
             _, host_key, _ = ssh.run(conn, "cat /etc/ssh/ssh_host_ed25519_key.pub")
             _, logs, _ = ssh.run(conn, "cat /var/log/cloud-init-output.log /var/log/cloud-init.log; journalctl -b "

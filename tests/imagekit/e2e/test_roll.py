@@ -153,7 +153,7 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
         halfway = agent_servers(client, "roll-2")
         assert len(halfway) == 2 and {s.id for s in halfway if s.name == "roll-2"} == {old_2.id}, halfway
         [ready] = [s for s in halfway if s.id != old_2.id]
-        assert ready.labels["rolling-from"] == str(old_2.id) and "provisioning-until" not in ready.labels
+        assert ready.labels["rolling-from"] == str(old_2.id) and "lease-until" not in ready.labels
         finish = invoke("roll", "--agent-id", "roll-2", "--to", str(snapshot), "--json", env_extra=env)
         assert finish.returncode == 0, finish.stderr[-3000:]
         [row] = json.loads(finish.stdout)["agents"]

@@ -17,9 +17,9 @@ import pytest
 from operator_cli import PLANTED_SECRET, invoke, start
 
 from imagekit import tailnet
-from imagekit.host import ssh
+from imagekit.cloud import leases
+from imagekit.host import hostkey, ssh
 from imagekit.host.keys import load_ed25519
-from imagekit.jobs.job import JOB_DEADLINE
 from imagekit.target import Target
 from localcloud import client as localcloud
 from tests.conftest import wait_for
@@ -100,7 +100,7 @@ def test_a_failing_command_gives_its_exit_code_and_the_secrets_stay_off_the_reco
             assert PLANTED_SECRET not in text and "hunter2" not in text
         [server] = job_servers(fleet, "fail-1")
         key = load_ed25519(str(state / "imagekit" / "keys" / "imagekit-job-fail-1"))
-        conn = ssh.connect(server.public_net.ipv4.ip, key)
+        conn = ssh.connect(server.public_net.ipv4.ip, key, pin=hostkey.pin(server))
         try:
             code, out, _ = ssh.run(conn, "stat -c '%U %a' /run/imagekit-jobs/fail-1.env; "
                                          f"grep -c {PLANTED_SECRET} /run/imagekit-jobs/fail-1.env")
@@ -156,21 +156,23 @@ def _read_some(proc) -> str:
     return seen
 
 
-def test_gc_sweeps_a_killed_runs_job_past_its_deadline(fleet, workdir):
+def test_gc_sweeps_a_killed_runs_job_once_its_lease_ends(fleet, workdir):
     job = "slow-killed"
+    short = {"IMAGEKIT_LEASE_INTERVAL": "2"}  # the run renews every 2 s, its lease reaching 10 s ahead
     proc = start("run", "--job-id", job, "--workdir", str(workdir), "--timeout", "5", "--max-output-mb", "1",
-                 "--", "./job.sh")
+                 "--", "./job.sh", env_extra=short)
     try:
         wait_for(lambda: "check: started" in _read_some(proc), 120, 0.2, "the command to start")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
     [server] = job_servers(fleet, job)
-    short = {"IMAGEKIT_DEADLINE_SLACK": "3"}  # instead of the job deadline's default half minute
-    early = invoke("gc", "--role", "job", "--json", env_extra=short)
+    early = invoke("gc", "--role", "job", "--json")
     assert early.returncode == 0 and server.id not in json.loads(early.stdout)["job_servers"], early.stderr
-    time.sleep(max(0.0, JOB_DEADLINE.of(server) + 3 + 1 - time.time()))
-    gc = invoke("gc", "--role", "job", "--json", env_extra=short)
+    keys = fleet.ssh_keys.get_all(label_selector=f"managed-by=imagekit,role=job,job-id={job}")
+    ends = max(leases.until(r) for r in [fleet.servers.get_by_id(server.id), *keys])
+    time.sleep(max(0.0, ends + 1 - time.time()))
+    gc = invoke("gc", "--role", "job", "--json")
     assert gc.returncode == 0, gc.stderr[-2000:]
     swept = json.loads(gc.stdout)
     assert swept["job_servers"] == [server.id] and len(swept["ssh_keys"]) == 1

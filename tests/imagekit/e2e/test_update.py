@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from operator_cli import agent_env, invoke
+from operator_cli import agent_env, invoke, pinned
 
 from imagekit.data import path as data_path
 from imagekit.host import ssh
@@ -31,7 +31,7 @@ def bundle(tmp_path, version: str, broken: bool = False):
 
 
 def on_host(ip: str, key, command: str) -> str:
-    conn = ssh.connect(ip, key)
+    conn = ssh.connect(ip, key, pin=pinned(ip))
     try:
         return ssh.run(conn, command)[1].strip()
     finally:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from imagekit.fleet.status import FleetView, Reach, _agent, verdict
+from imagekit.host import hostkey
 from imagekit.host.keys import new_ed25519
 from imagekit.tailnet import Credentials, Tailnet
 
@@ -37,7 +38,7 @@ def device(online=True, hostname="a-1", later=60):
     (server(), [device()], 7, True, [], False),
     (server(), [device()], 9, True, [], True),  # a newer snapshot of its profile: drift, still healthy
     (server(status="off"), [device()], 7, False, ["server is off"], False),
-    (server({"provisioning-until": "1"}), [device()], 7, False, ["not ready"], False),
+    (server({"lease-until": "1"}), [device()], 7, False, ["not ready"], False),
     (server(), [device(online=False)], 7, False, ["no Tailscale node online"], False),
     (server(), [device(hostname="someone-else")], 7, False, ["no Tailscale node enrolled"], False),
     (server(), [device(later=-3600)], 7, False, ["no Tailscale node enrolled"], False),  # an older host's device
@@ -65,11 +66,20 @@ def test_what_could_not_be_checked_is_not_healthy_and_says_why():
 
 def test_a_host_that_refuses_ssh_is_unchecked_not_healthy():
     """SSH to a closed port on loopback: refused at once; the service is not checked, and the row says so."""
-    srv = server()
+    srv = server({"host-key": hostkey.new().fingerprint})
     srv.public_net.ipv4.ip = "127.0.0.1"  # port 22: refused here (nothing listens), or our key refused (CI)
     row = _agent(srv, FleetView([], {}, TAILNET, [device()]), Reach(new_ed25519()))
     assert row["healthy"] is None and row["ssh"] is False and row["problems"] == []
     assert len(row["unchecked"]) == 1 and row["unchecked"][0].startswith("openclaw-agent: SSH to 127.0.0.1 failed")
+
+
+def test_a_server_without_a_pinned_host_key_is_not_reached_and_says_how_to_pin_it():
+    srv = server()
+    srv.public_net.ipv4.ip = "127.0.0.1"
+    row = _agent(srv, FleetView([], {}, TAILNET, [device()]), Reach(new_ed25519()))
+    assert row["healthy"] is None and row["ssh"] is None and row["problems"] == []
+    [gap] = row["unchecked"]
+    assert "server 1 (a-1) has no host-key label" in gap and "invoke roll --trust-unpinned --agent-id a-1" in gap
 
 
 def test_the_verdict_names_the_missing_the_unhealthy_and_the_unchecked():

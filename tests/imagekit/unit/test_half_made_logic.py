@@ -1,4 +1,4 @@
-"""Half-made agents: a server carries its run's deadline as a label until the agent is ready, so that
+"""Half-made agents: a server carries its run's lease as a label until the agent is ready, so that
 one left by a run that died (SIGKILL) is swept by gc and replaced by the next provision instead of
 passing for a ready agent; a create the SDK retried adopts its own server. Against the local cloud's
 API in this process (records only: nothing boots); the killed run itself is
@@ -16,7 +16,9 @@ from api_records import add_server, add_snapshot
 from hcloud.images import Image
 from hcloud.server_types import ServerType
 
+from imagekit import settings
 from imagekit.cloud import api as cloudapi
+from imagekit.cloud import leases
 from imagekit.cloud.servers import delete
 from imagekit.cloud.spec import ServerSpec
 from imagekit.errors import CloudError
@@ -33,7 +35,7 @@ TAGS = ["tag:openclaw-agent"]  # TAILSCALE_TAGS' default
 
 
 def agent_labels(name: str, until: float | None, deployment: str = "20260101000000-dead00") -> dict:
-    marker = halfmade.label(until) if until is not None else {}
+    marker = {halfmade.LABEL: str(int(until))} if until is not None else {}
     return cloudapi.labels(role="agent", profile="agent", mode="snapshot", deployment=deployment,
                            **{"agent-id": name}, **marker)
 
@@ -42,8 +44,9 @@ def ago(minutes: float) -> str:
     return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
 
 
-# Deadlines relative to the moment a test runs (a suite can reach these tests long after collecting them).
-DEAD = -halfmade.HALF_MADE.slack - 5  # a deadline its run would have met or cleaned up after, had it lived
+# Leases relative to the moment a test runs (a suite can reach these tests long after collecting them).
+DEAD = -5  # a lease its run would have renewed, had it lived
+LONG_DEAD = -600
 LIVE = 600
 
 
@@ -69,8 +72,7 @@ def tidy(api):
 
 @pytest.mark.parametrize("labels, abandoned, busy", [
     ({}, False, False),  # a ready agent
-    ({halfmade.LABEL: LIVE}, False, True),  # its run is at work
-    ({halfmade.LABEL: -5}, False, True),  # past the deadline: the run may be cleaning up
+    ({halfmade.LABEL: LIVE}, False, True),  # its run is at work (renewing its lease)
     ({halfmade.LABEL: DEAD}, True, False),
     ({halfmade.LABEL: "garbled"}, True, False),  # no run can claim it
 ])
@@ -95,11 +97,12 @@ def test_the_label_is_on_from_creation_until_the_agent_is_ready(api, clean_setti
     for step in (ready.WaitSSH, ready.WaitCloudInit, agent_steps.AgentRunning):
         monkeypatch.setattr(step, "run", lambda self, a: None)
     t0 = time.time()
+    lease = leases.AHEAD * settings.lease_interval()
     result = provision(api.target, ProvisionOptions(agent_ids=["unit-marked"], api_url=API_URL, tailscale=False,
                                                     snapshot=str(snap), timeout=300), lambda line: None)
     [agent] = result["agents"]
     assert agent["status"] == "ready", agent["error"]
-    assert t0 + 300 - 1 <= int(at_boot[halfmade.LABEL]) <= time.time() + 300
+    assert t0 + lease - 1 <= int(at_boot[halfmade.LABEL]) <= time.time() + lease
     labels = client.servers.get_by_id(agent["server_id"]).labels
     assert halfmade.LABEL not in labels
     assert labels["agent-id"] == "unit-marked" and labels["deployment"] == result["deployment"]
@@ -131,13 +134,13 @@ def test_gc_sweeps_abandoned_half_made_agents_and_only_their_own_devices(api, st
     for name, value in (("TAILSCALE_OAUTH_CLIENT_ID", standin.client_id),
                         ("TAILSCALE_OAUTH_CLIENT_SECRET", standin.client_secret), ("TAILSCALE_API_URL", standin.api)):
         clean_settings.setenv(name, value)
-    dead = add_server(api.cloud, "unit-dead", agent_labels("unit-dead", at(DEAD)), created=ago(30))
-    recent = add_server(api.cloud, "unit-recent", agent_labels("unit-recent", at(DEAD)), created=ago(1))
+    dead = add_server(api.cloud, "unit-dead", agent_labels("unit-dead", at(LONG_DEAD)), created=ago(30))
+    recent = add_server(api.cloud, "unit-recent", agent_labels("unit-recent", at(DEAD)), created=ago(30))
+    other = add_server(api.cloud, "unit-no-agent", agent_labels("unit-no-agent", at(DEAD)) | {"role": "other"},
+                       created=ago(30))
     keep = [add_server(api.cloud, "unit-alive", agent_labels("unit-alive", at(LIVE)), created=ago(30)),
             add_server(api.cloud, "unit-ready", agent_labels("unit-ready", None), created=ago(30)),
-            add_server(api.cloud, "unit-foreign", {halfmade.LABEL: "1", "role": "agent"}, created=ago(30)),
-            add_server(api.cloud, "unit-no-agent", agent_labels("unit-no-agent", at(DEAD)) | {"role": "other"},
-                       created=ago(30))]
+            add_server(api.cloud, "unit-foreign", {halfmade.LABEL: "1", "role": "agent"}, created=ago(30))]
 
     def enrol(hostname: str, tags: list[str]) -> str:
         key = standin.state.create_key({"reusable": False, "ephemeral": True, "preauthorized": True, "tags": tags},
@@ -147,15 +150,16 @@ def test_gc_sweeps_abandoned_half_made_agents_and_only_their_own_devices(api, st
     own = enrol("unit-dead", TAGS)
     laptop = enrol("unit-dead", [])  # a person's laptop with the agent's hostname stays
     lines = []
-    swept = collect_garbage(api.target, 5, lines.append, role="provision")  # --older-than 5 spares `recent`
+    swept = collect_garbage(api.target, 5, lines.append, role="provision")  # --older-than 5: `recent` ended 5 s ago
     assert swept["agent_servers"] == [dead] and swept["servers"] == []
     assert swept["tailscale_devices_deleted"] == [own]
     assert any(f"deleting half-made agent server {dead} (unit-dead): its provisioning run" in line for line in lines)
     assert {d["id"] for d in standin.state.list_devices()} >= {laptop} and own not in {
         d["id"] for d in standin.state.list_devices()}
     assert collect_garbage(api.target, 0, lines.append, role="builder")["agent_servers"] == []
-    assert collect_garbage(api.target, 0, lines.append)["agent_servers"] == [recent]
-    assert set(keep) <= set(api.cloud.store["servers"]) and not {dead, recent} & set(api.cloud.store["servers"])
+    every = collect_garbage(api.target, 0, lines.append)  # anything of imagekit's whose lease ended: `other` too
+    assert every["agent_servers"] == [recent] and every["other_servers"] == [other]
+    assert set(keep) <= set(api.cloud.store["servers"]) and not {dead, recent, other} & set(api.cloud.store["servers"])
     standin.state.delete_device(laptop)
 
 

@@ -15,7 +15,7 @@ from imagekit.errors import HostError
 from imagekit.leftovers import Leftover, removing
 from imagekit.pipeline import StepFailed, run_steps
 
-BUILDER = {"managed-by": "imagekit", "role": "builder"}
+BUILDER = {"managed-by": "imagekit", "role": "builder", "lease-until": "1"}  # leased: gc sweeps it too
 
 
 class Leaking:

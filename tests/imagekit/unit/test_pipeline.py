@@ -40,19 +40,21 @@ def test_failure_unwinds_started_steps_including_the_failing_one():
 class Interrupting(Rec):
     def run(self, state):
         self.log.append(f"run {self.name}")
-        if self.fail is None:
-            os.kill(os.getpid(), signal.SIGTERM)
+        if isinstance(self.fail, signal.Signals):
+            os.kill(os.getpid(), self.fail)
         raise self.fail
 
 
-@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), None], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_and_sigterm_unwind(interrupt):
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), signal.SIGTERM, signal.SIGHUP],
+                         ids=["ctrl-c", "sigterm", "sighup"])
+def test_ctrl_c_sigterm_and_sighup_unwind(interrupt):
     log = []
     with pytest.raises(StepFailed) as exc:
         run_steps([Rec("a", log), Interrupting("b", log, interrupt), Rec("c", log)], SimpleNamespace(),
                   progress=lambda m: None)
-    assert "interrupt" in str(exc.value).lower() or "terminated" in str(exc.value)
+    assert "interrupt" in str(exc.value).lower() or f"terminated ({getattr(interrupt, 'name', '')})" in str(exc.value)
     assert log == ["run a", "run b", "cleanup b", "cleanup a"]
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL  # the handlers are the run's only
 
 
 def test_a_failing_cleanup_does_not_stop_the_others():

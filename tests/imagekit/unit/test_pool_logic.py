@@ -48,7 +48,8 @@ def test_release_removes_only_its_own_reservation(tmp_path):
 
 def server(**kw):
     base = dict(id=1, name="imagekit-pool-1", status="running", image=SimpleNamespace(id=7),
-                labels={"managed-by": "imagekit", "role": "pool", "profile": "agent", "pool-key": "42"},
+                labels={"managed-by": "imagekit", "role": "pool", "profile": "agent", "pool-key": "42",
+                        "host-key": "pinned"},
                 created=datetime.now(timezone.utc), location=SimpleNamespace(name="fsn1"),
                 server_type=SimpleNamespace(name="cx23", prices=[
                     {"location": "fsn1", "price_hourly": {"gross": "0.0057"}, "price_monthly": {"gross": "4.15"}},
@@ -56,23 +57,31 @@ def server(**kw):
     return SimpleNamespace(**{**base, **kw})
 
 
-def test_claimable_means_ready_of_the_snapshot_and_reached_by_the_key():
+def unpinned():
+    return server(labels={k: v for k, v in server().labels.items() if k != "host-key"})
+
+
+def test_claimable_means_ready_of_the_snapshot_reached_by_the_key_and_pinned():
     assert members.claimable_host(server(), 7, 42)
     assert not members.claimable_host(server(image=SimpleNamespace(id=6)), 7, 42)
     assert not members.claimable_host(server(), 7, 43)
     assert not members.claimable_host(server(status="starting"), 7, 42)
-    filling = server(labels={**server().labels, "pool-until": str(int(time.time()) + 300)})
+    filling = server(labels={**server().labels, "lease-until": str(int(time.time()) + 300)})
     assert not members.claimable_host(filling, 7, 42)
+    assert not members.claimable_host(unpinned(), 7, 42)  # made before imagekit pinned host keys
 
 
-def test_stale_hosts_are_an_older_snapshot_a_dead_fill_or_not_running():
+def test_stale_hosts_are_an_older_snapshot_a_dead_fill_not_running_or_unpinned():
     assert _why_stale(server(), 7) is None
     assert "not the pool's snapshot" in _why_stale(server(image=SimpleNamespace(id=6)), 7)
-    dead = server(status="starting", labels={**server().labels, "pool-until": str(int(time.time()) - 120)})
+    dead = server(status="starting", labels={**server().labels, "lease-until": str(int(time.time()) - 120)})
     assert "half-made" in _why_stale(dead, 7)
-    alive = server(status="starting", labels={**server().labels, "pool-until": str(int(time.time()) + 120)})
+    alive = server(status="starting", labels={**server().labels, "lease-until": str(int(time.time()) + 120)})
     assert _why_stale(alive, 7) is None  # another fill is still booting it
+    older = server(image=SimpleNamespace(id=6), labels={**server().labels, "lease-until": str(int(time.time()) + 120)})
+    assert _why_stale(older, 7) is None  # nor deleted from under it
     assert "off" in _why_stale(server(status="off"), 7)
+    assert "before imagekit pinned host keys" in _why_stale(unpinned(), 7)
 
 
 def test_cost_is_each_hosts_price_in_its_location():

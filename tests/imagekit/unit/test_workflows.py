@@ -94,6 +94,27 @@ def test_invoke_commands_name_real_tasks_and_options(workflow):
     assert not problems, f"{workflow.name}: " + "; ".join(problems)
 
 
+MAKERS = {"build-snapshot", "provision", "run", "pool"}  # tasks that make servers and keys for a run
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_a_cancelled_run_leaves_nothing(workflow):
+    """Whatever makes servers passes the workflow's own run id, and a step that runs when the run was cancelled
+    sweeps that run's resources by it (`gc --run`), whatever their lease."""
+    data = yaml.safe_load(workflow.read_text())
+    for name, job in (data.get("jobs") or {}).items():
+        steps = job.get("steps") or []
+        made = [(task, opts) for step in steps if "run" in step and not str(step.get("shell", "")).startswith("python")
+                for task, opts in invoke_commands(step["run"]) if task in MAKERS]
+        if not made:
+            continue
+        assert "github.run_id" in str((job.get("env") or {}).get("RUN_ID")), f"{workflow.name}: {name}: no RUN_ID"
+        assert all("--run-id" in opts for _, opts in made), f"{workflow.name}: {name}: a command without --run-id"
+        sweeps = [step for step in steps if "cancelled()" in str(step.get("if", ""))
+                  and ("gc", ["--run"]) in invoke_commands(step.get("run", ""))]
+        assert sweeps and '"$RUN_ID"' in sweeps[0]["run"], f"{workflow.name}: {name}: no `gc --run` when cancelled"
+
+
 def test_the_workflows_call_the_operator_tasks():
     used = {task for wf in WORKFLOWS for script in shell_scripts(yaml.safe_load(wf.read_text()))
             for task, _ in invoke_commands(script)}

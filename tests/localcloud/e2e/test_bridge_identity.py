@@ -86,8 +86,8 @@ def test_a_guest_claiming_another_guests_and_the_hosts_address_receives_nothing_
     attacker, victim = two_guests
     a_ip, v_ip, v_mac = attacker.public_net.ipv4.ip, victim.public_net.ipv4.ip, mac(victim.id)
     deadline = time.monotonic() + 120
-    a_conn = ssh.wait_for_ssh(a_ip, keypair, deadline=deadline)
-    v_conn = ssh.wait_for_ssh(v_ip, keypair, deadline=deadline)
+    a_conn = ssh.wait_for_ssh(a_ip, keypair, pin=None, deadline=deadline)
+    v_conn = ssh.wait_for_ssh(v_ip, keypair, pin=None, deadline=deadline)
     try:
         assert ssh.run(v_conn, "cat /sys/class/net/host0/address")[1].strip() == v_mac
         # While the attacker holds the host's address its own kernel ignores the host's ARP (sent "from itself"):
@@ -105,7 +105,7 @@ def test_a_guest_claiming_another_guests_and_the_hosts_address_receives_nothing_
         subprocess.run(["bridge", "fdb", "del", v_mac, "dev", f"vb-{MACHINE_PREFIX}{victim.id}", "master"],
                        capture_output=True)
         for _ in range(5):
-            conn = ssh.wait_for_ssh(v_ip, keypair, deadline=time.monotonic() + 10)
+            conn = ssh.wait_for_ssh(v_ip, keypair, pin=None, deadline=time.monotonic() + 10)
             code, out, err = ssh.run(conn, f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' "
                                            f"http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt/Release; echo; "
                                            f"ip -j neigh show {HOST_ADDRESS} dev host0")
@@ -115,7 +115,7 @@ def test_a_guest_claiming_another_guests_and_the_hosts_address_receives_nothing_
             assert json.loads(neigh)[0]["lladdr"] == bridge_mac(), "the victim's ARP entry for the host changed"
             assert neighbour(v_ip) == v_mac, "the host's ARP entry for the victim changed"
             time.sleep(2)
-        a_conn = ssh.wait_for_ssh(a_ip, keypair, deadline=time.monotonic() + ATTACK_SECONDS + 30)
+        a_conn = ssh.wait_for_ssh(a_ip, keypair, pin=None, deadline=time.monotonic() + ATTACK_SECONDS + 30)
         code, out, err = ssh.run(a_conn, "while systemctl is-active -q hostile; do sleep 0.5; done; "
                                          "cat /root/hostile.json")
         result = json.loads(out)
@@ -133,8 +133,8 @@ def test_traffic_between_guests_obeys_the_firewalls_attached_to_its_target(cloud
     a, b = two_guests
     b_ip = b.public_net.ipv4.ip
     deadline = time.monotonic() + 120
-    a_conn = ssh.wait_for_ssh(a.public_net.ipv4.ip, keypair, deadline=deadline)
-    b_conn = ssh.wait_for_ssh(b_ip, keypair, deadline=deadline)
+    a_conn = ssh.wait_for_ssh(a.public_net.ipv4.ip, keypair, pin=None, deadline=deadline)
+    b_conn = ssh.wait_for_ssh(b_ip, keypair, pin=None, deadline=deadline)
 
     def reaches(port: int) -> bool:
         _, out, _ = ssh.run(a_conn, f"timeout 3 bash -c 'echo > /dev/tcp/{b_ip}/{port}' && echo open")

@@ -54,7 +54,7 @@ def test_a_guests_root_is_not_the_hosts_root(cloud_unchanged, keypair, record_pr
     client = cloud_unchanged
     t0 = time.monotonic()
     server, key = boot_server(client, keypair, "confined", user_data=DOCKER)
-    conn = ssh.wait_for_ssh(server.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 120)
+    conn = ssh.wait_for_ssh(server.public_net.ipv4.ip, keypair, pin=None, deadline=time.monotonic() + 120)
     record_property("create_to_ssh_s", round(time.monotonic() - t0, 2))
     try:
         groups = guest_groups(server.id)
@@ -118,8 +118,8 @@ def test_a_fork_bomb_and_a_disk_filler_leave_the_api_and_another_guest_responsiv
     hostile, key = boot_server(client, keypair, "bomber")
     neighbour, _ = boot_server(client, keypair, "neighbour", key=key)
     try:
-        conn = ssh.wait_for_ssh(hostile.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 120)
-        ssh.wait_for_ssh(neighbour.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 120).close()
+        conn = ssh.wait_for_ssh(hostile.public_net.ipv4.ip, keypair, pin=None, deadline=time.monotonic() + 120)
+        ssh.wait_for_ssh(neighbour.public_net.ipv4.ip, keypair, pin=None, deadline=time.monotonic() + 120).close()
         disk = layout().disks / str(hostile.id)
         gid, _, limit = disk_group(disk)
         assert limit == CX23.disk_bytes  # the type's 40 GB ...
@@ -142,7 +142,7 @@ def test_a_fork_bomb_and_a_disk_filler_leave_the_api_and_another_guest_responsiv
             assert client.servers.get_all()
             slowest_listing = max(slowest_listing, time.monotonic() - t)
             t = time.monotonic()
-            near = ssh.wait_for_ssh(neighbour.public_net.ipv4.ip, keypair, deadline=t + 30)
+            near = ssh.wait_for_ssh(neighbour.public_net.ipv4.ip, keypair, pin=None, deadline=t + 30)
             code, out, _ = ssh.run(near, "echo answered", timeout=30)
             near.close()
             assert code == 0 and out.strip() == "answered"
@@ -157,7 +157,7 @@ def test_a_fork_bomb_and_a_disk_filler_leave_the_api_and_another_guest_responsiv
 
         # The bomb ends (its unit's cgroup killed from the host); the filler has stopped at the quota.
         (groups.counting / "payload/system.slice/bomb.service/cgroup.kill").write_text("1")
-        conn = ssh.wait_for_ssh(hostile.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 60)
+        conn = ssh.wait_for_ssh(hostile.public_net.ipv4.ip, keypair, pin=None, deadline=time.monotonic() + 60)
         code, out, err = ssh.run(conn, "timeout 120 sh -c 'until grep -q ^exit /run/fill.err; do sleep 1; done'; "
                                        "cat /run/fill.err")
         conn.close()

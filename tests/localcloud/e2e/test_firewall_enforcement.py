@@ -31,7 +31,7 @@ def test_a_port_outside_the_rules_is_unreachable_until_a_rule_allows_it(cloud_un
     client = cloud_unchanged
     server, key = boot_server(client, keypair, "fw-enforce")
     address = server.public_net.ipv4.ip
-    conn = ssh.wait_for_ssh(address, keypair, deadline=time.monotonic() + 120)
+    conn = ssh.wait_for_ssh(address, keypair, pin=None, deadline=time.monotonic() + 120)
     code, out, err = ssh.run(conn, "command -v ufw || echo no-ufw; "
                                    "systemd-run --unit=probe python3 -m http.server 8080 >/dev/null 2>&1; sleep 1")
     conn.close()

@@ -25,7 +25,7 @@ def test_state_survives_restart(cloud_unchanged, keypair):
     control.up(progress=lambda m: None)
     assert client.ssh_keys.get_by_name("persist").labels == {"keep": "yes"}
     server = client.servers.get_by_id(resp.server.id)
-    conn = ssh.wait_for_ssh(server.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 120)
+    conn = ssh.wait_for_ssh(server.public_net.ipv4.ip, keypair, pin=None, deadline=time.monotonic() + 120)
     assert ssh.run(conn, "hostname")[1].strip() == "persist"
     conn.close()
     client.servers.delete(server).wait_until_finished(120)

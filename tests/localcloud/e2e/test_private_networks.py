@@ -60,7 +60,7 @@ def guests(client):
     for resp in made.values():
         resp.action.wait_until_finished(120)
     servers = {name: client.servers.get_by_id(resp.server.id) for name, resp in made.items()}
-    conns = {name: ssh.wait_for_ssh(s.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 120)
+    conns = {name: ssh.wait_for_ssh(s.public_net.ipv4.ip, keypair, pin=None, deadline=time.monotonic() + 120)
              for name, s in servers.items()}
     yield {"a": a, "b": b, "servers": servers, "conns": conns, "keypair": keypair}
     for conn in conns.values():
@@ -146,7 +146,7 @@ def test_attachments_survive_a_reboot_and_a_restart_of_the_local_cloud(client, g
     guests["conns"]["a1"].close()
     server.reboot().wait_until_finished(30)
     time.sleep(2)  # the reboot is under way once systemd got the signal
-    conn = guests["conns"]["a1"] = ssh.wait_for_ssh(server.public_net.ipv4.ip, keypair,
+    conn = guests["conns"]["a1"] = ssh.wait_for_ssh(server.public_net.ipv4.ip, keypair, pin=None,
                                                      deadline=time.monotonic() + 120)
     wait_for(lambda: private_ipv4(conn, "enp7s0"), 30, what="the lease after a reboot")
     assert reaches(conn, a2_ip)
@@ -156,7 +156,8 @@ def test_attachments_survive_a_reboot_and_a_restart_of_the_local_cloud(client, g
     assert existing() == []  # cloud-down removed every network namespace it made
     control.up(progress=lambda m: None)
     for name, s in guests["servers"].items():
-        guests["conns"][name] = ssh.wait_for_ssh(s.public_net.ipv4.ip, keypair, deadline=time.monotonic() + 120)
+        guests["conns"][name] = ssh.wait_for_ssh(s.public_net.ipv4.ip, keypair, pin=None,
+                                                 deadline=time.monotonic() + 120)
     a2 = guests["conns"]["a2"]
     wait_for(lambda: private_ipv4(a2, "enp7s0"), 30, what="the lease after a restart")
     assert reaches(a2, a1_ip)

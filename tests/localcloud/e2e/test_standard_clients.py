@@ -40,7 +40,7 @@ def test_hcloud_cli_server_lifecycle(cloud_unchanged, hcloud_cli, keypair, tmp_p
                "--ssh-key", "cli-key", "--label", "via=cli")
     (server,) = json.loads(hcloud_cli("server", "list", "-o", "json", "-l", "via=cli"))
     assert server["status"] == "running"
-    conn = ssh.wait_for_ssh(server["public_net"]["ipv4"]["ip"], keypair, deadline=time.monotonic() + 120)
+    conn = ssh.wait_for_ssh(server["public_net"]["ipv4"]["ip"], keypair, pin=None, deadline=time.monotonic() + 120)
     assert ssh.run(conn, "hostname")[1].strip() == "cli-server"
     conn.close()
     hcloud_cli("server", "shutdown", "cli-server")
@@ -65,7 +65,7 @@ def test_hcloud_cli_network_with_an_attached_server_and_a_placement_group(cloud_
     assert [(p["network"], p["ip"]) for p in server["private_net"]] == [(network["id"], "10.0.1.1")]
     assert network["servers"] == [server["id"]] and network["subnets"][0]["gateway"] == "10.0.0.1"
     assert server["placement_group"]["id"] == group["id"] and group["servers"] == [server["id"]]
-    conn = ssh.wait_for_ssh(server["public_net"]["ipv4"]["ip"], keypair, deadline=time.monotonic() + 120)
+    conn = ssh.wait_for_ssh(server["public_net"]["ipv4"]["ip"], keypair, pin=None, deadline=time.monotonic() + 120)
     try:
         assert wait_for(lambda: "10.0.1.1/32" in ssh.run(conn, "ip -4 -o addr show dev enp7s0")[1], 30,
                         what="the private interface's lease")
