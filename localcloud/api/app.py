@@ -12,7 +12,20 @@ from fastapi import FastAPI
 
 from ..engine.cloud import Cloud
 from ..state.requestlog import RequestLog
-from . import actions, admin, catalogue, firewalls, handlers, images, middleware, server_actions, servers, ssh_keys
+from . import (
+    actions,
+    admin,
+    catalogue,
+    firewalls,
+    handlers,
+    images,
+    middleware,
+    pricing,
+    primary_ips,
+    server_actions,
+    servers,
+    ssh_keys,
+)
 from .bodylimit import BodyLimit
 from .ratelimit import RateLimiter
 
@@ -28,7 +41,8 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
     handlers.install(app)
     # actions first: /v1/servers/actions is no server id
     for router in (actions.router(cloud), catalogue.router, images.router(cloud), ssh_keys.router(cloud),
-                   servers.router(cloud), server_actions.router(cloud), firewalls.router(cloud), admin.router):
+                   servers.router(cloud), server_actions.router(cloud), firewalls.router(cloud),
+                   primary_ips.router(cloud), pricing.router, admin.router):
         app.include_router(router)
     if extra:
         extra(app)

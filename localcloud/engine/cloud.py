@@ -11,6 +11,7 @@ from ..guests import cgroups
 from ..guests.machines import kill_orphans
 from ..paths import MACHINE_PREFIX
 from ..state.store import now
+from . import primaryips
 from .lifecycle import ServerLifecycle
 
 log = logging.getLogger("localcloud")
@@ -23,6 +24,7 @@ class Cloud(ServerLifecycle):
             log.warning("killed orphaned guest process %s left by an earlier run", pid)
         cgroups.sweep(MACHINE_PREFIX)
         with self.store.lock:
+            primaryips.adopt(self.store)
             for action in self.store["actions"].values():
                 if action["status"] == "running":
                     action.update(status="error", finished=now(), error={"code": "action_failed",
@@ -55,12 +57,12 @@ class Cloud(ServerLifecycle):
                 machine.poweroff(5)
 
     def reset(self) -> None:
-        """Delete every server, snapshot, key and firewall (cloud-reset)."""
+        """Delete every server, snapshot, key, firewall and Primary IP (cloud-reset)."""
         for server in list(self.store["servers"].values()):
             self.drop_server(server)
         with self.store.lock:
             for image in list(self.store["images"].values()):
                 self.storage.delete(self.layout.snapshots / str(image["id"]))
-            for kind in ("images", "ssh_keys", "firewalls", "actions"):
+            for kind in ("images", "ssh_keys", "firewalls", "actions", "primary_ips"):
                 self.store[kind].clear()
             self.store.save()

@@ -1,9 +1,9 @@
-"""Where apt-cacher-ng listens: loopback and the local clouds' bridge addresses, never every address.
+"""Where apt-cacher-ng listens: loopback and the local clouds' bridge addresses (IPv4 and IPv6), never every address.
 
 Debian's defaults make it listen on ``0.0.0.0:3142`` and ``[::]:3142`` with an open report page: an open proxy
 on the operator's network. Every local cloud on a host (one per bridge) shares the host's one apt-cacher-ng,
 so its bind list lives in one file it reads after its own configuration, ``zzz_localcloud.conf``, kept under a
-lock: each local cloud adds its bridge's address when it starts, addresses no interface carries any more go,
+lock: each local cloud adds its bridge's addresses when it starts, addresses no interface carries any more go,
 the others stay. apt-cacher-ng is started when it does not run and restarted only when it does not serve this
 bridge yet (another cloud's guests then miss it for a second; apt retries). The first list also takes the
 addresses of the bridges on the host then, so that local clouds of earlier versions, which do not add
@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..state.durable import write_atomic
@@ -46,16 +47,16 @@ def listed(text: str) -> list[str]:
     return m[1].split() if m else []
 
 
-def confine(own: str, port: int, conf_dir: Path = CONF_DIR, init: str = INIT) -> None:
-    """Make apt-cacher-ng (on ``port``, configured in ``conf_dir``, run by ``init``) serve ``own`` and
-    loopback, keeping every other local cloud's address."""
+def confine(own: Sequence[str], port: int, conf_dir: Path = CONF_DIR, init: str = INIT) -> None:
+    """Make apt-cacher-ng (on ``port``, configured in ``conf_dir``, run by ``init``) serve the addresses ``own``
+    and loopback, keeping every other local cloud's address."""
     conf = conf_dir / CONF_NAME
     with open(conf_dir / f".{CONF_NAME}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         before = conf.read_text() if conf.exists() else None
         kept = set(listed(before)) if before is not None else _addresses("bridge")
         present = _addresses()
-        wanted = render([*LOOPBACK, *sorted({a for a in kept if a in present} - set(LOOPBACK) | {own})])
+        wanted = render([*LOOPBACK, *sorted({a for a in kept if a in present} - set(LOOPBACK) | set(own))])
         if wanted != before:
             write_atomic(conf, wanted, 0o644)
         serving = _listening(port)
@@ -65,7 +66,7 @@ def confine(own: str, port: int, conf_dir: Path = CONF_DIR, init: str = INIT) ->
             log.warning("apt-cacher-ng listens on every address (%s); %s confines it to loopback and the local "
                         "clouds' bridges once it restarts: %s restart", ", ".join(serving), conf, init)
             return
-        elif own not in serving:
+        elif not set(own) <= set(serving):
             run([init, "restart"])
         else:
             return
@@ -73,20 +74,21 @@ def confine(own: str, port: int, conf_dir: Path = CONF_DIR, init: str = INIT) ->
 
 
 def _addresses(kind: str | None = None) -> set[str]:
-    """IPv4 addresses of this host's interfaces (of its bridges only, with ``kind="bridge"``)."""
-    cmd = ["ip", "-j", "-4", "addr", "show"] + (["type", kind] if kind else [])
-    return {a["local"] for link in json.loads(run(cmd).stdout or "[]") for a in link.get("addr_info", [])}
+    """IPv4 and IPv6 addresses (not link-local) of this host's interfaces (its bridges only, ``kind="bridge"``)."""
+    cmd = ["ip", "-j", "addr", "show"] + (["type", kind] if kind else [])
+    return {a["local"] for link in json.loads(run(cmd).stdout or "[]") for a in link.get("addr_info", [])
+            if a.get("scope") != "link"}
 
 
 def _listening(port: int) -> list[str]:
-    """The addresses apt-cacher-ng listens on at ``port``."""
+    """The addresses apt-cacher-ng listens on at ``port`` (IPv6 ones without their brackets)."""
     out = run(["ss", "-Hltnp", f"sport = :{port}"]).stdout
-    return [line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if '"apt-cacher-ng"' in line]
+    return [line.split()[3].rsplit(":", 1)[0].strip("[]") for line in out.splitlines() if '"apt-cacher-ng"' in line]
 
 
-def _wait_serving(own: str, port: int, timeout: float = 20) -> None:
+def _wait_serving(own: Sequence[str], port: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while own not in _listening(port):
+    while not set(own) <= set(_listening(port)):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"apt-cacher-ng did not start listening on {own}:{port}")
+            raise RuntimeError(f"apt-cacher-ng did not start listening on {', '.join(own)} port {port}")
         time.sleep(0.2)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from .durable import write_atomic
 
-KINDS = ("servers", "images", "ssh_keys", "firewalls", "actions")
+KINDS = ("servers", "images", "ssh_keys", "firewalls", "actions", "primary_ips")
 # Distinct id ranges make a mixed-up id fail loudly instead of hitting the wrong resource.
 FIRST_ID = {"servers": 1_000_001, "images": 200_000_001, "ssh_keys": 30_000_001, "firewalls": 40_001,
-            "actions": 5_000_001}
+            "actions": 5_000_001, "primary_ips": 60_000_001}
 
 
 def now() -> str:
