@@ -55,7 +55,7 @@ def nocloud_meta_data(server: dict) -> dict:
 
 
 def _yaml(value) -> str:
-    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False)
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=1 << 20)
 
 
 def answer(server: dict, path: str) -> str | None:
