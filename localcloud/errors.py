@@ -33,6 +33,12 @@ STATUS = {
     "firewall_already_applied": 409,
     "firewall_already_removed": 409,
     "firewall_resource_not_found": 404,
+    # Primary IPs (their operations' tables in Hetzner's API description)
+    "primary_ip_assigned": 422,
+    "primary_ip_already_assigned": 422,
+    "server_has_ipv4": 422,
+    "server_has_ipv6": 422,
+    "must_be_unassigned": 422,
 }
 
 

@@ -78,7 +78,7 @@ def main() -> None:
     node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
     dhcp = Dhcp()
     dhcp.start()
-    metadata = MetadataService(lambda sid: cloud.store["servers"].get(sid))
+    metadata = MetadataService(lambda sid: cloud.metadata_of(sid))
     try:
         cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports,
                       metadata=metadata, dhcp=dhcp)

@@ -32,7 +32,7 @@ def _per_time(monthly: float, location: str) -> dict:
 
 
 def pricing() -> dict:
-    locations = [loc["name"] for loc in catalog.LOCATIONS]
+    locations: list[str] = [str(loc["name"]) for loc in catalog.LOCATIONS]
     return {
         "currency": "EUR", "vat_rate": f"{VAT * 100:.2f}",
         "image": {"price_per_gb_month": price(IMAGE_PER_GB_MONTH)},

@@ -113,7 +113,7 @@ def create(cloud: Cloud, body: dict) -> tuple[dict, dict | None]:
     name, kind = body.get("name"), body.get("type")
     if not isinstance(name, str) or not name.strip():
         raise invalid_input("name", "name is required")
-    if kind not in primaryips.FIELD:
+    if not isinstance(kind, str) or kind not in primaryips.FIELD:
         raise invalid_input("type", "type must be ipv4 or ipv6")
     if body.get("assignee_type", "server") != "server":
         raise invalid_input("assignee_type", "assignee_type must be server")
@@ -156,7 +156,8 @@ def _assignee(cloud: Cloud, body: dict) -> dict:
 
 def _stopped(server: dict) -> None:
     if server["status"] != "off":
-        raise APIError("server_not_stopped", f"server {server['id']} is {server['status']}; power it off first")
+        raise APIError("server_not_stopped", f"server {server['id']} is {server['status']}; power it off first",
+                       status=422)
 
 
 def _auto_delete(value) -> dict:

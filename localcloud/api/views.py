@@ -9,7 +9,7 @@ from ..engine.cloud import Cloud
 def server_json(cloud: Cloud, s: dict) -> dict:
     stype = catalog.SERVER_TYPE_BY_NAME[s["server_type"]]
     location = catalog.LOCATION_BY_NAME[s["location"]]
-    ipv4, ipv6 = (cloud.store["primary_ips"].get(s.get(key)) for key in ("ipv4_id", "ipv6_id"))
+    ipv4, ipv6 = (cloud.store["primary_ips"].get(s.get(key) or 0) for key in ("ipv4_id", "ipv6_id"))
     return {
         "id": s["id"], "name": s["name"], "status": s["status"], "created": s["created"],
         "public_net": {

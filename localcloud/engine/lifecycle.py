@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import APIError
-from ..guests.bootargs import boot_args
 from ..guests.bridgefilter import Identity, Ports, mac
 from ..guests.limits import Limits
 from ..guests.machines import Machine
 from ..host.dhcp import Dhcp
 from ..host.hostcmd import HostCommandError
 from ..host.storage import Storage
+from ..metadata.bootargs import boot_args
 from ..metadata.service import MetadataService
 from ..paths import LINK_LOCAL_PREFIX, MACHINE_PREFIX, Layout
 from . import catalog, primaryips
@@ -71,15 +71,24 @@ class ServerLifecycle(Records):
         return Identity(mac(server["id"]), server.get("address") or server["link_local"],
                         public=bool(server.get("address")), ipv6=server.get("ipv6"))
 
+    def metadata_of(self, sid: int) -> tuple[dict, tuple[str, str]] | None:
+        """What the metadata service answers from: the server's record and its (availability zone, region)."""
+        server = self.store["servers"].get(sid)
+        if server is None:
+            return None
+        zone = (str(catalog.DATACENTER_BY_LOCATION[server["location"]]["name"]),
+                str(catalog.LOCATION_BY_NAME[server["location"]]["network_zone"]))
+        return server, zone
+
     def reserve_leases(self) -> None:
         """DHCP hands every server the IPv4 its port is pinned to, and nothing to anyone else."""
         if self.dhcp is None:
             return
         with self.store.lock:
-            leases = {}
+            leases: dict[str, tuple[str, str]] = {}
             for s in self.store["servers"].values():
                 who = self.identity(s)
-                leases[who.mac] = (who.ipv4, s["name"])
+                leases[who.mac] = (who.ipv4 or "", s["name"])
         self.dhcp.reserve(leases)
 
     def _plug(self, machine: Machine, server: dict) -> None:
@@ -107,7 +116,7 @@ class ServerLifecycle(Records):
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
                                          self.layout.machine_logs / f"{sid}.log", on_exit,
                                          Limits.of_type(catalog.SERVER_TYPE_BY_NAME[server["server_type"]]))
-            self.machines[sid].boot_args = lambda s=server: boot_args(s)
+            self.machines[sid].boot_args = lambda s=server: boot_args(s)  # type: ignore[misc]
             self.machines[sid].on_spawn = lambda m, s=server: self._plug(m, s)
         return self.machines[sid]
 

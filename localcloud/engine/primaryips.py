@@ -70,7 +70,7 @@ def unassign(server: dict, record: dict) -> None:
 def release(store: Store, server: dict) -> None:
     """The server goes: its Primary IPs with ``auto_delete`` go with it, the others stay, unassigned."""
     for kind in FIELD:
-        record = store["primary_ips"].get(server.get(FIELD[kind][0]))
+        record = store["primary_ips"].get(server.get(FIELD[kind][0]) or 0)
         if record is None:
             continue
         unassign(server, record)

@@ -11,7 +11,7 @@ this local cloud:
   metadata service only); IPv6 only from its /64 and its link-local address (EUI-64 of its MAC), neighbour
   advertisements only for those, duplicate address detection from ``::``; router advertisements and redirects
   never; every other kind of frame is dropped. Its requests to the metadata service get its mark, which decides
-  the listener they reach (``metadata.redirect``);
+  the listener they reach (``redirect``);
 - to a pinned port, a frame passes only for the guest's MAC, broadcast or IPv6 multicast (neighbour discovery), so
   a guest never sees another's unicast, not even when the bridge floods a frame it has no forwarding entry for;
   the host sends it no redirects (traffic between guests stays routed through the host);
@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..host.hostcmd import HostCommandError, run
-from ..metadata import redirect
 from ..paths import BRIDGE, MACHINE_PREFIX, METADATA_ADDRESS, PORTS_TABLE
+from . import redirect
 
 log = logging.getLogger("localcloud")
 

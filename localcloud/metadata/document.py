@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import yaml
 
-from ..engine import catalog
 from ..paths import GATEWAY6, HOST_ADDRESS
 
 VENDOR_DATA = ""  # Hetzner's vendor data configures its own images; the local cloud's image needs none
@@ -20,8 +19,10 @@ PRIVATE_NETWORK_KEYS = ("ip", "alias_ips", "interface_num", "mac_address", "netw
                         "subnet", "gateway")
 
 
-def metadata(server: dict) -> dict:
-    location = catalog.LOCATION_BY_NAME[server["location"]]
+Zone = tuple[str, str]  # the server's datacenter (its availability zone) and network zone (its region)
+
+
+def metadata(server: dict, zone: Zone) -> dict:
     return {
         "hostname": server["name"],
         "instance-id": server["id"],
@@ -30,8 +31,8 @@ def metadata(server: dict) -> dict:
         "public-keys": list(server["ssh_keys"]),
         "vendor_data": VENDOR_DATA,
         "network-config": network_config(server, "eth0"),
-        "availability-zone": catalog.DATACENTER_BY_LOCATION[server["location"]]["name"],
-        "region": location["network_zone"],
+        "availability-zone": zone[0],
+        "region": zone[1],
     }
 
 
@@ -58,17 +59,17 @@ def _yaml(value) -> str:
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=1 << 20)
 
 
-def answer(server: dict, path: str) -> str | None:
+def answer(server: dict, zone: Zone, path: str) -> str | None:
     """The body for GET ``path`` (without query), or None when there is no such path."""
     path = path.rstrip("/") if path != "/" else path
     if path == "/hetzner/v1/userdata":
         return server.get("user_data") or ""
     if path == "/hetzner/v1/metadata":
-        return _yaml(metadata(server))
+        return _yaml(metadata(server, zone))
     if path == "/hetzner/v1/metadata/private-networks":
         return _yaml(private_networks(server))
     if path.startswith("/hetzner/v1/metadata/"):
-        value = metadata(server).get(path.removeprefix("/hetzner/v1/metadata/"))
+        value = metadata(server, zone).get(path.removeprefix("/hetzner/v1/metadata/"))
         if value is None:
             return None
         return _yaml(value) if isinstance(value, (list, dict)) else str(value)

@@ -26,7 +26,7 @@ log = logging.getLogger("localcloud")
 HEAD_LIMIT = 8192
 HEAD_TIMEOUT = 5
 CONNECTIONS = 16
-Lookup = Callable[[int], dict | None]  # server id -> its record (None once it is gone)
+Lookup = Callable[[int], tuple[dict, document.Zone] | None]  # server id -> its record and zone (None once gone)
 
 
 class MetadataService:
@@ -74,12 +74,13 @@ class MetadataService:
             self.loop.call_soon_threadsafe(server.close)
 
 
-async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: Callable[[], dict | None]):
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 record: Callable[[], tuple[dict, document.Zone] | None]):
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
     method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
     path = rest.split(" ", 1)[0].split("?", 1)[0]
-    server = record()
-    body = document.answer(server, path) if server is not None and method in ("GET", "HEAD") else None
+    found = record()
+    body = document.answer(*found, path) if found is not None and method in ("GET", "HEAD") else None
     if method not in ("GET", "HEAD"):
         status, body = "405 Method Not Allowed", "method not allowed\n"
     elif body is None:

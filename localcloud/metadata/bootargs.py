@@ -24,8 +24,8 @@ import base64
 
 import yaml
 
-from ..metadata import document
 from ..paths import METADATA_ADDRESS
+from . import document
 
 INTERFACE = "host0*"
 SEED_URL = f"http://{METADATA_ADDRESS}/localcloud/nocloud/"
