@@ -37,14 +37,16 @@ WILDCARD = ("0.0.0.0", "*", "[::]", "::")
 
 
 def render(addresses: list[str]) -> str:
+    """apt-cacher-ng's settings; an IPv6 address other than ``::1`` in brackets (bare, it binds none of them)."""
+    shown = [f"[{a}]" if ":" in a and a != "::1" else a for a in addresses]
     return ("# Written by imagekit's local clouds (localcloud/mirrorbind.py): apt-cacher-ng on loopback and their\n"
             "# bridges only, for Debian's mirrors only, without its report page. Each local cloud adds its bridge.\n"
-            f"BindAddress: {' '.join(addresses)}\nForceManaged: 1\nReportPage:\n")
+            f"BindAddress: {' '.join(shown)}\nForceManaged: 1\nReportPage:\n")
 
 
 def listed(text: str) -> list[str]:
     m = re.search(r"^BindAddress:(.*)$", text, re.M)
-    return m[1].split() if m else []
+    return [a.strip("[]") for a in m[1].split()] if m else []
 
 
 def confine(own: Sequence[str], port: int, conf_dir: Path = CONF_DIR, init: str = INIT) -> None:
@@ -87,8 +89,14 @@ def _listening(port: int) -> list[str]:
 
 
 def _wait_serving(own: Sequence[str], port: int, timeout: float = 20) -> None:
+    """Until apt-cacher-ng serves every address of ``own``; the first (the bridge's IPv4) it must serve, the others
+    a local cloud of an earlier version may have dropped from the list meanwhile (it knew IPv4 only): a warning."""
     deadline = time.monotonic() + timeout
-    while not set(own) <= set(_listening(port)):
+    while not set(own) <= set(serving := _listening(port)):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"apt-cacher-ng did not start listening on {', '.join(own)} port {port}")
+            if own[0] not in serving:
+                raise RuntimeError(f"apt-cacher-ng did not start listening on {own[0]} port {port}")
+            log.warning("apt-cacher-ng does not listen on %s (port %s): guests reach the mirror over IPv4 only",
+                        ", ".join(a for a in own if a not in serving), port)
+            return
         time.sleep(0.2)
