@@ -5,10 +5,11 @@ the default route through it): so does this one, with the host's bridge address 
 without IPv4 of its own gets an address of the link-local /24 (``LINK_LOCAL_PREFIX``) with a route to the metadata
 service only, and nothing else of IPv4 passes its port (``guests.bridgefilter``). Only the reserved MACs get a
 lease (``static`` ranges); each server's reservation is a line of the hosts file, which dnsmasq reads again on
-SIGHUP. dnsmasq runs for DHCP only (``--port=0``: no DNS), on this bridge only (bound to it, so the local clouds
-of one host each run their own), drops root after it starts, keeps no lease file, and stops with the API process.
-IPv6 is not handed out here: a /64 per server on a shared bridge is not what one router advertisement can say
-(see ``guests.bootargs``).
+SIGHUP; a reservation that goes (a deleted server's) restarts it, since dnsmasq keeps the lease it handed out
+and would not give that address to the next server's MAC. dnsmasq runs for DHCP only (``--port=0``: no DNS), on
+this bridge only (bound to it, so the local clouds of one host each run their own), drops root after it starts,
+keeps no lease file, and stops with the API process. IPv6 is not handed out here: a /64 per server on a shared
+bridge is not what one router advertisement can say (see ``metadata.bootargs``).
 """
 
 from __future__ import annotations
@@ -60,22 +61,36 @@ class Dhcp:
         self.run_dir = run_dir
         self.hosts_file = run_dir / "dhcp-hosts"
         self.proc: subprocess.Popen | None = None
+        self.hosts: dict[str, tuple[str, str]] = {}
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o755)
-        write_atomic(self.hosts_file, "", 0o644)
+        self._write()
         self._stop_stale()
+        self._run()
+
+    def _run(self) -> None:
         self.proc = subprocess.Popen(["dnsmasq", *options(self.hosts_file), f"--pid-file={self.run_dir}/dnsmasq.pid"],
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.info("dnsmasq for DHCP on %s started (pid %s)", BRIDGE, self.proc.pid)
 
     def reserve(self, hosts: dict[str, tuple[str, str]]) -> None:
         """The leases dnsmasq hands out from now on: exactly ``hosts``."""
-        text = "".join(hosts_line(mac, address, name) + "\n" for mac, (address, name) in sorted(hosts.items()))
-        write_atomic(self.hosts_file, text, 0o644)
-        if self.proc and self.proc.poll() is None:
+        gone = any(hosts.get(mac, (None,))[0] != address for mac, (address, _) in self.hosts.items())
+        self.hosts = dict(hosts)
+        self._write()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if gone:
+            self.stop()
+            self._run()
+        else:
             self.proc.send_signal(signal.SIGHUP)
+
+    def _write(self) -> None:
+        text = "".join(hosts_line(mac, address, name) + "\n" for mac, (address, name) in sorted(self.hosts.items()))
+        write_atomic(self.hosts_file, text, 0o644)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
