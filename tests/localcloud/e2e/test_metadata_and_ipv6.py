@@ -180,18 +180,20 @@ tailscale status --json""", timeout=600)
 def test_a_primary_ip_assigned_at_create_outlives_its_server_without_auto_delete(cloud_unchanged, keypair):
     client = cloud_unchanged
     pip = client.primary_ips.create(type="ipv4", name="kept-ip", location=Location(name="fsn1")).primary_ip
+    server, key = boot_server_with(client, keypair, "pip-user", pip)
     try:
         assert pip.auto_delete is False and pip.assignee_id is None
-        server, key = boot_server_with(client, keypair, "pip-user", pip)
-        assert server.public_net.ipv4.ip == pip.ip and server.public_net.ipv4.id == pip.id
+        assert server.public_net.ipv4.ip == pip.ip and server.public_net.primary_ipv4.id == pip.id
         ssh.wait_for_ssh(pip.ip, keypair, deadline=time.monotonic() + 120).close()
         assert client.primary_ips.get_by_id(pip.id).assignee_id == server.id
+        own_v6 = server.public_net.primary_ipv6.id
+    finally:
         client.servers.delete(server).wait_until_finished(120)
         key.delete()
+    try:
         kept = client.primary_ips.get_by_id(pip.id)
         assert kept.ip == pip.ip and kept.assignee_id is None
-        own_v6 = [p for p in client.primary_ips.get_all() if p.type == "ipv6" and p.assignee_id == server.id]
-        assert own_v6 == []  # the auto-deleted IPv6 went with the server
+        assert own_v6 not in {p.id for p in client.primary_ips.get_all()}  # the auto-deleted IPv6 went with it
     finally:
         client.primary_ips.delete(pip)
 
