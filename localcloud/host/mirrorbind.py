@@ -10,8 +10,7 @@ addresses of the bridges on the host then, so that local clouds of earlier versi
 themselves, keep their mirror. ``ForceManaged`` keeps it to the mirrors it maps (Debian's), not any host a
 guest names, and its report page is off (403).
 
-Left as Debian installed it (every address), apt-cacher-ng serves the bridge already: the file then waits for
-its next restart, which the local cloud does not force on whatever else uses it (a warning says how).
+Left as Debian installed it (every address: an open proxy), it is restarted with the list the same way.
 """
 
 from __future__ import annotations
@@ -64,11 +63,10 @@ def confine(own: Sequence[str], port: int, conf_dir: Path = CONF_DIR, init: str 
         serving = _listening(port)
         if not serving:
             run([init, "start"])
-        elif set(serving) & set(WILDCARD):
-            log.warning("apt-cacher-ng listens on every address (%s); %s confines it to loopback and the local "
-                        "clouds' bridges once it restarts: %s restart", ", ".join(serving), conf, init)
-            return
-        elif not set(own) <= set(serving):
+        elif set(serving) & set(WILDCARD) or not set(own) <= set(serving):
+            # On every address (Debian's default: an open proxy on the operator's network), or not on this
+            # bridge yet: restarted with the list, which holds every local cloud's bridge.
+            log.info("apt-cacher-ng listens on %s: restarting it on %s", ", ".join(serving), conf)
             run([init, "restart"])
         else:
             return

@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from imagekit.host import ssh
-from localcloud import apilock, listeners
+from localcloud import apilock
+from localcloud.api import listeners
 from localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS, MACHINE_PREFIX, layout
 from tests.localcloud.conftest import boot_server
 
@@ -151,7 +152,9 @@ def test_a_guest_holding_25000_connections_cannot_starve_the_operator(cloud_unch
     assert max(held) <= cap, report
     assert max(fds) < file_limit // 2, report
     assert opened + failed >= FLOOD and sum(w["closed"] for w in workers) >= FLOOD - cap, report
-    assert sum(w["open_at_end"] for w in workers) <= cap, report
+    # what the guest still holds: its capped connections, and at most a backlog the kernel accepted for the API
+    # (the API resets those as it accepts them)
+    assert sum(w["open_at_end"] for w in workers) <= cap + listeners.BACKLOG, report
     client.servers.delete(flooder).wait_until_finished(120)
     key.delete()
 
