@@ -13,9 +13,10 @@ kernel command line from ``/proc/1/cmdline``. So, without writing into the guest
   each server its own /64; Hetzner hands its servers their IPv6 the same way, from the metadata's
   ``network-config``.
 
-- ``cc:disable_network_activation: true end_cc``: cloud-init's own configuration, so that its network stage,
-  which writes the same configuration again, does not restart systemd-networkd under a booting guest (its lease
-  and addresses would go and come back while the host already connects).
+- ``cc:{...} end_cc``: cloud-init's own configuration: its network stage, which writes the same configuration
+  again, does not restart systemd-networkd under a booting guest (its lease and addresses would go and come back
+  while the host already connects), and NoCloud looks for no ``cidata`` disk (``blkid`` in both stages, for
+  nothing: the seed comes over the network).
 
 The interface is matched as ``host0*``: cloud-init then writes ``10-cloud-init-host0*.network``, which networkd
 takes before a ``10-cloud-init-host0.network`` (and its drop-ins: a fixed address, another server's MAC) that a
@@ -33,9 +34,10 @@ from . import document
 
 INTERFACE = "host0*"
 SEED_URL = f"http://{METADATA_ADDRESS}/localcloud/nocloud/"
+CLOUD_CONFIG = "cc:{disable_network_activation: true, datasource: {NoCloud: {fs_label: null}}} end_cc"
 
 
 def boot_args(server: dict) -> list[str]:
     config = yaml.safe_dump(document.network_config(server, INTERFACE), sort_keys=False)
     return [f"ds=nocloud-net;s={SEED_URL}", f"network-config={base64.b64encode(config.encode()).decode()}",
-            "cc:disable_network_activation: true end_cc"]
+            CLOUD_CONFIG]

@@ -59,7 +59,8 @@ def test_the_nocloud_seed_changes_its_instance_id_with_each_rebuild():
 
 def test_boot_args_point_cloud_init_at_the_service_and_carry_the_network_config():
     ds, network, cloud_config = bootargs.boot_args(SERVER)
-    assert cloud_config == "cc:disable_network_activation: true end_cc"
+    assert yaml.safe_load(cloud_config.removeprefix("cc:").removesuffix(" end_cc")) == {
+        "disable_network_activation": True, "datasource": {"NoCloud": {"fs_label": None}}}
     assert ds == "ds=nocloud-net;s=http://169.254.169.254/localcloud/nocloud/"
     config = yaml.safe_load(base64.b64decode(network.removeprefix("network-config=")))
     assert config == document.network_config(SERVER, "host0*")
