@@ -40,6 +40,12 @@ STATUS = {
     "no_subnet_available": 422,
     "already_in_placement_group": 422,
     "placement_group_member_limit_reached": 422,
+    # Primary IPs (their operations' tables in Hetzner's API description)
+    "primary_ip_assigned": 422,
+    "primary_ip_already_assigned": 422,
+    "server_has_ipv4": 422,
+    "server_has_ipv6": 422,
+    "must_be_unassigned": 422,
 }
 
 

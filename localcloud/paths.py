@@ -7,6 +7,7 @@ and one ``rm -r`` forgets it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,3 +105,17 @@ MACHINE_PREFIX = "ik-" if BRIDGE == "ikbr0" else f"{BRIDGE}-"
 FIREWALL_TABLE = "localcloud_firewalls" if BRIDGE == "ikbr0" else f"localcloud_firewalls_{BRIDGE}"
 PORTS_TABLE = "localcloud_ports" if BRIDGE == "ikbr0" else f"localcloud_ports_{BRIDGE}"  # bridgefilter's
 DEFAULT_API_PORT = int(os.environ.get("IMAGEKIT_LOCALCLOUD_PORT", "8931"))
+
+# IPv6 as on Hetzner: every server gets a /64 of this local cloud's ULA /48, derived from its bridge's name (unique
+# on a host), so two local clouds never hand out the same prefix. The host holds ::1 of subnet 0 on the bridge
+# (the API and the mirror for guests over IPv6) and fe80::1, the gateway Hetzner's servers route through.
+_GLOBAL_ID = hashlib.sha256(f"imagekit-localcloud:{BRIDGE}".encode()).hexdigest()[:10]
+ULA_PREFIX = f"fd{_GLOBAL_ID[:2]}:{_GLOBAL_ID[2:6]}:{_GLOBAL_ID[6:10]}"  # the /48, without its trailing "::"
+HOST_ADDRESS6 = f"{ULA_PREFIX}::1"
+GATEWAY6 = "fe80::1"
+METADATA_ADDRESS = "169.254.169.254"
+# Servers without an IPv4 address of their own reach the metadata service from a link-local address of this /24
+# (the bridge holds .1), named after the subnet's last octet so that local clouds on one host keep apart.
+_LL_OCTET = int(SUBNET_PREFIX.rsplit(".", 1)[1])
+LINK_LOCAL_PREFIX = f"169.254.{_LL_OCTET if _LL_OCTET not in (0, 169, 255) else 100 + _LL_OCTET % 100}"
+GUEST_TABLE = "localcloud_guests" if BRIDGE == "ikbr0" else f"localcloud_guests_{BRIDGE}"  # metadata redirects

@@ -1,8 +1,8 @@
 """The local cloud's process: prepare the host, then serve the API until SIGTERM.
 
 Run by ``invoke cloud-up`` as ``python -m localcloud``. It listens on loopback
-(for clients on this host) and on the bridge address (for guests: the Tailscale stand-in
-and the apt repository of the stand-in and Node.js), each with its own connection caps
+(for clients on this host) and on the bridge's IPv4 and IPv6 addresses (for guests: the Tailscale
+stand-in and the apt repository of the stand-in and Node.js), each with its own connection caps
 (``listeners``). One process per local cloud: it holds ``apilock`` for its life.
 """
 
@@ -26,8 +26,10 @@ from .engine.cloud import Cloud
 from .engine.faults import Faults
 from .guests import bridgefilter, confinement, netlinks
 from .host import baseimage, hostfirewall, hostnet, nodejs, privatenet
+from .host.dhcp import Dhcp
 from .host.storage import Storage
-from .paths import DEFAULT_API_PORT, HOST_ADDRESS, layout
+from .metadata.service import MetadataService
+from .paths import DEFAULT_API_PORT, HOST_ADDRESS, HOST_ADDRESS6, layout
 from .state.durable import write_atomic
 from .state.store import StateError
 from .tailscale import api as tailscale_api
@@ -74,10 +76,14 @@ def main() -> None:
     standin = TailscaleStandIn(L.root / "tailscale.json")
     build_apt_repo(L.apt_repo, login_server(port))
     node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
+    dhcp = Dhcp()
+    dhcp.start()
+    metadata = MetadataService(lambda sid: cloud.metadata_of(sid))
     try:
         cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports,
-                      links=netlinks.PrivateLinks(privatenet.Namespaces(L)))
+                      links=netlinks.PrivateLinks(privatenet.Namespaces(L)), metadata=metadata, dhcp=dhcp)
     except StateError as exc:
+        dhcp.stop()
         raise SystemExit(f"localcloud: {exc}") from None
     firewalls.repair_stored_rules(cloud)
     cloud.resume()
@@ -96,7 +102,7 @@ def main() -> None:
 
     app = create_app(cloud, read_or_create_token(L.token_file), rate_limit=rate_limit,
                      enforce_rate_limit=enforce, extra=extra)
-    guest_addresses = [HOST_ADDRESS]
+    guest_addresses = [HOST_ADDRESS, HOST_ADDRESS6]
     sockets = [listen(address, port) for address in (listeners.OPERATOR, *guest_addresses)]
     server = _Server(uvicorn_config(app, listeners.policies(guest_addresses, file_limit)))
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -110,6 +116,7 @@ def main() -> None:
         cloud.shutdown_all()
         cloud.networks.close()
         cloud.store.save()
+        dhcp.stop()
         L.pid_file.unlink(missing_ok=True)
         lock.close()
 
@@ -136,7 +143,7 @@ def listen(host: str, port: int) -> socket.socket:
     """A listening socket for uvicorn. TCP_NODELAY is inherited by accepted connections: without it,
     uvicorn's two writes per response (head, body) meet the client's delayed ACK, and every request
     on a reused keep-alive connection waits ~40 ms."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))

@@ -41,15 +41,16 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = 
 
 
 def inventory(client: Client) -> dict[str, set[int]]:
-    """Every server, snapshot, SSH key, firewall, network and placement group in the cloud, by id (deletions in
-    flight awaited)."""
+    """Every server, snapshot, SSH key, firewall, network, placement group and Primary IP in the cloud, by id
+    (deletions in flight awaited)."""
     wait_for(lambda: not [s for s in client.servers.get_all() if s.status == "deleting"], 120, what="deletions")
     return {"servers": {s.id for s in client.servers.get_all()},
             "snapshots": {i.id for i in client.images.get_all(type="snapshot")},
             "ssh_keys": {k.id for k in client.ssh_keys.get_all()},
             "firewalls": {f.id for f in client.firewalls.get_all()},
             "networks": {n.id for n in client.networks.get_all()},
-            "placement_groups": {g.id for g in client.placement_groups.get_all()}}
+            "placement_groups": {g.id for g in client.placement_groups.get_all()},
+            "primary_ips": {p.id for p in client.primary_ips.get_all()}}
 
 
 def changes(before: dict[str, set[int]], after: dict[str, set[int]]) -> dict[str, dict[str, list[int]]]:
@@ -84,6 +85,10 @@ def sweep(client: Client, made: dict[str, set[int]]) -> None:
         client.images.get_by_id(iid).delete()
     for kid in made.get("ssh_keys", ()):
         client.ssh_keys.get_by_id(kid).delete()
+    for pid in made.get("primary_ips", ()):
+        primary_ip = client.primary_ips.get_by_id(pid)
+        if primary_ip.assignee_id is None:
+            client.primary_ips.delete(primary_ip)
 
 
 @pytest.fixture

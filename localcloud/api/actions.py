@@ -1,4 +1,4 @@
-"""``/v1/actions`` and each resource's actions (``/v1/{servers,images,firewalls,networks}/actions``,
+"""``/v1/actions`` and each resource's actions (``/v1/{servers,images,firewalls,networks,primary_ips}/actions``,
 ``…/{id}/actions``).
 
 Included before the resources' own routers: ``/v1/servers/actions`` is no server id.
@@ -13,7 +13,8 @@ from .listing import Filter, find, listing
 
 SORT = ("id", "command", "status", "started", "finished")
 FILTERS: dict[str, Filter] = {"id": lambda a, v: str(a["id"]) in v, "status": lambda a, v: a["status"] in v}
-KINDS = (("server", "servers"), ("image", "images"), ("firewall", "firewalls"), ("network", "networks"))
+KINDS = (("server", "servers"), ("image", "images"), ("firewall", "firewalls"), ("network", "networks"),
+         ("primary_ip", "primary_ips"))
 
 
 def router(cloud: Cloud) -> APIRouter:

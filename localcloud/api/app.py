@@ -22,6 +22,8 @@ from . import (
     middleware,
     networks,
     placement_groups,
+    pricing,
+    primary_ips,
     server_actions,
     servers,
     ssh_keys,
@@ -42,7 +44,7 @@ def create_app(cloud: Cloud, token: str, *, rate_limit: int = 3600, enforce_rate
     # actions first: /v1/servers/actions is no server id
     for router in (actions.router(cloud), catalogue.router, images.router(cloud), ssh_keys.router(cloud),
                    servers.router(cloud), server_actions.router(cloud), firewalls.router(cloud), networks.router(cloud),
-                   placement_groups.router(cloud), admin.router):
+                   placement_groups.router(cloud), primary_ips.router(cloud), pricing.router, admin.router):
         app.include_router(router)
     if extra:
         extra(app)

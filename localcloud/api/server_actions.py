@@ -142,7 +142,6 @@ def rebuild(cloud: Cloud, server: dict, body: dict) -> dict:
         server["instance"] = secrets.token_hex(8)
         if user_data is not None:
             server["user_data"] = user_data
-        cloud.write_seed(server)
         progress(70)
         if was_on:
             cloud.boot(server, wait=True)

@@ -12,9 +12,8 @@ from ..engine import catalog
 from ..engine.cloud import Cloud
 from ..engine.lifecycle import BOOT_TIMEOUT
 from ..errors import APIError, invalid_input
-from ..paths import SUBNET_PREFIX
 from ..state.store import now
-from . import labels, placement_groups
+from . import labels, placement_groups, publicnet
 from .jsonbody import body_of
 from .listing import BY_NAME, listing
 from .update import HOSTNAME, update
@@ -83,18 +82,20 @@ def create_server(cloud: Cloud, body: dict) -> dict:
     start = body.get("start_after_create", True) is not False
     with cloud.store.lock:
         cloud.check_name_free("servers", name, "server")
+        net = publicnet.plan(cloud, body, location["name"])
         sid = cloud.store.new_id("servers")
         server = {
             "id": sid, "name": name, "labels": lab, "created": now(), "status": "initializing",
             "server_type": stype["name"], "location": location["name"], "image_id": image["id"],
             "ssh_keys": [k["public_key"] for k in keys], "user_data": user_data,
-            "address": _allocate_address(cloud), "protection": {"delete": False, "rebuild": False},
+            "protection": {"delete": False, "rebuild": False},
             "locked": False, "power": "on" if start else "off", "firewalls": [f["id"] for f in firewalls],
             "instance": secrets.token_hex(8), "private_net": [], "placement_group": None,
         }
         placement_groups.join(cloud, server, group)  # these two refuse before the server exists
         for network in networks:
             cloud.networks.attach(server, network)
+        publicnet.attach(cloud, server, net)
         cloud.store["servers"][sid] = server
         for fw in firewalls:
             fw.setdefault("applied_to", []).append(sid)
@@ -108,7 +109,6 @@ def create_server(cloud: Cloud, body: dict) -> dict:
     def work(progress):
         cloud.storage.clone(cloud.image_root(image), cloud.disk(server))
         progress(50)
-        cloud.write_seed(server)
         if start:
             server["status"] = "starting"
             cloud.boot(server, wait=True)
@@ -139,15 +139,6 @@ def _pick_location(cloud: Cloud, body: dict, stype: dict) -> dict:
                        f"server type {stype['name']} is not available in {location['name']}; available in: "
                        + ", ".join(loc["name"] for loc in stype["locations"]))
     return location
-
-
-def _allocate_address(cloud: Cloud) -> str:
-    used = {s["address"] for s in cloud.store["servers"].values()}
-    for host in range(10, 250):
-        addr = f"{SUBNET_PREFIX}.{host}"
-        if addr not in used:
-            return addr
-    raise APIError("resource_limit_exceeded", "the local cloud has no free address left (240 servers)")
 
 
 def delete_server(cloud: Cloud, sid: int) -> dict:

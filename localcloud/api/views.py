@@ -1,5 +1,5 @@
-"""Resources as the API shows them: the records' derived fields (a server's type, datacenter, image, placement
-group; a network's and a placement group's servers)."""
+"""Resources as the API shows them: the records' derived fields (a server's type, datacenter, image, addresses,
+placement group; a network's and a placement group's servers)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from ..engine.cloud import Cloud
 def server_json(cloud: Cloud, s: dict) -> dict:
     stype = catalog.SERVER_TYPE_BY_NAME[s["server_type"]]
     location = catalog.LOCATION_BY_NAME[s["location"]]
+    ipv4, ipv6 = (cloud.store["primary_ips"].get(s.get(key) or 0) for key in ("ipv4_id", "ipv6_id"))
     return {
         "id": s["id"], "name": s["name"], "status": s["status"], "created": s["created"],
         "public_net": {
-            "ipv4": {"id": s["id"], "ip": s["address"], "blocked": False, "dns_ptr": f"static.{s['address']}.local"},
-            "ipv6": None, "floating_ips": [],
-            "firewalls": [{"id": f, "status": "applied"} for f in s["firewalls"]],
+            "ipv4": ipv4 and {"id": ipv4["id"], "ip": ipv4["ip"], "blocked": False,
+                              "dns_ptr": next((p["dns_ptr"] for p in ipv4["dns_ptr"]), "")},
+            "ipv6": ipv6 and {"id": ipv6["id"], "ip": ipv6["ip"], "blocked": False, "dns_ptr": ipv6["dns_ptr"]},
+            "floating_ips": [], "firewalls": [{"id": f, "status": "applied"} for f in s["firewalls"]],
         },
         "private_net": [dict(e) for e in s["private_net"]], "server_type": stype,
         "datacenter": catalog.datacenter_json(catalog.DATACENTER_BY_LOCATION[s["location"]]),
@@ -26,6 +28,11 @@ def server_json(cloud: Cloud, s: dict) -> dict:
         "placement_group": placement_group_json(cloud, cloud.store["placement_groups"][s["placement_group"]])
         if s["placement_group"] else None,
     }
+
+
+def primary_ip_json(p: dict) -> dict:
+    return {**p, "location": catalog.LOCATION_BY_NAME[p["location"]],
+            "datacenter": catalog.datacenter_json(catalog.DATACENTER_BY_LOCATION[p["location"]])}
 
 
 def firewall_json(fw: dict) -> dict:

@@ -11,6 +11,7 @@ from ..guests import cgroups
 from ..guests.machines import kill_orphans
 from ..paths import MACHINE_PREFIX
 from ..state.store import now
+from . import primaryips
 from .lifecycle import ServerLifecycle
 
 log = logging.getLogger("localcloud")
@@ -27,6 +28,7 @@ class Cloud(ServerLifecycle):
                 server.setdefault("private_net", [])
                 server.setdefault("placement_group", None)
             self.networks.resume()
+            primaryips.adopt(self.store)
             for action in self.store["actions"].values():
                 if action["status"] == "running":
                     action.update(status="error", finished=now(), error={"code": "action_failed",
@@ -59,14 +61,14 @@ class Cloud(ServerLifecycle):
                 machine.poweroff(5)
 
     def reset(self) -> None:
-        """Delete every server, snapshot, key, firewall, network and placement group (cloud-reset)."""
+        """Delete every server, snapshot, key, firewall, network, placement group and Primary IP (cloud-reset)."""
         for server in list(self.store["servers"].values()):
             self.drop_server(server)
         with self.store.lock:
             for image in list(self.store["images"].values()):
                 self.storage.delete(self.layout.snapshots / str(image["id"]))
             networks = list(self.store["networks"])
-            for kind in ("images", "ssh_keys", "firewalls", "actions", "networks", "placement_groups"):
+            for kind in ("images", "ssh_keys", "firewalls", "actions", "networks", "placement_groups", "primary_ips"):
                 self.store[kind].clear()
             self.store.save()
         self.networks.apply(networks)

@@ -1,9 +1,10 @@
 """The lifecycle of servers' machines, on top of the records (``records``).
 
-A server's disk is a clone of its image; its machine boots from that disk with a seed that
-cloud-init reads; deleting it stops the machine, removes the disk and the host's firewall rules
-for it. What the API checks before any of this is in ``api/``; the whole cloud's resume, stop and
-reset in ``cloud``.
+A server's disk is a clone of its image; its machine boots from that disk, told on its init's command line
+where cloud-init finds its data (the metadata service, which answers each guest on its own listener), with its
+DHCP lease reserved and its bridge port pinned to its identity; deleting it stops the machine, removes the disk
+and the host's firewall rules for it. What the API checks before any of this is in ``api/``; the whole cloud's
+resume, stop and reset in ``cloud``.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import APIError
-from ..guests.bridgefilter import Ports
+from ..guests.bridgefilter import Identity, Ports, mac
 from ..guests.limits import Limits
-from ..guests.machines import Machine, Seed
+from ..guests.machines import Machine
 from ..guests.netlinks import PrivateLinks
+from ..host.dhcp import Dhcp
 from ..host.hostcmd import HostCommandError
 from ..host.storage import Storage
-from ..paths import MACHINE_PREFIX, Layout
-from . import catalog
+from ..metadata.bootargs import boot_args
+from ..metadata.service import MetadataService
+from ..paths import LINK_LOCAL_PREFIX, MACHINE_PREFIX, Layout
+from . import catalog, primaryips
 from .faults import Faults
 from .networks import PrivateNetworks
 from .records import ActionFailed, Records
@@ -35,16 +39,19 @@ BOOT_TIMEOUT = 60
 class ServerLifecycle(Records):
     def __init__(self, layout: Layout, storage: Storage, faults: Faults, *,
                  filter_guests: Callable[[dict[str, list[dict]]], None] | None = None, ports: Ports | None = None,
-                 links: PrivateLinks | None = None):
+                 links: PrivateLinks | None = None, metadata: MetadataService | None = None,
+                 dhcp: Dhcp | None = None):
         """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``), ``ports`` pins
         each machine's bridge port to its server's identity, ``links`` makes private networks and the guests'
-        interfaces on them; without them firewalls and networks are only records and ports open (tests of the
-        API in process)."""
+        interfaces on them, ``metadata`` answers guests at 169.254.169.254, ``dhcp`` hands out their IPv4; without
+        them firewalls and networks are only records and no guest gets an address (tests of the API in process)."""
         super().__init__(layout, faults)
         self.storage = storage
         self.filter_guests = filter_guests
         self.ports = ports
         self.networks = PrivateNetworks(self, links)
+        self.metadata = metadata
+        self.dhcp = dhcp
         self.machines: dict[int, Machine] = {}
         self.closing = False
 
@@ -59,10 +66,44 @@ class ServerLifecycle(Records):
             return path
         return self.layout.snapshots / str(image["id"])
 
-    def write_seed(self, server: dict) -> None:
-        Seed(instance_id=f"i-{server['id']}-{server['instance']}", hostname=server["name"],
-             address=server["address"], ssh_keys=server["ssh_keys"], user_data=server["user_data"]
-             ).write(self.disk(server))
+    def identity(self, server: dict) -> Identity:
+        """What the server's port may carry; a server without IPv4 of its own gets a link-local address here."""
+        if not server.get("address") and not server.get("link_local"):
+            used = {s.get("link_local") for s in self.store["servers"].values()}
+            server["link_local"] = next(a for a in (f"{LINK_LOCAL_PREFIX}.{n}" for n in range(10, 250))
+                                        if a not in used)
+        return Identity(mac(server["id"]), server.get("address") or server["link_local"],
+                        public=bool(server.get("address")), ipv6=server.get("ipv6"))
+
+    def metadata_of(self, sid: int) -> tuple[dict, tuple[str, str]] | None:
+        """What the metadata service answers from: the server's record (its private networks as Hetzner's
+        metadata lists them) and its (availability zone, region)."""
+        with self.store.lock:
+            server = self.store["servers"].get(sid)
+            if server is None:
+                return None
+            view = {**server, "private_net": self.networks.metadata(server)}
+        zone = (str(catalog.DATACENTER_BY_LOCATION[server["location"]]["name"]),
+                str(catalog.LOCATION_BY_NAME[server["location"]]["network_zone"]))
+        return view, zone
+
+    def reserve_leases(self) -> None:
+        """DHCP hands every server the IPv4 its port is pinned to, and nothing to anyone else."""
+        if self.dhcp is None:
+            return
+        with self.store.lock:
+            leases: dict[str, tuple[str, str]] = {}
+            for s in self.store["servers"].values():
+                who = self.identity(s)
+                leases[who.mac] = (who.ipv4 or "", s["name"])
+        self.dhcp.reserve(leases)
+
+    def _plug(self, machine: Machine, server: dict) -> None:
+        """Right after nspawn made the machine's port: its metadata listener, its MAC and the port's pin."""
+        if self.ports is None:
+            return
+        port = self.metadata.open(machine.name, server["id"]) if self.metadata else 0
+        self.ports.open(machine.name, self.identity(server), port, lambda: machine.running, machine.init_pid)
 
     def machine(self, server: dict) -> Machine:
         sid = server["id"]
@@ -70,6 +111,8 @@ class ServerLifecycle(Records):
             def on_exit(sid: int = sid) -> None:
                 if self.ports:
                     self.ports.close(f"{MACHINE_PREFIX}{sid}")
+                if self.metadata:
+                    self.metadata.close(f"{MACHINE_PREFIX}{sid}")
                 with self.store.lock:
                     s = self.store["servers"].get(sid)
                     if s and s["status"] != "deleting":
@@ -81,9 +124,9 @@ class ServerLifecycle(Records):
                                          self.layout.machine_logs / f"{sid}.log", on_exit,
                                          Limits.of_type(catalog.SERVER_TYPE_BY_NAME[server["server_type"]]))
             def spawned(m: Machine, s: dict = server) -> None:
-                if self.ports:
-                    self.ports.open(m.name, s["id"], s["address"], lambda: m.running)
+                self._plug(m, s)
                 self.networks.plug(s, m)
+            self.machines[sid].boot_args = lambda s=server: boot_args(s)  # type: ignore[misc]
             self.machines[sid].on_spawn = spawned
         return self.machines[sid]
 
@@ -92,8 +135,7 @@ class ServerLifecycle(Records):
         machine = self.machine(server)
         server["power"] = "on"
         self.storage.limit(self.disk(server), machine.limits.disk_bytes)  # a rebuilt disk is a new one
-        if self.ports and not machine.running:
-            self.ports.prepare(self.disk(server), server["id"])
+        self.reserve_leases()
         machine.start()
         if wait:
             self._mark_running(server, machine)
@@ -127,6 +169,7 @@ class ServerLifecycle(Records):
             for fw in self.store["firewalls"].values():
                 if sid in fw.get("applied_to", []):
                     fw["applied_to"].remove(sid)
+            primaryips.release(self.store, server)
             self.store["servers"].pop(sid, None)
             self.store.save()
         self.networks.apply(e["network"] for e in server["private_net"])
@@ -141,9 +184,10 @@ class ServerLifecycle(Records):
         if self.filter_guests is None:
             return
         with self.store.lock:
-            guests = {s["address"]: [r for fid in s["firewalls"] for r in self.store["firewalls"][fid]["rules"]
-                                     if r["direction"] == "in"]
-                      for s in self.store["servers"].values() if s["firewalls"]}
+            guests = {address: [r for fid in s["firewalls"] for r in self.store["firewalls"][fid]["rules"]
+                                if r["direction"] == "in"]
+                      for s in self.store["servers"].values() if s["firewalls"]
+                      for address in (s.get("address"), s.get("ipv6")) if address}
             try:
                 self.filter_guests(guests)
             except HostCommandError as exc:

@@ -48,6 +48,22 @@ class PrivateNetworks:
         return [(s, e) for s in list(self.records.store["servers"].values())
                 for e in s["private_net"] if e["network"] == net_id]
 
+    def metadata(self, server: dict) -> list[dict]:
+        """The server's attachments as Hetzner's metadata service lists them (``private-networks``): the n-th
+        attachment is ``interface_num`` n (the guest's ``enp<6+n>s0``)."""
+        out = []
+        for slot, e in enumerate(server["private_net"], 1):
+            network = self.records.store["networks"].get(e["network"])
+            if network is None:
+                continue
+            address = ipaddress.ip_address(e["ip"])
+            subnet = next((s["ip_range"] for s in network["subnets"]
+                           if address in ipaddress.ip_network(s["ip_range"])), network["ip_range"])
+            out.append({"ip": e["ip"], "alias_ips": list(e["alias_ips"]), "interface_num": slot,
+                        "mac_address": e["mac_address"], "network_id": network["id"], "network_name": network["name"],
+                        "network": network["ip_range"], "subnet": subnet, "gateway": gateway(network)})
+        return out
+
     def taken(self, network: dict) -> set[str]:
         return {gateway(network)} | {ip for _, e in self.attached(network["id"]) for ip in (e["ip"], *e["alias_ips"])}
 

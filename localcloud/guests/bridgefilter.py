@@ -1,30 +1,37 @@
-"""Each guest's port on the bridge carries only that guest's identity: its MAC and its IPv4 address.
+"""Each guest's port on the bridge carries only that guest's identity: its MAC, its IPv4 and its IPv6 addresses.
 
 A guest's root holds CAP_NET_ADMIN in its own network namespace: it can change its MAC, add any address and
-answer ARP for another guest or for the host's bridge address. So the pin sits on the host's side of its
-port, ``vb-<machine>`` (the host end of the veth systemd-nspawn makes for ``--network-bridge``; nspawn
-shortens a long name with a hash and keeps the full one as an altname), in an nftables ``bridge`` table of
+answer ARP or neighbour discovery for another guest or for the host's bridge address. So the pin sits on the
+host's side of its port, ``vb-<machine>`` (the host end of the veth systemd-nspawn makes for ``--network-bridge``;
+nspawn shortens a long name with a hash and keeps the full one as an altname), in an nftables ``bridge`` table of
 this local cloud:
 
-- from a pinned port, a frame passes only with the guest's MAC as its source, ARP only for the guest's own
-  MAC and address, IPv4 only from its own address; IPv6 and every other kind of frame are dropped (the issue
-  that gives guests IPv6 pins their /64 and link-local addresses here, ND included);
-- to a pinned port, a frame passes only for the guest's MAC or broadcast, so a guest never sees another's
-  unicast, not even when the bridge floods a frame it has no forwarding entry for;
+- from a pinned port, a frame passes only with the guest's MAC as its source; ARP only for the guest's own MAC and
+  IPv4; IPv4 only from its own address (a server without IPv4 of its own: DHCP, and its link-local address to the
+  metadata service only); IPv6 only from its /64 and its link-local address (EUI-64 of its MAC), neighbour
+  advertisements only for those, duplicate address detection from ``::``; router advertisements and redirects
+  never; every other kind of frame is dropped. Its requests to the metadata service get its mark, which decides
+  the listener they reach (``redirect``);
+- to a pinned port, a frame passes only for the guest's MAC, broadcast or IPv6 multicast (neighbour discovery), so
+  a guest never sees another's unicast, not even when the bridge floods a frame it has no forwarding entry for;
+  the host sends it no redirects (traffic between guests stays routed through the host);
 - a port of this cloud's machines that is not pinned (yet) passes nothing either way: nspawn attaches it to
   the bridge before the pin can name it.
 
-Each server has a fixed MAC (``96:00:`` and its id, shaped like Hetzner's), written into its disk as a
-systemd-networkd drop-in before every boot; its port is pinned when its machine starts, unpinned when it stops.
+Each server has a fixed MAC (``96:00:`` and its id, shaped like Hetzner's), set on the guest's interface from the
+host, in its network namespace, right after nspawn creates it and before its port is pinned: nothing is written
+into the guest's disk. Its port is pinned when its machine starts, unpinned when it stops.
 
-Guest-to-guest traffic crosses the bridge without the host's IP hooks, where ``hostfirewall`` enforces the
-attached firewalls statefully; br_netfilter hands bridged IPv4 to those hooks, and ``filter_bridged_traffic``
-turns that on for this bridge alone. (The ``bridge`` family has no connection tracking without
-nf_conntrack_bridge, so a stateful firewall cannot live in this table.)
+Traffic between guests is routed through the host (a /32 and a /64 per server, as on Hetzner), where
+``hostfirewall`` enforces the attached firewalls statefully; a guest that sends to another's MAC directly still
+crosses the bridge, and br_netfilter hands bridged IPv4 and IPv6 to the same hooks (``filter_bridged_traffic``,
+for this bridge alone). (The ``bridge`` family has no connection tracking without nf_conntrack_bridge, so a
+stateful firewall cannot live in this table.)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -35,26 +42,66 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..host.hostcmd import HostCommandError, run
-from ..paths import BRIDGE, MACHINE_PREFIX, PORTS_TABLE
-from .guestfs import write_files
+from ..paths import BRIDGE, MACHINE_PREFIX, METADATA_ADDRESS, PORTS_TABLE
+from . import redirect
 
 log = logging.getLogger("localcloud")
 
 NSPAWN_KEEPS = 11  # characters of "vb-<machine>" nspawn keeps when it shortens the name (IFNAMSIZ - 5)
 PORT_TIMEOUT = 10  # seconds for nspawn to attach a machine's port after it started
-MAC_DROPIN = "etc/systemd/network/10-cloud-init-host0.network.d"  # cloud-init's file for host0 (see baseimage)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a server's port may carry."""
+
+    mac: str
+    ipv4: str | None  # its own IPv4, or the link-local one it reaches the metadata service from
+    public: bool  # ipv4 is its own (else link-local: DHCP and the metadata service only)
+    ipv6: str | None  # its /64, None without IPv6
 
 
 @dataclass(frozen=True)
 class Pin:
     port: str
-    mac: str
-    ipv4: str
+    identity: Identity
+    mark: int  # set on its requests to the metadata service
+    metadata_port: int  # the listener redirect sends them to
 
 
 def mac(server_id: int) -> str:
     """The server's MAC: locally administered, unicast, fixed for its life."""
     return "96:00:" + ":".join(f"{server_id >> shift & 0xFF:02x}" for shift in (24, 16, 8, 0))
+
+
+def link_local(mac_address: str) -> ipaddress.IPv6Address:
+    """The guest's IPv6 link-local address: EUI-64 of its MAC (what systemd-networkd and the kernel make)."""
+    octets = bytes.fromhex(mac_address.replace(":", ""))
+    eui = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui)
+
+
+def _from_guest(name: str, pin: Pin) -> list[str]:
+    who = pin.identity
+    rules = [f"    ether saddr != {who.mac} drop",
+             "    ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept"]
+    if who.ipv4:
+        rules += [f"    arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp saddr ether {who.mac} "
+                  f"arp saddr ip {who.ipv4} accept",
+                  f"    ip saddr {who.ipv4} ip daddr {METADATA_ADDRESS} tcp dport 80 "
+                  f"meta mark set {pin.mark:#x} accept",
+                  f"    ip saddr {who.ipv4} udp sport 68 udp dport 67 accept"]
+        if who.public:
+            rules.append(f"    ip saddr {who.ipv4} accept")
+    if who.ipv6:
+        prefix, ll = ipaddress.IPv6Network(who.ipv6), link_local(who.mac)
+        rules += ["    ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+                  "    icmpv6 type { nd-router-advert, nd-redirect } drop",
+                  f"    icmpv6 type nd-neighbor-advert @th,64,64 {int(prefix.network_address) >> 64:#x} accept",
+                  f"    icmpv6 type nd-neighbor-advert @th,64,128 {int(ll):#x} accept",
+                  "    icmpv6 type nd-neighbor-advert drop",
+                  f"    ip6 saddr {{ {prefix}, {ll} }} accept"]
+    return [f"  chain from_{name} {{", *rules, "    drop", "  }"]
 
 
 def render(pins: dict[str, Pin], table: str = PORTS_TABLE, port_prefix: str = f"vb-{MACHINE_PREFIX}") -> str:
@@ -66,27 +113,27 @@ def render(pins: dict[str, Pin], table: str = PORTS_TABLE, port_prefix: str = f"
     script += [f'    iifname "{port_prefix}*" drop', "  }"]
     for hook in ("forward", "output"):
         script += [f"  chain to_guests_{hook} {{", f"    type filter hook {hook} priority filter; policy accept;"]
+        if hook == "output":  # routed between guests by the host: no redirect sends them to each other directly
+            script += [f'    oifname "{port_prefix}*" icmp type redirect drop',
+                       f'    oifname "{port_prefix}*" icmpv6 type nd-redirect drop']
         script += [f'    oifname "{pin.port}" jump to_{chains[name]}' for name, pin in sorted(pins.items())]
         script += [f'    oifname "{port_prefix}*" drop', "  }"]
     for name, pin in sorted(pins.items()):
-        script += [f"  chain from_{chains[name]} {{",
-                   f"    ether saddr != {pin.mac} drop",
-                   f"    arp htype 1 arp ptype ip arp hlen 6 arp plen 4 arp saddr ether {pin.mac} "
-                   f"arp saddr ip {pin.ipv4} accept",
-                   f"    ip saddr {pin.ipv4} accept",
-                   "    drop", "  }",
-                   f"  chain to_{chains[name]} {{", f"    ether daddr {{ {pin.mac}, ff:ff:ff:ff:ff:ff }} accept",
+        script += _from_guest(chains[name], pin)
+        script += [f"  chain to_{chains[name]} {{",
+                   f"    ether daddr {{ {pin.identity.mac}, ff:ff:ff:ff:ff:ff }} accept",
+                   "    ether daddr & ff:ff:00:00:00:00 == 33:33:00:00:00:00 accept",
                    "    drop", "  }"]
     script.append("}")
     return "\n".join(script) + "\n"
 
 
 def filter_bridged_traffic() -> None:
-    """Hand this bridge's guest-to-guest IPv4 to the host's IP hooks (br_netfilter), where the attached
+    """Hand this bridge's guest-to-guest IPv4 and IPv6 to the host's IP hooks (br_netfilter), where the attached
     firewalls are enforced; the bridge's own setting, so other bridges on the host keep theirs."""
     if not Path("/proc/sys/net/bridge").exists():
         run(["modprobe", "br_netfilter"], check=False)
-    run(["ip", "link", "set", "dev", BRIDGE, "type", "bridge", "nf_call_iptables", "1"])
+    run(["ip", "link", "set", "dev", BRIDGE, "type", "bridge", "nf_call_iptables", "1", "nf_call_ip6tables", "1"])
     if not Path("/proc/sys/net/bridge").exists():
         log.warning("br_netfilter is not available: firewalls do not filter traffic between guests on %s", BRIDGE)
 
@@ -106,24 +153,25 @@ class Ports:
         fails when nft refuses: guests must not boot onto an open bridge)."""
         with self._lock:
             self.pins.clear()
-            run(["nft", "-f", "-"], input=render(self.pins))
+            run(["nft", "-f", "-"], input=render(self.pins) + redirect.render([]))
 
-    @staticmethod
-    def prepare(disk: Path, server_id: int) -> None:
-        """Write the server's MAC into its (powered-off) disk, for systemd-networkd to set on host0."""
-        write_files(disk, MAC_DROPIN, {"50-localcloud-mac.conf": (f"[Link]\nMACAddress={mac(server_id)}\n", 0o644)})
-
-    def open(self, machine: str, server_id: int, ipv4: str, alive: Callable[[], bool]) -> None:
-        """Pin the port of ``machine`` (just started) to the server's MAC and ``ipv4``; until then it passes
-        nothing, and it stays so when its port does not appear or nft refuses (logged)."""
+    def open(self, machine: str, identity: Identity, metadata_port: int, alive: Callable[[], bool],
+             netns_pid: Callable[[], int | None]) -> None:
+        """Give the guest of ``machine`` (just started) its MAC, then pin its port to ``identity``; until then it
+        passes nothing, and it stays so when its port does not appear or nft refuses (logged)."""
         deadline = time.monotonic() + PORT_TIMEOUT
-        while (port := _port(machine)) is None:
+        while (port := _port(machine)) is None or (pid := netns_pid()) is None:
             if not alive() or time.monotonic() > deadline:
                 log.error("machine %s: its port on %s did not appear; it stays cut off", machine, BRIDGE)
                 return
             time.sleep(0.02)
+        set_mac = run(["nsenter", f"--target={pid}", "--net", "ip", "link", "set", "dev", "host0", "address",
+                       identity.mac], check=False)
+        if set_mac.returncode != 0:
+            log.error("machine %s: its MAC could not be set (%s); it stays cut off", machine, set_mac.stderr.strip())
+            return
         with self._lock:
-            self.pins[machine] = Pin(port, mac(server_id), ipv4)
+            self.pins[machine] = Pin(port, identity, redirect.MARK_BASE + _slot(machine), metadata_port)
             self._apply()
 
     def close(self, machine: str) -> None:
@@ -133,9 +181,15 @@ class Ports:
 
     def _apply(self) -> None:
         try:
-            run(["nft", "-f", "-"], input=render(self.pins))
+            run(["nft", "-f", "-"], input=render(self.pins) + redirect.render(
+                [(pin.mark, pin.metadata_port) for pin in self.pins.values()]))
         except HostCommandError as exc:
             log.error("the bridge's port pins were not updated, ports not pinned yet pass nothing: %s", exc)
+
+
+def _slot(machine: str) -> int:
+    """A number of the machine's own (its server id's low bits: ids are consecutive), for its mark."""
+    return int(machine.rsplit("-", 1)[1]) & 0xFFFF
 
 
 def _port(machine: str) -> str | None:

@@ -6,11 +6,10 @@ inside, and none of it the host's. How they are confined, and what they can stil
 ``confinement``; their cgroups and limits in ``cgroups`` and ``limits``.
 
 Each guest boots from its own disk (a btrfs snapshot of an image), gets its own network
-namespace with a veth on the local cloud's bridge, and reads its cloud-init NoCloud seed
-from ``/var/lib/cloud/seed/nocloud``, written there by the host without following any of the
-guest's symlinks (see ``guestfs``). Power actions are signals to the guest's systemd,
-exactly what ACPI and the reset button mean to a VM. Its console goes to a capped log
-(``consolelog``).
+namespace with a veth on the local cloud's bridge, and is told where its cloud-init data is on
+its init's command line (``bootargs``): the host writes nothing into its disk. Power actions
+are signals to the guest's systemd, exactly what ACPI and the reset button mean to a VM. Its
+console goes to a capped log (``consolelog``).
 
 Each guest runs in cgroups of its own (named after the machine), so that what one machine spends
 (``cpu_seconds``: its CPU time since it started) is read from the kernel, not estimated.
@@ -25,57 +24,20 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ..paths import BRIDGE, HOST_ADDRESS
+from ..paths import BRIDGE
 from . import consolelog
 from .cgroups import GuestGroups
 from .confinement import NSPAWN_CONFINEMENT, launcher
-from .guestfs import write_files
 from .limits import Limits
 
 log = logging.getLogger("localcloud")
 
-SEED_IN_GUEST = "var/lib/cloud/seed/nocloud"
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the guest asked for a reboot
 SIG_POWEROFF = signal.SIGRTMIN + 4  # systemd: start poweroff.target (an ACPI power button)
 SIG_POWEROFF_NOW = signal.SIGRTMIN + 14  # systemd: immediate poweroff (pulling the plug)
 SIG_REBOOT_NOW = signal.SIGRTMIN + 15  # systemd: immediate reboot (the reset button)
-
-
-@dataclass
-class Seed:
-    """What cloud-init on the guest sees through NoCloud."""
-
-    instance_id: str
-    hostname: str
-    address: str
-    ssh_keys: list[str]
-    user_data: str | None
-
-    def write(self, root: Path) -> None:
-        """Write the seed into the (powered-off) guest's disk at ``root``."""
-        meta = {"instance-id": self.instance_id, "local-hostname": self.hostname, "public-keys": self.ssh_keys}
-        files = {"meta-data": (yaml.safe_dump(meta, sort_keys=False), 0o644)}
-        network = {
-            "version": 2,
-            "ethernets": {
-                "host0": {
-                    "addresses": [f"{self.address}/24"],
-                    "dhcp4": False,
-                    "dhcp6": False,
-                    "accept-ra": False,
-                    "nameservers": {"addresses": [HOST_ADDRESS]},
-                }
-            },
-        }
-        files["network-config"] = (yaml.safe_dump(network, sort_keys=False), 0o644)
-        # The user data goes through unchanged; an empty file when none was given.
-        files["user-data"] = (self.user_data or "", 0o600)
-        write_files(root, SEED_IN_GUEST, files)
 
 
 class Machine:
@@ -90,6 +52,7 @@ class Machine:
         self.on_exit = on_exit
         self.proc: subprocess.Popen | None = None
         self.on_spawn: Callable[[Machine], None] | None = None  # after each start of nspawn (a reboot's too)
+        self.boot_args: Callable[[], list[str]] = list  # its init's command line, read at each start
         self._lock = threading.Lock()
         self._stopping = False
         self.limits = limits
@@ -110,6 +73,7 @@ class Machine:
             f"--directory={self.root}", f"--machine={self.name}", f"--hostname={self.hostname}",
             f"--network-bridge={BRIDGE}", "--register=no", "--keep-unit", *NSPAWN_CONFINEMENT,
             "--console=read-only", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+            *self.boot_args(),
         ]
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")
         out = consolelog.capture(self.log_path)

@@ -3,6 +3,12 @@
 The bridge has an address but no uplink: guests reach only the host (the API, the
 apt-cacher-ng mirror, the stand-in package repository), never the outside world. apt-cacher-ng
 listens there and on loopback only (``mirrorbind``).
+
+As on Hetzner, a server's IPv4 is a /32 with the gateway on-link and its IPv6 a /64 routed to it with fe80::1 as
+the gateway: the bridge holds the IPv4 gateway, ``fe80::1``, the host's IPv6 (``::1`` of the cloud's ULA /48, which
+is on-link here) and the link-local /24 that servers without IPv4 reach the metadata service from. Traffic between
+two guests is routed through the host, so the bridge forwards (this bridge only, in and out of itself: the guest
+table of ``metadata.redirect`` drops whatever would leave it).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..paths import BRIDGE, HOST_ADDRESS, MIRROR_PORT
+from ..paths import BRIDGE, GATEWAY6, HOST_ADDRESS, HOST_ADDRESS6, LINK_LOCAL_PREFIX, MIRROR_PORT, ULA_PREFIX
 from . import mirrorbind
 from .hostcmd import run
 
@@ -20,10 +26,23 @@ DEBIAN_BACKEND = "http://deb.debian.org/debian/\n"
 def ensure_bridge() -> None:
     if run(["ip", "link", "show", BRIDGE], check=False).returncode != 0:
         run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-    addrs = run(["ip", "-4", "-o", "addr", "show", "dev", BRIDGE]).stdout
-    if f" {HOST_ADDRESS}/" not in addrs:
-        run(["ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE])
+    _sysctl(f"net/ipv6/conf/{BRIDGE}/disable_ipv6", "0")
+    addrs = run(["ip", "-o", "addr", "show", "dev", BRIDGE]).stdout
+    for address in (f"{HOST_ADDRESS}/24", f"{LINK_LOCAL_PREFIX}.1/24", f"{HOST_ADDRESS6}/64", f"{GATEWAY6}/64"):
+        if f" {address} " not in addrs:
+            run(["ip", "addr", "add", address, "dev", BRIDGE, *(["nodad"] if ":" in address else [])])
     run(["ip", "link", "set", BRIDGE, "up"])
+    run(["ip", "-6", "route", "replace", f"{ULA_PREFIX}::/48", "dev", BRIDGE])
+    _sysctl(f"net/ipv4/conf/{BRIDGE}/forwarding", "1")
+    _sysctl(f"net/ipv6/conf/{BRIDGE}/force_forwarding", "1")
+
+
+def _sysctl(key: str, value: str) -> None:
+    try:
+        Path("/proc/sys", key).write_text(value)
+    except OSError as exc:
+        raise RuntimeError(f"cannot set {key.replace('/', '.')} = {value} ({exc}): the local cloud's guests need it "
+                           "(IPv6 on the bridge, routing between guests; kernel 6.17+ for force_forwarding)") from None
 
 
 def ensure_mirror() -> None:
@@ -33,7 +52,7 @@ def ensure_mirror() -> None:
     backends = Path("/etc/apt-cacher-ng/backends_debian")
     if not backends.exists() or backends.read_text() != DEBIAN_BACKEND:
         backends.write_text(DEBIAN_BACKEND)
-    mirrorbind.confine(HOST_ADDRESS, MIRROR_PORT)
+    mirrorbind.confine([HOST_ADDRESS, HOST_ADDRESS6], MIRROR_PORT)
 
 
 def mirror_url() -> str:

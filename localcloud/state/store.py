@@ -9,11 +9,12 @@ from pathlib import Path
 
 from .durable import write_atomic
 
-KINDS = ("servers", "images", "ssh_keys", "firewalls", "actions", "networks", "placement_groups")
+KINDS = ("servers", "images", "ssh_keys", "firewalls", "actions", "networks", "placement_groups", "primary_ips")
 # Distinct id ranges make a mixed-up id fail loudly instead of hitting the wrong resource. ``private_macs`` counts
 # the MACs of servers' private network interfaces (no table of its own).
 FIRST_ID = {"servers": 1_000_001, "images": 200_000_001, "ssh_keys": 30_000_001, "firewalls": 40_001,
-            "actions": 5_000_001, "networks": 600_001, "placement_groups": 800_001, "private_macs": 1}
+            "actions": 5_000_001, "networks": 600_001, "placement_groups": 800_001, "primary_ips": 60_000_001,
+            "private_macs": 1}
 
 
 def now() -> str:

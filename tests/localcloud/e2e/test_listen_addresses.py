@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from localcloud.host import mirrorbind
-from localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS, MIRROR_PORT, layout
+from localcloud.paths import DEFAULT_API_PORT, HOST_ADDRESS, HOST_ADDRESS6, MIRROR_PORT, layout
 
 pytestmark = pytest.mark.e2e
 PRIVATE_PORT = 3197
@@ -77,16 +77,18 @@ def wait_listening(port: int, address: str) -> list[str]:
 def test_mirrorbind_confines_a_real_apt_cacher_ng_and_keeps_the_other_clouds(private_acng):
     d, init = private_acng
     assert set(wait_listening(PRIVATE_PORT, "0.0.0.0")) & set(EVERY_ADDRESS)
-    mirrorbind.confine(HOST_ADDRESS, PRIVATE_PORT, d, init)  # Debian's every-address: restarted with the list
-    bridges = json.loads(subprocess.run(["ip", "-j", "-4", "addr", "show", "type", "bridge"], capture_output=True,
+    mirrorbind.confine([HOST_ADDRESS], PRIVATE_PORT, d, init)  # Debian's every-address: restarted with the list
+    bridges = json.loads(subprocess.run(["ip", "-j", "addr", "show", "type", "bridge"], capture_output=True,
                                         text=True, check=True).stdout)
-    others = {a["local"] for link in bridges for a in link.get("addr_info", [])} - {HOST_ADDRESS}
+    others = {a["local"] for link in bridges for a in link.get("addr_info", [])
+              if a.get("scope") != "link"} - {HOST_ADDRESS}  # the bridges' IPv4 and IPv6 (other clouds' too)
+    shown = {f"[{a}]" if ":" in a else a for a in others}  # as ss shows them
     assert set(mirrorbind.listed((d / mirrorbind.CONF_NAME).read_text())) == {"127.0.0.1", "::1", HOST_ADDRESS,
                                                                               *others}
 
     found = wait_listening(PRIVATE_PORT, HOST_ADDRESS)
     assert not set(found) & set(EVERY_ADDRESS), found
-    assert {"127.0.0.1", HOST_ADDRESS} <= set(found) and set(found) <= {"127.0.0.1", "[::1]", HOST_ADDRESS, *others}
+    assert {"127.0.0.1", HOST_ADDRESS} <= set(found) and set(found) <= {"127.0.0.1", "[::1]", HOST_ADDRESS, *shown}
     assert status(f"http://{HOST_ADDRESS}:{PRIVATE_PORT}/acng-report.html") in (403, 404)
     assert status(f"http://127.0.0.1:{PRIVATE_PORT}/acng-report.html?doCount=Count+Data") in (403, 404)
     proxy = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{PRIVATE_PORT}"}))
@@ -102,12 +104,12 @@ def test_mirrorbind_confines_a_real_apt_cacher_ng_and_keeps_the_other_clouds(pri
     subprocess.run([init, "restart"], check=True)
     wait_listening(PRIVATE_PORT, "127.0.0.1")
     assert HOST_ADDRESS not in [a for a, _ in listeners(PRIVATE_PORT, "apt-cacher-ng")]
-    mirrorbind.confine(HOST_ADDRESS, PRIVATE_PORT, d, init)
+    mirrorbind.confine([HOST_ADDRESS], PRIVATE_PORT, d, init)
     assert HOST_ADDRESS in [a for a, _ in listeners(PRIVATE_PORT, "apt-cacher-ng")]
     assert set(mirrorbind.listed(conf.read_text())) == {"127.0.0.1", "::1", HOST_ADDRESS, *others}
 
     subprocess.run([init, "stop"], check=True)  # not running: started
-    mirrorbind.confine(HOST_ADDRESS, PRIVATE_PORT, d, init)
+    mirrorbind.confine([HOST_ADDRESS], PRIVATE_PORT, d, init)
     assert HOST_ADDRESS in [a for a, _ in listeners(PRIVATE_PORT, "apt-cacher-ng")]
 
 
@@ -115,9 +117,12 @@ def test_nothing_of_the_local_cloud_listens_on_every_address(cloud_endpoint):
     api = int(layout().pid_file.read_text())
     out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     own = [line.split()[3] for line in out.splitlines() if f"pid={api}," in line]
-    assert sorted(own) == sorted([f"127.0.0.1:{DEFAULT_API_PORT}", f"{HOST_ADDRESS}:{DEFAULT_API_PORT}"]), own
+    api_listeners = [a for a in own if a.endswith(f":{DEFAULT_API_PORT}")]
+    assert sorted(api_listeners) == sorted([f"127.0.0.1:{DEFAULT_API_PORT}", f"{HOST_ADDRESS}:{DEFAULT_API_PORT}",
+                                            f"[{HOST_ADDRESS6}]:{DEFAULT_API_PORT}"]), own
+    assert all(a.startswith(f"{HOST_ADDRESS}:") for a in own if a not in api_listeners), own  # metadata listeners
     mirror = [address for address, _ in listeners(MIRROR_PORT, "apt-cacher-ng")]
     assert not set(mirror) & set(EVERY_ADDRESS), (
         f"apt-cacher-ng listens on every address ({mirror}), though the local cloud's start confines it")
-    assert HOST_ADDRESS in mirror
+    assert HOST_ADDRESS in mirror and f"[{HOST_ADDRESS6}]" in mirror
     assert status(f"http://{HOST_ADDRESS}:{MIRROR_PORT}/acng-report.html") in (403, 404)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from hcloud.images import Image
+from hcloud.locations import Location
 from hcloud.server_types import ServerType
 
 pytestmark = pytest.mark.e2e
@@ -83,9 +84,11 @@ def resources(client):
     snap = client.servers.get_by_id(resp.server.id).create_image(description="schema")
     snap.action.wait_until_finished(60)
     fw = client.firewalls.create(name="schema").firewall
+    pip = client.primary_ips.create(type="ipv6", name="schema", location=Location(name="fsn1")).primary_ip
     yield {"servers": resp.server.id, "images": snap.image.id, "ssh_keys": key.id, "firewalls": fw.id,
            "actions": resp.action.id, "server_types": 104, "locations": 1, "datacenters": 4, "networks": network.id,
-           "placement_groups": group.id}
+           "placement_groups": group.id, "primary_ips": pip.id}
+    client.primary_ips.delete(pip)
     fw.delete()
     client.servers.delete(resp.server).wait_until_finished(60)
     client.images.delete(snap.image)
@@ -95,7 +98,7 @@ def resources(client):
 
 
 KINDS = ["servers", "images", "ssh_keys", "firewalls", "actions", "server_types", "locations", "datacenters",
-         "networks", "placement_groups"]
+         "networks", "placement_groups", "primary_ips"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -171,3 +174,48 @@ def test_every_network_and_placement_group_operation_answers_as_documented(cloud
             finished(ep, call(ep, "post", f"/servers/{{id}}/actions/{command}", body, id=sid)["action"])
     finally:
         call(ep, "delete", "/placement_groups/{id}", id=group["id"])
+def validate(ep, url: str, path: str, method: str = "get", status: str = "200", body=None) -> list[str]:
+    req = urllib.request.Request(ep.endpoint + url, method=method.upper(),
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {ep.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answer = json.loads(r.read() or b"{}")
+    schema = SPEC["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    errors: list[str] = []
+    check(answer, schema, f"{method.upper()} {url}", errors)
+    return errors
+
+
+def test_pricing_matches_schema(cloud_endpoint):
+    assert validate(cloud_endpoint, "/pricing", "/pricing") == []
+
+
+def test_primary_ip_operations_match_schema(cloud_endpoint, client, resources):
+    """Every Primary IP operation: create, update, each action, their action lists, delete."""
+    ep, sid = cloud_endpoint, resources["servers"]
+    made = {"name": "schema-v4", "type": "ipv4", "assignee_type": "server", "location": "fsn1"}
+    errors = validate(ep, "/primary_ips", "/primary_ips", "post", "201", made)
+    pid = client.primary_ips.get_by_name("schema-v4").id
+    own = client.servers.get_by_id(sid).public_net.primary_ipv4.id  # the stopped server's own IPv4
+    steps = [
+        (f"/primary_ips/{pid}", "/primary_ips/{id}", "put", "200", {"name": "schema-v4b", "auto_delete": False}),
+        (f"/primary_ips/{own}/actions/unassign", "/primary_ips/{id}/actions/unassign", "post", "201", {}),
+        (f"/primary_ips/{pid}/actions/assign", "/primary_ips/{id}/actions/assign", "post", "201",
+         {"assignee_id": sid, "assignee_type": "server"}),
+        (f"/primary_ips/{pid}/actions/unassign", "/primary_ips/{id}/actions/unassign", "post", "201", {}),
+        (f"/primary_ips/{own}/actions/assign", "/primary_ips/{id}/actions/assign", "post", "201",
+         {"assignee_id": sid, "assignee_type": "server"}),
+        (f"/primary_ips/{pid}/actions/change_dns_ptr", "/primary_ips/{id}/actions/change_dns_ptr", "post", "201",
+         {"ip": client.primary_ips.get_by_id(pid).ip, "dns_ptr": "schema.example.com"}),
+        (f"/primary_ips/{pid}/actions/change_protection", "/primary_ips/{id}/actions/change_protection", "post",
+         "201", {"delete": False}),
+        (f"/primary_ips/{pid}/actions", "/primary_ips/{id}/actions", "get", "200", None),
+        ("/primary_ips/actions", "/primary_ips/actions", "get", "200", None),
+    ]
+    for url, path, method, status, body in steps:
+        errors += validate(ep, url, path, method, status, body)
+    action_id = client.primary_ips.get_by_id(pid).get_actions()[0].id
+    errors += validate(ep, f"/primary_ips/{pid}/actions/{action_id}", "/primary_ips/{id}/actions/{action_id}")
+    errors += validate(ep, f"/primary_ips/actions/{action_id}", "/primary_ips/actions/{id}")
+    client.primary_ips.delete(client.primary_ips.get_by_id(pid))
+    assert errors == []

@@ -75,3 +75,17 @@ def test_hcloud_cli_network_with_an_attached_server_and_a_placement_group(cloud_
     hcloud_cli("placement-group", "delete", "cli-pg")
     hcloud_cli("network", "delete", "cli-net")
     hcloud_cli("ssh-key", "delete", "cli-net-key")
+def test_hcloud_cli_creates_an_ipv6_only_server(cloud_unchanged, hcloud_cli, keypair, tmp_path):
+    """`--without-ipv4`, as an operator saving the IPv4 fee types it; the server is reached over IPv6."""
+    (tmp_path / "key.pub").write_text(keypair.public_openssh)
+    hcloud_cli("ssh-key", "create", "--name", "cli-v6-key", "--public-key-from-file", str(tmp_path / "key.pub"))
+    hcloud_cli("server", "create", "--name", "cli-v6", "--type", "cx23", "--image", "debian-12",
+               "--ssh-key", "cli-v6-key", "--without-ipv4")
+    server = json.loads(hcloud_cli("server", "describe", "cli-v6", "-o", "json"))
+    assert server["public_net"]["ipv4"] is None
+    address = server["public_net"]["ipv6"]["ip"].replace("::/64", "::1")
+    conn = ssh.wait_for_ssh(address, keypair, pin=None, deadline=time.monotonic() + 120)
+    assert ssh.run(conn, "hostname")[1].strip() == "cli-v6"
+    conn.close()
+    hcloud_cli("server", "delete", "cli-v6")
+    hcloud_cli("ssh-key", "delete", "cli-v6-key")

@@ -84,7 +84,8 @@ def test_a_refused_firewall_never_reaches_nft(local_api):
     r = requests.post(f"{base}/v1/firewalls", headers=h,
                       json={"name": "fw", "rules": [rule("22")], "apply_to": apply_to})
     assert r.status_code == 201, r.text
-    assert calls == [{server["public_net"]["ipv4"]["ip"]: [rule("22", destination_ips=[], description=None)]}]
+    rules = [rule("22", destination_ips=[], description=None)]
+    assert calls == [{server["public_net"]["ipv4"]["ip"]: rules, server["public_net"]["ipv6"]["ip"]: rules}]
     refused(requests.post(f"{base}/v1/firewalls/{r.json()['firewall']['id']}/actions/set_rules", headers=h,
                           json={"rules": [rule("0")]}), "rules[0]")
     assert len(calls) == 1

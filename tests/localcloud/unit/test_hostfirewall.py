@@ -25,13 +25,22 @@ def test_inbound_rules_become_accepts_before_a_drop():
     assert "ct state established,related accept" in script  # replies to what the guest opened still pass
 
 
+def test_a_servers_ipv6_net_gets_the_rules_ipv6_sources():
+    script = render({"fd00:1:2:3::/64": [SSH, WG, V6_ONLY, {**WG, "source_ips": ["fd00:9::/64"]}]})
+    assert "    ip6 daddr fd00:1:2:3::/64 jump in_fd00_1_2_3___64" in script
+    chain = script[script.index("chain in_fd00_1_2_3___64"):]
+    assert chain.splitlines()[1:5] == ["    tcp dport 22 accept", "    meta l4proto ipv6-icmp accept",
+                                       "    ip6 saddr { fd00:9::/64 } udp dport 41641 accept", "    drop"]
+
+
 def test_no_attached_firewall_means_no_table():
     assert render({}) == f"table inet {TABLE}\ndelete table inet {TABLE}\n"
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"), reason="nft -c needs root")
 def test_the_script_is_valid_nftables():
-    script = render({"10.213.7.10": [SSH, WG, V6_ONLY, {**SSH, "port": "8000-8080", "protocol": "udp"}]})
+    script = render({"10.213.7.10": [SSH, WG, V6_ONLY, {**SSH, "port": "8000-8080", "protocol": "udp"}],
+                     "fd00:1:2:3::/64": [SSH, WG, V6_ONLY]})
     result = subprocess.run(["nft", "-c", "-f", "-"], input=script, text=True, capture_output=True)
     assert result.returncode == 0, result.stderr
 
@@ -46,7 +55,8 @@ def test_the_cloud_hands_the_attached_rules_to_the_host(local_api):
     fw = requests.post(f"{base}/v1/firewalls", headers=h, json={
         "name": "fw", "rules": [SSH, out_rule],
         "apply_to": [{"type": "server", "server": {"id": server["id"]}}]}).json()["firewall"]
-    assert seen[-1] == {server["public_net"]["ipv4"]["ip"]: [{**SSH, "destination_ips": []}]}
+    rules = [{**SSH, "destination_ips": []}]
+    assert seen[-1] == {server["public_net"]["ipv4"]["ip"]: rules, server["public_net"]["ipv6"]["ip"]: rules}
     requests.post(f"{base}/v1/firewalls/{fw['id']}/actions/remove_from_resources", headers=h, json={
         "remove_from": [{"type": "server", "server": {"id": server["id"]}}]})
     assert seen[-1] == {}
