@@ -57,7 +57,7 @@ def cloud_reset(c: Context) -> None:
     from localcloud import client as localcloud
 
     run("cloud-reset", lambda _: localcloud.reset(), target=False)
-    say("local cloud reset: no servers, snapshots, keys, firewalls, networks or placement groups left")
+    say("local cloud reset: no servers, snapshots, keys, firewalls, networks, placement groups or Primary IPs left")
 
 
 @task(help={"out": "where to write the JSON figures (a Markdown table goes beside it; default bench/results.json)",
