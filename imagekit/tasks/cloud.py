@@ -52,12 +52,13 @@ def cloud_env(c: Context) -> None:
 
 @task
 def cloud_reset(c: Context) -> None:
-    """Delete every server, snapshot, SSH key, firewall, network and placement group of the local cloud (keeps its
-    system image)."""
+    """Delete every server, snapshot, SSH key, firewall, network, placement group and Primary IP of the local cloud,
+    and disarm injected faults (keeps its system image)."""
     from localcloud import client as localcloud
 
     run("cloud-reset", lambda _: localcloud.reset(), target=False)
-    say("local cloud reset: no servers, snapshots, keys, firewalls, networks, placement groups or Primary IPs left")
+    say("local cloud reset: no servers, snapshots, keys, firewalls, networks, placement groups, Primary IPs or "
+        "injected faults left")
 
 
 @task(help={"out": "where to write the JSON figures (a Markdown table goes beside it; default bench/results.json)",

@@ -61,7 +61,9 @@ class Cloud(ServerLifecycle):
                 machine.poweroff(5)
 
     def reset(self) -> None:
-        """Delete every server, snapshot, key, firewall, network, placement group and Primary IP (cloud-reset)."""
+        """Delete every server, snapshot, key, firewall, network, placement group and Primary IP, and disarm
+        injected faults (a killed test's would fail the next run's first actions) (cloud-reset)."""
+        self.faults.set([])
         for server in list(self.store["servers"].values()):
             self.drop_server(server)
         with self.store.lock:
