@@ -7,6 +7,8 @@ guest (clients, tests, the toolkit), and what another guest sends it (routed thr
 bridge: br_netfilter hands bridged IPv4 and IPv6 to the forward hook, ``bridgefilter.filter_bridged_traffic``).
 They apply to the server's IPv4 address and to its IPv6 /64 alike, each with the rules' sources of its family
 (``0.0.0.0/0`` and ``::/0``, as Hetzner's rules carry both). ``out`` rules are stored, not enforced.
+What the platform itself sends a server passes whatever its rules, as on Hetzner: the host's DHCP answers and
+its IPv6 neighbour discovery (without them a server with a firewall would lose its address).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from .hostcmd import run
 TABLE = FIREWALL_TABLE
 _PROTOCOLS = {4: {"icmp": "icmp", "esp": "esp", "gre": "gre"}, 6: {"icmp": "ipv6-icmp", "esp": "esp", "gre": "gre"}}
 _FAMILY = {4: "ip", 6: "ip6"}
+# What the host itself sends guests as the platform (only in the output hook: guests cannot send it as the host)
+PLATFORM = ("udp sport 67 udp dport 68 accept; "
+            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } accept; ")
 
 
 def _chain(address: str) -> str:
@@ -38,9 +43,9 @@ def render(guests: dict[str, list[dict]]) -> str:
     script += [f"    {_FAMILY[net.version]} daddr {net} jump {_chain(address)}"
                for address, net in sorted(nets.items())]
     script.append("  }")
-    for hook in ("output", "forward"):
+    for hook, platform in (("output", PLATFORM), ("forward", "")):
         script.append(f"  chain {hook} {{ type filter hook {hook} priority filter; policy accept; "
-                      "ct state established,related accept; jump guests; }")
+                      f"ct state established,related accept; {platform}jump guests; }}")
     for address, rules in sorted(guests.items()):
         script.append(f"  chain {_chain(address)} {{")
         script += [f"    {match} accept" for match in filter(None, (_match(r, nets[address].version) for r in rules))]

@@ -25,6 +25,16 @@ def test_inbound_rules_become_accepts_before_a_drop():
     assert "ct state established,related accept" in script  # replies to what the guest opened still pass
 
 
+def test_what_the_platform_sends_passes_whatever_the_rules():
+    """The host's DHCP answers and neighbour discovery reach a guest with a deny-all firewall (as on Hetzner);
+    only in the output hook: a guest's forwarded packets never pass as the platform's."""
+    script = render({"10.213.7.11": []})
+    output = next(line for line in script.splitlines() if "hook output" in line)
+    forward = next(line for line in script.splitlines() if "hook forward" in line)
+    assert output.index("udp sport 67 udp dport 68 accept") < output.index("jump guests")
+    assert "nd-neighbor-advert" in output and "dport 68" not in forward and "nd-" not in forward
+
+
 def test_a_servers_ipv6_net_gets_the_rules_ipv6_sources():
     script = render({"fd00:1:2:3::/64": [SSH, WG, V6_ONLY, {**WG, "source_ips": ["fd00:9::/64"]}]})
     assert "    ip6 daddr fd00:1:2:3::/64 jump in_fd00_1_2_3___64" in script
