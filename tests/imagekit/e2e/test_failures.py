@@ -193,9 +193,12 @@ def test_transient_api_trouble_does_not_fail_a_build_or_a_provision(client, clou
 
 
 def test_a_kept_builder_can_be_logged_into_with_the_printed_command(client, cloud_endpoint, tmp_path):
-    """--keep-on-failure keeps the builder and prints `ssh -i KEYFILE root@IP`: that command logs in."""
+    """--keep-on-failure keeps the builder and prints `ssh -i KEYFILE root@IP`: that command logs in; `gc --run`
+    removes it (its lease would keep plain gc off it for five minutes)."""
     before = created_by_imagekit(client)
-    proc = start("build-snapshot", "--force", "--keep-on-failure", env_extra=playbooks_with(tmp_path, BROKEN_STEP))
+    run_id = f"kept-{time.time_ns()}"
+    proc = start("build-snapshot", "--force", "--keep-on-failure", "--run-id", run_id,
+                 env_extra=playbooks_with(tmp_path, BROKEN_STEP))
     out, err = proc.communicate(timeout=1200)
     assert proc.returncode != 0 and "disk on fire" in err, err[-3000:]
     found = re.search(r"ssh -i (\S+) root@(\S+)", err)
@@ -209,15 +212,17 @@ def test_a_kept_builder_can_be_logged_into_with_the_printed_command(client, clou
                                capture_output=True, text=True, timeout=60)
         assert login.returncode == 0 and login.stdout.strip().startswith("imagekit-build-"), login.stderr
     finally:
-        gc = start("gc", "--json")
+        gc = start("gc", "--run", run_id, "--json")
         gc.communicate(timeout=300)
         key_file.unlink(missing_ok=True)
     assert created_by_imagekit(client) == before
 
 
 def test_gc_sweeps_what_a_killed_build_left(client):
+    """A build killed outright renews its builder's and key's leases no more: once they end, plain gc sweeps."""
     before = created_by_imagekit(client)
-    proc = start("build-snapshot", "--force")
+    short = {"IMAGEKIT_LEASE_INTERVAL": "2"}  # the build's leases reach 10 s ahead
+    proc = start("build-snapshot", "--force", env_extra=short)
     seen = ""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and "==> playbooks" not in seen:
@@ -227,6 +232,11 @@ def test_gc_sweeps_what_a_killed_build_left(client):
     proc.wait(30)
     left = created_by_imagekit(client)
     assert left["servers"] != before["servers"] and left["ssh_keys"] != before["ssh_keys"]
+    gc = start("gc", "--json")
+    out, err = gc.communicate(timeout=300)
+    assert gc.returncode == 0, err
+    assert created_by_imagekit(client) == left, "gc swept what a live lease still covers"
+    time.sleep(11)  # the leases end
     gc = start("gc", "--json")
     out, err = gc.communicate(timeout=300)
     assert gc.returncode == 0, err
