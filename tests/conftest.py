@@ -85,9 +85,10 @@ def sweep(client: Client, made: dict[str, set[int]]) -> None:
         client.images.get_by_id(iid).delete()
     for kid in made.get("ssh_keys", ()):
         client.ssh_keys.get_by_id(kid).delete()
+    remaining = {p.id: p for p in client.primary_ips.get_all()}  # a deleted server took its auto_delete ones
     for pid in made.get("primary_ips", ()):
-        primary_ip = client.primary_ips.get_by_id(pid)
-        if primary_ip.assignee_id is None:
+        primary_ip = remaining.get(pid)
+        if primary_ip is not None and primary_ip.assignee_id is None:
             client.primary_ips.delete(primary_ip)
 
 
