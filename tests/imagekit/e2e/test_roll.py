@@ -105,7 +105,11 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
             assert old[name]["server_id"] not in live_ids
             [server] = agent_servers(client, name)
             assert server.id == rows[name]["new_server_id"] and server.name == name and server.image.id == snapshot_b
-            assert {k: v for k, v in server.labels.items()} == old_labels[name]
+            # its labels, but for the two that belong to the new host: its own host key, and the roll's run
+            mine = ("host-key", "run")
+            assert {k: v for k, v in server.labels.items() if k not in mine} == \
+                {k: v for k, v in old_labels[name].items() if k not in mine}
+            assert server.labels["host-key"] != old_labels[name]["host-key"] and len(server.labels["host-key"]) == 43
             assert on_host(server.public_net.ipv4.ip, key, HOST_STATE).splitlines() == \
                 [name, "carried-7", "active", "built as B", "kept-across-rolls-42"]
 
@@ -172,7 +176,10 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
         assert row["status"] == "rolled" and row["new_server_id"] == row["old_server_id"] == own.id, row
         [rebuilt] = agent_servers(client, "roll-3")
         assert rebuilt.id == own.id and rebuilt.public_net.ipv4.ip == own.public_net.ipv4.ip
-        assert rebuilt.image.id == snapshot and rebuilt.labels == own.labels
+        # its labels, but for its host key: a rebuilt host gets a new one (pinned anew)
+        assert rebuilt.image.id == snapshot and rebuilt.labels["host-key"] != own.labels["host-key"]
+        assert {k: v for k, v in rebuilt.labels.items() if k != "host-key"} == \
+            {k: v for k, v in own.labels.items() if k != "host-key"}
         ip = rebuilt.public_net.ipv4.ip
         assert on_host(ip, key, HOST_STATE).splitlines() == \
             ["roll-3", "carried-7", "active", "no-marker", "kept-across-rolls-42"]

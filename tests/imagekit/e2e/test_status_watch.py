@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from operator_cli import agent_env, invoke, start
+from operator_cli import agent_env, invoke, pinned, start
 from test_update import on_host
 
 from tests.conftest import changes, inventory, sweep, wait_for
@@ -86,6 +86,7 @@ def test_unchecked_is_not_healthy_and_an_unknown_agent_is_an_error(agents, opera
 def test_the_watch_alerts_once_and_says_recovered_once(agents, tmp_path):
     rows, env, key = agents
     ip = rows["watch-1"]["ipv4"]
+    pin = pinned(ip)  # read before the watch: its API budget below is its own requests only
     alerts = tmp_path / "alerts.jsonl"
     watch = start("status", "--agent-id", ",".join(AGENTS), "--watch", "2", "--alert-after", "2", "--json",
                   "--alert-command", f"cat >> {alerts} && echo >> {alerts}", "--metrics", str(tmp_path / "w.prom"),
@@ -100,7 +101,7 @@ def test_the_watch_alerts_once_and_says_recovered_once(agents, tmp_path):
 
     try:
         wait_for(lambda: len([c for c in lines if c.get("state") == "healthy"]) == 2, 60, 0.2, "both agents healthy")
-        on_host(ip, key, "systemctl stop openclaw-agent")
+        on_host(ip, key, "systemctl stop openclaw-agent", pin)
         stopped = time.monotonic()
         wait_for(lambda: events(), 3 * 2 + 4, 0.1, "the alert")
         print(f"alert {time.monotonic() - stopped:.1f} s after the service stopped")
@@ -110,7 +111,7 @@ def test_the_watch_alerts_once_and_says_recovered_once(agents, tmp_path):
         assert alert["event"] == "unhealthy" and alert["agent_id"] == "watch-1" and alert["failures"] == 2, alert
         assert alert["problems"] == ["openclaw-agent is inactive"], alert
         assert alert["server_id"] == rows["watch-1"]["server_id"] and alert["failing_since"], alert
-        on_host(ip, key, "systemctl start openclaw-agent")
+        on_host(ip, key, "systemctl start openclaw-agent", pin)
         wait_for(lambda: events("recovered"), 3 * 2 + 4, 0.1, "the recovery")
         time.sleep(2 * 2)
         assert [e["event"] for e in events()] == ["unhealthy", "recovered"]

@@ -30,8 +30,9 @@ def bundle(tmp_path, version: str, broken: bool = False):
     return d
 
 
-def on_host(ip: str, key, command: str) -> str:
-    conn = ssh.connect(ip, key, pin=pinned(ip))
+def on_host(ip: str, key, command: str, pin=None) -> str:
+    """``command``'s output on the host at ``ip``, pinned to ``pin`` (else its host-key label, one API listing)."""
+    conn = ssh.connect(ip, key, pin=pin or pinned(ip))
     try:
         return ssh.run(conn, command)[1].strip()
     finally:
