@@ -54,6 +54,7 @@ class ServerLifecycle(Records):
         self.dhcp = dhcp
         self.machines: dict[int, Machine] = {}
         self.closing = False
+        self._leases = threading.Lock()  # one DHCP reservation writer at a time, each with the records of its moment
 
     def disk(self, server: dict) -> Path:
         return self.layout.disks / str(server["id"])
@@ -91,12 +92,18 @@ class ServerLifecycle(Records):
         """DHCP hands every server the IPv4 its port is pinned to, and nothing to anyone else."""
         if self.dhcp is None:
             return
+        # Servers made at once: one writer at a time, in the order they read the records (the newest last). Lock
+        # order: the store, then the leases; the store is not held while dnsmasq is told.
         with self.store.lock:
             leases: dict[str, tuple[str, str]] = {}
             for s in self.store["servers"].values():
                 who = self.identity(s)
                 leases[who.mac] = (who.ipv4 or "", s["name"])
-        self.dhcp.reserve(leases)
+            self._leases.acquire()
+        try:
+            self.dhcp.reserve(leases)
+        finally:
+            self._leases.release()
 
     def _plug(self, machine: Machine, server: dict) -> None:
         """Right after nspawn made the machine's port: its metadata listener, its MAC and the port's pin."""

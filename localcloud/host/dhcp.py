@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 from ..paths import BRIDGE, HOST_ADDRESS, LINK_LOCAL_PREFIX, METADATA_ADDRESS, SUBNET_PREFIX
@@ -62,6 +63,7 @@ class Dhcp:
         self.hosts_file = run_dir / "dhcp-hosts"
         self.proc: subprocess.Popen | None = None
         self.hosts: dict[str, tuple[str, str]] = {}
+        self.lock = threading.Lock()  # the hosts file has one temporary name: one writer at a time
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,10 @@ class Dhcp:
 
     def reserve(self, hosts: dict[str, tuple[str, str]]) -> None:
         """The leases dnsmasq hands out from now on: exactly ``hosts``."""
+        with self.lock:
+            self._reserve(hosts)
+
+    def _reserve(self, hosts: dict[str, tuple[str, str]]) -> None:
         gone = any(hosts.get(mac, (None,))[0] != address for mac, (address, _) in self.hosts.items())
         self.hosts = dict(hosts)
         self._write()
