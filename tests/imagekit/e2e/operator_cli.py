@@ -58,6 +58,21 @@ def start(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
                             preexec_fn=_interruptible)
 
 
+def output_so_far(proc: subprocess.Popen) -> str:
+    """What a background task (``start``) has written to stdout so far, read without blocking (a single job
+    streams its output raw)."""
+    import select
+
+    seen = getattr(proc, "seen", "")
+    while select.select([proc.stdout], [], [], 0)[0]:
+        chunk = os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
+        if not chunk:
+            break
+        seen += chunk
+    proc.seen = seen  # type: ignore[attr-defined]
+    return seen
+
+
 def _interruptible() -> None:
     """In the child, before it runs Python: SIGINT back to its default, so Python turns it into Ctrl-C."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)

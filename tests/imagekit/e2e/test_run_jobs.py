@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from operator_cli import PLANTED_SECRET, invoke, start
+from operator_cli import PLANTED_SECRET, invoke, output_so_far, start
 
 from imagekit import tailnet
 from imagekit.cloud import leases
@@ -133,7 +133,7 @@ def test_an_interrupted_run_deletes_its_host(fleet, workdir, sig, code):
     proc = start("run", "--job-id", job, "--workdir", str(workdir), "--", "./job.sh")
     try:
         wait_for(lambda: job_servers(fleet, job), 120, 0.2, "the job's server")
-        wait_for(lambda: "check: started" in _read_some(proc), 120, 0.2, "the command to start")
+        wait_for(lambda: "check: started" in output_so_far(proc), 120, 0.2, "the command to start")
     finally:
         os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=300)
@@ -142,27 +142,13 @@ def test_an_interrupted_run_deletes_its_host(fleet, workdir, sig, code):
     assert job_servers(fleet) == []
 
 
-def _read_some(proc) -> str:
-    """What the background run has written to stdout so far (a single job streams its output raw)."""
-    import select
-
-    seen = getattr(proc, "seen", "")
-    while select.select([proc.stdout], [], [], 0)[0]:
-        chunk = os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
-        if not chunk:
-            break
-        seen += chunk
-    proc.seen = seen
-    return seen
-
-
 def test_gc_sweeps_a_killed_runs_job_once_its_lease_ends(fleet, workdir):
     job = "slow-killed"
     short = {"IMAGEKIT_LEASE_INTERVAL": "2"}  # the run renews every 2 s, its lease reaching 10 s ahead
     proc = start("run", "--job-id", job, "--workdir", str(workdir), "--timeout", "5", "--max-output-mb", "1",
                  "--", "./job.sh", env_extra=short)
     try:
-        wait_for(lambda: "check: started" in _read_some(proc), 120, 0.2, "the command to start")
+        wait_for(lambda: "check: started" in output_so_far(proc), 120, 0.2, "the command to start")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)

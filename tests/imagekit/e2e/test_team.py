@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from operator_cli import ROOT, agent_env, environment, invoke, start
+from operator_cli import ROOT, agent_env, environment, invoke, output_so_far, start
 from test_update import on_host
 
 from imagekit.host import hostkey, ssh
@@ -217,15 +216,8 @@ def test_a_claim_between_drains_listing_and_its_deletes_keeps_the_claimed_agent(
 
 
 def started(proc: subprocess.Popen, word: str = "started") -> bool:
-    """Whether the background job's command has printed ``word`` (a single job streams its output raw)."""
-    seen = getattr(proc, "seen", "")
-    while select.select([proc.stdout], [], [], 0)[0]:
-        chunk = os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
-        if not chunk:
-            break
-        seen += chunk
-    proc.seen = seen
-    return word in seen
+    """Whether the background job's command has printed ``word``."""
+    return word in output_so_far(proc)
 
 
 def gone_within(client, run: str, seconds: float) -> float:
