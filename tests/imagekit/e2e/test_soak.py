@@ -13,7 +13,7 @@ from operator_cli import invoke
 from localcloud.paths import layout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CYCLES, BUILDS = 15, 1  # 25 cycles cost ~110 s more of the suite and found nothing 15 did not
+CYCLES, BUILDS = 15, 1  # 25 cycles cost the suite ~110 s more (its 45-minute budget)
 # Transient trouble the SDK retries (rate limit, conflict, bad gateway, gateway timeout) and slow actions.
 FAULTS = [{"path": "^/v1/", "code": code, "rate": 0.02} for code in ("rate_limit_exceeded", "conflict")] + \
     [{"path": "^/v1/", "status": status, "code": name, "rate": 0.02} for status, name in ((502, "bad_gateway"),
