@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import stat
 import tarfile
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from typing import IO
 from .errors import InputError
 
 LENGTH = 43
+BUNDLE_LABEL = "bundle-digest"  # a snapshot's: the digest of the code baked into it
+CODE_LABEL = "code-digest"  # an agent's: the digest of the code it runs (set by provision and update)
 CHUNK = 1 << 20
 
 
@@ -32,7 +35,8 @@ def digest(bundle: Path) -> str:
     if bundle.is_dir():
         entries = dict(_walk(bundle))
     elif bundle.is_file() and bundle.name.endswith((".tar.gz", ".tgz")):
-        entries = dict(_members(bundle))
+        with open(bundle, "rb") as fh:
+            entries = dict(_members(fh, str(bundle)))
     else:
         raise InputError(f"agent bundle {bundle} is neither a directory nor a .tar.gz file")
     return of_entries(entries)
@@ -65,8 +69,13 @@ def _walk(root: Path) -> Iterator[tuple[str, tuple[str, bytes]]]:
             raise InputError(f"agent bundle {root}: {rel} is not a file, directory or link")
 
 
-def _members(archive: Path) -> Iterator[tuple[str, tuple[str, bytes]]]:
-    with tarfile.open(archive, "r:gz") as tar:
+def of_archive(data: bytes) -> str:
+    """The digest of a bundle as .tar.gz bytes (what provisioning and update send): the same as its tree's."""
+    return of_entries(dict(_members(io.BytesIO(data), "(archive)")))
+
+
+def _members(fileobj: IO[bytes], archive: str) -> Iterator[tuple[str, tuple[str, bytes]]]:
+    with tarfile.open(fileobj=fileobj, mode="r:gz") as tar:
         for member in tar:
             rel = PurePosixPath(member.name.lstrip("/")).as_posix().removeprefix("./")
             if rel in ("", "."):

@@ -81,3 +81,11 @@ def test_not_a_bundle_is_refused_naming_it(tmp_path):
     (tmp_path / "x.zip").write_text("")
     with pytest.raises(InputError, match="x.zip"):
         digest(tmp_path / "x.zip")
+
+
+def test_the_packed_bundle_provisioning_sends_has_the_tree_s_digest(tmp_path):
+    from imagekit import agentconf, profiles
+    from imagekit.bundledigest import of_archive
+
+    root = tree(tmp_path / "t")
+    assert of_archive(agentconf.bundle(root, profiles.load("agent"))) == digest(root)
