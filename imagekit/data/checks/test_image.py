@@ -169,6 +169,11 @@ def test_clone_has_its_own_identity(host: Host) -> None:
         assert host.file("/etc/machine-id").content_string.strip() != snapshot_instance
 
 
+def test_docker_stores_images_with_overlay2(host: Host) -> None:
+    # Not btrfs' subvolumes, which a snapshot of the root leaves out (images baked in would not run on clones).
+    assert host.check_output("docker info --format '{{.Driver}}'") == "overlay2"
+
+
 @pytest.mark.parametrize("reference", EXPECT.get("baked_images", []))
 def test_baked_image_in_docker_storage(host: Host, reference: str) -> None:
     # Loaded at build time (the profile's `images:`): a host runs it without reaching any registry.
