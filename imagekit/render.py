@@ -57,11 +57,12 @@ def status(r: Result) -> str:
         return (f"watch ended: {r['sweeps']} check(s), {r['api_refreshes']} API read(s), {r['alerts']} alert(s), "
                 f"{r['recoveries']} recovery(ies)")
     lines = [f"{'AGENT':24} {'HEALTHY':9} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
-             f"{'SNAPSHOT':>10} DRIFT PROBLEMS"]
+             f"{'SNAPSHOT':>10} DRIFT {'CODE':10} PROBLEMS"]
     lines += [f"{a['agent_id'] or '-':24} {HEALTH[a['healthy']]:9} {a['server_id']:>10} "
               f"{a['service'] or '-':10} {a['restarts'] if a['restarts'] is not None else '-':>8} "
               f"{yes_no(a['tailscale_online']):9} {a['snapshot_id'] or '-':>10} {yes_no(a['drift']):5} "
-              f"{'; '.join(a['problems'] + a['unchecked']) or '-'}" for a in r["agents"]]
+              f"{(a.get('code_digest') or '-')[:10]:10} {'; '.join(a['problems'] + a['unchecked']) or '-'}"
+              for a in r["agents"]]
     return "\n".join(lines)
 
 

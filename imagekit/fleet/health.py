@@ -20,6 +20,7 @@ class AgentHealth(TypedDict):
     snapshot_id: int | None
     newest_snapshot_id: int | None
     drift: bool
+    code_digest: str | None  # of the code it runs (its code-digest label: provision, update)
     provisioned_at: str | None
     server_type: str | None
     location: str | None

@@ -35,6 +35,8 @@ class JobOptions:
     max_output_mb: int = 1024
     parallel: int = 5
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
+    container_image: str | None = None  # run COMMAND in a container of this image, baked into the snapshot
+    container_network: bool = False  # the container gets Docker's bridge network (default: none)
 
 
 def check_options(o: JobOptions) -> Tree | None:
@@ -43,6 +45,11 @@ def check_options(o: JobOptions) -> Tree | None:
         raise InputError("no command: put it after `--`, e.g. `invoke run --job-id build-1 -- make test`")
     if o.mode not in MODES:
         raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
+    if o.container_image is not None and o.mode == "fallback":
+        raise InputError(f"--container-image {o.container_image}: a container runs an image baked into the snapshot; "
+                         "a fallback host has none (drop --mode fallback)")
+    if o.container_network and o.container_image is None:
+        raise InputError("--container-network goes with --container-image")
     for option, value in (("--timeout", o.timeout), ("--ready-timeout", o.ready_timeout)):
         if value is not None and value <= 0:
             raise InputError(f"{option} {value:g}: give a number of seconds above 0")

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from hcloud import Client
 
 from .. import profiles, runid, secretfile, tailnet
+from ..bake import require_baked
 from ..cloud import api, lookups
 from ..cloud.spec import ServerSpec, resolve
-from ..errors import CloudError
+from ..errors import CloudError, InputError
 from ..host import playbook
 from ..steps.install import playbook_variables
 from ..target import Target
@@ -51,6 +52,11 @@ def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
                                                         progress))
+    if o.container_image is not None:
+        if lookups.mode_of(spec.image) != "snapshot":
+            raise InputError(f"--container-image {o.container_image}: no snapshot of profile {o.profile} to run it "
+                             "from (a container runs an image baked into the snapshot): build one first")
+        require_baked(spec.image, o.container_image)
     tn = None
     if o.tailscale:
         tn = tailnet.Tailnet(tailnet.credentials(target))

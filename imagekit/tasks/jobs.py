@@ -33,6 +33,11 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, s
     "parallel": "jobs run at once (default 5)",
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
     "run_id": RUN_ID_HELP,
+    "container_image": "run COMMAND in a container of this image, which must be baked into the snapshot (the "
+                       "profile's `images:`; else refused before anything is created): as the profile's user's uid, "
+                       "all capabilities dropped, no new privileges, read-only root, a pids limit, the work "
+                       "directory (with outputs/) at /work",
+    "container_network": "give the container Docker's bridge network (default: no network)",
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -40,8 +45,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          base_image: str | None = None, workdir: str | None = None, outputs: str | None = None,
          timeout: str | None = None, ready_timeout: str | None = None, secrets_file: str | None = None,
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
-         parallel: int = 5, run_id: str | None = None, json: bool = False, token_env: str | None = None,
-         token_file: str | None = None) -> None:
+         parallel: int = 5, run_id: str | None = None, json: bool = False, container_image: str | None = None,
+         container_network: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
@@ -64,7 +69,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
-            parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id))
+            parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
+            container_image=container_image, container_network=container_network)
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)
