@@ -35,6 +35,7 @@ class JobOptions:
     max_output_mb: int = 1024
     parallel: int = 5
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
+    ttl: float | None = None  # seconds a job's server lives at most (imagekit.ttl): gc deletes it after
 
 
 def check_options(o: JobOptions) -> Tree | None:

@@ -12,7 +12,7 @@ from hcloud import Client
 from hcloud.images import BoundImage
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import profiles, runid, secretfile, settings, tailnet
+from .. import profiles, runid, secretfile, settings, tailnet, ttl
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
 from ..cloud import api, lookups
 from ..cloud.spec import ServerSpec, resolve
@@ -62,7 +62,7 @@ class ProvisionPlan:
         """An agent server's labels (gc and deprovision find agents by them)."""
         return api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
                           tailscale="yes" if self.enrols else "no", **{"agent-id": name, runid.LABEL: self.deployment},
-                          **extra)
+                          **ttl.label(self.options.ttl), **extra)
 
 
 def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: str,

@@ -17,6 +17,7 @@ from ..cloud.actions import ActionWatcher
 from ..cloud.servers import address
 from ..pipeline import Step, in_workers, run_steps
 from ..pool.fill import PoolPlan, fill_to, pool_spec
+from ..steps import caps
 from ..steps.firewall import ProfileFirewall, profile_firewall
 from ..steps.key import TemporaryKey
 from ..target import Target
@@ -96,6 +97,7 @@ def provision(target: Target, options: ProvisionOptions, progress: Callable[[str
     with live.stream(options.events, deployment, command="provision", agents=options.agent_ids) as events:
         p = make_plan(target, client, options, deployment, progress)
         r = survey(p, progress)
+        caps.check(client, "provision", len(r.todo), p.spec)
         r.events = events
         progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
                  f"{p.mode} mode, on the {target.describe()}")
