@@ -23,7 +23,7 @@ from ..cloud import api, leases
 from ..cloud.servers import delete_many
 from ..errors import InputError
 from ..pool import members, sweep
-from ..provision import halfmade
+from ..provision import halfmade, spread
 from ..steps.operator import operator_key
 from ..target import Target
 
@@ -70,6 +70,7 @@ def collect_garbage(target: Target, older_than_minutes: float, progress: Callabl
         progress(f"deleting {_what(server)} {server.id} ({server.name}): {_why(server, run)}")
         result[KINDS.get(_role(server), "other_servers")].append(server.id)
     delete_many(client, servers)
+    result["placement_groups"] = spread.drop_empty(client, spread.groups_of(servers), progress)
     if pool:
         keypair = operator_key(required=False, why="")
         result["pool_servers"], result["spared"] = sweep.delete_unclaimed(

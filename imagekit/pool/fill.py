@@ -94,8 +94,9 @@ class PoolPlan:
 
 
 def pool_spec(spec: ServerSpec, profile: str, key: BoundSSHKey, firewall: BoundFirewall | None) -> ServerSpec:
-    """A pool host's server: ``spec``'s type, locations and snapshot, the operator's key alone, no agent yet."""
-    return replace(spec, ssh_keys=(key,), firewalls=(firewall,) if firewall else (),
+    """A pool host's server: ``spec``'s type, locations and snapshot, the operator's key alone, no agent yet (and no
+    placement group: a --spread run's is its agents')."""
+    return replace(spec, ssh_keys=(key,), firewalls=(firewall,) if firewall else (), placement_group=None,
                    user_data=f"#cloud-config\n# imagekit pool host of profile {profile}: unassigned until provision "
                              "claims it\n")
 

@@ -21,6 +21,7 @@ from ..steps import caps
 from ..steps.firewall import ProfileFirewall, profile_firewall
 from ..steps.key import TemporaryKey
 from ..target import Target
+from . import spread
 from .agent import provision_agent
 from .halfmade import busy
 from .options import ProvisionOptions
@@ -90,6 +91,7 @@ def _existing(agent: str, server: BoundServer) -> AgentResult:
 
 def provision(target: Target, options: ProvisionOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     """Provision every agent of ``options``; the result lists each with its outcome."""
+    spread.check(options)
     client = api.connect(target)
     deployment = runid.given(options.run_id)
     before = api.requests_served(target)
@@ -101,7 +103,8 @@ def provision(target: Target, options: ProvisionOptions, progress: Callable[[str
         r.events = events
         progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
                  f"{p.mode} mode, on the {target.describe()}")
-        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(), Agents(), Refill()]
+        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(),
+                                  spread.SpreadGroup(), Agents(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
                   events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]

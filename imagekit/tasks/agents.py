@@ -38,6 +38,9 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, TTL_HELP, agent_ids,
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
     "ttl": TTL_HELP + "; roll and update keep it",
+    "spread": "put the run's agents in a `spread` placement group of their own (each on another physical host; at "
+              "most 10 agents; deleted with the last of them); every agent is then created cold (a running pool "
+              "host cannot join a group)",
     **TOKEN_HELP,
 })
 def provision(c: Context, agent_id: list[str] | None = None, count: str | None = None, mode: str = "auto",
@@ -46,7 +49,8 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               agent_bundle: str | None = None, no_tailscale: bool = False, no_wait: bool = False,
               timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
               events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
-              token_env: str | None = None, token_file: str | None = None, ttl: str | None = None) -> None:
+              token_env: str | None = None, token_file: str | None = None, ttl: str | None = None,
+              spread: bool = False) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
@@ -67,7 +71,8 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
-            pool=not no_pool, refill=refill, run_id=runid.given(run_id), ttl=ttls.parse(ttl)))
+            pool=not no_pool, refill=refill, run_id=runid.given(run_id), ttl=ttls.parse(ttl),
+            spread=spread))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)

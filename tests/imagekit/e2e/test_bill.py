@@ -1,7 +1,9 @@
-"""A bill that cannot run away, end to end on the local cloud, from the session's snapshot: an agent provisioned
-with a TTL of seconds carries its expiry, which status shows; caps refuse provision and run with nothing created;
-`invoke cost --json` adds up to what the API's /pricing says; gc deletes the expired agent with its Tailscale
-device. The arithmetic, durations and caps alone: tests/imagekit/unit/test_cost_logic.py."""
+"""Fleets that cost less, end to end on the local cloud, from the session's snapshot: an agent provisioned with a
+TTL of seconds carries its expiry, which status shows; caps (and --spread's limit) refuse provision and run with
+nothing created; `invoke cost --json` adds up to what the API's /pricing says; gc deletes the expired agent with
+its Tailscale device. Meanwhile two agents provisioned with --spread land in one placement group of their run,
+which deprovision deletes with them. The arithmetic, durations, caps and groups alone:
+tests/imagekit/unit/test_cost_logic.py, tests/imagekit/unit/test_spread_logic.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 import time
 
 import pytest
-from operator_cli import agent_env, invoke
+from operator_cli import agent_env, invoke, start
 
 from imagekit import tailnet
 from imagekit.target import Target
@@ -47,12 +49,19 @@ def expected_cost(client) -> dict:
             "storage": storage}
 
 
-def test_an_agent_with_a_ttl_is_shown_capped_costed_and_collected(fleet, operator):
+def test_ttl_caps_cost_and_spread(fleet, operator):
     client, (_, sk) = fleet, operator
     env = agent_env(sk)
     earlier, asked = devices("bill-1"), time.time()
+    spread = start("provision", "--agent-id", "wide-1,wide-2", "--spread", "--no-tailscale", "--json", env_extra=env)
     made = invoke("provision", "--agent-id", "bill-1", "--ttl", "5s", "--json", env_extra=env)
     assert made.returncode == 0, made.stderr[-3000:]
+    out, err = spread.communicate(timeout=900)
+    assert spread.returncode == 0, err[-3000:]
+    wide = json.loads(out)
+    [group] = client.placement_groups.get_all(label_selector="managed-by=imagekit,role=spread")
+    assert group.type == "spread" and group.labels["run"] == wide["deployment"]
+    assert sorted(group.servers) == sorted(a["server_id"] for a in wide["agents"])
     [agent] = json.loads(made.stdout)["agents"]
     server = client.servers.get_by_id(agent["server_id"])
     expires = int(server.labels["expires-at"])
@@ -75,13 +84,16 @@ def test_an_agent_with_a_ttl_is_shown_capped_costed_and_collected(fleet, operato
     job = invoke("run", "--job-id", "bill-job", "--", "true", env_extra={**env, "IMAGEKIT_MAX_HOURLY": "0.001"})
     assert job.returncode == 1 and "error: run: IMAGEKIT_MAX_HOURLY is 0.001 EUR/hour (gross)" in job.stderr, job.stderr
     assert "raise IMAGEKIT_MAX_HOURLY" in job.stderr
+    many = invoke("provision", "--count", "11", "--agent-id", "many", "--spread", env_extra=env)
+    assert many.returncode == 1 and "--spread: a spread placement group holds at most 10 servers (Hetzner's limit) " \
+        "and this run has 11 agents" in many.stderr, many.stderr
     assert inventory(client) == before
 
     # What it all costs, from /pricing only; a cap passed (as by two runs at once) shows as excess.
     cost = invoke("cost", "--json", env_extra={"IMAGEKIT_MAX_SERVERS": str(count - 1)})
     assert cost.returncode == 0, cost.stderr
     got, want = json.loads(cost.stdout), expected_cost(client)
-    assert got["groups"]["fleet"]["count"] == 1 and got["caps"]["servers"] == want["servers"] == count
+    assert got["groups"]["fleet"]["count"] == 3 and got["caps"]["servers"] == want["servers"] == count
     assert got["caps"]["servers_over"] == 1 and got["caps"]["hourly_over"] is None
     assert got["groups"]["primary_ipv4s"]["count"] == want["ipv4s"] >= 1
     assert got["caps"]["hourly"] == pytest.approx(want["hourly"], abs=1e-5)
@@ -89,6 +101,12 @@ def test_an_agent_with_a_ttl_is_shown_capped_costed_and_collected(fleet, operato
     assert got["groups"]["snapshots"]["monthly"] == pytest.approx(want["storage"], abs=1e-4)
     assert got["total"]["monthly"] == pytest.approx(want["monthly"] + want["storage"], abs=1e-3)
     assert sum(g["hourly"] for g in got["groups"].values()) == pytest.approx(got["total"]["hourly"], abs=1e-5)
+
+    # The group goes with the last of its agents.
+    gone = invoke("deprovision", "--agent-id", "wide-1,wide-2", "--json")
+    assert gone.returncode == 0, gone.stderr[-2000:]
+    assert json.loads(gone.stdout)["placement_groups_deleted"] == [group.id]
+    assert group.id not in {g.id for g in client.placement_groups.get_all()}
 
     # Expired: gc deletes it with its Tailscale device (no grace: --older-than 0).
     time.sleep(max(0.0, expires + 1 - time.time()))
