@@ -25,6 +25,7 @@ class AgentHealth(TypedDict):
     server_type: str | None
     location: str | None
     hourly_cost_gross: float | None
+    expires_at: NotRequired[str | None]  # its --ttl's end (ISO, UTC), after which gc deletes it; None: no TTL
     problems: list[str]  # what a check found wrong
     unchecked: list[str]  # what could not be checked, and why
     healthy: NotRequired[bool | None]  # set last, from the two above: None is unchecked

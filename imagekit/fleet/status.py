@@ -25,7 +25,7 @@ import paramiko
 from hcloud import Client
 from hcloud.servers import BoundServer
 
-from .. import agentid, profiles, tailnet
+from .. import agentid, profiles, tailnet, ttl
 from ..bundledigest import CODE_LABEL
 from ..cloud import api
 from ..cloud.api import known
@@ -177,7 +177,7 @@ def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
         "drift": latest is not None and snapshot_id != latest, "code_digest": labels.get(CODE_LABEL),
         "provisioned_at": created.isoformat(),
         "server_type": type_of(server).name, "location": location,
-        "hourly_cost_gross": cost([server])["hourly_gross"] if location else None,
+        "hourly_cost_gross": cost([server])["hourly_gross"] if location else None, "expires_at": ttl.shown(server),
         "problems": [], "unchecked": []}
     problems = row["problems"]
     if server.status != "running":

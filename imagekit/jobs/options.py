@@ -37,6 +37,7 @@ class JobOptions:
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
     container_image: str | None = None  # run COMMAND in a container of this image, baked into the snapshot
     container_network: bool = False  # the container gets Docker's bridge network (default: none)
+    ttl: float | None = None  # seconds a job's server lives at most (imagekit.ttl): gc deletes it after
 
 
 def check_options(o: JobOptions) -> Tree | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from hcloud import Client
 
-from .. import profiles, runid, secretfile, tailnet
+from .. import profiles, runid, secretfile, tailnet, ttl
 from ..bake import require_baked
 from ..cloud import api, lookups
 from ..cloud.spec import ServerSpec, resolve
@@ -38,7 +38,8 @@ class JobPlan:
     def labels(self, job_id: str) -> dict[str, str]:
         """A job's server and key (leased while the run lives: gc sweeps them once it is gone, or --run's)."""
         return api.labels(role="job", profile=self.options.profile, mode=self.mode, tailscale="yes" if self.tailnet
-                          else "no", **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)})
+                          else "no", **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)},
+                          **ttl.label(self.options.ttl))
 
 
 def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:

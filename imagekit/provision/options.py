@@ -34,6 +34,8 @@ class ProvisionOptions:
     pool: bool = True  # claim a warm pool host first (snapshot mode, with the operator's private key)
     refill: bool = False  # afterwards, top the pool up to the size it had
     run_id: str | None = None  # the run's id (every resource's `run` label and the agents' deployment); default: new
+    ttl: float | None = None  # seconds the agents live: their expires-at label, which gc acts on (imagekit.ttl)
+    spread: bool = False  # the run's agents in a spread placement group of their own (provision.spread)
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:

@@ -12,7 +12,7 @@ from hcloud import Client
 from hcloud.images import BoundImage
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import bundledigest, profiles, runid, secretfile, settings, tailnet
+from .. import bundledigest, profiles, runid, secretfile, settings, tailnet, ttl
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
 from ..bundledigest import BUNDLE_LABEL, CODE_LABEL
 from ..cloud import api, lookups
@@ -69,7 +69,8 @@ class ProvisionPlan:
         """An agent server's labels (gc and deprovision find agents by them; status shows its code's digest)."""
         return api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
                           tailscale="yes" if self.enrols else "no", **{"agent-id": name, runid.LABEL: self.deployment},
-                          **({CODE_LABEL: self.code_digest} if self.code_digest else {}), **extra)
+                          **({CODE_LABEL: self.code_digest} if self.code_digest else {}), **ttl.label(self.options.ttl),
+                          **extra)
 
 
 def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: str,

@@ -108,8 +108,8 @@ def verify(c: Context, snapshot: str = "latest", profile: str = "agent", server_
     say(f"snapshot {result['snapshot_id']} verified")
 
 
-@task(help={"older_than": "a grace on top of each lease: sweep only what no lease has covered for this many "
-                          "minutes (default 0)",
+@task(help={"older_than": "a grace on top of each lease and TTL: sweep only what no lease has covered, or what "
+                          "expired, this many minutes ago (default 0)",
             "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
                     "and half-made agent servers), job (jobs' servers and keys), pool (pool hosts a fill was "
                     "making) or all (default; also round trip and bench servers)",
@@ -119,8 +119,9 @@ def gc(c: Context, older_than: float = 0.0, role: str = "all", run_: str | None 
        token_env: str | None = None, token_file: str | None = None) -> None:
     """Delete what runs that are gone left: builders, half-made agents and pool hosts, jobs, temporary SSH keys.
 
-    Only what no live lease covers (its run renews the lease while it works), or with --run, one run's. Pool hosts
-    are deleted once reserved as a claim does (needs SSH_PRIVATE_KEY_PATH); ready agents and pool hosts never."""
+    Only what no live lease covers (its run renews the lease while it works), or with --run, one run's; and agents,
+    pool hosts and jobs whose --ttl has passed (with their Tailscale devices). Pool hosts are deleted once reserved
+    as a claim does (needs SSH_PRIVATE_KEY_PATH); ready agents and pool hosts without a TTL never."""
     from .. import runid
     from ..fleet.gc import collect_garbage
 

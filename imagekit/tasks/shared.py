@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..command import TOKEN_HELP, number, run, say, whole_number
 
-__all__ = ["LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "agent_ids", "number", "path", "run", "say",
+__all__ = ["LOCATION_HELP", "RUN_ID_HELP", "TTL_HELP", "TOKEN_HELP", "agent_ids", "number", "path", "run", "say",
            "whole_number"]
 
 LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
@@ -15,6 +15,9 @@ LOCATION_HELP = ("a location, or locations tried in order when one has no capaci
 
 RUN_ID_HELP = ("this run's id, on everything it makes (label `run`), so that `invoke gc --run ID` sweeps what it left "
                "if it is cancelled; a workflow passes its own (default: a new one)")
+
+TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
+            "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 
 
 def agent_ids(raw: list[str] | None) -> list[str]:
