@@ -6,6 +6,7 @@
 set -eu
 stage=@STAGE@
 [ -d "$stage" ] || { echo "imagekit-configure-agent: nothing staged in $stage (already configured?)"; exit 0; }
+[ -f "$stage/bundle.tar.gz" ] || { echo "imagekit-configure-agent: no agent code staged in $stage: the agent is not started" >&2; exit 1; }
 id -u @USER@ >/dev/null 2>&1 || { echo "imagekit-configure-agent: user @USER@ missing: is this the profile's image?" >&2; exit 1; }
 # The bundle replaces what was there; only the service's user may read it. The agent owns its code directory and
 # may change it while it runs (a link planted for root to write through): it is stopped before its code is
