@@ -196,3 +196,21 @@ def test_no_wait_is_refused_for_code_that_must_travel_over_ssh(api, clean_settin
         assert not small.stage_code and not small.over_ssh and small.inline_code() is not None
     finally:
         key.delete()
+
+
+def test_render_cloud_init_leaves_out_code_too_large_for_the_user_data(tmp_path, clean_settings):
+    """What provision would send: a small bundle inside the user data, which starts the agent; a large one left
+    out (provision stages it over SSH), the host told to wait for imagekit."""
+    from imagekit.provision import render_for_operator
+
+    top = tmp_path / "big"
+    top.mkdir()
+    (top / "index.js").write_text("// " + os.urandom(40_000).hex())
+    small = render_for_operator("r-1", mode="snapshot", local=False, api_url=API_URL, tailscale=False,
+                                agent_bundle=None)
+    big = render_for_operator("r-1", mode="snapshot", local=False, api_url=API_URL, tailscale=False,
+                              agent_bundle=top)
+    assert "path: /var/lib/imagekit/agent/bundle.tar.gz" in small and "- [/usr/local/sbin/imagekit-configure-agent]" \
+        in small
+    assert "path: /var/lib/imagekit/agent/bundle.tar.gz" not in big and "encoding: b64" not in big
+    assert "- [/usr/local/sbin/imagekit-configure-agent]" not in big and "configured it over SSH (its code" in big
