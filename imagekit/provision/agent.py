@@ -1,8 +1,7 @@
 """One agent's pipeline, run in a worker thread: [an abandoned server replaced] → Tailscale auth key → user data →
 server (labelled half-made) → boot → SSH → cloud-init → enrolled → [fallback: playbooks] → [code, secrets and
 configuration over SSH: fallback, code too large for the user data, or --secrets-file] → agent running → marked
-ready. A warm pool host, when
-one is claimed, takes the place of the server's creation and boot."""
+ready. A warm pool host, when one is claimed, takes the place of the server's creation and boot."""
 
 from __future__ import annotations
 
