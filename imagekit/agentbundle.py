@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import posixpath
 import stat
@@ -70,8 +69,11 @@ def load(path: Path) -> Bundle:
 
 
 def in_memory(data: bytes, source: str) -> Bundle:
-    """Bytes already at hand as a bundle (a roll's code, read from the agent's old host)."""
-    return Bundle(source, io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest(), frozenset())
+    """Bytes already at hand as a bundle (a roll's code, read from the agent's old host), sent as any other."""
+    out = tempfile.TemporaryFile(prefix="imagekit-bundle-")
+    out.write(data)
+    out.flush()
+    return Bundle(source, out, len(data), hashlib.sha256(data).hexdigest(), frozenset())
 
 
 def _pack(top: Path) -> Bundle:

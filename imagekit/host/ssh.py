@@ -76,14 +76,20 @@ def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600,
     """``stdin`` goes over the channel: how secrets reach a host (never on a command line, which ``ps`` shows), and
     agent bundles, streamed a chunk at a time when given as chunks."""
     channel_in, stdout, stderr = client.exec_command(command, timeout=timeout)
-    try:
-        for chunk in [stdin] if isinstance(stdin, bytes) else stdin or ():
-            channel_in.channel.sendall(chunk)
-        channel_in.channel.shutdown_write()
-    except OSError:  # the command ended before reading all of it: its exit status and output say why
-        pass
+    _send(channel_in.channel, stdin)
     out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
     return stdout.channel.recv_exit_status(), out, err
+
+
+def _send(channel: paramiko.Channel, stdin: bytes | Iterable[bytes] | None) -> None:
+    """``stdin`` to the command, then its end; a command that ended before reading all of it is left to say why
+    (its exit status and output), while an error reading ``stdin`` here is raised."""
+    for chunk in [stdin] if isinstance(stdin, bytes) else stdin or ():
+        try:
+            channel.sendall(chunk)
+        except OSError:
+            return
+    channel.shutdown_write()
 
 
 def must(client: paramiko.SSHClient, command: str, what: str, *, stdin: bytes | Iterable[bytes] | None = None,

@@ -214,3 +214,10 @@ def test_render_cloud_init_leaves_out_code_too_large_for_the_user_data(tmp_path,
         in small
     assert "path: /var/lib/imagekit/agent/bundle.tar.gz" not in big and "encoding: b64" not in big
     assert "- [/usr/local/sbin/imagekit-configure-agent]" not in big and "configured it over SSH (its code" in big
+
+
+def test_bytes_at_hand_are_sent_as_any_bundle():
+    """A roll's code, read from the old host: the same chunks and digest as a bundle loaded from disk."""
+    data = os.urandom(3 * agentbundle.CHUNK + 5)
+    found = agentbundle.in_memory(data, "the code of roll-1")
+    assert b"".join(found.chunks()) == data and found.sha256 == hashlib.sha256(data).hexdigest()
