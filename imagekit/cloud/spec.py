@@ -40,6 +40,8 @@ class ServerSpec:
     placement_group: BoundPlacementGroup | None = None
     host_key: hostkey.HostKey | None = None  # the server's SSH host key, made by the create step: in its user data,
     # its fingerprint in its host-key label
+    login_key: str | None = None  # a public key that may log in as root, handed in the user data (a run's own key
+    # for its readiness checks, when the project holds the operator's: no temporary key in the project)
 
     @property
     def server_labels(self) -> dict[str, str]:
@@ -53,7 +55,9 @@ class ServerSpec:
     def create_arguments(self, location: BoundLocation | None) -> dict[str, Any]:
         """The SDK's ``servers.create`` arguments in ``location`` (name and labels apart); options left at their
         defaults are not sent, so a create asks the API what it always asked."""
-        user_data = hostkey.with_host_key(self.user_data, self.host_key) if self.host_key else self.user_data
+        assert self.host_key is not None or self.login_key is None, "a login key rides with the server's host key"
+        user_data = hostkey.with_host_key(self.user_data, self.host_key, self.login_key) if self.host_key \
+            else self.user_data
         args: dict[str, Any] = {"server_type": self.server_type, "image": self.image, "location": location,
                                 "ssh_keys": list(self.ssh_keys), "user_data": user_data,
                                 "firewalls": list(self.firewalls) or None}

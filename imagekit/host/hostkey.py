@@ -63,20 +63,30 @@ def openssh_form(found: str) -> str:
     return "SHA256:" + found.replace("-", "+").replace("_", "/")
 
 
+def login_user_data(public_openssh: str) -> str:
+    """The cloud-config key that lets a run's own key log in as root for its readiness checks: handed in the user
+    data, as the API hands the project's keys, so the run needs no key in the project (two requests fewer); the
+    run removes it from the host once the agent is ready. Without its comment: the same length for every key."""
+    return ("# imagekit: the provisioning run's key, removed once the host is ready\nssh_authorized_keys:\n"
+            f"  - {json.dumps(' '.join(public_openssh.split()[:2]))}\n")
+
+
 @functools.lru_cache(maxsize=1)
 def user_data_bytes() -> int:
-    """What a host key adds to a server's user data (the same for every ed25519 key): the API's 32 KiB limit is
-    checked with it before anything is created."""
-    return len(new().user_data().encode())
+    """What a host key and a run's login key add to a server's user data (the same for every ed25519 key): the
+    API's 32 KiB limit is checked with them before anything is created."""
+    return len(new().user_data().encode()) + len(login_user_data(new().public_openssh).encode())
 
 
-def with_host_key(user_data: str | None, key: HostKey) -> str:
-    """``user_data`` (imagekit's own cloud-config, or none) with ``key`` as the server's host key."""
+def with_host_key(user_data: str | None, key: HostKey, login: str | None = None) -> str:
+    """``user_data`` (imagekit's own cloud-config, or none) with ``key`` as the server's host key and, when given,
+    ``login`` (a public key) allowed to log in as root."""
+    added = key.user_data() + (login_user_data(login) if login else "")
     if user_data is None:
-        return "#cloud-config\n" + key.user_data()
+        return "#cloud-config\n" + added
     if not user_data.startswith("#cloud-config"):
         raise ValueError("imagekit hands host keys only in its own #cloud-config user data")
-    return user_data + ("" if user_data.endswith("\n") else "\n") + key.user_data()
+    return user_data + ("" if user_data.endswith("\n") else "\n") + added
 
 
 @dataclass(frozen=True)

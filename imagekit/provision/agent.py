@@ -141,7 +141,8 @@ class AgentRunning:
         assert a.conn is not None, "AgentRunning follows WaitSSH (or a claim)"
         probe.wait_running(a.conn, service, grace=AGENT_START_GRACE, stable=AGENT_STABLE,
                            check=lambda: a.check(f"the {service} service"))
-        if a.ssh_key is not None:  # the run's key leaves the host: only the operator's keys stay
+        if a.ssh_key is not None or (a.spec is not None and a.spec.login_key):  # the run's key leaves the host:
+            # only the operator's keys stay
             assert a.keypair is not None, "the run's key is the job's key pair"
             body = a.keypair.public_openssh.split()[1]
             probe.sh(a.conn, f"sed -i '\\|{body}|d' /root/.ssh/authorized_keys")
@@ -154,7 +155,8 @@ def provision_agent(r: Run, agent_id: str) -> AgentResult:
     a = Agent(client=p.client, progress=r.progress, resource_name=name, timeout=p.timeout(), cancel=r.cancel,
               watcher=r.watcher, keypair=r.keypair, ssh_key=r.ssh_key, plan=p, agent_id=agent_id, stream=r.events,
               leased=p.options.wait,
-              spec=replace(p.spec, labels=p.agent_labels(name), firewalls=(r.firewall,) if r.firewall else ()))
+              spec=replace(p.spec, labels=p.agent_labels(name), firewalls=(r.firewall,) if r.firewall else (),
+                           login_key=r.login_key))
     if r.pool is not None and p.mode == "snapshot" and not r.replace.get(name):
         assert r.keypair is not None, "a run with a pool holds the operator's key (find_pool)"
         a.reservation = claim.reserve(r.pool, r.keypair, claim.token(p.deployment, agent_id),

@@ -15,6 +15,7 @@ from .. import events as live
 from ..cloud import api
 from ..cloud.actions import ActionWatcher
 from ..cloud.servers import address
+from ..host.keys import new_ed25519
 from ..pipeline import Step, in_workers, run_steps
 from ..pool.fill import PoolPlan, fill_to, pool_spec
 from ..steps.firewall import ProfileFirewall, profile_firewall
@@ -28,12 +29,19 @@ from .state import AgentResult, Run, survey
 
 
 class ProvisionKey(TemporaryKey[Run]):
-    """The run's temporary SSH key: how imagekit checks readiness; removed from every host at the end.
-    Not needed when the operator's own key is at hand (SSH_PRIVATE_KEY_PATH)."""
+    """The run's own SSH key: how imagekit checks readiness; removed from every host at the end. Not needed when
+    the operator's own key is at hand (SSH_PRIVATE_KEY_PATH). When the project holds the operator's key
+    (HETZNER_SSH_KEY_ID), the run's key travels in each server's user data and never enters the project (no key
+    to create, lease or delete: two requests fewer per run); otherwise it is a temporary key in the project."""
 
     def run(self, r: Run) -> None:
-        if r.todo and r.keypair is None:
+        if not r.todo or r.keypair is not None:
+            return
+        if r.plan.operator_key is None:
             super().run(r)
+            return
+        r.keypair = new_ed25519(r.resource_name)
+        r.login_key = r.keypair.public_openssh
 
 
 class Agents:

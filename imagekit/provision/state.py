@@ -53,6 +53,7 @@ class Run:
     keypair: KeyPair | None = None  # how readiness is checked: the operator's key, else the temporary key's
     key_file: Path | None = None
     ssh_key: BoundSSHKey | None = None  # the temporary key, when the run made one
+    login_key: str | None = None  # the run's key's public half, when it travels in the user data instead
     keep_on_failure: bool = False
     firewall: BoundFirewall | None = None
     firewall_created: bool = False

@@ -94,9 +94,13 @@ def test_fleet_from_snapshot_then_idempotent_then_deprovisioned(fleet, snapshot,
     laptop = decoy_device("fleet-1")
     env = agent_env(sk)
     events = tmp_path / "events.jsonl"
+    keys_made = cloud_log_count("POST", "/v1/ssh_keys")
     proc = invoke("provision", "--count", "3", "--agent-id", "fleet", "--json", "--events", str(events),
                   env_extra=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The project holds the operator's key: the run's own key travels in the user data, none enters the project
+    # (and host_suite below finds only the operator's key left on each host).
+    assert cloud_log_count("POST", "/v1/ssh_keys") == keys_made
     agents = json.loads(proc.stdout)["agents"]
     provision_events_tell_each_agents_story(events, json.loads(proc.stdout)["deployment"])
     assert [a["agent_id"] for a in agents] == ["fleet-1", "fleet-2", "fleet-3"]

@@ -19,6 +19,7 @@ from hcloud.server_types import ServerType
 
 from imagekit.cloud.spec import ServerSpec
 from imagekit.host import hostkey
+from imagekit.host.keys import new_ed25519
 
 # Hetzner's label values (as the local cloud checks them: localcloud/api/labels.py)
 LABEL_VALUE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
@@ -45,7 +46,10 @@ def test_the_user_data_makes_it_the_only_host_key():
     assert merged["ssh_keys"] == {"ed25519_private": key.private_openssh, "ed25519_public": key.public_openssh}
     alone = hostkey.with_host_key(None, key)
     assert alone.startswith("#cloud-config\n") and yaml.safe_load(alone)["ssh_keys"]["ed25519_public"]
-    assert len(key.user_data().encode()) == hostkey.user_data_bytes()
+    login = new_ed25519("imagekit-provision-x").public_openssh
+    with_login = hostkey.with_host_key("#cloud-config\nruncmd:\n  - [echo, hi]", key, login)
+    assert yaml.safe_load(with_login)["ssh_authorized_keys"] == [" ".join(login.split()[:2])]
+    assert len(with_login.encode()) - len("#cloud-config\nruncmd:\n  - [echo, hi]\n") == hostkey.user_data_bytes()
     with pytest.raises(ValueError):
         hostkey.with_host_key("#!/bin/sh\necho hi\n", key)
 
