@@ -1,7 +1,8 @@
 """What an agent host is told: its identity (``agent.env``), the record of its provisioning, its code (the agent
 bundle) and the script that installs them, as one configuration. Cold hosts get it in their user data
-(``provision.userdata``), claimed pool hosts and roll replacements over SSH (``stage_archive``,
-``STAGE_AND_CONFIGURE``): one definition below provisioning, the pool and the fleet commands."""
+(``provision.userdata``; the code too when it fits there), claimed pool hosts and roll replacements over SSH
+(``stage_archive``); code that does not fit in user data, and ``update``'s, travels over SSH (``stage_code``): one
+definition below provisioning, the pool and the fleet commands."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ import io
 import json
 import re
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agentid, settings
+import paramiko
+
+from . import agentbundle, agentid, settings
+from .agentbundle import Bundle
 from .data import path as data_path
 from .errors import InputError
+from .host import ssh
 from .profiles import Profile
 
 STAGE = "/var/lib/imagekit/agent"
-# New code for a configured host, over SSH (the bundle on stdin): staged, then installed and started by the
-# host's own configure script, which replaces only what is staged.
-STAGE_AND_CONFIGURE = f"mkdir -p {STAGE} && cat > {STAGE}/bundle.tar.gz && /usr/local/sbin/imagekit-configure-agent"
+# The host's own configure script: installs what is staged (the code replaces only what was there) and (re)starts
+# the profile's service.
+CONFIGURE = "/usr/local/sbin/imagekit-configure-agent"
 LOCAL_API_URL = "http://127.0.0.1:3000"  # placeholder on the local cloud: the example agent only logs it
 _URL = re.compile(r"https?://[^\s\"'\\`$]+")
 
@@ -71,31 +77,32 @@ def check_api_url(url: str) -> str:
     return url
 
 
-def bundle(path: Path | None, profile: Profile) -> bytes:
-    """The agent bundle as .tar.gz bytes: a directory is packed (reproducibly), a .tar.gz taken as is; without
-    one, the profile's example bundle."""
-    path = Path(path) if path else data_path(profile.example_bundle)
-    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        return path.read_bytes()
-    if not path.is_dir():
-        raise AgentConfigError(f"agent bundle {path} is neither a directory nor a .tar.gz file: "
-                               "pass --agent-bundle DIR|FILE.tar.gz (default: the profile's example bundle)")
-    if not (path / profile.entrypoint).is_file():
-        raise AgentConfigError(f"agent bundle {path} has no {profile.entrypoint} (the {profile.name} profile's "
-                               f"service runs {profile.code_dir}/{profile.entrypoint})")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tar:
-        for item in sorted(path.rglob("*")):
-            info = tar.gettarinfo(str(item), arcname=str(item.relative_to(path)))
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mtime = 0
-            if item.is_file():
-                with open(item, "rb") as fh:
-                    tar.addfile(info, fh)
-            else:
-                tar.addfile(info)
-    return buf.getvalue()
+def bundle(path: Path | None, profile: Profile) -> Bundle:
+    """The agent bundle, checked whole (agentbundle) and holding the profile's entrypoint; without one, the
+    profile's example bundle."""
+    found = agentbundle.load(Path(path) if path else data_path(profile.example_bundle))
+    found.require(profile.entrypoint, f"the {profile.name} profile's service runs {profile.code_dir}/"
+                                      f"{profile.entrypoint}")
+    return found
+
+
+def _stage_command(sha256: str) -> str:
+    """Receive a bundle on stdin beside the staged files, and put it in place only once its sha256 is the one
+    sent: a cut connection or a damaged stream never reaches the configure script."""
+    return (f"set -e; umask 077; mkdir -p {STAGE}; part=$(mktemp {STAGE}/.bundle.XXXXXX); cat > \"$part\"; "
+            f"got=$(sha256sum < \"$part\" | cut -d' ' -f1); if [ \"$got\" != {sha256} ]; then rm -f \"$part\"; "
+            f"echo \"the agent bundle arrived with sha256 $got, not {sha256} as sent: nothing was replaced\" >&2; "
+            f"exit 1; fi; mv -f \"$part\" {STAGE}/bundle.tar.gz")
+
+
+def stage_code(conn: paramiko.SSHClient, code: Bundle, where: str) -> float:
+    """The bundle streamed over ``conn`` (tar.gz on the SSH channel, a chunk at a time) into the staging
+    directory, checked there; the seconds it took. Provisioning, pool claims, ``update`` and rolls stage code
+    this one way; the host's configure script then installs it."""
+    t0 = time.monotonic()
+    ssh.must(conn, _stage_command(code.sha256), f"staging the agent bundle ({code.size} bytes) on {where}",
+             stdin=code.chunks(), timeout=300)
+    return time.monotonic() - t0
 
 
 def agent_env(cfg: AgentConfig) -> str:
@@ -120,11 +127,12 @@ def configure_script(profile: Profile) -> str:
     return script
 
 
-def stage_archive(cfg: AgentConfig, agent_bundle: bytes) -> bytes:
-    """What the user data stages, as a .tar.gz for a host that is configured over SSH instead (a pool host):
-    ``agent.env``, ``provisioned.json`` and ``bundle.tar.gz`` (root-only), and the configure script."""
+def stage_archive(cfg: AgentConfig) -> bytes:
+    """What the user data stages but the code, as a .tar.gz for a host that is configured over SSH instead (a
+    pool host): ``agent.env`` and ``provisioned.json`` (root-only), and the configure script; ``stage_code``
+    follows."""
     files = {"agent.env": agent_env(cfg).encode(), "provisioned.json": json.dumps(metadata(cfg)).encode(),
-             "bundle.tar.gz": agent_bundle, "imagekit-configure-agent": configure_script(cfg.profile).encode()}
+             "imagekit-configure-agent": configure_script(cfg.profile).encode()}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, content in files.items():

@@ -74,7 +74,7 @@ def image_label(reference: str) -> str:
 def resolve(profile: Profile, agent_bundle: Path | None, images: list[str], local: bool) -> Bake:
     """The profile's bundle and images (the options' win or add), checked before anything is created."""
     path = agent_bundle or (Path(profile.bundle) if profile.bundle else None)
-    packed = agentconf.bundle(path, profile) if path else None
+    packed = agentconf.bundle(path, profile).data() if path else None  # checked whole; a build holds it once
     found: list[Image] = []
     for entry in [*profile.images, *images]:
         if entry.endswith(ARCHIVE):

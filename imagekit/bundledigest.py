@@ -15,12 +15,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from .agentbundle import Bundle
 from .errors import InputError
 
 LENGTH = 43
@@ -70,8 +72,15 @@ def _walk(root: Path) -> Iterator[tuple[str, tuple[str, bytes]]]:
 
 
 def of_archive(data: bytes) -> str:
-    """The digest of a bundle as .tar.gz bytes (what provisioning and update send): the same as its tree's."""
+    """The digest of a bundle as .tar.gz bytes: the same as its tree's."""
     return of_entries(dict(_members(io.BytesIO(data), "(archive)")))
+
+
+def of_bundle(bundle: Bundle) -> str:
+    """The digest of a checked bundle (what provisioning and update send), read as a stream, never whole."""
+    with os.fdopen(os.dup(bundle.file.fileno()), "rb") as fh:  # its own reader: the bundle reads by offset
+        fh.seek(0)
+        return of_entries(dict(_members(fh, bundle.source)))
 
 
 def _members(fileobj: IO[bytes], archive: str) -> Iterator[tuple[str, tuple[str, bytes]]]:

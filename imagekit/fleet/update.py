@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 import paramiko
 from hcloud.servers import BoundServer
 
-from .. import agentconf, bundledigest, profiles, secretfile
+from .. import agentbundle, agentconf, bundledigest, profiles, secretfile
 from .. import events as live
 from ..bundledigest import CODE_LABEL
 from ..cloud import api
@@ -75,13 +75,16 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
     if batch < 1:
         raise InputError(f"--batch {batch}: give at least 1")
     secrets = secretfile.load(secrets_file) if secrets_file is not None else None
+    code = agentbundle.load(bundle_path) if bundle_path is not None else None  # checked whole before any cloud call
     key = operator_key(required=True, why="update reaches the agents")
     client = api.connect(target)
     servers = agent_servers(client, agent_ids, selector)
     if not servers:
         raise InputError("no agent matches: check --agent-id / --selector with `invoke list`")
     kinds = {name: profiles.load(name) for name in {(s.labels or {}).get("profile", "agent") for s in servers}}
-    bundles = {name: agentconf.bundle(bundle_path, p) if bundle_path is not None else None for name, p in kinds.items()}
+    for p in kinds.values():
+        if code is not None:
+            code.require(p.entrypoint, f"the {p.name} profile's service runs {p.code_dir}/{p.entrypoint}")
     results: list[Updated] = []
     stopped = False
     batches = [servers[i:i + batch] for i in range(0, len(servers), batch)]
@@ -95,8 +98,7 @@ def update_fleet(target: Target, agent_ids: list[str], selector: str | None, bun
             progress(f"batch {number}/{len(batches)}: {names}")
             ev.emit("batch started", detail=f"{number}/{len(batches)}: {names}")
             with ThreadPoolExecutor(max_workers=len(group)) as pool:
-                done = list(pool.map(lambda s: _update_one(s, kinds[_kind(s)], key, bundles[_kind(s)], secrets,
-                                                           progress), group))
+                done = list(pool.map(lambda s: _update_one(s, kinds[_kind(s)], key, code, secrets, progress), group))
             for row in done:
                 ev.emit(row["status"], agent=row["agent_id"], detail=row["error"])
             results += done
@@ -114,7 +116,7 @@ def _kind(server: BoundServer) -> str:
     return (server.labels or {}).get("profile", "agent")
 
 
-def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: bytes | None,
+def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: agentbundle.Bundle | None,
                 secrets: secretfile.Secrets | None, progress: Callable[[str], None]) -> Updated:
     """One host: updated, rolled back (its agent did not come up with the new code), or failed."""
     t0 = time.monotonic()
@@ -140,7 +142,8 @@ def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: 
             if secrets is not None:
                 secretfile.install(conn, p.secrets_file, secrets, owner=p.user)
             if bundle is not None:
-                _sh(conn, agentconf.STAGE_AND_CONFIGURE, "installing the new code", stdin=bundle)
+                agentconf.stage_code(conn, bundle, str(ip))
+                _sh(conn, agentconf.CONFIGURE, "installing the new code")
             else:
                 _sh(conn, _restart(p), "restarting the agent")
             probe.wait_running(conn, p.service, grace=AGENT_START_GRACE, stable=AGENT_STABLE)
@@ -154,7 +157,7 @@ def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: 
             return _row(server, "rolled back", str(exc), round(time.monotonic() - t0, 2))
         _sh(conn, _drop_previous(p), "dropping the previous code")
         if bundle is not None:  # status shows which code each agent runs
-            server.update(labels={**(server.labels or {}), CODE_LABEL: bundledigest.of_archive(bundle)})
+            server.update(labels={**(server.labels or {}), CODE_LABEL: bundledigest.of_bundle(bundle)})
         progress(f"[{server.name}] updated ({time.monotonic() - t0:.1f} s)")
         return _row(server, "updated", None, round(time.monotonic() - t0, 2))
     except HostError as exc:
@@ -163,5 +166,5 @@ def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: 
         conn.close()
 
 
-def _sh(conn: paramiko.SSHClient, command: str, what: str, stdin: bytes | None = None) -> None:
-    ssh.must(conn, command, what, stdin=stdin, tail=800)
+def _sh(conn: paramiko.SSHClient, command: str, what: str) -> None:
+    ssh.must(conn, command, what, tail=800)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, cast
 
 import paramiko
@@ -71,19 +71,29 @@ def wait_for_ssh(host: str, key: KeyPair, *, pin: Pin | None, deadline: float,
                      "or look at the server's console log")
 
 
-def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600, stdin: bytes | None = None
-        ) -> tuple[int, str, str]:
-    """``stdin`` goes over the channel: how secrets reach a host (never on a command line, which ``ps`` shows)."""
+def run(client: paramiko.SSHClient, command: str, *, timeout: float = 600,
+        stdin: bytes | Iterable[bytes] | None = None) -> tuple[int, str, str]:
+    """``stdin`` goes over the channel: how secrets reach a host (never on a command line, which ``ps`` shows), and
+    agent bundles, streamed a chunk at a time when given as chunks."""
     channel_in, stdout, stderr = client.exec_command(command, timeout=timeout)
-    if stdin is not None:
-        channel_in.write(stdin)
-    channel_in.channel.shutdown_write()
+    _send(channel_in.channel, stdin)
     out, err = stdout.read().decode(errors="replace"), stderr.read().decode(errors="replace")
     return stdout.channel.recv_exit_status(), out, err
 
 
-def must(client: paramiko.SSHClient, command: str, what: str, *, stdin: bytes | None = None, timeout: float = 300,
-         tail: int = 1500) -> str:
+def _send(channel: paramiko.Channel, stdin: bytes | Iterable[bytes] | None) -> None:
+    """``stdin`` to the command, then its end; a command that ended before reading all of it is left to say why
+    (its exit status and output), while an error reading ``stdin`` here is raised."""
+    for chunk in [stdin] if isinstance(stdin, bytes) else stdin or ():
+        try:
+            channel.sendall(chunk)
+        except OSError:
+            return
+    channel.shutdown_write()
+
+
+def must(client: paramiko.SSHClient, command: str, what: str, *, stdin: bytes | Iterable[bytes] | None = None,
+         timeout: float = 300, tail: int = 1500) -> str:
     """``run``, and a HostError naming ``what``, the exit code and the output's last ``tail`` characters on failure."""
     code, out, err = run(client, command, timeout=timeout, stdin=stdin)
     if code != 0:

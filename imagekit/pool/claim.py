@@ -25,7 +25,8 @@ from hcloud.images import BoundImage
 from hcloud.servers import BoundServer
 
 from .. import secretfile, tailnet
-from ..agentconf import STAGE, AgentConfig, stage_archive
+from ..agentbundle import Bundle
+from ..agentconf import CONFIGURE, STAGE, AgentConfig, stage_archive, stage_code
 from ..cloud import leases
 from ..cloud.api import known
 from ..cloud.servers import address
@@ -127,7 +128,7 @@ class AgentPlan(Protocol):
     def profile(self) -> Profile: ...
 
     @property
-    def bundle(self) -> bytes: ...
+    def bundle(self) -> Bundle | None: ...
 
     @property
     def secrets(self) -> secretfile.Secrets: ...
@@ -230,11 +231,16 @@ class ConfigureClaimed:
         assert a.reservation is not None and a.conn is not None, "configuring follows the claim"
         stage = "; ".join([
             f"set -e; umask 077; rm -rf {STAGE}; mkdir -p {STAGE}; tar -xzf - -C {STAGE} --no-same-owner",
-            f"install -m 0755 {STAGE}/imagekit-configure-agent /usr/local/sbin/imagekit-configure-agent",
+            f"install -m 0755 {STAGE}/imagekit-configure-agent {CONFIGURE}",
             f"rm {STAGE}/imagekit-configure-agent",
             _hostname_command(known(a.reservation.server.name, "the pool host's name"), a.resource_name)])
         cfg = dataclasses.replace(r.config(a.agent_id, None), mode="pool")  # the agent's record says where from
-        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=stage_archive(cfg, r.bundle))
+        ssh.must(a.conn, stage, f"staging the agent on {a.ip}", stdin=stage_archive(cfg))
+        assert r.bundle is not None, "a claim is provisioning's, whose plan has a bundle"
+        if r.code_baked:  # the pool host's snapshot holds this very code: it stays
+            ssh.must(a.conn, f"touch {STAGE}/code-baked", f"staging the agent on {a.ip}")
+        else:
+            stage_code(a.conn, r.bundle, str(a.ip))
         if r.secrets:
             secretfile.install(a.conn, r.profile.secrets_file, r.secrets, owner=r.profile.user)
         if r.tailnet is not None:
@@ -244,7 +250,7 @@ class ConfigureClaimed:
             except tailnet.TailnetError as exc:
                 raise HostError(f"on {a.ip}: {exc}") from None
             a.event("enrolled", ",".join(r.tags))
-        ssh.must(a.conn, "/usr/local/sbin/imagekit-configure-agent", f"configuring the agent on {a.ip}")
+        ssh.must(a.conn, CONFIGURE, f"configuring the agent on {a.ip}")
         a.event("configured", "secrets installed" if r.secrets else "")
 
 

@@ -1,14 +1,14 @@
 """One agent's pipeline, run in a worker thread: [an abandoned server replaced] → Tailscale auth key → user data →
-server (labelled half-made) → boot → SSH → cloud-init → enrolled → [fallback: playbooks] → [secrets and
-configuration over SSH: fallback, or with --secrets-file] → agent running → marked ready. A warm pool host, when
-one is claimed, takes the place of the server's creation and boot."""
+server (labelled half-made) → boot → SSH → cloud-init → enrolled → [fallback: playbooks] → [code, secrets and
+configuration over SSH: fallback, code too large for the user data, or --secrets-file] → agent running → marked
+ready. A warm pool host, when one is claimed, takes the place of the server's creation and boot."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
 
-from .. import agentid, secretfile, tailnet
+from .. import agentconf, agentid, secretfile, tailnet
 from .. import events as live
 from ..errors import HostError
 from ..host import probe
@@ -77,7 +77,9 @@ class UserData:
 
     def run(self, a: Agent) -> None:
         assert a.spec is not None
-        a.spec = replace(a.spec, user_data=userdata.render(a.plan.config(a.agent_id, a.secret), a.plan.bundle))
+        p = a.plan
+        a.spec = replace(a.spec, user_data=userdata.render(p.config(a.agent_id, a.secret), p.inline_code(),
+                                                           p.code_baked))
 
 
 class Enrolled:
@@ -107,20 +109,25 @@ class FullInstall:
 
 
 class ConfigureOverSSH:
-    """The agent's secrets (over the SSH channel, into a file only the agent's user reads, loaded by its
-    unit), then the agent's configuration and start: on fallback hosts, and on snapshot hosts that wait
-    for their secrets (their cloud-init stages the agent but does not start it)."""
+    """The agent's code when it did not fit in the user data (streamed over the SSH channel the run waited on,
+    checked on the host), its secrets (into a file only the agent's user reads, loaded by its unit), then the
+    agent's configuration and start: on fallback hosts, and on snapshot hosts that wait for their code or
+    secrets (their cloud-init stages the rest of the agent but does not start it)."""
 
     name = "configure agent"
 
     def run(self, a: Agent) -> None:
         p = a.plan
-        if p.mode != "fallback" and not p.secrets:
+        if p.mode != "fallback" and not p.over_ssh:
             return
         assert a.conn is not None, "ConfigureOverSSH follows WaitSSH"
+        if p.stage_code:
+            assert p.bundle is not None, "a plan that stages code has a bundle"
+            took = agentconf.stage_code(a.conn, p.bundle, str(a.ip))
+            a.event("code staged", f"{p.bundle.size / 1e6:.1f} MB in {took:.1f} s")
         if p.secrets:
             secretfile.install(a.conn, p.profile.secrets_file, p.secrets, owner=p.profile.user)
-        code, out = probe.sh(a.conn, "/usr/local/sbin/imagekit-configure-agent", timeout=300)
+        code, out = probe.sh(a.conn, agentconf.CONFIGURE, timeout=300)
         if code != 0:
             raise HostError(f"configuring the agent failed (exit {code}): {out[-1500:]}")
         a.event("configured", "secrets installed" if p.secrets else "")

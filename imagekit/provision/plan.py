@@ -1,7 +1,7 @@
 """A provisioning plan: everything a run's agents are made of, checked and looked up before anything exists, and
 unchanged after (the profile as loaded, the server spec, the image and mode, the operator's keys, the tailnet,
-the agents' API URL, bundle and secrets). The run's state (provision.state) is what its steps make and find;
-a roll composes the same plan for each replacement."""
+the agents' API URL, bundle and secrets, and whether the code travels in the user data or over SSH). The run's
+state (provision.state) is what its steps make and find; a roll composes the same plan for each replacement."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hcloud.images import BoundImage
 from hcloud.ssh_keys import BoundSSHKey
 
 from .. import bundledigest, profiles, runid, secretfile, settings, tailnet, ttl
+from ..agentbundle import Bundle
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
 from ..bundledigest import BUNDLE_LABEL, CODE_LABEL
 from ..cloud import api, lookups
@@ -21,6 +22,7 @@ from ..errors import InputError
 from ..host.keys import KeyPair
 from ..steps.operator import matching, own_key
 from ..target import Target
+from . import userdata
 from .options import ProvisionOptions, check_options
 
 
@@ -38,10 +40,15 @@ class ProvisionPlan:
     tailnet: tailnet.Tailnet | None  # None: the hosts do not enrol
     tags: tuple[str, ...]
     api_url: str
-    bundle: bytes
+    bundle: Bundle | None  # None: a roll's replacement, which gets the code its old host ran
     code_digest: str | None  # the bundle's tree (bundledigest): the agents' code-digest label (a roll: the old's)
     secrets: secretfile.Secrets
-    over_ssh: bool  # the hosts wait for imagekit to configure them over SSH (secrets; a roll's code)
+    over_ssh: bool  # the hosts wait for imagekit to configure them over SSH (secrets, staged code, a roll's code)
+    stage_code: bool = False  # the bundle does not fit in the user data: imagekit stages it over SSH
+
+    def inline_code(self) -> bytes | None:
+        """The code the user data carries, if any."""
+        return None if self.stage_code or self.bundle is None or self.code_baked else self.bundle.data()
 
     @property
     def image(self) -> BoundImage:
@@ -78,6 +85,7 @@ def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: s
     """Everything that can be wrong is found here, before anything is created."""
     check_options(o)
     profile = profiles.load(o.profile)
+    agent_bundle = bundle(o.agent_bundle, profile)  # the whole tree checked before any cloud call
     wanted = settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID")
     spec = resolve(client, server_type=o.server_type, location=o.location,  # the first request checks the token
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
@@ -100,15 +108,23 @@ def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: s
         raise InputError("--no-wait puts no key of imagekit's on the servers: set HETZNER_SSH_KEY_ID to your key "
                          "(a server without an SSH key gets a root password), or let provision wait")
     api_url = agents_api_url(o.api_url, target.local)
-    agent_bundle = bundle(o.agent_bundle, profile)
     tn: tailnet.Tailnet | None = None
     tags: tuple[str, ...] = ()
     if o.tailscale and profile.tailscale:
         creds = tailnet.credentials(target)
         tn, tags = tailnet.Tailnet(creds), creds.tags
         tn.authenticate()
-    return ProvisionPlan(target=target, client=client, options=o, profile=profile, deployment=deployment,
+    plan = ProvisionPlan(target=target, client=client, options=o, profile=profile, deployment=deployment,
                          spec=replace(spec, ssh_keys=(operator_key,) if operator_key else ()),
                          mode=mode, operator_key=operator_key, keypair=keypair, tailnet=tn, tags=tags,
-                         api_url=api_url, bundle=agent_bundle, code_digest=bundledigest.of_archive(agent_bundle),
+                         api_url=api_url, bundle=agent_bundle, code_digest=bundledigest.of_bundle(agent_bundle),
                          secrets=found_secrets, over_ssh=bool(found_secrets))
+    if plan.code_baked:  # the snapshot holds this very code: none travels, the host keeps what it has
+        return plan
+    if all(userdata.fits(plan.config(a, userdata.PLACEHOLDER_KEY), agent_bundle) for a in o.agent_ids):
+        return plan
+    if not o.wait:
+        raise InputError(f"the agent bundle {agent_bundle.source} ({agent_bundle.size} bytes packed) does not fit in "
+                         f"the user data ({userdata.LIMIT} bytes at most), so provision stages it over SSH once the "
+                         "host boots, which --no-wait skips: drop --no-wait (or make the bundle smaller)")
+    return replace(plan, stage_code=True, over_ssh=True)

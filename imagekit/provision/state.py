@@ -95,7 +95,7 @@ def survey(plan: ProvisionPlan, progress: Callable[[str], None]) -> Run:
     r.existing = {name: s for name, s in found.items() if name not in r.replace}
     r.todo = [a for name, a in names.items() if name not in r.existing]
     for agent in r.todo:
-        userdata.render(plan.config(agent, userdata.PLACEHOLDER_KEY), plan.bundle)
+        userdata.render(plan.config(agent, userdata.PLACEHOLDER_KEY), plan.inline_code(), plan.code_baked)
     return r
 
 

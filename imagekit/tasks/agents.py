@@ -24,9 +24,10 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, TTL_HELP, agent_ids,
     "base_image": "stock image for fallback mode (default IMAGEKIT_BASE_IMAGE or debian-12)",
     "api_url": "the agents' API_URL (default: AURA_API_URL)",
     "agent_bundle": "directory (with the profile's entrypoint, index.js for agents) or .tar.gz put in the profile's "
-                    "code directory (/opt/openclaw/agent for agents; default: the profile's example bundle)",
+                    "code directory (/opt/openclaw/agent for agents; default: the profile's example bundle); in the "
+                    "user data when it fits, else streamed over SSH once the host boots (then not with --no-wait)",
     "no_tailscale": "do not enrol the hosts in Tailscale (no OAuth credentials needed)",
-    "no_wait": "return once the servers are created (snapshot mode only)",
+    "no_wait": "return once the servers are created (snapshot mode, code that fits in the user data, no secrets)",
     "timeout": "seconds each agent may take to become ready (default 600; 1800 in fallback mode)",
     "parallel": "agents provisioned at once (default 5)",
     "secrets_file": "dotenv file whose values reach each agent's environment over SSH, in the profile's "
@@ -160,7 +161,8 @@ def list_(c: Context, json: bool = False, token_env: str | None = None, token_fi
 @task(help={"agent_id": "the agent whose user data to show",
             "mode": "snapshot (default) or fallback",
             "api_url": "the agents' API_URL (default: AURA_API_URL)",
-            "agent_bundle": "directory or .tar.gz of the agent (default: the profile's example bundle)",
+            "agent_bundle": "directory or .tar.gz of the agent (default: the profile's example bundle); left out "
+                            "when too large for the user data (provision stages it over SSH)",
             "no_tailscale": "leave Tailscale enrolment out", "profile": "image profile (default agent)"})
 def render_cloud_init(c: Context, agent_id: str, mode: str = "snapshot", api_url: str | None = None,
                       agent_bundle: str | None = None, no_tailscale: bool = False, profile: str = "agent") -> None:

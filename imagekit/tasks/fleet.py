@@ -63,7 +63,7 @@ def status(c: Context, agent_id: list[str] | None = None, selector: str | None =
 @task(iterable=["agent_id"], help={
     "agent_id": "only these agents (repeat the option or separate ids by commas); default: every agent",
     "selector": "only the agents whose servers match this label selector",
-    "agent_bundle": "new agent code: a directory with index.js, or a .tar.gz",
+    "agent_bundle": "new agent code: a directory with index.js, or a .tar.gz (any size: streamed over SSH)",
     "secrets_file": "new secrets (dotenv) for /opt/openclaw/config/secrets.env, over SSH",
     "batch": "agents updated at once; the update stops after a batch with a failure (default 1)",
     "json": "print one JSON object {agents: [{agent_id, server_id, status, seconds, error}], stopped}",

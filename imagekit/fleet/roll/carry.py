@@ -10,8 +10,8 @@ from datetime import datetime
 
 from hcloud.servers import BoundServer
 
-from ... import agentid, secretfile, tailnet
-from ...agentconf import STAGE_AND_CONFIGURE, check_api_url
+from ... import agentbundle, agentid, secretfile, tailnet
+from ...agentconf import CONFIGURE, check_api_url, stage_code
 from ...cloud.servers import address, delete
 from ...errors import HostError, InputError
 from ...host import hostkey, probe, ssh
@@ -84,7 +84,8 @@ class ConfigureCarried:
                      "restoring the host's SSH keys", stdin=m.authorized_keys.encode())
         if m.secrets_env is not None:
             secretfile.write(a.conn, profile.secrets_file, m.secrets_env, owner=profile.user)
-        ssh.must(a.conn, STAGE_AND_CONFIGURE, "configuring the agent", stdin=m.code)
+        stage_code(a.conn, agentbundle.in_memory(m.code, f"the code of {m.name}"), str(a.ip))
+        ssh.must(a.conn, CONFIGURE, "configuring the agent")
         a.event("configured", "code and secrets carried over" if m.secrets_env else "code carried over")
 
 

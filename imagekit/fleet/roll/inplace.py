@@ -33,7 +33,7 @@ class Rebuild:
     def run(self, a: Agent) -> None:
         assert a.server is not None, "an in-place roll's job starts with the agent's own server"
         key = hostkey.new()
-        data = hostkey.with_host_key(userdata.render(a.plan.config(a.agent_id, a.secret), a.plan.bundle), key)
+        data = hostkey.with_host_key(userdata.render(a.plan.config(a.agent_id, a.secret), a.plan.inline_code()), key)
         labels = {**(a.server.labels or {}), "mode": "snapshot", hostkey.LABEL: key.fingerprint,
                   **halfmade.REBUILDING.label(time.time() + a.timeout)}
         a.server = a.client.servers.update(a.server, labels=labels)

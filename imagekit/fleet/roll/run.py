@@ -118,7 +118,7 @@ def replacement_plan(s: Shared, m: Move) -> ProvisionPlan:
                          options=ProvisionOptions(agent_ids=[m.name], mode="snapshot", profile=s.profile.name,
                                                   timeout=s.options.timeout),
                          mode="snapshot", operator_key=s.operator_key, keypair=s.keypair,
-                         tailnet=s.tailnet if _enrols(m) else None, tags=s.tags, api_url="", bundle=b"",
+                         tailnet=s.tailnet if _enrols(m) else None, tags=s.tags, api_url="", bundle=None,
                          code_digest=(base.labels or {}).get(CODE_LABEL), secrets=secretfile.Secrets(), over_ssh=True)
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.request
 
+import big_bundle
 import pytest
 from hcloud.images import Image
 from hcloud.server_types import ServerType
@@ -159,16 +161,20 @@ def agent_secret(conn) -> tuple[str, str]:
 @pytest.mark.slow  # a full install: minutes
 def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
     """The full install, checked with the operator's own key (SSH_PRIVATE_KEY_PATH): no temporary key. Its
-    secrets arrive over SSH as on snapshot hosts."""
+    secrets arrive over SSH as on snapshot hosts, and so does its code: a real agent's size (big_bundle: 50 MB in
+    5 000 files, links inside), far over the user data's limit, whose tree the host then has and whose code the
+    service runs."""
     from imagekit.host import ssh
 
     key, sk = operator
     key_file = tmp_path / "id_ed25519"
     key_file.write_text(key.private_openssh)
     key_file.chmod(0o600)
+    token = os.urandom(6).hex()
+    code = big_bundle.make(tmp_path / "agent", token)
     keys_before = cloud_log_count("POST", "/v1/ssh_keys")
     proc = invoke("provision", "--agent-id", "Fall_Back", "--mode", "fallback", "--json",
-                  "--secrets-file", str(secrets_file(tmp_path)),
+                  "--secrets-file", str(secrets_file(tmp_path)), "--agent-bundle", str(code),
                   env_extra=agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file)))
     assert cloud_log_count("POST", "/v1/ssh_keys") == keys_before
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -179,8 +185,14 @@ def test_fallback_host_passes_the_same_suite(fleet, operator, tmp_path):
         conn = ssh.connect(agent["ipv4"], key, pin=pinned(agent["ipv4"]))
         try:
             assert agent_secret(conn) == (SECRET_VALUE, "openclaw 600")
+            assert ssh.run(conn, big_bundle.TREE)[1].strip() == big_bundle.tree(code)
+            assert ssh.run(conn, big_bundle.runs_it(token))[1].split() == ["active", "1"]
+            user_data = ssh.run(conn, "cat /var/lib/cloud/instance/user-data.txt")[1]
+            assert "path: /var/lib/imagekit/agent/bundle.tar.gz" not in user_data and len(user_data) < 32768
         finally:
             conn.close()
+        line = next(x for x in proc.stderr.splitlines() if x.startswith("[fall-back] code staged: "))
+        print(line)  # MB and seconds staged over SSH
     finally:
         assert invoke("deprovision", "--agent-id", "Fall_Back").returncode == 0
 

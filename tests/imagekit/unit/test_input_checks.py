@@ -4,8 +4,6 @@ machines, no real snapshot)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from api_records import add_snapshot
 
@@ -63,7 +61,6 @@ def test_agent_ids(ids, count, message):
     ({"mode": "fallback", "base_image": "plan9"}, {}, "base image 'plan9' (x86) does not exist"),
     ({"agent_bundle": "MISSING"}, {}, "neither a directory nor a .tar.gz"),
     ({"agent_bundle": "NO_INDEX"}, {}, "has no index.js"),
-    ({"agent_bundle": "BIG"}, {}, "over the API's limit"),
     ({}, {"HETZNER_SSH_KEY_ID": "424242"}, "HETZNER_SSH_KEY_ID '424242'"),
     ({}, {"SSH_PRIVATE_KEY_PATH": "/nonexistent/id_ed25519"}, "cannot read SSH_PRIVATE_KEY_PATH"),
     ({"tailscale": True}, {"TAILSCALE_OAUTH_CLIENT_ID": "kabc"}, "TAILSCALE_OAUTH_CLIENT_SECRET is not set"),
@@ -71,10 +68,8 @@ def test_agent_ids(ids, count, message):
     ({"tailscale": True}, {}, "Tailscale credentials are missing"),
 ])
 def test_bad_provision_input_fails_before_creating_anything(api, clean_settings, tmp_path, change, env, message):
-    bundles = {"MISSING": tmp_path / "nowhere", "NO_INDEX": tmp_path / "empty", "BIG": tmp_path / "big"}
+    bundles = {"MISSING": tmp_path / "nowhere", "NO_INDEX": tmp_path / "empty"}  # more: test_agent_bundles.py
     bundles["NO_INDEX"].mkdir()
-    bundles["BIG"].mkdir()
-    (bundles["BIG"] / "index.js").write_text("// " + os.urandom(40_000).hex())  # random bytes do not compress
     if change.get("agent_bundle"):
         change = {**change, "agent_bundle": bundles[change["agent_bundle"]]}
     (tmp_path / "secrets.env").write_text("TOKEN=s3cret\n")
