@@ -131,6 +131,9 @@ class AgentPlan(Protocol):
     def bundle(self) -> Bundle | None: ...
 
     @property
+    def code_baked(self) -> bool: ...
+
+    @property
     def secrets(self) -> secretfile.Secrets: ...
 
     @property

@@ -85,7 +85,9 @@ def test_not_a_bundle_is_refused_naming_it(tmp_path):
 
 def test_the_packed_bundle_provisioning_sends_has_the_tree_s_digest(tmp_path):
     from imagekit import agentconf, profiles
-    from imagekit.bundledigest import of_archive
+    from imagekit.bundledigest import of_archive, of_bundle
 
     root = tree(tmp_path / "t")
-    assert of_archive(agentconf.bundle(root, profiles.load("agent"))) == digest(root)
+    packed = agentconf.bundle(root, profiles.load("agent"))
+    assert of_bundle(packed) == of_archive(packed.data()) == digest(root)
+    assert of_bundle(packed) == digest(root)  # read again: the bundle's own reads are by offset
