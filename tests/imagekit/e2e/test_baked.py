@@ -11,7 +11,8 @@ import json
 
 import pytest
 from conftest import BAKED_AGENT, BAKED_IMAGE
-from operator_cli import invoke
+from operator_cli import agent_env, invoke
+from test_update import on_host
 
 from imagekit import bake, bundledigest
 
@@ -52,3 +53,21 @@ def test_an_image_not_baked_is_refused_before_anything_is_created(snapshot, clou
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "error: run: --container-image registry.example/other:2: not baked into snapshot "), proc.stderr[-2000:]
+
+
+def test_provisioning_the_baked_code_stages_none_and_the_agent_runs_it(fleet, operator):
+    """The same bundle as the snapshot's (its digest): nothing travels, the host keeps the baked tree, whose
+    node_modules the bundle directory does not have (the agent would crash without them)."""
+    client, (key, sk) = fleet, operator
+    proc = invoke("provision", "--agent-id", "baked-1", "--agent-bundle", str(BAKED_AGENT), "--json",
+                  env_extra=agent_env(sk), timeout=600)
+    try:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        [agent] = json.loads(proc.stdout)["agents"]
+        assert agent["status"] == "ready" and "code staged" not in agent["events"], agent
+        server = client.servers.get_by_id(agent["server_id"])
+        assert server.labels[bundledigest.CODE_LABEL] == bundledigest.digest(BAKED_AGENT)
+        assert on_host(agent["ipv4"], key, "test -f /opt/openclaw/agent/node_modules/is-number/package.json && "
+                       "journalctl -u openclaw-agent -o cat | grep -c 'is-number: true'") == "1"
+    finally:
+        invoke("deprovision", "--agent-id", "baked-1", env_extra=agent_env(sk))
