@@ -115,7 +115,9 @@ class ServerLifecycle(Records):
         if self.ports is None:
             return
         port = self.metadata.open(machine.name, server["id"]) if self.metadata else 0
-        self.ports.open(machine.name, self.identity(server), port, lambda: machine.running, machine.init_pid)
+        emulated = catalog.SERVER_TYPE_BY_NAME[server["server_type"]]["architecture"] == "arm"
+        self.ports.open(machine.name, self.identity(server), port, lambda: machine.running, machine.init_pid,
+                        emulated)
 
     def machine(self, server: dict) -> Machine:
         sid = server["id"]
