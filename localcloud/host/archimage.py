@@ -19,7 +19,10 @@ qemu 7.2 and bookworm-backports' qemu 10.0, alike):
 
 Everything runs emulated, several times slower than natively, so the image holds only what an arm guest needs to
 boot, take its network, run cloud-init and sshd (``ARM_PACKAGES``), and is built when it is first needed
-(``engine/architectures``). The image marks itself (``EMULATED``) so that checks name what they skip there and why.
+(``engine/architectures``). debootstrap runs with Debian's ``py3compile`` diverted to a no-op: each Python
+package's postinst would start emulated Pythons to byte-compile it; the host's Python 3.11 compiles the same files
+afterwards (byte code does not depend on the architecture). The image marks itself (``EMULATED``) so that checks
+name what they skip there and why.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from ..paths import Layout
-from .baseimage import ensure_base_image, image_path, partial_path
+from .baseimage import MIRROR, SUITE, ensure_base_image, image_path, partial_path
 from .hostcmd import run
 from .storage import Storage
 
@@ -49,6 +54,9 @@ NO_CREDENTIALS = """\
 [Service]
 LoadCredential=
 """
+PY3COMPILE, DIVERTED = "usr/bin/py3compile", "usr/bin/py3compile.localcloud"
+DIVERSION = f"/{PY3COMPILE}\n/{DIVERTED}\n:\n"  # dpkg's record of a local diversion
+DIST_PACKAGES = "usr/lib/python3/dist-packages"
 EMULATED = "etc/imagekit-localcloud/emulated"
 EMULATED_TEXT = """\
 An arm64 guest of imagekit's local cloud: its programs run through qemu-user on an x86-64 host.
@@ -68,18 +76,36 @@ def built(layout: Layout, name: str = "debian-12") -> bool:
 
 def ensure_arm_image(layout: Layout, storage: Storage, name: str = "debian-12") -> Path:
     """Build (once, with debootstrap through qemu-user: minutes) and return the image."""
-    return ensure_base_image(layout, storage, image_directory(name, "arm"), arch=DEBIAN_ARCH["arm"],
-                             include=ARM_PACKAGES, adapt=adapt_for_emulation)
+    return ensure_base_image(layout, storage, image_directory(name, "arm"), bootstrap=bootstrap,
+                             adapt=adapt_for_emulation)
+
+
+def bootstrap(root: Path, env: dict) -> None:
+    """debootstrap (its script on the host, dpkg and the maintainer scripts in the root through qemu-user) into a
+    root seeded with a diversion of ``py3compile`` to a no-op; then the host byte-compiles what it skipped."""
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/diversions").write_text(DIVERSION)  # debootstrap starts dpkg's status, keeps this
+    (root / PY3COMPILE).parent.mkdir(parents=True)
+    (root / PY3COMPILE).write_text("#!/bin/sh\n# imagekit's local cloud: the host byte-compiles (archimage)\nexit 0\n")
+    (root / PY3COMPILE).chmod(0o755)
+    run(["debootstrap", f"--arch={DEBIAN_ARCH['arm']}", "--variant=minbase", f"--include={ARM_PACKAGES}", SUITE,
+         str(root), MIRROR], timeout=3600, env=env, start_new_session=True)  # its session: see stop_build
+    (root / DIVERTED).replace(root / PY3COMPILE)
+    recorded = root / "var/lib/dpkg/diversions"
+    recorded.write_text(recorded.read_text().replace(DIVERSION, "", 1))
+    if sys.version_info[:2] == (3, 11):  # Debian 12's: the byte code's version
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-j0", "-s", str(root), "-p", "/",
+                        str(root / DIST_PACKAGES)], check=False, capture_output=True, timeout=600)
 
 
 def stop_build(layout: Layout, name: str = "debian-12") -> None:
     """End a build still running when the local cloud stops: debootstrap and what it started (its own session);
     the next one builds again from scratch."""
-    target = str(partial_path(layout, image_directory(name, "arm"))).encode()
+    target = str(partial_path(layout, image_directory(name, "arm")))
     for entry in os.listdir("/proc"):
         try:
             args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            if entry.isdigit() and target in args and any(a.endswith(b"debootstrap") for a in args[:2]):
+            if entry.isdigit() and target.encode() in args and any(a.endswith(b"debootstrap") for a in args[:2]):
                 os.killpg(int(entry), signal.SIGKILL)
                 log.info("stopped the arm64 system image's build (debootstrap %s)", entry)
         except (OSError, ValueError):

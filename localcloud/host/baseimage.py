@@ -20,7 +20,7 @@ from .storage import Storage
 
 log = logging.getLogger("localcloud")
 
-SYSTEM_IMAGES = {"debian-12": "bookworm", "debian-12-arm64": "bookworm"}  # directory -> suite
+SUITE = "bookworm"  # debian-12
 PACKAGES = (
     "systemd,systemd-sysv,dbus,openssh-server,cloud-init,python3-cffi-backend,iproute2,sudo,"
     "python3,ca-certificates,procps,curl,netbase,gnupg,less,apt-transport-https"
@@ -75,15 +75,15 @@ def partial_path(layout: Layout, name: str) -> Path:
     return image_path(layout, name).with_name(name + ".partial")
 
 
-def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12", *, arch: str | None = None,
-                      include: str = PACKAGES, adapt: Callable[[Path], None] | None = None) -> Path:
-    """Return the cached image root, building it first if needed (~2 minutes, cold cache). ``arch``: a Debian
-    architecture other than the host's (``archimage``), ``include`` its packages, ``adapt`` what it adds last."""
+def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12", *,
+                      bootstrap: Callable[[Path, dict], None] | None = None,
+                      adapt: Callable[[Path], None] | None = None) -> Path:
+    """Return the cached image root, building it first if needed (~2 minutes, cold cache). ``bootstrap(root, env)``:
+    another architecture's debootstrap (``archimage``), ``adapt`` what it adds last."""
     target = image_path(layout, name)
     if (target / "etc/os-release").exists():
         _private_networks(target)  # an image built before private networks existed
         return target
-    suite = SYSTEM_IMAGES[name]
     ensure_mirror()
     partial = partial_path(layout, name)
     storage.delete(partial)
@@ -92,8 +92,7 @@ def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12",
     log.info("building system image %s with debootstrap (once; cached afterwards)", name)
     env = dict(os.environ, http_proxy=f"http://127.0.0.1:{MIRROR_PORT}")
     try:
-        run(["debootstrap", *([f"--arch={arch}"] if arch else []), "--variant=minbase", f"--include={include}",
-             suite, str(partial), MIRROR], timeout=3600, env=env, start_new_session=True)  # see archimage.stop_build
+        (bootstrap or _debootstrap)(partial, env)
         _configure(partial)
         if adapt:
             adapt(partial)
@@ -103,6 +102,11 @@ def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12",
     partial.rename(target)
     log.info("system image %s built in %.0f s", name, time.monotonic() - started)
     return target
+
+
+def _debootstrap(root: Path, env: dict) -> None:
+    run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(root), MIRROR], timeout=1800,
+        env=env)
 
 
 def _configure(root: Path) -> None:
