@@ -16,7 +16,7 @@ def yes_no(value: bool | None) -> str:
 def cloud_status(st: Result) -> str:
     if not st["running"]:
         return f"local cloud: not running (state in {st['state_dir']}); start it with `invoke cloud-up`"
-    keys = ("endpoint", "token", "state_dir", "btrfs", "servers", "tailscale_standin_api")
+    keys = ("endpoint", "token", "state_dir", "btrfs", "servers", "arm", "tailscale_standin_api")
     return "\n".join(f"{key:24} {st[key]}" for key in keys)
 
 

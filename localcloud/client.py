@@ -141,11 +141,18 @@ def status() -> dict:
     ts = ep.admin("GET", "/_admin/tailscale")
     return {
         "running": True, "endpoint": ep.endpoint, "token": ep.token, "state_dir": str(L.root),
-        "btrfs": health["btrfs"], "servers": health["servers"],
+        "btrfs": health["btrfs"], "servers": health["servers"], **_arm(health),
         "tailscale_standin_api": ts["api"],
         "tailscale_standin_oauth_client_id": ts["oauth_client"]["client_id"],
         "tailscale_standin_oauth_client_secret": ts["oauth_client"]["client_secret"],
     }
+
+
+def _arm(health: dict) -> dict:
+    """Whether arm servers run here, and why not (``arm``: ready, offered (its image built at first use), building,
+    or unavailable)."""
+    arch = health.get("architectures") or {"arm": "unknown", "arm_reason": "an older local cloud: restart it"}
+    return {"arm": arch["arm"] + (f" ({arch['arm_reason']})" if arch.get("arm_reason") else "")}
 
 
 def running() -> Endpoint:

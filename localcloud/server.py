@@ -22,10 +22,11 @@ from .api import firewalls, listeners
 from .api.admin import node_router
 from .api.app import create_app
 from .api.middleware import new_token
+from .engine.architectures import READY, Architectures
 from .engine.cloud import Cloud
 from .engine.faults import Faults
 from .guests import bridgefilter, confinement, netlinks
-from .host import baseimage, hostfirewall, hostnet, nodejs, privatenet
+from .host import archimage, baseimage, binfmt, hostfirewall, hostnet, nodejs, privatenet
 from .host.dhcp import Dhcp
 from .host.storage import Storage
 from .metadata.service import MetadataService
@@ -73,17 +74,25 @@ def main() -> None:
     bridgefilter.filter_bridged_traffic()
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
+    emulation = binfmt.Aarch64Handler()
+    architectures = Architectures(emulation.enable(), lambda: archimage.ensure_arm_image(L, storage),
+                                  built=archimage.built(L))
     standin = TailscaleStandIn(L.root / "tailscale.json")
     build_apt_repo(L.apt_repo, login_server(port))
-    node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
+    arm64 = archimage.DEBIAN_ARCH["arm"]
+    node = nodejs.NodeForArchitectures(nodejs.NodePackages(L.apt_repo, L.node_tarballs),
+                                       [nodejs.NodePackages(L.apt_repo, L.node_tarballs, arm64)],
+                                       runs=lambda arch: arch != arm64 or architectures.arm == READY)
     dhcp = Dhcp()
     dhcp.start()
     metadata = MetadataService(lambda sid: cloud.metadata_of(sid))
     try:
         cloud = Cloud(L, storage, Faults(L.faults_file), filter_guests=hostfirewall.enforce, ports=ports,
-                      links=netlinks.PrivateLinks(privatenet.Namespaces(L)), metadata=metadata, dhcp=dhcp)
+                      links=netlinks.PrivateLinks(privatenet.Namespaces(L)), metadata=metadata, dhcp=dhcp,
+                      architectures=architectures)
     except StateError as exc:
         dhcp.stop()
+        emulation.disable()
         raise SystemExit(f"localcloud: {exc}") from None
     firewalls.repair_stored_rules(cloud)
     cloud.resume()
@@ -117,6 +126,8 @@ def main() -> None:
         cloud.networks.close()
         cloud.store.save()
         dhcp.stop()
+        archimage.stop_build(L)
+        emulation.disable()
         L.pid_file.unlink(missing_ok=True)
         lock.close()
 

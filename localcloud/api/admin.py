@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from ..errors import invalid_input
-from ..host.nodejs import NodePackages
+from ..host.nodejs import NodeForArchitectures, NodePackages
 from ..state.store import now
 from .jsonbody import body_of, json_of
 
@@ -74,10 +74,17 @@ def reset(request: Request):
 @router.get("/health")
 def health(request: Request):
     cloud = request.app.state.cloud
-    return {"ok": True, "btrfs": cloud.storage.btrfs, "servers": len(cloud.store["servers"])}
+    return {"ok": True, "btrfs": cloud.storage.btrfs, "servers": len(cloud.store["servers"]),
+            "architectures": cloud.architectures.status()}
 
 
-def node_router(packages: NodePackages) -> APIRouter:
+@router.put("/architectures/arm")
+def prepare_arm(request: Request):
+    """Build the arm image now, in the background, rather than at the first arm server (tests, operators)."""
+    return request.app.state.cloud.architectures.prepare_arm()
+
+
+def node_router(packages: NodePackages | NodeForArchitectures) -> APIRouter:
     """``PUT /_admin/node/<major>`` (the API's token): Node.js ``major`` in the repository, packaged now if
     need be. A plain def, so that a download runs in a worker thread, not on the event loop."""
     api = APIRouter(prefix="/_admin")

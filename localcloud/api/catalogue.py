@@ -1,4 +1,5 @@
-"""The fixed catalogue, read-only: ``/v1/locations``, ``/v1/datacenters``, ``/v1/server_types``."""
+"""The fixed catalogue, read-only: ``/v1/locations``, ``/v1/datacenters``, ``/v1/server_types`` (the types of the
+architectures this host runs, ``engine/architectures``)."""
 
 from __future__ import annotations
 
@@ -22,25 +23,29 @@ def get_location(ident: int):
     return {"location": find(catalog.LOCATIONS, ident, "location")}
 
 
+def types(request: Request) -> list[dict]:
+    return request.app.state.cloud.architectures.server_types()
+
+
 @router.get("/v1/datacenters")
 def list_datacenters(request: Request):
-    dcs = [catalog.datacenter_json(dc) for dc in catalog.DATACENTERS]
+    dcs = [catalog.datacenter_json(dc, types(request)) for dc in catalog.DATACENTERS]
     body = listing(request, "datacenters", dcs, sort_fields=SORT, filters=BY_NAME)
     body["recommendation"] = dcs[0]["id"]
     return body
 
 
 @router.get("/v1/datacenters/{ident}")
-def get_datacenter(ident: int):
-    return {"datacenter": catalog.datacenter_json(find(catalog.DATACENTERS, ident, "datacenter"))}
+def get_datacenter(request: Request, ident: int):
+    return {"datacenter": catalog.datacenter_json(find(catalog.DATACENTERS, ident, "datacenter"), types(request))}
 
 
 @router.get("/v1/server_types")
 def list_server_types(request: Request):
-    return listing(request, "server_types", catalog.SERVER_TYPES, sort_fields=SORT, filters=BY_NAME)
+    return listing(request, "server_types", types(request), sort_fields=SORT, filters=BY_NAME)
 
 
 @router.get("/v1/server_types/{ident}")
-def get_server_type(ident: int):
-    return {"server_type": find(catalog.SERVER_TYPES, ident, "server type")}
+def get_server_type(request: Request, ident: int):
+    return {"server_type": find(types(request), ident, "server type")}
 

@@ -1,6 +1,7 @@
 """``/v1/pricing`` as Hetzner serves it: what every resource costs, so that cost is computed from the API alone.
 
-Server types' prices are those the catalogue's types carry (``engine/catalog``), per location; the rest are
+Server types' prices are those the catalogue's types carry (``engine/catalog``), per location, for the types
+``/v1/server_types`` lists (no arm types where this host cannot run them); the rest are
 Hetzner's list prices (EUR, net, German VAT): Primary IPv4 0.50 a month (IPv6 free), snapshots 0.0119 per GB and
 month, volumes 0.044 per GB and month, backups 20 % of the server's price, Floating IPs and load balancers for the
 shapes clients expect.
@@ -8,9 +9,10 @@ shapes clients expect.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from ..engine import catalog
+from .catalogue import types
 
 VAT = 0.19
 HOURS_PER_MONTH = 730
@@ -31,14 +33,14 @@ def _per_time(monthly: float, location: str) -> dict:
     return {"location": location, "price_hourly": price(monthly / HOURS_PER_MONTH), "price_monthly": price(monthly)}
 
 
-def pricing() -> dict:
+def pricing(server_types: list[dict] = catalog.SERVER_TYPES) -> dict:
     locations: list[str] = [str(loc["name"]) for loc in catalog.LOCATIONS]
     return {
         "currency": "EUR", "vat_rate": f"{VAT * 100:.2f}",
         "image": {"price_per_gb_month": price(IMAGE_PER_GB_MONTH)},
         "volume": {"price_per_gb_month": price(VOLUME_PER_GB_MONTH)},
         "server_backup": {"percentage": "20.00"},
-        "server_types": [{"id": t["id"], "name": t["name"], "prices": t["prices"]} for t in catalog.SERVER_TYPES],
+        "server_types": [{"id": t["id"], "name": t["name"], "prices": t["prices"]} for t in server_types],
         "primary_ips": [{"type": kind, "prices": [_per_time(monthly, loc) for loc in locations]}
                         for kind, monthly in PRIMARY_IP_MONTHLY.items()],
         "floating_ip": {"price_monthly": price(FLOATING_IP_MONTHLY["ipv4"])},
@@ -53,5 +55,5 @@ def pricing() -> dict:
 
 
 @router.get("/v1/pricing")
-def get_pricing():
-    return {"pricing": pricing()}
+def get_pricing(request: Request):
+    return {"pricing": pricing(types(request))}

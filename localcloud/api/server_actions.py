@@ -14,6 +14,7 @@ from ..state.store import now
 from . import labels, placement_groups, server_networks
 from .jsonbody import body_of
 from .serverlock import locked_action as _locked_action
+from .servers import check_architecture
 from .validation import USER_DATA_LIMIT
 
 
@@ -91,16 +92,18 @@ def create_image(cloud: Cloud, server: dict, body: dict) -> dict:
     if description is not None and not isinstance(description, str):
         raise invalid_input("description", "description must be a string")
     lab = labels.validate(body.get("labels"))
+    stype = catalog.SERVER_TYPE_BY_NAME[server["server_type"]]
     source = cloud.get_image_of(server) or catalog.SYSTEM_IMAGES[0]
     iid = cloud.store.new_id("images")
     image = {
         "id": iid, "type": kind, "status": "creating", "name": None,
         "description": description or f"{server['name']}-{now()}", "image_size": None,
-        "disk_size": catalog.SERVER_TYPE_BY_NAME[server["server_type"]]["disk"],
+        "disk_size": stype["disk"],
         "created": now(), "created_from": {"id": server["id"], "name": server["name"]},
         "bound_to": server["id"] if kind == "backup" else None, "os_flavor": source["os_flavor"],
         "os_version": source["os_version"], "rapid_deploy": False, "protection": {"delete": False},
-        "deprecated": None, "deleted": None, "labels": lab, "architecture": source["architecture"],
+        "deprecated": None, "deleted": None, "labels": lab,
+        "architecture": stype["architecture"],  # the machine's, as on Hetzner (its source image may be gone)
     }
     cloud.store["images"][iid] = image
     path = cloud.layout.snapshots / str(iid)
@@ -127,17 +130,19 @@ def rebuild(cloud: Cloud, server: dict, body: dict) -> dict:
         raise APIError("protected", "server is protected against rebuild; change its protection first")
     image = cloud.resolve(body.get("image"), [i for i in cloud.images() if i["status"] == "available"],
                           "image", "image")
+    check_architecture(image, catalog.SERVER_TYPE_BY_NAME[server["server_type"]])
     user_data = body.get("user_data")  # as on Hetzner: new user data for the rebuilt disk, else the server's own
     if user_data is not None and (not isinstance(user_data, str) or len(user_data.encode()) > USER_DATA_LIMIT):
         raise invalid_input("user_data", f"user_data must be a string of at most {USER_DATA_LIMIT} bytes")
 
     def work(progress):
+        root = cloud.image_root(image)  # the arm image's first use builds it: while the server still runs
         machine = cloud.machine(server)
         was_on = machine.running
         server["status"] = "rebuilding"
         machine.poweroff()
         cloud.storage.delete(cloud.disk(server))
-        cloud.storage.clone(cloud.image_root(image), cloud.disk(server))
+        cloud.storage.clone(root, cloud.disk(server))
         server["image_id"] = image["id"]
         server["instance"] = secrets.token_hex(8)
         if user_data is not None:

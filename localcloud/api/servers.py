@@ -56,16 +56,11 @@ def create_server(cloud: Cloud, body: dict) -> dict:
     name = body.get("name")
     if not HOSTNAME.valid(name):
         raise invalid_input("name", HOSTNAME.message)
-    stype = cloud.resolve(body.get("server_type"), catalog.SERVER_TYPES, "server_type", "server type")
+    stype = server_type(cloud, body.get("server_type"))
     image = cloud.resolve(body.get("image"), [i for i in cloud.images() if i["status"] == "available"],
                           "image", "image")
     location = _pick_location(cloud, body, stype)
-    if image["architecture"] != stype["architecture"]:
-        raise invalid_input("image", f"image architecture {image['architecture']} does not match "
-                                     f"server type architecture {stype['architecture']}")
-    if stype["architecture"] != "x86":
-        raise APIError("resource_unavailable", f"server type {stype['name']} (arm) cannot run on this "
-                       "local cloud (x86 host); choose an x86 type such as cx23")
+    check_architecture(image, stype)
     dep = stype["deprecation"]
     if dep and dep["unavailable_after"] < now():
         raise invalid_input("server_type", f"server type {stype['name']} is no longer available")
@@ -122,6 +117,25 @@ def create_server(cloud: Cloud, body: dict) -> dict:
 
     cloud.run_action(create, work, on_error=failed, then=after)
     return {"server": server, "action": create, "next_actions": after, "root_password": root_password}
+
+
+def server_type(cloud: Cloud, value) -> dict:
+    """The server type asked for, if this host runs its architecture (arm: ``engine/architectures``)."""
+    stype = cloud.resolve(value, catalog.SERVER_TYPES, "server_type", "server type")
+    if not cloud.architectures.offers(stype["architecture"]):
+        raise invalid_input("server_type", f"server type '{value}' not found ({stype['architecture']} types are "
+                                           f"not offered by this local cloud: {cloud.architectures.reason})")
+    return stype
+
+
+def check_architecture(image: dict, stype: dict) -> None:
+    """Hetzner's refusal of an image of another architecture (an image given by name is its x86 one there too)."""
+    want = stype["architecture"]
+    if image["architecture"] != want:
+        raise APIError("invalid_input", "image has incompatible architecture", details={"fields": [{
+            "name": "image", "messages": [f"image {image['id']} is {image['architecture']}, server type "
+                                          f"{stype['name']} is {want}: pick an image of architecture {want} "
+                                          f"(GET /v1/images?architecture={want})"]}]})
 
 
 def _pick_location(cloud: Cloud, body: dict, stype: dict) -> dict:

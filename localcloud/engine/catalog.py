@@ -1,7 +1,8 @@
 """The fixed catalogue: locations, datacenters, server types and system images.
 
 Names, ids and shapes follow Hetzner's public API; what is *available* follows what this
-host can really run (x86 guests only, one system image built with debootstrap).
+host can really run (``architectures``: x86 always, arm where qemu-user runs arm64 programs; one
+system image per architecture, built with debootstrap).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ _TYPES = [
     (109, "cpx32", 4, 8.0, 160, "shared", "x86", "regular_purpose", ALL, None, "11.49"),
     (96, "ccx13", 2, 8.0, 80, "dedicated", "x86", "general_purpose", ALL, None, "12.49"),
     (45, "cax11", 2, 4.0, 40, "shared", "arm", "cost_optimized", EU, None, "3.79"),
+    (93, "cax21", 4, 8.0, 80, "shared", "arm", "cost_optimized", EU, None, "6.49"),
+    (94, "cax31", 8, 16.0, 160, "shared", "arm", "cost_optimized", EU, None, "12.49"),
+    (95, "cax41", 16, 32.0, 320, "shared", "arm", "cost_optimized", EU, None, "24.49"),
     (22, "cx22", 2, 4.0, 40, "shared", "x86", "cost_optimized", EU, CX22_DEPRECATION, "3.79"),
 ]
 
@@ -70,8 +74,8 @@ SERVER_TYPES = [_server_type(t) for t in _TYPES]
 SERVER_TYPE_BY_NAME = {t["name"]: t for t in SERVER_TYPES}
 
 
-def datacenter_json(dc: dict) -> dict:
-    ids = [t["id"] for t in SERVER_TYPES if any(loc["name"] == dc["location"] for loc in t["locations"])]
+def datacenter_json(dc: dict, types: list[dict] = SERVER_TYPES) -> dict:
+    ids = [t["id"] for t in types if any(loc["name"] == dc["location"] for loc in t["locations"])]
     return {
         "id": dc["id"], "name": dc["name"], "description": dc["description"],
         "location": LOCATION_BY_NAME[dc["location"]],
@@ -79,10 +83,12 @@ def datacenter_json(dc: dict) -> dict:
     }
 
 
-# The system images this host really has (built by host/baseimage.py).
+# The system images this host really has (built by host/baseimage.py, the arm one by host/archimage.py): one name,
+# one image per architecture, as Hetzner lists them.
 SYSTEM_IMAGES = [
-    {"id": 114690387, "type": "system", "status": "available", "name": "debian-12", "description": "Debian 12",
+    {"id": iid, "type": "system", "status": "available", "name": "debian-12", "description": "Debian 12",
      "image_size": None, "disk_size": 5, "created": "2023-06-13T06:00:02+00:00", "created_from": None,
      "bound_to": None, "os_flavor": "debian", "os_version": "12", "rapid_deploy": True,
-     "protection": {"delete": False}, "deprecated": None, "deleted": None, "labels": {}, "architecture": "x86"},
+     "protection": {"delete": False}, "deprecated": None, "deleted": None, "labels": {}, "architecture": arch}
+    for iid, arch in ((114690387, "x86"), (114690389, "arm"))
 ]

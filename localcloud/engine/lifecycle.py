@@ -20,13 +20,15 @@ from ..guests.bridgefilter import Identity, Ports, mac
 from ..guests.limits import Limits
 from ..guests.machines import Machine
 from ..guests.netlinks import PrivateLinks
+from ..host.archimage import image_directory
 from ..host.dhcp import Dhcp
 from ..host.hostcmd import HostCommandError
 from ..host.storage import Storage
-from ..metadata.bootargs import boot_args
+from ..metadata.bootargs import IFUPDOWN_INTERFACE, INTERFACE, boot_args
 from ..metadata.service import MetadataService
 from ..paths import LINK_LOCAL_PREFIX, MACHINE_PREFIX, Layout
 from . import catalog, primaryips
+from .architectures import Architectures
 from .faults import Faults
 from .networks import PrivateNetworks
 from .records import ActionFailed, Records
@@ -40,12 +42,13 @@ class ServerLifecycle(Records):
     def __init__(self, layout: Layout, storage: Storage, faults: Faults, *,
                  filter_guests: Callable[[dict[str, list[dict]]], None] | None = None, ports: Ports | None = None,
                  links: PrivateLinks | None = None, metadata: MetadataService | None = None,
-                 dhcp: Dhcp | None = None):
+                 dhcp: Dhcp | None = None, architectures: Architectures | None = None):
         """``filter_guests`` enforces attached firewalls on the host (``hostfirewall.enforce``), ``ports`` pins
         each machine's bridge port to its server's identity, ``links`` makes private networks and the guests'
         interfaces on them, ``metadata`` answers guests at 169.254.169.254, ``dhcp`` hands out their IPv4; without
-        them firewalls and networks are only records and no guest gets an address (tests of the API in process)."""
-        super().__init__(layout, faults)
+        them firewalls and networks are only records and no guest gets an address (tests of the API in process).
+        ``architectures``: what this host runs (everything, in process)."""
+        super().__init__(layout, faults, architectures)
         self.storage = storage
         self.filter_guests = filter_guests
         self.ports = ports
@@ -61,7 +64,9 @@ class ServerLifecycle(Records):
 
     def image_root(self, image: dict) -> Path:
         if image["type"] == "system":
-            path = self.layout.base_images / image["name"]
+            if image["architecture"] == "arm":
+                self.architectures.ensure_arm_image()  # built at its first use: the create action waits
+            path = self.layout.base_images / image_directory(image["name"], image["architecture"])
             if not (path / "etc/os-release").exists():
                 raise ActionFailed("action_failed", f"system image {image['name']} is not built; run `invoke cloud-up`")
             return path
@@ -110,7 +115,9 @@ class ServerLifecycle(Records):
         if self.ports is None:
             return
         port = self.metadata.open(machine.name, server["id"]) if self.metadata else 0
-        self.ports.open(machine.name, self.identity(server), port, lambda: machine.running, machine.init_pid)
+        emulated = catalog.SERVER_TYPE_BY_NAME[server["server_type"]]["architecture"] == "arm"
+        self.ports.open(machine.name, self.identity(server), port, lambda: machine.running, machine.init_pid,
+                        emulated)
 
     def machine(self, server: dict) -> Machine:
         sid = server["id"]
@@ -127,13 +134,14 @@ class ServerLifecycle(Records):
                         if not self.closing:  # cloud-down keeps the power state for the next cloud-up
                             s["power"] = "off"
                         self.store.save()
+            stype = catalog.SERVER_TYPE_BY_NAME[server["server_type"]]
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
-                                         self.layout.machine_logs / f"{sid}.log", on_exit,
-                                         Limits.of_type(catalog.SERVER_TYPE_BY_NAME[server["server_type"]]))
+                                         self.layout.machine_logs / f"{sid}.log", on_exit, Limits.of_type(stype))
             def spawned(m: Machine, s: dict = server) -> None:
                 self._plug(m, s)
                 self.networks.plug(s, m)
-            self.machines[sid].boot_args = lambda s=server: boot_args(s)  # type: ignore[misc]
+            interface = IFUPDOWN_INTERFACE if stype["architecture"] == "arm" else INTERFACE  # archimage
+            self.machines[sid].boot_args = lambda s=server: boot_args(s, interface)  # type: ignore[misc]
             self.machines[sid].on_spawn = spawned
         return self.machines[sid]
 

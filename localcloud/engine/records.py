@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import APIError, invalid_input, not_found
 from ..paths import Layout
 from ..state.store import Store, now
-from . import catalog
+from .architectures import Architectures
 from .faults import Faults
 
 log = logging.getLogger("localcloud")
@@ -31,9 +31,10 @@ class ActionFailed(Exception):
 
 
 class Records:
-    def __init__(self, layout: Layout, faults: Faults):
+    def __init__(self, layout: Layout, faults: Faults, architectures: Architectures | None = None):
         self.layout = layout
         self.faults = faults
+        self.architectures = architectures or Architectures()
         self.store = Store(layout.state_file)
 
     # -- lookups ---------------------------------------------------------------------------
@@ -57,7 +58,7 @@ class Records:
                                details={"fields": [{"name": "name"}]})
 
     def images(self) -> list[dict]:
-        return catalog.SYSTEM_IMAGES + list(self.store["images"].values())
+        return self.architectures.system_images() + list(self.store["images"].values())
 
     def get_image_of(self, server: dict) -> dict | None:
         """The image the server was created from; None once that snapshot is deleted (as on Hetzner)."""

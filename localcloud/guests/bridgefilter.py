@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..host.hostcmd import HostCommandError, run
+from ..host.hostnet import checksum_in_software
 from ..paths import BRIDGE, MACHINE_PREFIX, METADATA_ADDRESS, PORTS_TABLE
 from . import redirect
 
@@ -156,9 +157,10 @@ class Ports:
             run(["nft", "-f", "-"], input=render(self.pins) + redirect.render([]))
 
     def open(self, machine: str, identity: Identity, metadata_port: int, alive: Callable[[], bool],
-             netns_pid: Callable[[], int | None]) -> None:
+             netns_pid: Callable[[], int | None], emulated: bool = False) -> None:
         """Give the guest of ``machine`` (just started) its MAC, then pin its port to ``identity``; until then it
-        passes nothing, and it stays so when its port does not appear or nft refuses (logged)."""
+        passes nothing, and it stays so when its port does not appear or nft refuses (logged). An ``emulated``
+        guest's port gets complete checksums (``hostnet.checksum_in_software``)."""
         deadline = time.monotonic() + PORT_TIMEOUT
         while (port := _port(machine)) is None or (pid := netns_pid()) is None:
             if not alive() or time.monotonic() > deadline:
@@ -170,6 +172,11 @@ class Ports:
         if set_mac.returncode != 0:
             log.error("machine %s: its MAC could not be set (%s); it stays cut off", machine, set_mac.stderr.strip())
             return
+        if emulated:
+            try:
+                checksum_in_software(port)
+            except OSError as exc:
+                log.error("machine %s: its port's checksums stay offloaded (%s): its DHCP will fail", machine, exc)
         with self._lock:
             self.pins[machine] = Pin(port, identity, redirect.MARK_BASE + _slot(machine), metadata_port)
             self._apply()

@@ -18,6 +18,8 @@ nspawn, inherited by the guest: ``add_key`` and ``keyctl`` answer ENOSYS. nspawn
 systemd in the guest then runs units without their BPF settings (``IPAddressDeny=``, ``DevicePolicy=``; the
 agent's denial of the metadata address is an nftables rule in the image for that reason), and runc skips its
 device programs in a user namespace; the guest's devices cgroup (``cgroups.DEVICES``) is the device list.
+An arm guest's programs run through qemu-user (``host/binfmt``), which makes their calls as x86-64 ones: the
+same filters hold for them (and for x86 code a guest might get qemu to run).
 
 What a guest can still do that a VM's guest could not (what only a real VM closes):
 - it shares the host's kernel: a kernel bug reachable from a user namespace (and unprivileged user namespaces

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..paths import HOST_ADDRESS, MIRROR_PORT, Layout
@@ -19,7 +20,7 @@ from .storage import Storage
 
 log = logging.getLogger("localcloud")
 
-SYSTEM_IMAGES = {"debian-12": "bookworm"}
+SUITE = "bookworm"  # debian-12
 PACKAGES = (
     "systemd,systemd-sysv,dbus,openssh-server,cloud-init,python3-cffi-backend,iproute2,sudo,"
     "python3,ca-certificates,procps,curl,netbase,gnupg,less,apt-transport-https"
@@ -69,30 +70,43 @@ def image_path(layout: Layout, name: str) -> Path:
     return layout.base_images / name
 
 
-def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12") -> Path:
-    """Return the cached image root, building it first if needed (~2 minutes, cold cache)."""
+def partial_path(layout: Layout, name: str) -> Path:
+    """Where the image is built until it is complete."""
+    return image_path(layout, name).with_name(name + ".partial")
+
+
+def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12", *,
+                      bootstrap: Callable[[Path, dict], None] | None = None,
+                      adapt: Callable[[Path], None] | None = None) -> Path:
+    """Return the cached image root, building it first if needed (~2 minutes, cold cache). ``bootstrap(root, env)``:
+    another architecture's debootstrap (``archimage``), ``adapt`` what it adds last."""
     target = image_path(layout, name)
     if (target / "etc/os-release").exists():
         _private_networks(target)  # an image built before private networks existed
         return target
-    suite = SYSTEM_IMAGES[name]
     ensure_mirror()
-    partial = target.with_name(name + ".partial")
+    partial = partial_path(layout, name)
     storage.delete(partial)
     storage.new_volume(partial)
     started = time.monotonic()
     log.info("building system image %s with debootstrap (once; cached afterwards)", name)
     env = dict(os.environ, http_proxy=f"http://127.0.0.1:{MIRROR_PORT}")
     try:
-        run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", suite, str(partial), MIRROR],
-            timeout=1800, env=env)
+        (bootstrap or _debootstrap)(partial, env)
         _configure(partial)
+        if adapt:
+            adapt(partial)
     except BaseException:
         storage.delete(partial)
         raise
     partial.rename(target)
     log.info("system image %s built in %.0f s", name, time.monotonic() - started)
     return target
+
+
+def _debootstrap(root: Path, env: dict) -> None:
+    run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(root), MIRROR], timeout=1800,
+        env=env)
 
 
 def _configure(root: Path) -> None:

@@ -13,7 +13,11 @@ table of ``metadata.redirect`` drops whatever would leave it).
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import shutil
+import socket
+import struct
 from pathlib import Path
 
 from ..paths import BRIDGE, GATEWAY6, HOST_ADDRESS, HOST_ADDRESS6, LINK_LOCAL_PREFIX, MIRROR_PORT, ULA_PREFIX
@@ -57,3 +61,17 @@ def ensure_mirror() -> None:
 
 def mirror_url() -> str:
     return f"http://{HOST_ADDRESS}:{MIRROR_PORT}"
+
+
+SIOCETHTOOL, ETHTOOL_STXCSUM = 0x8946, 0x17
+
+
+def checksum_in_software(port: str) -> None:
+    """Frames the host sends out of ``port`` carry complete UDP checksums (``ethtool -K <port> tx off``, without
+    ethtool). The host's own frames (dnsmasq's DHCP answers) leave the bridge with the checksum left to the
+    hardware, which a veth never computes: a guest's kernel says so to a packet socket in ancillary data, which
+    qemu-user does not pass on, so an arm guest's dhclient would drop every answer as a bad checksum."""
+    value = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_STXCSUM, 0))
+    request = struct.pack("16sP16x", port.encode(), ctypes.addressof(value))  # struct ifreq, 40 bytes
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, request)

@@ -28,6 +28,7 @@ import tarfile
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -201,3 +202,20 @@ class NodePackages:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             return json.load(resp)
 
+
+
+class NodeForArchitectures:
+    """Node.js of a major for each architecture the guests run: the host's always, another (arm64) while
+    ``runs(arch)`` says its guests run here, so that what a build asks for before its playbooks is there whichever
+    server type it uses. Answers with the host's."""
+
+    def __init__(self, host: NodePackages, others: list[NodePackages], runs: Callable[[str], bool]):
+        self.host, self.others, self.runs = host, others, runs
+        self._lock = threading.Lock()  # the packagings share one repository index
+
+    def ensure(self, major: int) -> dict:
+        with self._lock:
+            for other in self.others:
+                if self.runs(other.arch):
+                    other.ensure(major)
+            return self.host.ensure(major)

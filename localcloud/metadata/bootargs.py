@@ -20,7 +20,9 @@ kernel command line from ``/proc/1/cmdline``. So, without writing into the guest
 
 The interface is matched as ``host0*``: cloud-init then writes ``10-cloud-init-host0*.network``, which networkd
 takes before a ``10-cloud-init-host0.network`` (and its drop-ins: a fixed address, another server's MAC) that a
-snapshot of an older local cloud may carry, so that such snapshots still boot.
+snapshot of an older local cloud may carry, so that such snapshots still boot. An arm guest's image configures its
+network with ifupdown (``host/archimage``: systemd-networkd does not run under qemu-user), which takes a name, not
+a pattern: its interface is ``host0``.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from ..paths import METADATA_ADDRESS
 from . import document
 
 INTERFACE = "host0*"
+IFUPDOWN_INTERFACE = "host0"
 SEED_URL = f"http://{METADATA_ADDRESS}/localcloud/nocloud/"
 CLOUD_CONFIG = "cc:{disable_network_activation: true, datasource: {NoCloud: {fs_label: null}}} end_cc"
 
 
-def boot_args(server: dict) -> list[str]:
-    config = yaml.safe_dump(document.network_config(server, INTERFACE), sort_keys=False)
+def boot_args(server: dict, interface: str = INTERFACE) -> list[str]:
+    config = yaml.safe_dump(document.network_config(server, interface), sort_keys=False)
     return [f"ds=nocloud-net;s={SEED_URL}", f"network-config={base64.b64encode(config.encode()).decode()}",
             CLOUD_CONFIG]

@@ -7,6 +7,9 @@ are replaced by a stand-in that refuses to start, so nothing here boots a guest.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -84,7 +87,8 @@ def local_api(tmp_path, monkeypatch):
     thread.join(10)
 
 
-def boot_server(client, keypair, name: str, *, image=None, user_data: str | None = None, key=None):
+def boot_server(client, keypair, name: str, *, image=None, user_data: str | None = None, key=None,
+                server_type: str = "cx23"):
     """A running server of the real local cloud, reachable with ``keypair`` (its SSH key ``key``, made when
     not given); returns (server, key).
 
@@ -94,7 +98,41 @@ def boot_server(client, keypair, name: str, *, image=None, user_data: str | None
     from hcloud.server_types import ServerType
 
     key = key or client.ssh_keys.create(name=name, public_key=keypair.public_openssh)
-    made = client.servers.create(name=name, server_type=ServerType(name="cx23"), image=image or Image(name="debian-12"),
-                                 ssh_keys=[key], user_data=user_data)
+    made = client.servers.create(name=name, server_type=ServerType(name=server_type),
+                                 image=image or Image(name="debian-12"), ssh_keys=[key], user_data=user_data)
     made.action.wait_until_finished(120)
     return client.servers.get_by_id(made.server.id), key
+
+
+ARM_IMAGE_TIMEOUT = 1200  # seconds: the arm64 image is built at its first use, under emulation (minutes)
+
+
+@pytest.fixture(scope="session")
+def arm_image(client, cloud_endpoint):
+    """The local cloud's ``debian-12`` of architecture arm, built now if this local cloud has not built it yet. A
+    host that cannot run arm64 programs fails here with the local cloud's reason (what ``invoke cloud-status``
+    says)."""
+    deadline = time.monotonic() + ARM_IMAGE_TIMEOUT
+    arm = cloud_endpoint.admin("PUT", "/_admin/architectures/arm")
+    while arm["arm"] != "ready":
+        assert arm["arm"] == "building", f"this local cloud runs no arm servers: {arm['arm']}, {arm['arm_reason']}"
+        assert time.monotonic() < deadline, f"the arm64 system image was not built in {ARM_IMAGE_TIMEOUT} s"
+        time.sleep(5)
+        arm = cloud_endpoint.admin("GET", "/_admin/health")["architectures"]
+    return client.images.get_by_name_and_architecture("debian-12", "arm")
+
+
+@pytest.fixture
+def hcloud_cli(cloud_endpoint):
+    """Debian's `hcloud` CLI against the running local cloud: ``hcloud_cli(*args)`` returns its output."""
+    exe = shutil.which("hcloud")
+    if exe is None:
+        pytest.fail("the hcloud CLI is missing: `apt-get install hcloud-cli` (.ci/setup installs it)")
+    env = dict(os.environ, HCLOUD_TOKEN=cloud_endpoint.token, HCLOUD_ENDPOINT=cloud_endpoint.endpoint)
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, f"hcloud {' '.join(args)}: {proc.stderr}"
+        return proc.stdout
+
+    return run

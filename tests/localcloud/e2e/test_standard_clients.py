@@ -1,11 +1,9 @@
-"""Standard clients work unchanged: Debian's `hcloud` CLI drives the local cloud."""
+"""Standard clients work unchanged: Debian's `hcloud` CLI drives the local cloud (``hcloud_cli``: the local
+cloud's conftest; its arm server is made in ``test_arm``)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -14,21 +12,6 @@ from imagekit.host import ssh
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def hcloud_cli(cloud_endpoint):
-    exe = shutil.which("hcloud")
-    if exe is None:
-        pytest.fail("the hcloud CLI is missing: `apt-get install hcloud-cli` (.ci/setup installs it)")
-    env = dict(os.environ, HCLOUD_TOKEN=cloud_endpoint.token, HCLOUD_ENDPOINT=cloud_endpoint.endpoint)
-
-    def run(*args: str) -> str:
-        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=180)
-        assert proc.returncode == 0, f"hcloud {' '.join(args)}: {proc.stderr}"
-        return proc.stdout
-
-    return run
 
 
 def test_hcloud_cli_server_lifecycle(cloud_unchanged, hcloud_cli, keypair, tmp_path):
