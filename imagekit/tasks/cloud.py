@@ -10,13 +10,21 @@ from .. import render
 from .shared import run, say, whole_number
 
 
-@task
-def cloud_up(c: Context) -> None:
+@task(help={"arm": "also start building the arm64 system image now, in the background (~5 min under emulation; "
+                    "else the first arm server waits for it)"})
+def cloud_up(c: Context, arm: bool = False) -> None:
     """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
     from localcloud import client as localcloud
 
-    ep = run("cloud-up", lambda _: {"endpoint": localcloud.up(progress=say).endpoint}, target=False)
-    say(f"local cloud is up at {ep['endpoint']}")
+    def up(_: object) -> dict[str, object]:
+        ep = localcloud.up(progress=say)
+        return {"endpoint": ep.endpoint, **({"arm": ep.admin("PUT", "/_admin/architectures/arm")} if arm else {})}
+
+    found = run("cloud-up", up, target=False)
+    say(f"local cloud is up at {found['endpoint']}")
+    if arm:
+        state = found["arm"]
+        say(f"arm servers: {state['arm']}{' (' + state['arm_reason'] + ')' if state.get('arm_reason') else ''}")
 
 
 @task
