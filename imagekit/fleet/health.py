@@ -26,6 +26,7 @@ class AgentHealth(TypedDict):
     hourly_cost_gross: float | None
     problems: list[str]  # what a check found wrong
     unchecked: list[str]  # what could not be checked, and why
+    labels: NotRequired[dict[str, str]]  # the operator's own labels on the server (--label), not imagekit's
     healthy: NotRequired[bool | None]  # set last, from the two above: None is unchecked
 
 

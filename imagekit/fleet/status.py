@@ -26,7 +26,7 @@ from hcloud import Client
 from hcloud.servers import BoundServer
 
 from .. import agentid, profiles, tailnet
-from ..cloud import api
+from ..cloud import api, userlabels
 from ..cloud.api import known
 from ..cloud.servers import address, architecture, type_of
 from ..errors import ImagekitError
@@ -176,7 +176,7 @@ def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
         "drift": latest is not None and snapshot_id != latest, "provisioned_at": created.isoformat(),
         "server_type": type_of(server).name, "location": location,
         "hourly_cost_gross": cost([server])["hourly_gross"] if location else None,
-        "problems": [], "unchecked": []}
+        "problems": [], "unchecked": [], "labels": userlabels.operator_labels(labels)}
     problems = row["problems"]
     if server.status != "running":
         problems.append(f"server is {server.status}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
@@ -35,6 +35,7 @@ class JobOptions:
     max_output_mb: int = 1024
     parallel: int = 5
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
+    labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every job's server and key
 
 
 def check_options(o: JobOptions) -> Tree | None:

@@ -36,8 +36,10 @@ class JobPlan:
 
     def labels(self, job_id: str) -> dict[str, str]:
         """A job's server and key (leased while the run lives: gc sweeps them once it is gone, or --run's)."""
-        return api.labels(role="job", profile=self.options.profile, mode=self.mode, tailscale="yes" if self.tailnet
-                          else "no", **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)})
+        return {**self.options.labels,  # the operator's own (--label): never one of imagekit's keys
+                **api.labels(role="job", profile=self.options.profile, mode=self.mode,
+                             tailscale="yes" if self.tailnet else "no",
+                             **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)})}
 
 
 def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import agentid, profiles
@@ -34,6 +34,8 @@ class ProvisionOptions:
     pool: bool = True  # claim a warm pool host first (snapshot mode, with the operator's private key)
     refill: bool = False  # afterwards, top the pool up to the size it had
     run_id: str | None = None  # the run's id (every resource's `run` label and the agents' deployment); default: new
+    labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every agent (cloud.userlabels)
+    ssh_from: tuple[str, ...] = ()  # SSH open only to these networks once the agents are ready (steps.sshfrom)
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:
@@ -47,4 +49,6 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:
         agentid.server_name(agent)
+    if o.ssh_from and not o.wait:
+        raise InputError("--ssh-from: imagekit checks it still reaches the hosts once they are ready: drop --no-wait")
     return o

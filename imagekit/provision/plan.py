@@ -60,9 +60,10 @@ class ProvisionPlan:
 
     def agent_labels(self, name: str, **extra: str) -> dict[str, str]:
         """An agent server's labels (gc and deprovision find agents by them)."""
-        return api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
-                          tailscale="yes" if self.enrols else "no", **{"agent-id": name, runid.LABEL: self.deployment},
-                          **extra)
+        return {**self.options.labels,  # the operator's own (--label): never one of imagekit's keys
+                **api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
+                             tailscale="yes" if self.enrols else "no",
+                             **{"agent-id": name, runid.LABEL: self.deployment}, **extra)}
 
 
 def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: str,

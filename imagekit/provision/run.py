@@ -25,6 +25,7 @@ from .agent import provision_agent
 from .halfmade import busy
 from .options import ProvisionOptions
 from .plan import make_plan
+from .sources import NarrowSSH
 from .state import AgentResult, Run, survey
 
 
@@ -107,7 +108,8 @@ def provision(target: Target, options: ProvisionOptions, progress: Callable[[str
         r.events = events
         progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
                  f"{p.mode} mode, on the {target.describe()}")
-        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(), Agents(), Refill()]
+        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(), Agents(),
+                                  NarrowSSH(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
                   events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]

@@ -10,10 +10,22 @@ from invoke import Context, task
 
 from .. import render, settings
 from ..events import check_destination as check_events
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, agent_ids, number, path, run, say, whole_number
+from .shared import (
+    LABEL_HELP,
+    LOCATION_HELP,
+    RUN_ID_HELP,
+    TOKEN_HELP,
+    NoDashH,
+    agent_ids,
+    number,
+    path,
+    run,
+    say,
+    whole_number,
+)
 
 
-@task(iterable=["agent_id"], help={
+@task(iterable=["agent_id", "label"], klass=NoDashH, help={
     "agent_id": "agent id (repeat the option or separate ids by commas); the server is named after it",
     "count": "provision N agents: ID-1..ID-N with one --agent-id, else agent-1..agent-N",
     "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
@@ -37,6 +49,9 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, agent_ids, number, p
     "no_pool": "create every agent's server cold, even when warm pool hosts are there",
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
+    "label": LABEL_HELP,
+    "ssh_from": "CIDR[,CIDR]: SSH open only to these sources (a firewall per set, made and reused by imagekit, in "
+                "place of the profile's); provision checks it still reaches the hosts, else puts the old one back",
     **TOKEN_HELP,
 })
 def provision(c: Context, agent_id: list[str] | None = None, count: str | None = None, mode: str = "auto",
@@ -45,15 +60,18 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               agent_bundle: str | None = None, no_tailscale: bool = False, no_wait: bool = False,
               timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
               events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
-              token_env: str | None = None, token_file: str | None = None) -> None:
+              token_env: str | None = None, token_file: str | None = None, label: list[str] | None = None,
+              ssh_from: str | None = None) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
     it (with --json also under "leftovers")."""
     from .. import agentid, runid
+    from ..cloud import userlabels
     from ..provision import ProvisionOptions, provision
     from ..provision.options import check_options
+    from ..steps import sshfrom
 
     def options() -> ProvisionOptions:
         check_events(events, json)
@@ -65,7 +83,8 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
-            pool=not no_pool, refill=refill, run_id=runid.given(run_id)))
+            pool=not no_pool, refill=refill, run_id=runid.given(run_id), labels=userlabels.parse(label or []),
+            ssh_from=sshfrom.parse(ssh_from)))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)
@@ -88,7 +107,7 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
                              "Tailscale device(s)"))
 
 
-@task(positional=["action"], help={
+@task(positional=["action"], iterable=["label"], help={
     "action": "fill (make the pool hold --size ready hosts from the newest snapshot, replacing older ones), "
               "status, or drain (delete every pool host)",
     "size": "fill: how many ready hosts the pool holds",
@@ -98,10 +117,12 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
     "location": LOCATION_HELP,
     "parallel": "fill: hosts created at once (default 5)",
     "run_id": "fill: " + RUN_ID_HELP,
+    "label": "fill: " + LABEL_HELP,
     "json": "print one JSON object", **TOKEN_HELP})
 def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
          server_type: str | None = None, location: str | None = None, parallel: int = 5, run_id: str | None = None,
-         json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
+         json: bool = False, token_env: str | None = None, token_file: str | None = None,
+         label: list[str] | None = None) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
@@ -111,6 +132,7 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
     it (with --json also under "leftovers")."""
     from .. import runid
+    from ..cloud import userlabels
     from ..errors import InputError
     from ..pool import fill as pool_fill
 
@@ -122,7 +144,7 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
                 size=whole_number("--size", size), profile=profile, snapshot=snapshot,
                 server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                 location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel),
-                run_id=runid.given(run_id)))
+                run_id=runid.given(run_id), labels=userlabels.parse(label or [])))
 
         run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
             failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)

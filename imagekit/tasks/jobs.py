@@ -8,10 +8,10 @@ from pathlib import Path
 from invoke import Context, task
 
 from .. import settings
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
 
 
-@task(name="run", iterable=["job_id"], auto_shortflags=False, help={
+@task(name="run", iterable=["job_id", "label"], auto_shortflags=False, help={
     "job_id": "job id (repeat the option or separate ids by commas): one fresh host per job, run at once",
     "count": "run N jobs: ID-1..ID-N with one --job-id, else job-1..job-N",
     "snapshot": "snapshot id, or `latest` (default) for the newest of the profile",
@@ -33,6 +33,7 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, s
     "parallel": "jobs run at once (default 5)",
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
     "run_id": RUN_ID_HELP,
+    "label": LABEL_HELP,
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -41,13 +42,14 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          timeout: str | None = None, ready_timeout: str | None = None, secrets_file: str | None = None,
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
          parallel: int = 5, run_id: str | None = None, json: bool = False, token_env: str | None = None,
-         token_file: str | None = None) -> None:
+         token_file: str | None = None, label: list[str] | None = None) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
     is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
     names each and the command that removes it (with --json also under "leftovers")."""
     from .. import runid
+    from ..cloud import userlabels
     from ..jobs import JobOptions, run_jobs
     from ..jobs.options import expand
 
@@ -64,7 +66,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), keep_on_failure=keep_on_failure,
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
-            parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id))
+            parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
+            labels=userlabels.parse(label or []))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

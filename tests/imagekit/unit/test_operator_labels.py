@@ -1,0 +1,86 @@
+"""The operator's own labels (--label) and SSH sources (--ssh-from), checked before anything exists: Hetzner's label
+rules (the same verdicts as the local cloud's checker, which follows Hetzner's documentation), imagekit's own keys
+refused, status shown only the operator's; --ssh-from as a sorted set whose firewall narrows only SSH."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagekit import profiles, runid
+from imagekit.build_inputs import LABEL as INPUTS_LABEL
+from imagekit.cloud import leases, userlabels
+from imagekit.errors import InputError
+from imagekit.fleet.roll.plan import ROLLING
+from imagekit.host import hostkey
+from imagekit.pool import members
+from imagekit.provision.halfmade import REBUILDING
+from imagekit.steps import firewall, sshfrom
+from localcloud.api import labels as hetzner
+from localcloud.errors import APIError
+
+SAMPLES = [("team", "payments"), ("Team_1.x", ""), ("example.com/owner", "ops-1"), ("a" * 63, "b" * 63),
+           ("a" * 64, "x"), ("x", "b" * 64), ("-team", "x"), ("team-", "x"), ("te am", "x"), ("team", "a b"),
+           ("team", "-x"), ("Example.com/owner", "x"), ("a..b/owner", "x"), ("/owner", "x"), ("team", "x\n"),
+           ("", "x"), ("k", "ok."), ("k", "ok_1")]
+
+
+@pytest.mark.parametrize("key, value", SAMPLES)
+def test_a_label_passes_exactly_when_hetzners_rules_allow_it(key, value):
+    try:
+        hetzner.validate({key: value})
+        allowed = True
+    except APIError:
+        allowed = False
+    try:
+        userlabels.check(key, value)
+        ours = True
+    except InputError as exc:
+        ours = False
+        assert f"--label {key}={value}" in str(exc) and "not allowed" in str(exc)
+    assert ours == allowed
+
+
+def test_every_key_imagekit_sets_is_refused_and_named():
+    for key in (runid.LABEL, leases.KEY, hostkey.LABEL, members.KEY_LABEL, "role", "pool", ROLLING,
+                REBUILDING.key, INPUTS_LABEL, sshfrom.LABEL, "managed-by", "agent-id", "deployment", "mode",
+                "profile"):
+        with pytest.raises(InputError, match=f"'{key}' is one of imagekit's own label keys"):
+            userlabels.parse([f"{key}=x"])
+
+
+def test_labels_parse_repeat_and_refuse_what_is_not_key_value():
+    assert userlabels.parse(["team=payments", "cost-center=42", "team=payments"]) == \
+        {"team": "payments", "cost-center": "42"}
+    assert userlabels.parse(["empty="]) == {"empty": ""}
+    with pytest.raises(InputError, match="give KEY=VALUE"):
+        userlabels.parse(["team"])
+    with pytest.raises(InputError, match="given twice"):
+        userlabels.parse(["team=a", "team=b"])
+
+
+def test_status_shows_only_the_operators_labels():
+    assert userlabels.operator_labels({"managed-by": "imagekit", "role": "agent", "run": "r", "host-key": "x",
+                                       "team": "payments", "example.com/owner": "ops"}) == \
+        {"example.com/owner": "ops", "team": "payments"}
+    assert userlabels.operator_labels(None) == {}
+
+
+def test_ssh_sources_are_a_sorted_set_with_a_stable_name():
+    assert sshfrom.parse(None) == ()
+    given = sshfrom.parse("2001:db8::/48, 10.0.0.7,192.168.1.0/24,10.0.0.7/32")
+    assert given == ("10.0.0.7/32", "192.168.1.0/24", "2001:db8::/48")
+    assert sshfrom.digest(given) == sshfrom.digest(sshfrom.parse("192.168.1.0/24,2001:db8::/48,10.0.0.7"))
+    assert sshfrom.digest(given) != sshfrom.digest(sshfrom.parse("192.168.1.0/24"))
+    assert sshfrom.parse("10.1.2.3/8") == ("10.0.0.0/8",)
+    for bad in ("10.0.0.300", "example.com", "10.0.0.0/33", ","):
+        with pytest.raises(InputError, match="is not an address or network"):
+            sshfrom.parse(bad)
+
+
+def test_the_source_firewall_narrows_only_ssh():
+    profile = profiles.load("agent")
+    wide = {(r.protocol, r.port): r.source_ips for r in firewall.rules(profile)}
+    narrow = {(r.protocol, r.port): r.source_ips for r in firewall.rules(profile, ("10.0.0.0/8",))}
+    assert narrow.pop(("tcp", "22")) == ["10.0.0.0/8"]
+    assert wide.pop(("tcp", "22")) == ["0.0.0.0/0", "::/0"]
+    assert narrow == wide
