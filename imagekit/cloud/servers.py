@@ -1,5 +1,5 @@
-"""Servers once they exist: the address imagekit talks to a server on, its firewalls, its type and architecture, and deleting
-servers (each deletion waited for, so that a command ends with its servers gone, not going)."""
+"""Servers once they exist: the address imagekit talks to a server on, its firewalls, its type and architecture,
+and deleting servers (each deletion waited for, so that a command ends with its servers gone, not going)."""
 
 from __future__ import annotations
 
