@@ -36,6 +36,7 @@ class ProvisionOptions:
     run_id: str | None = None  # the run's id (every resource's `run` label and the agents' deployment); default: new
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every agent (cloud.userlabels)
     ssh_from: tuple[str, ...] = ()  # SSH open only to these networks once the agents are ready (steps.sshfrom)
+    ipv4: bool = True  # a public IPv4 on every server; off: IPv6 only, reached over IPv6 (cloud.family)
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:
@@ -49,6 +50,8 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:
         agentid.server_name(agent)
+    if not o.ipv4 and o.refill:
+        raise InputError("--refill with --no-ipv4: the pool's hosts have IPv4; refill it with `invoke pool fill`")
     if o.ssh_from and not o.wait:
         raise InputError("--ssh-from: imagekit checks it still reaches the hosts once they are ready: drop --no-wait")
     return o

@@ -14,7 +14,7 @@ from hcloud.ssh_keys import BoundSSHKey
 
 from .. import profiles, runid, secretfile, settings, tailnet
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
-from ..cloud import api, lookups
+from ..cloud import api, family, lookups
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
 from ..host.keys import KeyPair
@@ -70,11 +70,13 @@ def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: s
               progress: Callable[[str], None]) -> ProvisionPlan:
     """Everything that can be wrong is found here, before anything is created."""
     check_options(o)
+    if not o.ipv4:
+        family.require_ipv6_route(target)
     profile = profiles.load(o.profile)
     wanted = settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID")
     spec = resolve(client, server_type=o.server_type, location=o.location,  # the first request checks the token
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
-                                                        progress))
+                                                        progress), ipv4=o.ipv4)
     mode = lookups.mode_of(spec.image)
     if mode == "fallback" and not o.wait:
         raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")

@@ -17,6 +17,7 @@ from .shared import (
     TOKEN_HELP,
     NoDashH,
     agent_ids,
+    given_flag,
     number,
     path,
     run,
@@ -50,6 +51,8 @@ from .shared import (
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
     "label": LABEL_HELP,
+    "ipv4": "--no-ipv4: IPv6-only servers (no public IPv4 to pay for), reached over IPv6; needs an IPv6 route "
+            "from this machine (default IMAGEKIT_IPV4, else on)",
     "ssh_from": "CIDR[,CIDR]: SSH open only to these sources (a firewall per set, made and reused by imagekit, in "
                 "place of the profile's); provision checks it still reaches the hosts, else puts the old one back",
     **TOKEN_HELP,
@@ -61,7 +64,7 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
               events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
               token_env: str | None = None, token_file: str | None = None, label: list[str] | None = None,
-              ssh_from: str | None = None) -> None:
+              ssh_from: str | None = None, ipv4: bool = True) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
@@ -84,7 +87,7 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
             pool=not no_pool, refill=refill, run_id=runid.given(run_id), labels=userlabels.parse(label or []),
-            ssh_from=sshfrom.parse(ssh_from)))
+            ssh_from=sshfrom.parse(ssh_from), ipv4=settings.ipv4(given_flag("ipv4", ipv4))))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)

@@ -3,6 +3,7 @@ tasks give, and the parsing of agent ids and paths."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ from invoke import Task
 
 from ..command import TOKEN_HELP, number, run, say, whole_number
 
-__all__ = ["LABEL_HELP", "LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "NoDashH", "agent_ids", "number", "path", "run",
-           "say", "whole_number"]
+__all__ = ["LABEL_HELP", "LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "NoDashH", "agent_ids", "given_flag", "number",
+           "path", "run", "say", "whole_number"]
 
 LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
                  "`location` label records where it landed (default IMAGEKIT_LOCATION, else the API's choice)")
@@ -28,6 +29,12 @@ class NoDashH(Task[Any]):
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         return dict(super().arg_opts(name, default, taken_names | {"h"}))
+
+
+def given_flag(name: str, value: bool) -> bool | None:
+    """A flag that is on by default (``--NAME``/``--no-NAME``) as given on the command line; None when not given, so
+    that its setting decides."""
+    return value if not value or f"--{name}" in sys.argv[1:] else None
 
 
 def agent_ids(raw: list[str] | None) -> list[str]:

@@ -6,6 +6,7 @@ naming the fix. One agent; the cloud as the test found it at the end."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
@@ -63,3 +64,27 @@ def test_own_labels_and_ssh_sources(fleet, operator, tmp_path):
         for fw in client.firewalls.get_all():
             if fw.id not in ssh_firewalls and fw.name.startswith("imagekit-agent-ssh-"):
                 fw.delete()
+
+
+def test_an_ipv6_only_agent_is_ready_and_healthy(fleet, operator, tmp_path):
+    client = fleet
+    key, sk = operator
+    key_file = tmp_path / "key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file), IMAGEKIT_IPV4="0")  # the setting, as a workflow sets it
+    try:
+        made = invoke("provision", "--agent-id", "six-1", "--json", env_extra=env)
+        assert made.returncode == 0, made.stderr[-3000:]
+        row = json.loads(made.stdout)["agents"][0]
+        assert row["status"] == "ready" and row["mode"] == "snapshot", row
+        server = client.servers.get_by_id(row["server_id"])
+        assert server.public_net.ipv4 is None and server.public_net.ipv6 is not None
+        assert ipaddress.ip_address(row["ipv4"]) in ipaddress.ip_network(server.public_net.ipv6.ip)
+
+        status = invoke("status", "--agent-id", "six-1", "--json", env_extra=env)
+        assert status.returncode == 0, status.stderr[-2000:]
+        checked = json.loads(status.stdout)["agents"][0]
+        assert checked["healthy"] is True and checked["ssh"] is True and checked["service"] == "active", checked
+    finally:
+        assert invoke("deprovision", "--agent-id", "six-1").returncode == 0
