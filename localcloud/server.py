@@ -47,9 +47,8 @@ def read_or_create_token(path) -> str:
     return token
 
 
-def login_server(port: int, address: str = HOST_ADDRESS) -> str:
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}/tailscale"
+def login_server(port: int) -> str:
+    return f"http://{HOST_ADDRESS}:{port}/tailscale"
 
 
 def main() -> None:
@@ -75,7 +74,7 @@ def main() -> None:
     hostnet.ensure_mirror()
     baseimage.ensure_base_image(L, storage)
     standin = TailscaleStandIn(L.root / "tailscale.json")
-    build_apt_repo(L.apt_repo, login_server(port), login_server(port, HOST_ADDRESS6))
+    build_apt_repo(L.apt_repo, login_server(port))
     node = nodejs.NodePackages(L.apt_repo, L.node_tarballs)
     dhcp = Dhcp()
     dhcp.start()

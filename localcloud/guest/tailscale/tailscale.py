@@ -14,15 +14,10 @@ import urllib.request
 
 VERSION = "@VERSION@"
 LOGIN_SERVER = "@LOGIN_SERVER@"
-LOGIN_SERVER6 = "@LOGIN_SERVER6@"  # the same on the host's IPv6 address: what an IPv6-only guest reaches
 STATE = os.environ.get("TAILSCALE_STANDIN_STATE", "/var/lib/tailscale/standin-state.json")
 
 
 class Failure(Exception):
-    pass
-
-
-class Unreachable(Failure):
     pass
 
 
@@ -55,7 +50,7 @@ def call(server, path, body):
             msg = ""
         raise Failure(f"backend error: {msg or exc} (Tailscale stand-in at {server})") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise Unreachable(f"cannot reach the Tailscale stand-in at {server}: {exc}") from exc
+        raise Failure(f"cannot reach the Tailscale stand-in at {server}: {exc}") from exc
 
 
 def backend_state(state):
@@ -85,21 +80,15 @@ def cmd_up(args):
         raise Failure(f"cannot read auth key: {exc}") from exc
     tags = [t for t in args.advertise_tags.split(",") if t]
     hostname = args.hostname or socket.gethostname()
-    server = args.login_server
-    body = {"authkey": key, "hostname": hostname, "os": "linux", "client_version": VERSION, "advertise_tags": tags}
-    try:
-        reply = call(server, "/standin/register", body)
-    except Unreachable:
-        if server != LOGIN_SERVER or LOGIN_SERVER6 == LOGIN_SERVER:
-            raise
-        server = LOGIN_SERVER6  # an IPv6-only guest: the default server on the host's IPv6 address
-        reply = call(server, "/standin/register", body)
+    reply = call(args.login_server, "/standin/register", {
+        "authkey": key, "hostname": hostname, "os": "linux",
+        "client_version": VERSION, "advertise_tags": tags})
     if state.get("node_id"):
         try:
             call(state["login_server"], "/standin/logout", {"node_id": state["node_id"]})
         except Failure:
             pass  # the old node is gone already or its server is; the new login stands
-    save({"login_server": server, "hostname": hostname, "tags": tags, **reply})
+    save({"login_server": args.login_server, "hostname": hostname, "tags": tags, **reply})
 
 
 def cmd_status(args):
