@@ -1,20 +1,22 @@
 """The operator's own labels (--label) and SSH sources (--ssh-from), checked before anything exists: Hetzner's label
 rules (the same verdicts as the local cloud's checker, which follows Hetzner's documentation), imagekit's own keys
-refused, status shown only the operator's; --ssh-from as a sorted set whose firewall narrows only SSH."""
+refused, status shown only the operator's; --ssh-from as a sorted set whose firewall narrows only SSH. --no-ipv4's
+setting and its IPv6 route check."""
 
 from __future__ import annotations
 
 import pytest
 
-from imagekit import profiles, runid
+from imagekit import profiles, runid, settings
 from imagekit.build_inputs import LABEL as INPUTS_LABEL
-from imagekit.cloud import leases, userlabels
+from imagekit.cloud import family, leases, userlabels
 from imagekit.errors import InputError
 from imagekit.fleet.roll.plan import ROLLING
 from imagekit.host import hostkey
 from imagekit.pool import members
 from imagekit.provision.halfmade import REBUILDING
 from imagekit.steps import firewall, sshfrom
+from imagekit.target import Target
 from localcloud.api import labels as hetzner
 from localcloud.errors import APIError
 
@@ -84,3 +86,23 @@ def test_the_source_firewall_narrows_only_ssh():
     assert narrow.pop(("tcp", "22")) == ["10.0.0.0/8"]
     assert wide.pop(("tcp", "22")) == ["0.0.0.0/0", "::/0"]
     assert narrow == wide
+
+
+def test_ipv4_is_the_flag_when_given_else_the_setting(monkeypatch):
+    monkeypatch.delenv("IMAGEKIT_IPV4", raising=False)
+    assert settings.ipv4(None) is True
+    monkeypatch.setenv("IMAGEKIT_IPV4", "0")
+    assert settings.ipv4(None) is False and settings.ipv4(True) is True
+    monkeypatch.setenv("IMAGEKIT_IPV4", "maybe")
+    with pytest.raises(settings.SettingsError, match="IMAGEKIT_IPV4 'maybe'"):
+        settings.ipv4(None)
+
+
+def test_no_ipv6_route_is_an_error_naming_the_fix():
+    local = Target("http://127.0.0.1:1/v1", "t", local=True)
+    with pytest.raises(InputError, match="no IPv6 route to fe80::1 .*GitHub-hosted runners have no IPv6"):
+        family.require_ipv6_route(local, "fe80::1")  # link-local without an interface: the kernel has no route
+    hetzner = Target("https://api.hetzner.cloud/v1", "t", local=False)
+    with pytest.raises(InputError, match="leaves from ::1, a private address"):
+        family.require_ipv6_route(hetzner, "::1")  # routed, but from an address Hetzner's servers cannot answer
+    family.require_ipv6_route(local, "::1")
