@@ -51,8 +51,8 @@ from .shared import (
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
     "label": LABEL_HELP,
-    "ipv4": "--no-ipv4: IPv6-only servers (no public IPv4 to pay for), reached over IPv6; needs an IPv6 route "
-            "from this machine (default IMAGEKIT_IPV4, else on)",
+    "ipv4": "--ipv4 / --no-ipv4: a public IPv4 on every server, or IPv6-only servers (no IPv4 to pay for) reached "
+            "over IPv6, which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
     "ssh_from": "CIDR[,CIDR]: SSH open only to these sources (a firewall per set, made and reused by imagekit, in "
                 "place of the profile's); provision checks it still reaches the hosts, else puts the old one back",
     **TOKEN_HELP,
