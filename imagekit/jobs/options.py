@@ -36,6 +36,7 @@ class JobOptions:
     parallel: int = 5
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every job's server and key
+    ipv4: bool = True  # a public IPv4 on every job's server; off: IPv6 only, reached over IPv6 (cloud.family)
 
 
 def check_options(o: JobOptions) -> Tree | None:

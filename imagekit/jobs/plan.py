@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hcloud import Client
 
 from .. import profiles, runid, secretfile, tailnet
-from ..cloud import api, lookups
+from ..cloud import api, family, lookups
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import CloudError
 from ..host import playbook
@@ -46,13 +46,15 @@ def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[
     """Everything that can be wrong is found here, before anything is created."""
     run_id = runid.given(o.run_id)
     tree = check_options(o)
+    if not o.ipv4:
+        family.require_ipv6_route(target)
     found_secrets = secretfile.load(o.secrets_file)
     book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, target.local, run_id))
     profile = profiles.load(o.profile)
     wanted = None if o.snapshot == "latest" else o.snapshot
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
-                                                        progress))
+                                                        progress), ipv4=o.ipv4)
     tn = None
     if o.tailscale:
         tn = tailnet.Tailnet(tailnet.credentials(target))

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import Context, task
 
 from .. import settings
-from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, given_flag, number, path, run, say, whole_number
 
 
 @task(name="run", iterable=["job_id", "label"], auto_shortflags=False, help={
@@ -34,6 +34,8 @@ from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, 
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
     "run_id": RUN_ID_HELP,
     "label": LABEL_HELP,
+    "ipv4": "--ipv4 / --no-ipv4: a public IPv4 on every job's server, or IPv6-only servers reached over IPv6, which "
+            "needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -42,7 +44,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          timeout: str | None = None, ready_timeout: str | None = None, secrets_file: str | None = None,
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
          parallel: int = 5, run_id: str | None = None, json: bool = False, token_env: str | None = None,
-         token_file: str | None = None, label: list[str] | None = None) -> None:
+         token_file: str | None = None, label: list[str] | None = None, ipv4: bool = True) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
@@ -67,7 +69,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
-            labels=userlabels.parse(label or []))
+            labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

@@ -34,7 +34,8 @@ class NoDashH(Task[Any]):
 def given_flag(name: str, value: bool) -> bool | None:
     """A flag that is on by default (``--NAME``/``--no-NAME``) as given on the command line; None when not given, so
     that its setting decides."""
-    return value if not value or f"--{name}" in sys.argv[1:] else None
+    options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]  # not the command after `--`
+    return value if not value or f"--{name}" in options else None
 
 
 def agent_ids(raw: list[str] | None) -> list[str]:

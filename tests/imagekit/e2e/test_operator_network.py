@@ -66,7 +66,7 @@ def test_own_labels_and_ssh_sources(fleet, operator, tmp_path):
                 fw.delete()
 
 
-def test_an_ipv6_only_agent_is_ready_and_healthy(fleet, operator, tmp_path):
+def test_an_ipv6_only_agent_and_job(fleet, operator, tmp_path):
     client = fleet
     key, sk = operator
     key_file = tmp_path / "key"
@@ -87,5 +87,13 @@ def test_an_ipv6_only_agent_is_ready_and_healthy(fleet, operator, tmp_path):
         assert status.returncode == 0, status.stderr[-2000:]
         checked = json.loads(status.stdout)["agents"][0]
         assert checked["healthy"] is True and checked["ssh"] is True and checked["service"] == "active", checked
+
+        # A job's host IPv6-only too (the option this time): reached over IPv6, and with no route to the cloud's IPv4
+        # subnet (on a dual-stack host the same command exits 0).
+        probe = f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('{HOST_ADDRESS}', 9))"
+        job = invoke("run", "--job-id", "six-job", "--no-ipv4", "--json", "--", "python3", "-c", probe,
+                     env_extra=agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file)))
+        assert job.returncode == 1 and json.loads(job.stdout)["exit_code"] == 1, job.stderr[-3000:]
+        assert "Network is unreachable" in job.stderr, job.stderr[-2000:]
     finally:
         assert invoke("deprovision", "--agent-id", "six-1").returncode == 0
