@@ -27,6 +27,11 @@ def address(server: BoundServer) -> str | None:
     return None
 
 
+def has_ipv4(server: BoundServer) -> bool:
+    """Whether ``server`` has a public IPv4 (an IPv6-only one, made with --no-ipv4, has none)."""
+    return server.public_net is not None and server.public_net.ipv4 is not None
+
+
 def firewalls(server: BoundServer) -> list[BoundFirewall]:
     """The firewalls applied to ``server``."""
     net = server.public_net

@@ -106,3 +106,34 @@ def test_no_ipv6_route_is_an_error_naming_the_fix():
     with pytest.raises(InputError, match="leaves from ::1, a private address"):
         family.require_ipv6_route(hetzner, "::1")  # routed, but from an address Hetzner's servers cannot answer
     family.require_ipv6_route(local, "::1")
+
+
+def _server(client, ipv4: bool, firewall_ids: list[int]):
+    from hcloud.servers import BoundServer
+
+    return BoundServer(client.servers, {
+        "id": 7, "name": "agent-1", "labels": {"managed-by": "imagekit", "role": "agent", "team": "payments"},
+        "server_type": {"id": 1, "name": "cx23", "architecture": "x86"}, "location": {"id": 1, "name": "fsn1"},
+        "public_net": {"ipv4": {"id": 3, "ip": "203.0.113.7", "blocked": False, "dns_ptr": ""} if ipv4 else None,
+                       "ipv6": {"id": 4, "ip": "2001:db8:1::/64", "blocked": False, "dns_ptr": []},
+                       "floating_ips": [], "firewalls": [{"id": i, "status": "applied"} for i in firewall_ids]}})
+
+
+def test_a_rolls_replacement_keeps_the_old_hosts_firewalls_and_address_family():
+    from hcloud import Client
+    from hcloud.firewalls import BoundFirewall
+    from hcloud.images import BoundImage
+
+    from imagekit.fleet.roll.plan import Move, RollOptions
+    from imagekit.fleet.roll.run import Shared, replacement_plan
+
+    client = Client(token="unused")
+    profile_fw = BoundFirewall(client.firewalls, {"id": 1}, complete=False)
+    shared = Shared(target=Target("http://127.0.0.1:1/v1", "t", local=True), client=client, options=RollOptions(),
+                    profile=profiles.load("agent"), run_id="r", operator_key=None, keypair=None, tailnet=None, tags=(),
+                    firewall=profile_fw)
+    image = BoundImage(client.images, {"id": 5})
+    narrowed = replacement_plan(shared, Move(name="agent-1", old=_server(client, False, [42]), target=image)).spec
+    assert [f.id for f in narrowed.firewalls] == [42] and narrowed.ipv4 is False
+    plain = replacement_plan(shared, Move(name="agent-1", old=_server(client, True, []), target=image)).spec
+    assert [f.id for f in plain.firewalls] == [1] and plain.ipv4 is True
