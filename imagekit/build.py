@@ -13,12 +13,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import paramiko
 from hcloud.images import BoundImage
 
-from . import build_inputs, events, runid, settings
+from . import bake, build_inputs, events, profiles, runid, settings
 from .cloud import actions, api, lookups, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
@@ -51,6 +52,8 @@ class BuildOptions:
     max_age: float = 7  # days a snapshot of the same inputs is reused for (weekly security updates still arrive)
     parent: str | None = None  # --from: `latest` or a snapshot id of the profile the builder starts from
     run_id: str | None = None  # labels the builder and its key (``gc --run``); default: the build id
+    agent_bundle: Path | None = None  # code baked in (default: the profile's `bundle:`, if any)
+    images: list[str] = field(default_factory=list)  # container images baked in, besides the profile's `images:`
 
 
 @dataclass(kw_only=True)
@@ -61,6 +64,7 @@ class BuildJob(HostJob):  # the spec's image: the base image, the parent snapsho
     snapshot: BoundImage | None = None
     description: str = ""
     playbook: playbook.Playbook | None = None  # set with the inputs (check_inputs), before any step
+    baked: bake.Bake | None = None  # the code and images baked in; set with the inputs
     inputs_hash: str = ""
     parent: BoundImage | None = None  # an incremental build's starting snapshot
     size_before_clean: int | None = None
@@ -92,7 +96,10 @@ def check_inputs(job: BuildJob) -> None:
     variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id,
                                    grown=job.parent is not None)
     job.playbook = playbook.load(o.profile, variables)
-    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, api.known(job.spec.image.id, "the image's id"))
+    job.baked = bake.resolve(profiles.load(o.profile), o.agent_bundle, o.images, job.target.local)
+    job.playbook.expect.update(bake.expectations(job.baked))  # the checks find the code and images there
+    job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, api.known(job.spec.image.id, "the image's id"),
+                                               job.baked.inputs())
     if ident := settings.get("HETZNER_SSH_KEY_ID"):  # the operator's way into a kept builder
         job.spec = replace(job.spec, ssh_keys=(lookups.ssh_key(c, ident),))
 
@@ -165,7 +172,8 @@ class Snapshot:
         labels = api.labels(profile=o.profile, **{
             "build-id": s.build_id, "source-revision": source_revision(), "base-image": o.base_image,
             "version": s.build_id.split("-")[0], build_inputs.LABEL: s.inputs_hash,
-            **({"parent-snapshot": str(s.parent.id)} if s.parent else {})})
+            **({"parent-snapshot": str(s.parent.id)} if s.parent else {}),
+            **(s.baked.labels() if s.baked else {})})
         resp = s.server.create_image(type="snapshot", description=s.description, labels=labels)
         s.snapshot = resp.image
         actions.wait(s.client, resp.action, SNAPSHOT_TIMEOUT, "creating the snapshot")
@@ -199,6 +207,8 @@ def build_snapshot(target: Target, options: BuildOptions, progress: Callable[[st
         else None,
         "snapshot_id": image.id, "description": image.description, "labels": image.labels,
         "image_size_gb": image.image_size, "inputs_hash": job.inputs_hash,
+        "bundle_digest": job.baked.digest if job.baked else None,
+        "images": [i.reference for i in job.baked.images] if job.baked else [],
         "parent_snapshot_id": job.parent.id if job.parent else None, **result,
     }
 
@@ -208,8 +218,10 @@ def _build(job: BuildJob, reporter: events.StepEvents) -> tuple[BoundImage, dict
     start = f"snapshot {job.parent.id} (grown: upgraded, playbooks re-run)" if job.parent else f"base {o.base_image}"
     job.progress(f"build {job.build_id}: profile {o.profile}, {start}, type {o.server_type}, "
                  f"on the {job.target.describe()}")
+    assert job.baked is not None, "set with the inputs"
     steps: list[Step[BuildJob]] = [TemporaryKey(), CreateServer("builder server"), Boot("builder server"), WaitSSH(),
-                                   WaitCloudInit(), RunPlaybooks(), RunChecks(), CleanImage(), ShutDown(), Snapshot()]
+                                   WaitCloudInit(), RunPlaybooks(), bake.BakeCode(job.baked, job.target.local),
+                                   bake.BakeImages(job.baked), RunChecks(), CleanImage(), ShutDown(), Snapshot()]
     durations = run_steps(steps, job, job.progress, reporter)
     assert job.snapshot is not None and job.playbook is not None
     return job.snapshot, {

@@ -12,7 +12,9 @@ Each input is in the digest because changing it changes the image, or what vouch
   is the architecture's own);
 - the clean script: it decides what stays on the disk;
 - the checks: a snapshot vouched for by older checks must pass the new ones before it is handed out;
-- imagekit's version: the code that turns all of the above into an image.
+- imagekit's version: the code that turns all of the above into an image;
+- what is baked in besides (bake): the agent code's tree digest, each container image's reference and the content
+  of its archive (a reference pulled from a registry counts by name: its tag may move on, as packages do).
 
 Time is not an input: packages move on upstream while every input stays the same. Hence ``--max-age``.
 """
@@ -38,7 +40,8 @@ PER_BUILD = ("build_id", "built_at", "source_revision")  # playbook variables no
 HASH_CHARS = 40  # of the sha256 hex digest: a label value holds at most 63 characters
 
 
-def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int) -> str:
+def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int, baked: dict[str, Any] | None = None
+                ) -> str:
     """The digest of a build's inputs; ``variables`` as the build renders its playbooks with."""
     fixed = {**variables, **{name: f"<{name}>" for name in PER_BUILD}}
     checks = data_path("checks")
@@ -50,6 +53,7 @@ def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int) -> 
         "checks": {str(f.relative_to(checks)): _sha256(f.read_bytes()) for f in sorted(checks.rglob("*"))
                    if f.is_file() and "__pycache__" not in f.parts},  # pytest leaves bytecode beside them
         "imagekit": _version(),
+        **({"baked": baked} if baked and any(baked.values()) else {}),  # nothing baked: the hash of before
     }
     return _sha256(json.dumps(inputs, sort_keys=True).encode())[:HASH_CHARS]
 

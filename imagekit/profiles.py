@@ -19,6 +19,8 @@ from .errors import InputError
 _PATH = re.compile(r"/[A-Za-z0-9._/-]+")
 _NAME = re.compile(r"[a-z_][a-z0-9_-]*")
 PROTOCOLS = ("tcp", "udp")
+OPTIONAL = {"bundle", "images"}
+ARCHIVE = ".tar"  # an `images:` entry ending so is a `docker save` archive, else a registry reference
 
 
 class ProfileError(InputError):
@@ -49,6 +51,8 @@ class Profile:
     example_bundle: str
     tailscale: bool
     firewall: tuple[Rule, ...]
+    bundle: str | None = None  # agent code baked into the snapshot (a directory or .tar.gz; relative: to this file)
+    images: tuple[str, ...] = ()  # container images baked in: registry references, or `docker save` archives (.tar)
 
     @property
     def env_file(self) -> str:
@@ -104,7 +108,7 @@ def load(name: str, playbooks: Path | None = None) -> Profile:
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: expected a mapping of the profile's settings")
     fields = set(Profile.__dataclass_fields__) - {"name"}
-    if missing := sorted(fields - set(raw)):
+    if missing := sorted(fields - OPTIONAL - set(raw)):
         raise ProfileError(f"{path}: missing {', '.join(missing)}")
     if unknown := sorted(set(raw) - fields):
         raise ProfileError(f"{path}: unknown keys {', '.join(unknown)}")
@@ -122,5 +126,13 @@ def load(name: str, playbooks: Path | None = None) -> Profile:
         rules.append(Rule(rule["protocol"], str(rule["port"]), str(rule.get("description", ""))))
     if not any(r.protocol == "tcp" and r.port == "22" for r in rules):
         raise ProfileError(f"{path}: the firewall must let SSH in (22/tcp): imagekit configures hosts over SSH")
-    return Profile(name=name, **{k: raw[k] for k in fields - {"firewall", "tailscale"}},
-                   tailscale=bool(raw["tailscale"]), firewall=tuple(rules))
+    bundle, images = raw.get("bundle"), raw.get("images") or []
+    if bundle is not None and (not isinstance(bundle, str) or not bundle):
+        raise ProfileError(f"{path}: bundle must be the path of a directory or .tar.gz, got {bundle!r}")
+    if not isinstance(images, list) or not all(isinstance(i, str) and i and not i.isspace() for i in images):
+        raise ProfileError(f"{path}: images must be a list of image references or `docker save` archives (.tar), "
+                           f"got {images!r}")
+    return Profile(name=name, **{k: raw[k] for k in fields - {"firewall", "tailscale"} - OPTIONAL},
+                   tailscale=bool(raw["tailscale"]), firewall=tuple(rules),
+                   bundle=str(path.parent / bundle) if bundle else None,
+                   images=tuple(str(path.parent / i) if i.endswith(ARCHIVE) else i for i in images))

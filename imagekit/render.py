@@ -28,8 +28,9 @@ def roundtrip(r: Result) -> str:
 def gc(r: Result) -> str:
     others = f", {len(r['other_servers'])} other server(s)" if r["other_servers"] else ""
     spared = f"; {len(r['spared'])} pool host(s) left alone" if r["spared"] else ""
-    return (f"deleted {len(r['servers'])} builder server(s), {len(r['agent_servers'])} half-made agent server(s), "
-            f"{len(r['job_servers'])} job server(s), {len(r['pool_servers'])} half-made pool host(s){others} and "
+    expired = f" ({len(r['expired'])} of them because their TTL had passed)" if r.get("expired") else ""
+    return (f"deleted {len(r['servers'])} builder server(s), {len(r['agent_servers'])} agent server(s), "
+            f"{len(r['job_servers'])} job server(s), {len(r['pool_servers'])} pool host(s){others}{expired} and "
             f"{len(r['ssh_keys'])} key(s){spared}")
 
 
@@ -57,11 +58,13 @@ def status(r: Result) -> str:
         return (f"watch ended: {r['sweeps']} check(s), {r['api_refreshes']} API read(s), {r['alerts']} alert(s), "
                 f"{r['recoveries']} recovery(ies)")
     lines = [f"{'AGENT':24} {'HEALTHY':9} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
-             f"{'SNAPSHOT':>10} DRIFT PROBLEMS"]
+             f"{'SNAPSHOT':>10} DRIFT {'CODE':10} {'EXPIRES':20} PROBLEMS"]
     lines += [f"{a['agent_id'] or '-':24} {HEALTH[a['healthy']]:9} {a['server_id']:>10} "
               f"{a['service'] or '-':10} {a['restarts'] if a['restarts'] is not None else '-':>8} "
               f"{yes_no(a['tailscale_online']):9} {a['snapshot_id'] or '-':>10} {yes_no(a['drift']):5} "
-              f"{'; '.join(a['problems'] + a['unchecked']) or '-'}" for a in r["agents"]]
+              f"{(a.get('code_digest') or '-')[:10]:10} {a.get('expires_at') or '-':20} "
+              f"{'; '.join(a['problems'] + a['unchecked']) or '-'}"
+              for a in r["agents"]]
     return "\n".join(lines)
 
 
@@ -101,4 +104,20 @@ def listing(r: Result) -> str:
     lines += ["", f"{'SNAPSHOT':>10} {'PROFILE':10} {'SIZE GB':>8} {'CREATED':26} DESCRIPTION"]
     lines += [f"{s['snapshot_id']:>10} {s['profile'] or '-':10} {s['size_gb'] or 0:>8} {s['created']:26} "
               f"{s['description']}" for s in r["snapshots"]]
+    return "\n".join(lines)
+
+
+def cost(r: Result) -> str:
+    """invoke cost's table: each group per hour and per month, the total, and the caps' excess."""
+    cur = r["currency"]
+    lines = [f"{'':14} {'COUNT':>5} {cur + '/HOUR':>12} {cur + '/MONTH':>12}   (gross, VAT {r['vat_rate']} %)"]
+    lines += [f"{name:14} {g['count']:>5} {g['hourly']:>12.4f} {g['monthly']:>12.2f}"
+              + (f"   {g['gb']} GB" if "gb" in g else "") for name, g in r["groups"].items()]
+    lines.append(f"{'total':14} {'':>5} {r['total']['hourly']:>12.4f} {r['total']['monthly']:>12.2f}")
+    caps = r["caps"]
+    if caps["servers_over"] is not None:
+        lines.append(f"over IMAGEKIT_MAX_SERVERS ({caps['max_servers']}) by {caps['servers_over']:g} server(s)")
+    if caps["hourly_over"] is not None:
+        lines.append(f"over IMAGEKIT_MAX_HOURLY ({caps['max_hourly']:g}) by {caps['hourly_over']:.4f} {cur}/hour "
+                     "(servers and Primary IPv4s)")
     return "\n".join(lines)

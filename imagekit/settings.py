@@ -37,6 +37,9 @@ DEFAULTS: dict[str, str | None] = {
     # sweeps what a killed run left five intervals after it died. Tests that wait a lease out shorten it.
     "IMAGEKIT_LEASE_INTERVAL": "60",
     "IMAGEKIT_IPV4": "1",  # servers get a public IPv4 (Hetzner bills it); 0: IPv6 only. See ipv4()
+    # Caps checked before provision, pool fill and run create servers (steps/caps.py); unset: no cap.
+    "IMAGEKIT_MAX_SERVERS": None,  # servers in the project, imagekit's or not
+    "IMAGEKIT_MAX_HOURLY": None,  # what the project's servers and Primary IPv4s cost per hour, gross, API's currency
 }
 # The settings with a default, never None (tests/imagekit/unit/test_imagekit_types.py holds this list to DEFAULTS).
 Defaulted = Literal["TAILSCALE_TAGS", "TAILSCALE_TAILNET", "IMAGEKIT_SERVER_TYPE", "IMAGEKIT_BASE_IMAGE",

@@ -1,11 +1,17 @@
 """Bench figures that need a host of their own: the hardening audit of a ready agent host (lynis, ``systemd-analyze
-security``), and a claim of a warm pool host. Each runs under a temporary key of its own, so that only it can reach
-what it made (an operator's pool belongs to another snapshot and key)."""
+security``) and, on the same host, a container of the image baked into the snapshot against ``docker load`` of the
+same archive (what a host without baked images does at boot); and a claim of a warm pool host. Each runs under a
+temporary key of its own, so that only it can reach what it made (an operator's pool belongs to another snapshot
+and key)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import paramiko
 
 from .. import profiles, runid
 from ..cloud import api
@@ -24,11 +30,14 @@ from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
 from .state import Bench
 
+BENCH_IMAGE = "imagekit-bench/busybox:1"
+
 
 @dataclass(kw_only=True)
 class BenchJob(HostJob):
     bench: Bench
     found: Audit | None = None
+    containers: dict[str, float] = field(default_factory=dict)
     pool_host: int | None = None
     seconds: float | None = None
 
@@ -48,6 +57,8 @@ class AuditHost:
             raise ImagekitError(f"provisioning the audited host failed: {agent['error']}")
         s.conn = ssh.connect(agent["ipv4"], s.keypair, pin=hostkey.pin(s.client.servers.get_by_id(agent["server_id"])))
         s.found = audit(s.conn)
+        assert b.image_archive is not None, "the bench's snapshot has its image baked in"
+        s.containers = container_start(s.conn, b.image_archive)
 
     def cleanup(self, s: BenchJob) -> None:
         if s.conn is not None:
@@ -62,7 +73,28 @@ def hardening(b: Bench) -> dict[str, Any]:
     run_steps([TemporaryKey(), AuditHost()], job, lambda line: None)
     assert job.found is not None
     return {"lynis_hardening_index": job.found.lynis_index, "lynis_suggestions": job.found.suggestions,
-            "agent_unit_exposure": job.found.unit_exposure}
+            "agent_unit_exposure": job.found.unit_exposure, **job.containers}
+
+
+def bench_image(folder: Path) -> Path:
+    """The small image the bench bakes (Debian's busybox-static as a `docker save` archive), written in ``folder``."""
+    from localcloud.host import dockerarchive
+
+    return dockerarchive.write(folder / "bench.tar", BENCH_IMAGE, dockerarchive.busybox_binary(folder / "deb"))
+
+
+def container_start(conn: paramiko.SSHClient, archive: Path) -> dict[str, float]:
+    """Seconds to run a container of the baked image (Docker's daemon already up: socket activation is not counted),
+    and seconds to ``docker load`` the same archive on a host that lacks it (sent over SSH, as a boot script would
+    fetch it)."""
+    ssh.must(conn, "docker info >/dev/null", "starting Docker")
+    start = time.monotonic()
+    ssh.must(conn, f"docker run --rm --pull=never --network=none {BENCH_IMAGE} true", "running the baked image")
+    baked = time.monotonic() - start
+    ssh.must(conn, f"docker rmi {BENCH_IMAGE}", "removing the baked image")
+    start = time.monotonic()
+    ssh.must(conn, "docker load", "loading the image", stdin=archive.read_bytes())
+    return {"container_start_seconds": baked, "docker_load_seconds": time.monotonic() - start}
 
 
 class ClaimPoolHost:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hcloud import Client
@@ -22,6 +23,7 @@ class Bench:
     incremental: dict[str, Any] = field(default_factory=dict)  # a build grown from the bench's snapshot (--from)
     floor_build: dict[str, Any] = field(default_factory=dict)  # the bare build: same packages, plain apt-get
     snapshot: int | None = None
+    image_archive: Path | None = None  # the `docker save` archive baked into the snapshot (BENCH_IMAGE)
     firewalls_before: set[int | None] = field(default_factory=set)
     agents: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)

@@ -40,6 +40,8 @@ def markdown(r: dict[str, Any]) -> str:
         ("build grown from it (--from) ÷ full build", f"{r['incremental_over_full']}× "
          f"({r['incremental_build_seconds']} s)", TARGETS["incremental_over_full"]),
         ("lynis hardening index, ready agent host", f"{r['lynis_hardening_index']}", TARGETS["lynis_hardening_index"]),
+        ("container of a baked image: start / docker load of the same archive at boot",
+         f"{r['container_start_seconds']} s / {r['docker_load_seconds']} s", ""),
         ("systemd-analyze security openclaw-agent", f"{r['agent_unit_exposure']}", TARGETS["agent_unit_exposure"]),
         ("snapshot size before / after cleaning",
          f"{r['snapshot_size_before_clean_bytes'] / 1e6:.0f} MB / {r['snapshot_size_bytes'] / 1e6:.0f} MB",

@@ -9,13 +9,16 @@ from collections.abc import Iterable, Mapping
 
 from ..errors import InputError
 
-# Every key imagekit itself puts on a server, a snapshot, a key or a firewall (the unit tests check the constants
-# named in other modules are here: runid.LABEL, leases.KEY, hostkey.LABEL, members.KEY_LABEL, ...).
+# Every key imagekit itself puts on a server, a snapshot, a key, a firewall or a placement group (the unit tests
+# check the constants named in other modules are here: runid.LABEL, leases.KEY, hostkey.LABEL, ttl.LABEL, ...), and
+# the prefix of the keys a snapshot names its baked container images by (bake.IMAGE_LABEL).
 IMAGEKIT_KEYS = frozenset({
     "managed-by", "role", "profile", "mode", "deployment", "tailscale", "agent-id", "run", "location",
     "lease-until", "host-key", "rolling-from", "rebuilding-until", "pool", "pool-key", "job-id", "build-id",
-    "base-image", "source-revision", "version", "parent-snapshot", "inputs-hash", "ssh-from",
+    "base-image", "source-revision", "version", "parent-snapshot", "inputs-hash", "ssh-from", "expires-at",
+    "code-digest", "bundle-digest",
 })
+IMAGEKIT_PREFIXES = ("baked-image-",)
 
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 _PREFIX = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
@@ -50,7 +53,7 @@ def check(key: str, value: str) -> None:
     if value and not _NAME.fullmatch(value):
         raise InputError(f"--label {key}={value}: the value {value!r} is not allowed: a label value is empty or "
                          f"{NAME_RULE}")
-    if key in IMAGEKIT_KEYS:
+    if key in IMAGEKIT_KEYS or key.startswith(IMAGEKIT_PREFIXES):
         raise InputError(f"--label {key}={value}: {key!r} is one of imagekit's own label keys (it finds and manages "
                          f"its servers by them: {', '.join(sorted(IMAGEKIT_KEYS))}): choose another key, e.g. "
                          f"my-{key}")
@@ -58,5 +61,6 @@ def check(key: str, value: str) -> None:
 
 def operator_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     """A resource's labels without imagekit's own: the operator's."""
-    return {k: v for k, v in sorted((labels or {}).items()) if k not in IMAGEKIT_KEYS}
+    return {k: v for k, v in sorted((labels or {}).items())
+            if k not in IMAGEKIT_KEYS and not k.startswith(IMAGEKIT_PREFIXES)}
 

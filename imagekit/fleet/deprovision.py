@@ -11,6 +11,7 @@ from .. import agentid, tailnet
 from ..cloud import api
 from ..cloud.servers import delete_many
 from ..errors import CloudError, InputError
+from ..provision import spread
 from ..target import Target
 
 
@@ -38,7 +39,9 @@ def deprovision(target: Target, agent_ids: list[str], selector: str | None, prog
     for server in servers.values():
         progress(f"[{server.name}] deleting server {server.id}")
     delete_many(client, list(servers.values()))
+    groups = spread.drop_empty(client, spread.groups_of(servers.values()), progress)
     devices = tailnet.remove_devices(target, list(servers.values()), progress)
     return {"deleted": [{"server_id": s.id, "name": s.name, "agent_id": (s.labels or {}).get("agent-id")}
-                        for s in servers.values()], "tailscale_devices_deleted": devices}
+                        for s in servers.values()], "tailscale_devices_deleted": devices,
+            "placement_groups_deleted": groups}
 

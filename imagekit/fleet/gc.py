@@ -5,7 +5,8 @@ servers. gc sweeps only what no lease covers any more (``--older-than``: a grace
 what one run left whatever its lease (a cancelled workflow's last step). A listing is stale the moment it is
 read: each server and key is read again just before it is deleted (a lease renewed since spares it), and a pool
 host goes only once reserved as a claim does (pool/sweep.py). Ready agents and pool hosts carry no lease and are
-never swept: deprovision or drain them."""
+never swept (deprovision or drain them) unless they carry a TTL (``--ttl``: imagekit.ttl) that has passed
+(``--older-than`` a grace on top): then they go the same way, agents and jobs with their Tailscale devices."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from hcloud import APIException, Client
 from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import runid, tailnet
+from .. import runid, tailnet, ttl
 from ..cloud import api, leases
 from ..cloud.servers import delete_many
 from ..errors import InputError
 from ..pool import members, sweep
-from ..provision import halfmade
+from ..provision import halfmade, spread
 from ..steps.operator import operator_key
 from ..target import Target
 
@@ -49,15 +50,17 @@ def collect_garbage(target: Target, older_than_minutes: float, progress: Callabl
         labels = resource.labels or {}
         if run is not None:
             return labels.get(runid.LABEL) == run and leases.KEY in labels
-        return leases.expired(resource, grace)
+        return leases.expired(resource, grace) or (isinstance(resource, BoundServer) and ttl.expired(resource, grace))
 
     def ours(resource: BoundServer | BoundSSHKey, roles: set[str] | None) -> bool:
         return (resource.labels or {}).get("managed-by") == "imagekit" and \
             (roles is None or (resource.labels or {}).get("role") in roles)
 
     wanted = f"{api.selector(**({runid.LABEL: run} if run else {}))},{leases.KEY}"
-    listed = [s for s in client.servers.get_all(label_selector=wanted)
-              if s.status != "deleting" and ours(s, server_roles) and due(s)]
+    found = {s.id: s for s in client.servers.get_all(label_selector=wanted)}
+    if run is None:  # and what outlived its TTL, lease or not
+        found.update({s.id: s for s in client.servers.get_all(label_selector=f"{api.selector()},{ttl.LABEL}")})
+    listed = [s for s in found.values() if s.status != "deleting" and ours(s, server_roles) and due(s)]
     keys = [k for k in client.ssh_keys.get_all(label_selector=wanted) if ours(k, key_roles) and due(k)]
     result: dict[str, Any] = {kind: [] for kind in (*KINDS.values(), "other_servers", "spared")}
     pool = [s for s in listed if _role(s) == members.ROLE]
@@ -67,10 +70,13 @@ def collect_garbage(target: Target, older_than_minutes: float, progress: Callabl
         progress(f"deleting {_what(server)} {server.id} ({server.name}): {_why(server, run)}")
         result[KINDS.get(_role(server), "other_servers")].append(server.id)
     delete_many(client, servers)
+    result["placement_groups"] = spread.drop_empty(client, spread.groups_of(servers), progress)
     if pool:
         keypair = operator_key(required=False, why="")
         result["pool_servers"], result["spared"] = sweep.delete_unclaimed(
             client, pool, keypair, lambda s: _why(s, run) if due(s) else None, progress, f"gc/{run or 'expired'}")
+    deleted = {i for kind in (*KINDS.values(), "other_servers") for i in result[kind]}
+    result["expired"] = [s.id for s in listed if s.id in deleted and ttl.expired(s, grace)]  # by their TTL
     result["ssh_keys"] = _delete_keys(client, keys, lambda k: ours(k, key_roles) and due(k), progress)
     enrolled = [s for s in servers if _role(s) in ENROLS and (s.labels or {}).get("tailscale") != "no"]
     result["tailscale_devices_deleted"] = tailnet.remove_devices(target, enrolled, progress)  # last: Tailscale's API
@@ -106,6 +112,8 @@ def _role(server: BoundServer) -> str:
 
 
 def _what(server: BoundServer) -> str:
+    if ttl.expired(server) and not leases.expired(server):
+        return f"expired {_role(server) or 'imagekit'} server"
     return {"builder": "builder server", "agent": "half-made agent server", "job": "job server"}.get(
         _role(server), f"{_role(server) or 'imagekit'} server")
 
@@ -114,6 +122,8 @@ def _why(server: BoundServer, run: str | None) -> str:
     """Why it goes, for progress lines."""
     if run is not None:
         return f"it belongs to run {run}"
+    if ttl.expired(server) and not leases.expired(server):
+        return f"its TTL ended at {ttl.shown(server)}"
     if _role(server) == "agent":
         return halfmade.died(server)
     ended = time.strftime("%H:%M:%S UTC", time.gmtime(leases.until(server) or 0))

@@ -20,10 +20,12 @@ class AgentHealth(TypedDict):
     snapshot_id: int | None
     newest_snapshot_id: int | None
     drift: bool
+    code_digest: str | None  # of the code it runs (its code-digest label: provision, update)
     provisioned_at: str | None
     server_type: str | None
     location: str | None
     hourly_cost_gross: float | None
+    expires_at: NotRequired[str | None]  # its --ttl's end (ISO, UTC), after which gc deletes it; None: no TTL
     problems: list[str]  # what a check found wrong
     unchecked: list[str]  # what could not be checked, and why
     labels: NotRequired[dict[str, str]]  # the operator's own labels on the server (--label), not imagekit's

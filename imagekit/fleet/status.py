@@ -25,7 +25,8 @@ import paramiko
 from hcloud import Client
 from hcloud.servers import BoundServer
 
-from .. import agentid, profiles, tailnet
+from .. import agentid, profiles, tailnet, ttl
+from ..bundledigest import CODE_LABEL
 from ..cloud import api, userlabels
 from ..cloud.api import known
 from ..cloud.servers import address, architecture, type_of
@@ -173,9 +174,10 @@ def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
         "agent_id": labels.get("agent-id"), "server_id": server.id, "name": known(server.name, "the server's name"),
         "ipv4": ip, "status": server.status, "ssh": None, "service": None, "restarts": None, "uptime_seconds": None,
         "tailscale_online": None, "snapshot_id": snapshot_id, "newest_snapshot_id": latest,
-        "drift": latest is not None and snapshot_id != latest, "provisioned_at": created.isoformat(),
+        "drift": latest is not None and snapshot_id != latest, "code_digest": labels.get(CODE_LABEL),
+        "provisioned_at": created.isoformat(),
         "server_type": type_of(server).name, "location": location,
-        "hourly_cost_gross": cost([server])["hourly_gross"] if location else None,
+        "hourly_cost_gross": cost([server])["hourly_gross"] if location else None, "expires_at": ttl.shown(server),
         "problems": [], "unchecked": [], "labels": userlabels.operator_labels(labels)}
     problems = row["problems"]
     if server.status != "running":

@@ -17,8 +17,9 @@ from typing import Any, TypedDict
 import paramiko
 from hcloud.servers import BoundServer
 
-from .. import agentconf, profiles, secretfile
+from .. import agentconf, bundledigest, profiles, secretfile
 from .. import events as live
+from ..bundledigest import CODE_LABEL
 from ..cloud import api
 from ..cloud.servers import address
 from ..errors import HostError, InputError
@@ -152,6 +153,8 @@ def _update_one(server: BoundServer, p: profiles.Profile, key: KeyPair, bundle: 
                 return _row(server, "failed", f"{exc}; restoring the previous code failed too: {again}")
             return _row(server, "rolled back", str(exc), round(time.monotonic() - t0, 2))
         _sh(conn, _drop_previous(p), "dropping the previous code")
+        if bundle is not None:  # status shows which code each agent runs
+            server.update(labels={**(server.labels or {}), CODE_LABEL: bundledigest.of_archive(bundle)})
         progress(f"[{server.name}] updated ({time.monotonic() - t0:.1f} s)")
         return _row(server, "updated", None, round(time.monotonic() - t0, 2))
     except HostError as exc:

@@ -24,7 +24,7 @@ from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
 from ..steps.ready import WaitCloudInit, WaitSSH
 from ..steps.server import Boot, CreateServer
-from . import sandbox, transfer
+from . import container, sandbox, transfer
 from .plan import JobPlan
 from .results import JobResult
 from .transfer import Fetched
@@ -171,8 +171,13 @@ class Execute:
 
     def run(self, j: Job) -> None:
         r, o = j.plan, j.plan.options
-        line = sandbox.command(f"imagekit-job-{j.job_id}", r.user, j.workdir, j.env_file, {"JOB_ID": j.job_id},
-                               r.sandbox, o.timeout, KILL_AFTER, o.command)
+        if o.container_image is not None:
+            line = container.command(f"imagekit-job-{j.job_id}", r.user, j.workdir, j.env_file, {"JOB_ID": j.job_id},
+                                     sorted(r.secrets.values), o.container_image, o.container_network, o.timeout,
+                                     KILL_AFTER, o.command)
+        else:
+            line = sandbox.command(f"imagekit-job-{j.job_id}", r.user, j.workdir, j.env_file, {"JOB_ID": j.job_id},
+                                   r.sandbox, o.timeout, KILL_AFTER, o.command)
         assert j.conn is not None, "Execute follows WaitSSH"
         transport = j.conn.get_transport()
         if transport is None:

@@ -37,6 +37,9 @@ class JobOptions:
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every job's server and key
     ipv4: bool = True  # a public IPv4 on every job's server; off: IPv6 only, reached over IPv6 (cloud.family)
+    container_image: str | None = None  # run COMMAND in a container of this image, baked into the snapshot
+    container_network: bool = False  # the container gets Docker's bridge network (default: none)
+    ttl: float | None = None  # seconds a job's server lives at most (imagekit.ttl): gc deletes it after
 
 
 def check_options(o: JobOptions) -> Tree | None:
@@ -45,6 +48,11 @@ def check_options(o: JobOptions) -> Tree | None:
         raise InputError("no command: put it after `--`, e.g. `invoke run --job-id build-1 -- make test`")
     if o.mode not in MODES:
         raise InputError(f"--mode {o.mode!r}: choose one of {', '.join(MODES)}")
+    if o.container_image is not None and o.mode == "fallback":
+        raise InputError(f"--container-image {o.container_image}: a container runs an image baked into the snapshot; "
+                         "a fallback host has none (drop --mode fallback)")
+    if o.container_network and o.container_image is None:
+        raise InputError("--container-network goes with --container-image")
     for option, value in (("--timeout", o.timeout), ("--ready-timeout", o.ready_timeout)):
         if value is not None and value <= 0:
             raise InputError(f"{option} {value:g}: give a number of seconds above 0")

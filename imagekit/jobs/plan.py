@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from hcloud import Client
 
-from .. import profiles, runid, secretfile, tailnet
+from .. import profiles, runid, secretfile, tailnet, ttl
+from ..bake import require_baked
 from ..cloud import api, family, lookups
 from ..cloud.spec import ServerSpec, resolve
-from ..errors import CloudError
+from ..errors import CloudError, InputError
 from ..host import playbook
 from ..steps.install import playbook_variables
 from ..target import Target
@@ -39,7 +40,8 @@ class JobPlan:
         return {**self.options.labels,  # the operator's own (--label): never one of imagekit's keys
                 **api.labels(role="job", profile=self.options.profile, mode=self.mode,
                              tailscale="yes" if self.tailnet else "no",
-                             **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)})}
+                             **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)},
+                             **ttl.label(self.options.ttl))}
 
 
 def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:
@@ -55,6 +57,11 @@ def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
                                                         progress), ipv4=o.ipv4)
+    if o.container_image is not None:
+        if lookups.mode_of(spec.image) != "snapshot":
+            raise InputError(f"--container-image {o.container_image}: no snapshot of profile {o.profile} to run it "
+                             "from (a container runs an image baked into the snapshot): build one first")
+        require_baked(spec.image, o.container_image)
     tn = None
     if o.tailscale:
         tn = tailnet.Tailnet(tailnet.credentials(target))

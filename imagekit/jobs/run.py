@@ -14,6 +14,7 @@ from hcloud.server_types import BoundServerType
 
 from ..cloud import api
 from ..pipeline import in_workers, sigterm_interrupts
+from ..steps import caps
 from ..target import Target
 from .job import Output, run_job
 from .options import JobOptions, job_name
@@ -25,6 +26,7 @@ def run_jobs(target: Target, options: JobOptions, progress: Callable[[str], None
              ) -> dict[str, Any]:
     """Run every job of ``options``; the result lists each job's outcome, ``exit_code`` the run's."""
     r = make_plan(target, api.connect(target), options, progress)
+    caps.check(r.client, "run", len(options.job_ids), r.spec)
     stype, image = r.spec.server_type, r.spec.image
     progress(f"run {r.run_id}: {len(options.job_ids)} job(s) on {stype.name} from {r.mode} image "
              f"{image.id} ({image.description or image.name}), on the {target.describe()}")

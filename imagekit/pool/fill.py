@@ -21,7 +21,7 @@ from hcloud.firewalls import BoundFirewall
 from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import profiles, runid
+from .. import profiles, runid, ttl
 from ..cloud import api, leases, lookups
 from ..cloud.servers import address, architecture, type_of
 from ..cloud.spec import ServerSpec, resolve
@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..host import hostkey
 from ..host.keys import KeyPair
 from ..pipeline import Step, StepFailed, in_workers, run_steps
+from ..steps import caps
 from ..steps.firewall import profile_firewall
 from ..steps.job import HostJob
 from ..steps.operator import operator_key, operator_keys
@@ -50,6 +51,7 @@ class PoolOptions:
     parallel: int = 5
     run_id: str | None = None  # labels the hosts it makes (``gc --run``); default: a new one
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every new host (cloud.userlabels)
+    ttl: float | None = None  # seconds each new host lives, claimed or not (imagekit.ttl); None: no expiry
 
 
 class Member(TypedDict):
@@ -85,6 +87,7 @@ class PoolPlan:
     keypair: KeyPair  # its private half
     run_id: str  # the run that fills the pool (each new host's `run` label)
     parallel: int = 5
+    ttl: float | None = None  # seconds each new host lives (its expires-at label); None: no expiry
 
     @property
     def image_id(self) -> int:
@@ -92,8 +95,9 @@ class PoolPlan:
 
 
 def pool_spec(spec: ServerSpec, profile: str, key: BoundSSHKey, firewall: BoundFirewall | None) -> ServerSpec:
-    """A pool host's server: ``spec``'s type, locations and snapshot, the operator's key alone, no agent yet."""
-    return replace(spec, ssh_keys=(key,), firewalls=(firewall,) if firewall else (),
+    """A pool host's server: ``spec``'s type, locations and snapshot, the operator's key alone, no agent yet (and no
+    placement group: a --spread run's is its agents')."""
+    return replace(spec, ssh_keys=(key,), firewalls=(firewall,) if firewall else (), placement_group=None,
                    user_data=f"#cloud-config\n# imagekit pool host of profile {profile}: unassigned until provision "
                              "claims it\n")
 
@@ -117,7 +121,7 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
                                          "with the same")
     firewall, _ = profile_firewall(client, profile)
     p = PoolPlan(client=client, profile=o.profile, spec=pool_spec(spec, o.profile, key, firewall), key=key,
-                 keypair=keypair, parallel=o.parallel, run_id=runid.given(o.run_id))
+                 keypair=keypair, parallel=o.parallel, run_id=runid.given(o.run_id), ttl=o.ttl)
     return fill_to(p, o.size, progress)
 
 
@@ -139,6 +143,7 @@ def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
     deleted, left = sweep.delete_unclaimed(p.client, [s for s in found if s not in keep], p.keypair, why, progress,
                                            f"fill/{p.run_id}") if stale or extra else ([], [])
     todo = size - len(keep)
+    caps.check(p.client, "pool fill", todo, p.spec)
     if todo > 0:
         progress(f"pool: creating {todo} host(s) from snapshot {p.image_id} ({p.profile}), "
                  f"{p.spec.server_type.name}")
@@ -183,7 +188,8 @@ def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Ev
     """One new pool host of the plan, ready or deleted; the others are left as they are."""
     name = members.NAME_PREFIX + secrets.token_hex(4)
     labels = {**p.spec.labels,  # the operator's own (--label)
-              **members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id})}
+              **members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id},
+                               **ttl.label(p.ttl))}
     h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
                 timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
     steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(),

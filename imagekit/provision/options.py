@@ -37,6 +37,8 @@ class ProvisionOptions:
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every agent (cloud.userlabels)
     ssh_from: tuple[str, ...] = ()  # SSH open only to these networks once the agents are ready (steps.sshfrom)
     ipv4: bool = True  # a public IPv4 on every server; off: IPv6 only, reached over IPv6 (cloud.family)
+    ttl: float | None = None  # seconds the agents live: their expires-at label, which gc acts on (imagekit.ttl)
+    spread: bool = False  # the run's agents in a spread placement group of their own (provision.spread)
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:

@@ -12,8 +12,9 @@ from hcloud import Client
 from hcloud.images import BoundImage
 from hcloud.ssh_keys import BoundSSHKey
 
-from .. import profiles, runid, secretfile, settings, tailnet
+from .. import bundledigest, profiles, runid, secretfile, settings, tailnet, ttl
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
+from ..bundledigest import BUNDLE_LABEL, CODE_LABEL
 from ..cloud import api, family, lookups
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
@@ -38,6 +39,7 @@ class ProvisionPlan:
     tags: tuple[str, ...]
     api_url: str
     bundle: bytes
+    code_digest: str | None  # the bundle's tree (bundledigest): the agents' code-digest label (a roll: the old's)
     secrets: secretfile.Secrets
     over_ssh: bool  # the hosts wait for imagekit to configure them over SSH (secrets; a roll's code)
 
@@ -58,12 +60,19 @@ class ProvisionPlan:
             image=str(self.image.id if self.mode == "snapshot" else self.image.name), tags=self.tags,
             auth_key=auth_key if self.enrols else None, local=self.target.local, over_ssh=self.over_ssh)
 
+    @property
+    def code_baked(self) -> bool:
+        """The snapshot holds this very code (its bundle-digest label): provisioning stages none."""
+        return self.mode == "snapshot" and (self.image.labels or {}).get(BUNDLE_LABEL) == self.code_digest
+
     def agent_labels(self, name: str, **extra: str) -> dict[str, str]:
-        """An agent server's labels (gc and deprovision find agents by them)."""
+        """An agent server's labels (gc and deprovision find agents by them; status shows its code's digest)."""
         return {**self.options.labels,  # the operator's own (--label): never one of imagekit's keys
                 **api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
                              tailscale="yes" if self.enrols else "no",
-                             **{"agent-id": name, runid.LABEL: self.deployment}, **extra)}
+                             **{"agent-id": name, runid.LABEL: self.deployment},
+                             **({CODE_LABEL: self.code_digest} if self.code_digest else {}),
+                             **ttl.label(self.options.ttl), **extra)}
 
 
 def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: str,
@@ -105,4 +114,5 @@ def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: s
     return ProvisionPlan(target=target, client=client, options=o, profile=profile, deployment=deployment,
                          spec=replace(spec, ssh_keys=(operator_key,) if operator_key else ()),
                          mode=mode, operator_key=operator_key, keypair=keypair, tailnet=tn, tags=tags,
-                         api_url=api_url, bundle=agent_bundle, secrets=found_secrets, over_ssh=bool(found_secrets))
+                         api_url=api_url, bundle=agent_bundle, code_digest=bundledigest.of_archive(agent_bundle),
+                         secrets=found_secrets, over_ssh=bool(found_secrets))

@@ -18,9 +18,11 @@ from ..cloud.servers import address
 from ..host.keys import new_ed25519
 from ..pipeline import Step, in_workers, run_steps
 from ..pool.fill import PoolPlan, fill_to, pool_spec
+from ..steps import caps
 from ..steps.firewall import ProfileFirewall, profile_firewall
 from ..steps.key import TemporaryKey
 from ..target import Target
+from . import spread
 from .agent import provision_agent
 from .halfmade import busy
 from .options import ProvisionOptions
@@ -98,6 +100,7 @@ def _existing(agent: str, server: BoundServer) -> AgentResult:
 
 def provision(target: Target, options: ProvisionOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     """Provision every agent of ``options``; the result lists each with its outcome."""
+    spread.check(options)
     client = api.connect(target)
     deployment = runid.given(options.run_id)
     before = api.requests_served(target)
@@ -105,11 +108,12 @@ def provision(target: Target, options: ProvisionOptions, progress: Callable[[str
     with live.stream(options.events, deployment, command="provision", agents=options.agent_ids) as events:
         p = make_plan(target, client, options, deployment, progress)
         r = survey(p, progress)
+        caps.check(client, "provision", len(r.todo), p.spec)
         r.events = events
         progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
                  f"{p.mode} mode, on the {target.describe()}")
-        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(), Agents(),
-                                  NarrowSSH(), Refill()]
+        steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(),
+                                  spread.SpreadGroup(), Agents(), NarrowSSH(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
                   events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]

@@ -111,5 +111,5 @@ def find_pool(r: Run) -> None:
     found = members.members(p.client, p.profile.name)
     r.pool_size = len(found)
     assert p.operator_key is not None, "a private key the run holds is the operator's key's (plan.matching)"
-    if o.pool:
+    if o.pool and not o.spread:  # a running host cannot join the run's placement group
         r.pool = claim.Candidates([s for s in found if members.claimable_host(s, p.image.id, p.operator_key.id)])

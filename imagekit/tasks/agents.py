@@ -15,6 +15,7 @@ from .shared import (
     LOCATION_HELP,
     RUN_ID_HELP,
     TOKEN_HELP,
+    TTL_HELP,
     NoDashH,
     agent_ids,
     given_flag,
@@ -55,6 +56,10 @@ from .shared import (
             "over IPv6, which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
     "ssh_from": "CIDR[,CIDR]: SSH open only to these sources (a firewall per set, made and reused by imagekit, in "
                 "place of the profile's); provision checks it still reaches the hosts, else puts the old one back",
+    "ttl": TTL_HELP + "; roll and update keep it",
+    "spread": "put the run's agents in a `spread` placement group of their own (each on another physical host; at "
+              "most 10 agents; deleted with the last of them); every agent is then created cold (a running pool "
+              "host cannot join a group)",
     **TOKEN_HELP,
 })
 def provision(c: Context, agent_id: list[str] | None = None, count: str | None = None, mode: str = "auto",
@@ -63,14 +68,16 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               agent_bundle: str | None = None, no_tailscale: bool = False, no_wait: bool = False,
               timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
               events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
-              token_env: str | None = None, token_file: str | None = None, label: list[str] | None = None,
-              ssh_from: str | None = None, ipv4: bool = True) -> None:
+              token_env: str | None = None, token_file: str | None = None, ttl: str | None = None,
+              spread: bool = False, label: list[str] | None = None, ssh_from: str | None = None,
+              ipv4: bool = True) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
     it (with --json also under "leftovers")."""
     from .. import agentid, runid
+    from .. import ttl as ttls
     from ..cloud import userlabels
     from ..provision import ProvisionOptions, provision
     from ..provision.options import check_options
@@ -86,8 +93,9 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             tailscale=not no_tailscale, wait=not no_wait, timeout=number("--timeout", timeout),
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
-            pool=not no_pool, refill=refill, run_id=runid.given(run_id), labels=userlabels.parse(label or []),
-            ssh_from=sshfrom.parse(ssh_from), ipv4=settings.ipv4(given_flag("ipv4", ipv4))))
+            pool=not no_pool, refill=refill, run_id=runid.given(run_id), ttl=ttls.parse(ttl),
+            spread=spread, labels=userlabels.parse(label or []), ssh_from=sshfrom.parse(ssh_from),
+            ipv4=settings.ipv4(given_flag("ipv4", ipv4))))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)
@@ -121,11 +129,12 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
     "parallel": "fill: hosts created at once (default 5)",
     "run_id": "fill: " + RUN_ID_HELP,
     "label": "fill: " + LABEL_HELP,
+    "ttl": "fill: " + TTL_HELP + "; a host claimed by provision takes provision's --ttl instead",
     "json": "print one JSON object", **TOKEN_HELP})
 def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
          server_type: str | None = None, location: str | None = None, parallel: int = 5, run_id: str | None = None,
          json: bool = False, token_env: str | None = None, token_file: str | None = None,
-         label: list[str] | None = None) -> None:
+         ttl: str | None = None, label: list[str] | None = None) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
@@ -135,6 +144,7 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
     Exit 125 when something it made could not be removed: a warning line names each and the command that removes
     it (with --json also under "leftovers")."""
     from .. import runid
+    from .. import ttl as ttls
     from ..cloud import userlabels
     from ..errors import InputError
     from ..pool import fill as pool_fill
@@ -147,7 +157,7 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
                 size=whole_number("--size", size), profile=profile, snapshot=snapshot,
                 server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                 location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel),
-                run_id=runid.given(run_id), labels=userlabels.parse(label or [])))
+                run_id=runid.given(run_id), ttl=ttls.parse(ttl), labels=userlabels.parse(label or [])))
 
         run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
             failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)

@@ -18,7 +18,8 @@ from .shared import TOKEN_HELP, agent_ids, number, path, run, say, whole_number
     "selector": "only the agents whose servers match this label selector, e.g. deployment=20261123-abc123",
     "json": "print one JSON object {agents: [{agent_id, server_id, healthy (true, false, or null: unchecked), "
             "service, restarts, tailscale_online, snapshot_id, newest_snapshot_id, drift, provisioned_at, "
-            "hourly_cost_gross, problems, unchecked}], missing}; with --watch one object per change or alert",
+            "hourly_cost_gross, expires_at, problems, unchecked}], missing}; with --watch one object per change or "
+            "alert",
     "api_only": "check only what the cloud API and the tailnet say, deliberately without SSH (no key needed)",
     "watch": "check again every SECONDS until Ctrl-C or SIGTERM, printing only changes; deletes nothing",
     "alert_after": "with --watch: alert once an agent failed this many checks in a row (default 3)",
@@ -129,3 +130,16 @@ def roll(c: Context, to: str = "latest", agent_id: list[str] | None = None, sele
     run("roll", lambda t, o: roll_fleet(t, o, say), prepare=options, json=json,
         failed=lambda r: render.not_done(r, ("rolled", "current")), text=render.roll, token_env=token_env,
         token_file=token_file)
+
+
+@task(help={"json": "print one JSON object {currency, prices (gross), vat_rate, groups: {fleet, pool, jobs, builders, "
+                    "other_servers, primary_ipv4s, snapshots (also gb): {count, hourly, monthly}}, total: {hourly, "
+                    "monthly}, caps: {max_servers, servers, servers_over, max_hourly, hourly, hourly_over}}",
+            **TOKEN_HELP})
+def cost(c: Context, json: bool = False, token_env: str | None = None, token_file: str | None = None) -> None:
+    """What the project costs per hour and per month, gross, from the API's /pricing: the fleet, the pool, jobs,
+    builders, other servers, snapshots' storage and Primary IPv4s; and how far it is over IMAGEKIT_MAX_SERVERS and
+    IMAGEKIT_MAX_HOURLY when runs started at the same moment passed them together."""
+    from ..fleet.cost import project_cost
+
+    run("cost", project_cost, json=json, text=render.cost, token_env=token_env, token_file=token_file)

@@ -10,7 +10,7 @@ from invoke import Context, task
 from .. import render, settings
 from ..events import check_destination as check_events
 from ..target import Target
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, run, say, whole_number
+from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
@@ -49,14 +49,20 @@ def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", l
     "from": "grow from a snapshot of the profile (`latest` or an id) instead of the base image: packages upgraded, "
             "the idempotent playbooks re-run (only changes do work), checked, cleaned; labelled parent-snapshot",
     "run_id": RUN_ID_HELP,
+    "agent_bundle": "agent code baked into the snapshot's code directory (a directory or .tar.gz; default: the "
+                    "profile's `bundle:`), its install step run (npm ci --omit=dev with a package-lock.json); the "
+                    "snapshot is labelled bundle-digest and provisioning the same code stages nothing",
+    "image": "container image baked into Docker's storage, besides the profile's `images:` (repeatable): a registry "
+             "reference, or a `docker save` archive (.tar; on the local cloud, which reaches no registry)",
     **TOKEN_HELP,
-})
+}, iterable=["image"])
 def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = None, server_type: str | None = None,
                    location: str | None = None, name: str = "imagekit-{profile}-{build_id}",
                    package_source: str | None = None, json: bool = False, keep_on_failure: bool = False,
                    ssh_timeout: int = 300, events: str | None = None, force: bool = False, max_age: str | None = None,
-                   from_: str | None = None, run_id: str | None = None, token_env: str | None = None,
-                   token_file: str | None = None) -> None:
+                   from_: str | None = None, run_id: str | None = None, agent_bundle: str | None = None,
+                   image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None
+                   ) -> None:
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
 
@@ -72,7 +78,8 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
-                               max_age=days, parent=from_, run_id=run_id)
+                               max_age=days, parent=from_, run_id=run_id, agent_bundle=path(agent_bundle),
+                               images=list(image or []))
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
@@ -101,8 +108,8 @@ def verify(c: Context, snapshot: str = "latest", profile: str = "agent", server_
     say(f"snapshot {result['snapshot_id']} verified")
 
 
-@task(help={"older_than": "a grace on top of each lease: sweep only what no lease has covered for this many "
-                          "minutes (default 0)",
+@task(help={"older_than": "a grace on top of each lease and TTL: sweep only what no lease has covered, or what "
+                          "expired, this many minutes ago (default 0)",
             "role": "builder (builds' and verifications' servers and keys), provision (provisioning runs' keys "
                     "and half-made agent servers), job (jobs' servers and keys), pool (pool hosts a fill was "
                     "making) or all (default; also round trip and bench servers)",
@@ -112,8 +119,9 @@ def gc(c: Context, older_than: float = 0.0, role: str = "all", run_: str | None 
        token_env: str | None = None, token_file: str | None = None) -> None:
     """Delete what runs that are gone left: builders, half-made agents and pool hosts, jobs, temporary SSH keys.
 
-    Only what no live lease covers (its run renews the lease while it works), or with --run, one run's. Pool hosts
-    are deleted once reserved as a claim does (needs SSH_PRIVATE_KEY_PATH); ready agents and pool hosts never."""
+    Only what no live lease covers (its run renews the lease while it works), or with --run, one run's; and agents,
+    pool hosts and jobs whose --ttl has passed (with their Tailscale devices). Pool hosts are deleted once reserved
+    as a claim does (needs SSH_PRIVATE_KEY_PATH); ready agents and pool hosts without a TTL never."""
     from .. import runid
     from ..fleet.gc import collect_garbage
 

@@ -36,6 +36,13 @@ from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, given_fl
     "label": LABEL_HELP,
     "ipv4": "--ipv4 / --no-ipv4: a public IPv4 on every job's server, or IPv6-only servers reached over IPv6, which "
             "needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
+    "container_image": "run COMMAND in a container of this image, which must be baked into the snapshot (the "
+                       "profile's `images:`; else refused before anything is created): as the profile's user's uid, "
+                       "all capabilities dropped, no new privileges, read-only root, a pids limit, the work "
+                       "directory (with outputs/) at /work",
+    "container_network": "give the container Docker's bridge network (default: no network)",
+    "ttl": "how long a job's host may live at most, e.g. 90m, 4h, 2d (units s, m, h, d): its `expires-at` label; "
+           "`invoke gc` deletes it once that has passed, even while the job runs (a bound on top of --timeout)",
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -43,14 +50,16 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          base_image: str | None = None, workdir: str | None = None, outputs: str | None = None,
          timeout: str | None = None, ready_timeout: str | None = None, secrets_file: str | None = None,
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
-         parallel: int = 5, run_id: str | None = None, json: bool = False, token_env: str | None = None,
-         token_file: str | None = None, label: list[str] | None = None, ipv4: bool = True) -> None:
+         parallel: int = 5, run_id: str | None = None, json: bool = False, container_image: str | None = None,
+         container_network: bool = False, token_env: str | None = None, token_file: str | None = None,
+         ttl: str | None = None, label: list[str] | None = None, ipv4: bool = True) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
     is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
     names each and the command that removes it (with --json also under "leftovers")."""
     from .. import runid
+    from .. import ttl as ttls
     from ..cloud import userlabels
     from ..jobs import JobOptions, run_jobs
     from ..jobs.options import expand
@@ -69,6 +78,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
+            container_image=container_image, container_network=container_network, ttl=ttls.parse(ttl),
             labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,

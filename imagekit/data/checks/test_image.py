@@ -167,3 +167,23 @@ def test_clone_has_its_own_identity(host: Host) -> None:
     snapshot_instance = os.environ.get("IMAGEKIT_BUILDER_MACHINE_ID")
     if snapshot_instance:
         assert host.file("/etc/machine-id").content_string.strip() != snapshot_instance
+
+
+def test_docker_stores_images_with_overlay2(host: Host) -> None:
+    # Not btrfs' subvolumes, which a snapshot of the root leaves out (images baked in would not run on clones).
+    assert host.check_output("docker info --format '{{.Driver}}'") == "overlay2"
+
+
+@pytest.mark.parametrize("reference", EXPECT.get("baked_images", []))
+def test_baked_image_in_docker_storage(host: Host, reference: str) -> None:
+    # Loaded at build time (the profile's `images:`): a host runs it without reaching any registry.
+    assert host.run(f"docker image inspect --format '{{{{.Id}}}}' {reference}").rc == 0
+
+
+@pytest.mark.skipif("baked_code" not in EXPECT, reason="no agent code baked into the image")
+def test_baked_code_in_the_code_directory(host: Host) -> None:
+    code = EXPECT["baked_code"]
+    entry = host.file(code["entrypoint"])
+    assert entry.is_file and entry.user == HOST["user"]
+    if code["npm"]:  # its install step ran (`npm ci --omit=dev`): the locked dependencies are there
+        assert host.file(f"{HOST['code_dir']}/node_modules/.package-lock.json").is_file

@@ -8,7 +8,7 @@ from ...cloud.api import known
 from ...cloud.servers import DELETE_TIMEOUT
 from ...errors import CloudError
 from ...pipeline import Step
-from ...provision import halfmade
+from ...provision import halfmade, spread
 from ...provision.agent import Agent, AgentRunning, AuthKey, Enrolled, UserData
 from ...steps.ready import WaitCloudInit, WaitSSH
 from ...steps.server import Boot, CreateServer
@@ -48,6 +48,7 @@ class TakeOver:
             a.committed = True  # accepted: the old server is going, so from here on the replacement is the agent
             actions.wait(a.client, deleting, DELETE_TIMEOUT, f"deleting the old server {old.id}")
             a.event("old server deleted", f"server {old.id}")
+            spread.drop_empty(a.client, spread.groups_of([old]), a.progress)  # replacements are made outside it
         a.committed = True
         labels = {k: v for k, v in (new.labels or {}).items() if k != ROLLING}
         try:

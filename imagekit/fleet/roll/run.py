@@ -19,6 +19,7 @@ from hcloud.ssh_keys import BoundSSHKey
 
 from ... import events as live
 from ... import profiles, runid, secretfile, tailnet
+from ...bundledigest import CODE_LABEL
 from ...cloud import api, leases, lookups
 from ...cloud.actions import ActionWatcher
 from ...cloud.api import known
@@ -120,7 +121,7 @@ def replacement_plan(s: Shared, m: Move) -> ProvisionPlan:
                                                   timeout=s.options.timeout),
                          mode="snapshot", operator_key=s.operator_key, keypair=s.keypair,
                          tailnet=s.tailnet if _enrols(m) else None, tags=s.tags, api_url="", bundle=b"",
-                         secrets=secretfile.Secrets(), over_ssh=True)
+                         code_digest=(base.labels or {}).get(CODE_LABEL), secrets=secretfile.Secrets(), over_ssh=True)
 
 
 def job(s: Shared, m: Move, events: live.Events, watcher: ActionWatcher, progress: Callable[[str], None],

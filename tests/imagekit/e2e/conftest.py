@@ -1,23 +1,38 @@
 """One real snapshot build for the whole session, shared by every end-to-end module of imagekit
-(a build takes a minute or two), and the operator's own SSH key."""
+(a build takes a minute or two), and the operator's own SSH key. The session's snapshot has agent code and a
+container image baked in (test_baked.py), so that proving them costs no build of its own."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from operator_cli import PLANTED_SECRET, invoke
 
 from imagekit.host.keys import new_ed25519
+from localcloud.host import dockerarchive
+
+BAKED_AGENT = Path(__file__).parent / "baked_agent"  # with a package-lock.json: the build runs `npm ci`
+BAKED_IMAGE = "imagekit-test/busybox:1"
 
 
 @pytest.fixture(scope="session")
-def built(client, cloud_endpoint, tmp_path_factory):
+def bake_args(tmp_path_factory) -> list[str]:
+    """What the session's build bakes in: the test agent and a `docker save` archive of BAKED_IMAGE (Debian's
+    busybox-static, written without Docker). A build of the same inputs passes the same."""
+    where = tmp_path_factory.mktemp("baked")
+    archive = dockerarchive.write(where / "busybox.tar", BAKED_IMAGE, dockerarchive.busybox_binary(where / "deb"))
+    return ["--agent-bundle", str(BAKED_AGENT), "--image", str(archive)]
+
+
+@pytest.fixture(scope="session")
+def built(client, cloud_endpoint, tmp_path_factory, bake_args):
     """The build's JSON result (plus ``events_file``, its live events) and its progress; the snapshot is deleted
     at the end of the session, so it is built (--force), never an operator's snapshot of the same inputs reused."""
     github_output = tmp_path_factory.mktemp("gha") / "output"
     events = github_output.parent / "events.jsonl"
-    proc = invoke("build-snapshot", "--json", "--force", "--events", str(events),
+    proc = invoke("build-snapshot", "--json", "--force", "--events", str(events), *bake_args,
                   env_extra={"GITHUB_OUTPUT": str(github_output), "IMAGEKIT_TEST_SECRET": PLANTED_SECRET})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)  # exactly one JSON object on stdout; progress went to stderr

@@ -7,6 +7,8 @@ image of its own. The hash itself (stable across builds, changing with each inpu
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from operator_cli import invoke
@@ -23,13 +25,14 @@ def requests_since(cloud_endpoint, seq: int) -> list[dict]:
     return cloud_endpoint.admin("GET", f"/_admin/requests?since={seq}")["requests"]
 
 
-def test_a_build_of_the_same_inputs_reuses_the_sessions_snapshot(snapshot, cloud_endpoint, cloud_unchanged, tmp_path):
+def test_a_build_of_the_same_inputs_reuses_the_sessions_snapshot(snapshot, cloud_endpoint, cloud_unchanged, tmp_path,
+                                                                 bake_args):
     client = cloud_unchanged
     github_output, events = tmp_path / "output", tmp_path / "events.jsonl"
     servers_before = {s.id for s in client.servers.get_all()}
     seq = localcloud.api_requests(cloud_endpoint)
-    proc = invoke("build-snapshot", "--json", "--events", str(events), env_extra={"GITHUB_OUTPUT": str(github_output)},
-                  timeout=300)
+    proc = invoke("build-snapshot", "--json", "--events", str(events), *bake_args,
+                  env_extra={"GITHUB_OUTPUT": str(github_output)}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["reused"] is True and result["snapshot_id"] == snapshot, result
@@ -45,12 +48,20 @@ def test_a_build_of_the_same_inputs_reuses_the_sessions_snapshot(snapshot, cloud
     assert {s.id for s in client.servers.get_all()} == servers_before
 
 
-@pytest.mark.parametrize("args, changed", [([], True), (["--force"], False), (["--max-age", "0.000001"], False)],
-                         ids=["changed-playbooks", "force", "older-than-max-age"])
+@pytest.mark.parametrize("args, changed", [([], True), (["--force"], False), (["--max-age", "0.000001"], False),
+                                           (["other-code"], False)],
+                         ids=["changed-playbooks", "force", "older-than-max-age", "other-baked-code"])
 def test_changed_inputs_force_or_an_old_snapshot_make_it_build(snapshot, cloud_endpoint, cloud_unchanged, tmp_path,
-                                                              args, changed):
+                                                              bake_args, args, changed):
     """Each gets as far as creating its builder, whose create fails (the fault), and leaves nothing."""
     env = playbooks_with(tmp_path, ONE_MORE_STEP) if changed else {}
+    if args == ["other-code"]:  # the session's baked agent with one more file: another bundle-digest
+        other = tmp_path / "agent"
+        shutil.copytree(Path(bake_args[1]), other)
+        (other / "README").write_text("one more file\n")
+        args = ["--agent-bundle", str(other), *bake_args[2:]]
+    else:
+        args = [*args, *bake_args]
     cloud_endpoint.admin("PUT", "/_admin/faults", api_fault("POST", "^/v1/servers$")["faults"])
     try:
         proc = invoke("build-snapshot", "--json", *args, env_extra=env, timeout=600)

@@ -16,6 +16,8 @@ import pytest
 from operator_cli import agent_env, invoke, pinned, start
 from test_update import on_host
 
+from imagekit import bundledigest
+from imagekit.data import path as data_path
 from tests.conftest import changes, inventory, sweep, wait_for
 from tests.imagekit.unit.test_fleet_watch_logic import parse
 
@@ -60,6 +62,8 @@ def test_unchecked_is_not_healthy_and_an_unknown_agent_is_an_error(agents, opera
                                   "of HETZNER_SSH_KEY_ID, or pass --api-only"]
     code, api_only, err = status("--api-only", env=agent_env(sk))
     assert code == 0, err[-2000:]
+    example = bundledigest.digest(data_path("example_agent"))  # the code they run (default bundle): its digest
+    assert [a["code_digest"] for a in api_only["agents"]] == [example] * len(AGENTS), api_only
     assert [(a["healthy"], a["tailscale_online"], a["service"]) for a in api_only["agents"]] == [(True, True, None)] * 2
     nobody = invoke("status", "--agent-id", "nobody", env_extra=env)
     assert nobody.returncode == 1 and "no such agent: nobody" in nobody.stderr, nobody.stderr[-2000:]

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from imagekit import profiles, runid, settings
+from imagekit import profiles, runid, settings, ttl
+from imagekit.bake import IMAGE_LABEL
 from imagekit.build_inputs import LABEL as INPUTS_LABEL
+from imagekit.bundledigest import BUNDLE_LABEL, CODE_LABEL
 from imagekit.cloud import family, leases, userlabels
 from imagekit.errors import InputError
 from imagekit.fleet.roll.plan import ROLLING
@@ -44,8 +46,8 @@ def test_a_label_passes_exactly_when_hetzners_rules_allow_it(key, value):
 
 def test_every_key_imagekit_sets_is_refused_and_named():
     for key in (runid.LABEL, leases.KEY, hostkey.LABEL, members.KEY_LABEL, "role", "pool", ROLLING,
-                REBUILDING.key, INPUTS_LABEL, sshfrom.LABEL, "managed-by", "agent-id", "deployment", "mode",
-                "profile"):
+                REBUILDING.key, INPUTS_LABEL, sshfrom.LABEL, ttl.LABEL, CODE_LABEL, BUNDLE_LABEL,
+                IMAGE_LABEL + "node-22", "managed-by", "agent-id", "deployment", "mode", "profile"):
         with pytest.raises(InputError, match=f"'{key}' is one of imagekit's own label keys"):
             userlabels.parse([f"{key}=x"])
 
