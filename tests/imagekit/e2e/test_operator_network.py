@@ -87,6 +87,10 @@ def test_an_ipv6_only_agent_and_job(fleet, operator, tmp_path):
         assert status.returncode == 0, status.stderr[-2000:]
         checked = json.loads(status.stdout)["agents"][0]
         assert checked["healthy"] is True and checked["ssh"] is True and checked["service"] == "active", checked
+        cost = invoke("cost", "--json", env_extra=env)
+        assert cost.returncode == 0, cost.stderr[-2000:]
+        saved = json.loads(cost.stdout)["ipv4_saved"]
+        assert saved["count"] == 1 and saved["hourly"] > 0, saved
 
         # A job's host IPv6-only too (the option this time): reached over IPv6, and with no route to the cloud's IPv4
         # subnet (on a dual-stack host the same command exits 0).
