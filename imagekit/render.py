@@ -114,6 +114,9 @@ def cost(r: Result) -> str:
     lines += [f"{name:14} {g['count']:>5} {g['hourly']:>12.4f} {g['monthly']:>12.2f}"
               + (f"   {g['gb']} GB" if "gb" in g else "") for name, g in r["groups"].items()]
     lines.append(f"{'total':14} {'':>5} {r['total']['hourly']:>12.4f} {r['total']['monthly']:>12.2f}")
+    if (saved := r["ipv4_saved"])["count"]:
+        lines.append(f"{'ipv4 saved':14} {saved['count']:>5} {saved['hourly']:>12.4f} {saved['monthly']:>12.2f}"
+                     "   (IPv6-only servers: no IPv4 to pay for)")
     caps = r["caps"]
     if caps["servers_over"] is not None:
         lines.append(f"over IMAGEKIT_MAX_SERVERS ({caps['max_servers']}) by {caps['servers_over']:g} server(s)")

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, str | None] = {
     # Seconds between renewals of a run's leases (cloud/leases.py); a lease reaches five of them ahead, so gc
     # sweeps what a killed run left five intervals after it died. Tests that wait a lease out shorten it.
     "IMAGEKIT_LEASE_INTERVAL": "60",
+    "IMAGEKIT_IPV4": "1",  # servers get a public IPv4 (Hetzner bills it); 0: IPv6 only. See ipv4()
     # Caps checked before provision, pool fill and run create servers (steps/caps.py); unset: no cap.
     "IMAGEKIT_MAX_SERVERS": None,  # servers in the project, imagekit's or not
     "IMAGEKIT_MAX_HOURLY": None,  # what the project's servers and Primary IPv4s cost per hour, gross, API's currency
@@ -166,3 +167,14 @@ def node_major() -> int:
         raise SettingsError(f"IMAGEKIT_NODE_MAJOR {value!r} is not a Node.js major imagekit builds with: "
                             f"accepted values are {', '.join(NODE_MAJORS)}")
     return int(value)
+
+
+def ipv4(given: bool | None) -> bool:
+    """Whether servers get a public IPv4: ``--ipv4``/``--no-ipv4`` when given, else IMAGEKIT_IPV4 (1 or 0, default
+    1)."""
+    if given is not None:
+        return given
+    value = (get("IMAGEKIT_IPV4") or "1").strip().lower()
+    if value not in ("1", "0", "yes", "no", "true", "false"):
+        raise SettingsError(f"IMAGEKIT_IPV4 {value!r}: give 1 (a public IPv4 on every server) or 0 (IPv6 only)")
+    return value in ("1", "yes", "true")

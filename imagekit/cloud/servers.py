@@ -1,11 +1,12 @@
-"""Servers once they exist: the address imagekit talks to a server on, its type and architecture, and deleting
-servers (each deletion waited for, so that a command ends with its servers gone, not going)."""
+"""Servers once they exist: the address imagekit talks to a server on, its firewalls, its type and architecture,
+and deleting servers (each deletion waited for, so that a command ends with its servers gone, not going)."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from hcloud import Client
+from hcloud.firewalls import BoundFirewall
 from hcloud.server_types import BoundServerType
 from hcloud.servers import BoundServer
 
@@ -24,6 +25,17 @@ def address(server: BoundServer) -> str | None:
     if net is not None and net.ipv6 is not None and net.ipv6.ip:
         return str(ipaddress.ip_network(net.ipv6.ip, strict=False)[1])
     return None
+
+
+def has_ipv4(server: BoundServer) -> bool:
+    """Whether ``server`` has a public IPv4 (an IPv6-only one, made with --no-ipv4, has none)."""
+    return server.public_net is not None and server.public_net.ipv4 is not None
+
+
+def firewalls(server: BoundServer) -> list[BoundFirewall]:
+    """The firewalls applied to ``server``."""
+    net = server.public_net
+    return [f.firewall for f in net.firewalls or []] if net is not None else []
 
 
 def type_of(server: BoundServer) -> BoundServerType:

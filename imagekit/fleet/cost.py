@@ -1,8 +1,9 @@
 """``invoke cost``: what the project runs costs per hour and per month, gross, from the API's /pricing alone: the
 fleet (agents, replacements a roll is making among them), the warm pool, jobs, builders, other servers (imagekit's
 round trips and benches, and servers imagekit did not make: the bill is the project's), snapshots' storage (each
-snapshot's image_size in GB at the per-GB-month price; per hour that over 730 hours) and Primary IPv4s; and where
-the project stands against the caps (steps/caps.py), with the excess when two runs passed a cap at once."""
+snapshot's image_size in GB at the per-GB-month price; per hour that over 730 hours) and Primary IPv4s; what
+IPv6-only servers save (an IPv4 each); and where the project stands against the caps (steps/caps.py), with the
+excess when two runs passed a cap at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hcloud.servers import BoundServer
 
 from ..cloud import api
 from ..cloud.pricing import FREE, Pricing, Rate
+from ..cloud.servers import has_ipv4
 from ..steps import caps
 from ..target import Target
 
@@ -33,6 +35,9 @@ def project_cost(target: Target) -> dict[str, Any]:
     for server in now.servers:
         rates[_group(server)].append(caps.server_rate(pricing, server))
     rates["primary_ipv4s"] = [caps.ipv4_rate(pricing, ip) for ip in now.ipv4s]
+    # What IPv6-only servers (--no-ipv4) do not pay: a Primary IPv4 each in its location (not in the total).
+    saved = [pricing.primary_ip("ipv4", s.location.name if s.location else None) for s in now.servers
+             if not has_ipv4(s)]
     snapshots = client.images.get_all(type=["snapshot"])
     gigabytes = sum(image.image_size or 0.0 for image in snapshots)
     rates["snapshots"] = [pricing.snapshots(gigabytes)]
@@ -41,6 +46,7 @@ def project_cost(target: Target) -> dict[str, Any]:
     total = sum((rate for found in rates.values() for rate in found), FREE)
     limits = caps.Caps.read()
     return {"currency": pricing.currency, "prices": "gross", "vat_rate": pricing.vat_rate, "groups": groups,
+            "ipv4_saved": _line(saved),
             "total": {"hourly": round(total.hourly, 6), "monthly": round(total.monthly, 4)},
             "caps": {"max_servers": limits.servers, "servers": len(now.servers),
                      "servers_over": _over(len(now.servers), limits.servers),

@@ -28,6 +28,7 @@ class AgentHealth(TypedDict):
     expires_at: NotRequired[str | None]  # its --ttl's end (ISO, UTC), after which gc deletes it; None: no TTL
     problems: list[str]  # what a check found wrong
     unchecked: list[str]  # what could not be checked, and why
+    labels: NotRequired[dict[str, str]]  # the operator's own labels on the server (--label), not imagekit's
     healthy: NotRequired[bool | None]  # set last, from the two above: None is unchecked
 
 

@@ -27,7 +27,7 @@ from hcloud.servers import BoundServer
 
 from .. import agentid, profiles, tailnet, ttl
 from ..bundledigest import CODE_LABEL
-from ..cloud import api
+from ..cloud import api, userlabels
 from ..cloud.api import known
 from ..cloud.servers import address, architecture, type_of
 from ..errors import ImagekitError
@@ -178,7 +178,7 @@ def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
         "provisioned_at": created.isoformat(),
         "server_type": type_of(server).name, "location": location,
         "hourly_cost_gross": cost([server])["hourly_gross"] if location else None, "expires_at": ttl.shown(server),
-        "problems": [], "unchecked": []}
+        "problems": [], "unchecked": [], "labels": userlabels.operator_labels(labels)}
     problems = row["problems"]
     if server.status != "running":
         problems.append(f"server is {server.status}")

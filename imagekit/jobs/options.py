@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
@@ -35,6 +35,8 @@ class JobOptions:
     max_output_mb: int = 1024
     parallel: int = 5
     run_id: str | None = None  # labels the jobs' servers and keys (``gc --run``); default: a new one
+    labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every job's server and key
+    ipv4: bool = True  # a public IPv4 on every job's server; off: IPv6 only, reached over IPv6 (cloud.family)
     container_image: str | None = None  # run COMMAND in a container of this image, baked into the snapshot
     container_network: bool = False  # the container gets Docker's bridge network (default: none)
     ttl: float | None = None  # seconds a job's server lives at most (imagekit.ttl): gc deletes it after

@@ -10,7 +10,7 @@ from hcloud import Client
 
 from .. import profiles, runid, secretfile, tailnet, ttl
 from ..bake import require_baked
-from ..cloud import api, lookups
+from ..cloud import api, family, lookups
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import CloudError, InputError
 from ..host import playbook
@@ -37,22 +37,26 @@ class JobPlan:
 
     def labels(self, job_id: str) -> dict[str, str]:
         """A job's server and key (leased while the run lives: gc sweeps them once it is gone, or --run's)."""
-        return api.labels(role="job", profile=self.options.profile, mode=self.mode, tailscale="yes" if self.tailnet
-                          else "no", **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)},
-                          **ttl.label(self.options.ttl))
+        return {**self.options.labels,  # the operator's own (--label): never one of imagekit's keys
+                **api.labels(role="job", profile=self.options.profile, mode=self.mode,
+                             tailscale="yes" if self.tailnet else "no",
+                             **{runid.LABEL: self.run_id, "job-id": job_name(job_id).removeprefix(PREFIX)},
+                             **ttl.label(self.options.ttl))}
 
 
 def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[[str], None]) -> JobPlan:
     """Everything that can be wrong is found here, before anything is created."""
     run_id = runid.given(o.run_id)
     tree = check_options(o)
+    if not o.ipv4:
+        family.require_ipv6_route(target)
     found_secrets = secretfile.load(o.secrets_file)
     book = playbook.load(o.profile, playbook_variables(o.profile, o.base_image, None, target.local, run_id))
     profile = profiles.load(o.profile)
     wanted = None if o.snapshot == "latest" else o.snapshot
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
-                                                        progress))
+                                                        progress), ipv4=o.ipv4)
     if o.container_image is not None:
         if lookups.mode_of(spec.image) != "snapshot":
             raise InputError(f"--container-image {o.container_image}: no snapshot of profile {o.profile} to run it "

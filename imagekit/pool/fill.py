@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 from hcloud import Client
@@ -50,6 +50,7 @@ class PoolOptions:
     location: str | None = None  # a name, or names tried in order when one has no capacity
     parallel: int = 5
     run_id: str | None = None  # labels the hosts it makes (``gc --run``); default: a new one
+    labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every new host (cloud.userlabels)
     ttl: float | None = None  # seconds each new host lives, claimed or not (imagekit.ttl); None: no expiry
 
 
@@ -114,7 +115,7 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
     check_options(o)
     profile = profiles.load(o.profile)
     client = api.connect(target)
-    spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,
+    spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress, labels=o.labels,
                    image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch))
     key, keypair = operator_keys(client, "pool hosts are reached with your own SSH key, and provision claims them "
                                          "with the same")
@@ -186,8 +187,9 @@ class Ready:
 def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> NewHost:
     """One new pool host of the plan, ready or deleted; the others are left as they are."""
     name = members.NAME_PREFIX + secrets.token_hex(4)
-    labels = members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id},
-                            **ttl.label(p.ttl))
+    labels = {**p.spec.labels,  # the operator's own (--label)
+              **members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id},
+                               **ttl.label(p.ttl))}
     h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
                 timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
     steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(),

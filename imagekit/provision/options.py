@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import agentid, profiles
@@ -34,6 +34,9 @@ class ProvisionOptions:
     pool: bool = True  # claim a warm pool host first (snapshot mode, with the operator's private key)
     refill: bool = False  # afterwards, top the pool up to the size it had
     run_id: str | None = None  # the run's id (every resource's `run` label and the agents' deployment); default: new
+    labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every agent (cloud.userlabels)
+    ssh_from: tuple[str, ...] = ()  # SSH open only to these networks once the agents are ready (steps.sshfrom)
+    ipv4: bool = True  # a public IPv4 on every server; off: IPv6 only, reached over IPv6 (cloud.family)
     ttl: float | None = None  # seconds the agents live: their expires-at label, which gc acts on (imagekit.ttl)
     spread: bool = False  # the run's agents in a spread placement group of their own (provision.spread)
 
@@ -49,4 +52,8 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:
         agentid.server_name(agent)
+    if not o.ipv4 and o.refill:
+        raise InputError("--refill with --no-ipv4: the pool's hosts have IPv4; refill it with `invoke pool fill`")
+    if o.ssh_from and not o.wait:
+        raise InputError("--ssh-from: imagekit checks it still reaches the hosts once they are ready: drop --no-wait")
     return o

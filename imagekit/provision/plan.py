@@ -16,7 +16,7 @@ from .. import bundledigest, profiles, runid, secretfile, settings, tailnet, ttl
 from ..agentbundle import Bundle
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
 from ..bundledigest import BUNDLE_LABEL, CODE_LABEL
-from ..cloud import api, lookups
+from ..cloud import api, family, lookups
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
 from ..host.keys import KeyPair
@@ -74,22 +74,26 @@ class ProvisionPlan:
 
     def agent_labels(self, name: str, **extra: str) -> dict[str, str]:
         """An agent server's labels (gc and deprovision find agents by them; status shows its code's digest)."""
-        return api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
-                          tailscale="yes" if self.enrols else "no", **{"agent-id": name, runid.LABEL: self.deployment},
-                          **({CODE_LABEL: self.code_digest} if self.code_digest else {}), **ttl.label(self.options.ttl),
-                          **extra)
+        return {**self.options.labels,  # the operator's own (--label): never one of imagekit's keys
+                **api.labels(role="agent", profile=self.profile.name, mode=self.mode, deployment=self.deployment,
+                             tailscale="yes" if self.enrols else "no",
+                             **{"agent-id": name, runid.LABEL: self.deployment},
+                             **({CODE_LABEL: self.code_digest} if self.code_digest else {}),
+                             **ttl.label(self.options.ttl), **extra)}
 
 
 def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: str,
               progress: Callable[[str], None]) -> ProvisionPlan:
     """Everything that can be wrong is found here, before anything is created."""
     check_options(o)
+    if not o.ipv4:
+        family.require_ipv6_route(target)
     profile = profiles.load(o.profile)
     agent_bundle = bundle(o.agent_bundle, profile)  # the whole tree checked before any cloud call
     wanted = settings.choose(o.snapshot, "HETZNER_SNAPSHOT_ID")
     spec = resolve(client, server_type=o.server_type, location=o.location,  # the first request checks the token
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
-                                                        progress))
+                                                        progress), ipv4=o.ipv4)
     mode = lookups.mode_of(spec.image)
     if mode == "fallback" and not o.wait:
         raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")

@@ -27,6 +27,7 @@ from .agent import provision_agent
 from .halfmade import busy
 from .options import ProvisionOptions
 from .plan import make_plan
+from .sources import NarrowSSH
 from .state import AgentResult, Run, survey
 
 
@@ -112,7 +113,7 @@ def provision(target: Target, options: ProvisionOptions, progress: Callable[[str
         progress(f"provision {deployment}: {len(options.agent_ids)} agent(s), profile {p.profile.name}, "
                  f"{p.mode} mode, on the {target.describe()}")
         steps: list[Step[Run]] = [*([ProvisionKey()] if options.wait else []), ProfileFirewall(),
-                                  spread.SpreadGroup(), Agents(), Refill()]
+                                  spread.SpreadGroup(), Agents(), NarrowSSH(), Refill()]
         run_steps(steps, r, lambda line: progress(line) if not line.startswith("    ") else None,
                   events.step_reporter())
         bad = [a["agent_id"] for a in r.agents if a["status"] == "failed"]

@@ -12,20 +12,33 @@ from hcloud.firewalls import BoundFirewall, FirewallRule
 from ..cloud import api
 from ..errors import CloudError
 from ..leftovers import removing
-from ..profiles import Profile
+from ..profiles import Profile, Rule
 
 
 def profile_firewall(client: Client, profile: Profile) -> tuple[BoundFirewall, bool]:
     """The profile's labelled Hetzner firewall (its data's inbound rules), made if missing; (firewall, made now)."""
-    found = client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile.name))
+    return labelled_firewall(client, f"imagekit-{profile.name}", rules(profile),
+                             api.labels(role="firewall", profile=profile.name))
+
+
+def rules(profile: Profile, ssh_from: tuple[str, ...] = ()) -> list[FirewallRule]:
+    """The profile's inbound rules, open to every address; SSH's (22/tcp) only to ``ssh_from`` when given."""
+    def sources(rule: Rule) -> list[str]:
+        return list(ssh_from) if ssh_from and (rule.protocol, rule.port) == ("tcp", "22") else ["0.0.0.0/0", "::/0"]
+
+    return [FirewallRule(direction="in", protocol=rule.protocol, port=rule.port, source_ips=sources(rule),
+                         description=rule.description) for rule in profile.firewall]
+
+
+def labelled_firewall(client: Client, name: str, rules: list[FirewallRule], labels: dict[str, str]
+                      ) -> tuple[BoundFirewall, bool]:
+    """The firewall with ``labels``, made (named ``name``) if missing; (firewall, made now)."""
+    found = client.firewalls.get_all(label_selector=",".join(f"{k}={v}" for k, v in labels.items()))
     if found:
         return found[0], False
-    name = f"imagekit-{profile.name}"
-    rules = [FirewallRule(direction="in", protocol=rule.protocol, port=rule.port, source_ips=["0.0.0.0/0", "::/0"],
-                          description=rule.description) for rule in profile.firewall]
     try:
         return client.firewalls.create(name=name, rules=rules,  # hcloud types labels as str, documents a dict
-                                       labels=api.labels(role="firewall", profile=profile.name),  # type: ignore[arg-type]
+                                       labels=labels,  # type: ignore[arg-type]
                                        ).firewall, True
     except APIException as exc:
         if exc.code != "uniqueness_error":
@@ -33,7 +46,7 @@ def profile_firewall(client: Client, profile: Profile) -> tuple[BoundFirewall, b
     firewall = client.firewalls.get_by_name(name)  # made meanwhile by a concurrent run, or by hand
     if firewall is None or (firewall.labels or {}).get("managed-by") != "imagekit":
         raise CloudError(f"a firewall named '{name}' exists but imagekit did not make it: rename or "
-                         f"delete it, or label it managed-by=imagekit,role=firewall,profile={profile.name}")
+                         f"delete it, or label it {','.join(f'{k}={v}' for k, v in labels.items())}")
     return firewall, False
 
 

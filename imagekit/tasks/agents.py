@@ -10,10 +10,24 @@ from invoke import Context, task
 
 from .. import render, settings
 from ..events import check_destination as check_events
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, TTL_HELP, agent_ids, number, path, run, say, whole_number
+from .shared import (
+    LABEL_HELP,
+    LOCATION_HELP,
+    RUN_ID_HELP,
+    TOKEN_HELP,
+    TTL_HELP,
+    NoDashH,
+    agent_ids,
+    given_flag,
+    number,
+    path,
+    run,
+    say,
+    whole_number,
+)
 
 
-@task(iterable=["agent_id"], help={
+@task(iterable=["agent_id", "label"], klass=NoDashH, help={
     "agent_id": "agent id (repeat the option or separate ids by commas); the server is named after it",
     "count": "provision N agents: ID-1..ID-N with one --agent-id, else agent-1..agent-N",
     "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
@@ -38,6 +52,11 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, TTL_HELP, agent_ids,
     "no_pool": "create every agent's server cold, even when warm pool hosts are there",
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
+    "label": LABEL_HELP,
+    "ipv4": "--ipv4 / --no-ipv4: a public IPv4 on every server, or IPv6-only servers (no IPv4 to pay for) reached "
+            "over IPv6, which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
+    "ssh_from": "CIDR[,CIDR]: SSH open only to these sources (a firewall per set, made and reused by imagekit, in "
+                "place of the profile's); provision checks it still reaches the hosts, else puts the old one back",
     "ttl": TTL_HELP + "; roll and update keep it",
     "spread": "put the run's agents in a `spread` placement group of their own (each on another physical host; at "
               "most 10 agents; deleted with the last of them); every agent is then created cold (a running pool "
@@ -51,7 +70,8 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               timeout: str | None = None, parallel: int = 5, secrets_file: str | None = None, json: bool = False,
               events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
               token_env: str | None = None, token_file: str | None = None, ttl: str | None = None,
-              spread: bool = False) -> None:
+              spread: bool = False, label: list[str] | None = None, ssh_from: str | None = None,
+              ipv4: bool = True) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
@@ -59,8 +79,10 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
     it (with --json also under "leftovers")."""
     from .. import agentid, runid
     from .. import ttl as ttls
+    from ..cloud import userlabels
     from ..provision import ProvisionOptions, provision
     from ..provision.options import check_options
+    from ..steps import sshfrom
 
     def options() -> ProvisionOptions:
         check_events(events, json)
@@ -73,7 +95,8 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             parallel=whole_number("--parallel", parallel), agent_bundle=Path(agent_bundle) if agent_bundle else None,
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
             pool=not no_pool, refill=refill, run_id=runid.given(run_id), ttl=ttls.parse(ttl),
-            spread=spread))
+            spread=spread, labels=userlabels.parse(label or []), ssh_from=sshfrom.parse(ssh_from),
+            ipv4=settings.ipv4(given_flag("ipv4", ipv4))))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)
@@ -96,7 +119,7 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
                              "Tailscale device(s)"))
 
 
-@task(positional=["action"], help={
+@task(positional=["action"], iterable=["label"], help={
     "action": "fill (make the pool hold --size ready hosts from the newest snapshot, replacing older ones), "
               "status, or drain (delete every pool host)",
     "size": "fill: how many ready hosts the pool holds",
@@ -106,12 +129,13 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
     "location": LOCATION_HELP,
     "parallel": "fill: hosts created at once (default 5)",
     "run_id": "fill: " + RUN_ID_HELP,
+    "label": "fill: " + LABEL_HELP,
     "ttl": "fill: " + TTL_HELP + "; a host claimed by provision takes provision's --ttl instead",
     "json": "print one JSON object", **TOKEN_HELP})
 def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
          server_type: str | None = None, location: str | None = None, parallel: int = 5, run_id: str | None = None,
          json: bool = False, token_env: str | None = None, token_file: str | None = None,
-         ttl: str | None = None) -> None:
+         ttl: str | None = None, label: list[str] | None = None) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
@@ -122,6 +146,7 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
     it (with --json also under "leftovers")."""
     from .. import runid
     from .. import ttl as ttls
+    from ..cloud import userlabels
     from ..errors import InputError
     from ..pool import fill as pool_fill
 
@@ -133,7 +158,7 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
                 size=whole_number("--size", size), profile=profile, snapshot=snapshot,
                 server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                 location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel),
-                run_id=runid.given(run_id), ttl=ttls.parse(ttl)))
+                run_id=runid.given(run_id), ttl=ttls.parse(ttl), labels=userlabels.parse(label or [])))
 
         run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
             failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)

@@ -8,10 +8,10 @@ from pathlib import Path
 from invoke import Context, task
 
 from .. import settings
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, given_flag, number, path, run, say, whole_number
 
 
-@task(name="run", iterable=["job_id"], auto_shortflags=False, help={
+@task(name="run", iterable=["job_id", "label"], auto_shortflags=False, help={
     "job_id": "job id (repeat the option or separate ids by commas): one fresh host per job, run at once",
     "count": "run N jobs: ID-1..ID-N with one --job-id, else job-1..job-N",
     "snapshot": "snapshot id, or `latest` (default) for the newest of the profile",
@@ -33,6 +33,9 @@ from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, s
     "parallel": "jobs run at once (default 5)",
     "json": "print one JSON object {exit_code, jobs: [...]} on stdout; the command's output goes to stderr",
     "run_id": RUN_ID_HELP,
+    "label": LABEL_HELP,
+    "ipv4": "--ipv4 / --no-ipv4: a public IPv4 on every job's server, or IPv6-only servers reached over IPv6, which "
+            "needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
     "container_image": "run COMMAND in a container of this image, which must be baked into the snapshot (the "
                        "profile's `images:`; else refused before anything is created): as the profile's user's uid, "
                        "all capabilities dropped, no new privileges, read-only root, a pids limit, the work "
@@ -49,7 +52,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
          parallel: int = 5, run_id: str | None = None, json: bool = False, container_image: str | None = None,
          container_network: bool = False, token_env: str | None = None, token_file: str | None = None,
-         ttl: str | None = None) -> None:
+         ttl: str | None = None, label: list[str] | None = None, ipv4: bool = True) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
@@ -57,6 +60,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
     names each and the command that removes it (with --json also under "leftovers")."""
     from .. import runid
     from .. import ttl as ttls
+    from ..cloud import userlabels
     from ..jobs import JobOptions, run_jobs
     from ..jobs.options import expand
 
@@ -74,7 +78,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             tailscale=tailscale, max_upload_mb=whole_number("--max-upload-mb", max_upload_mb),
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
-            container_image=container_image, container_network=container_network, ttl=ttls.parse(ttl))
+            container_image=container_image, container_network=container_network, ttl=ttls.parse(ttl),
+            labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

@@ -3,12 +3,16 @@ tasks give, and the parsing of agent ids and paths."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
+
+from invoke import Task
 
 from ..command import TOKEN_HELP, number, run, say, whole_number
 
-__all__ = ["LOCATION_HELP", "RUN_ID_HELP", "TTL_HELP", "TOKEN_HELP", "agent_ids", "number", "path", "run", "say",
-           "whole_number"]
+__all__ = ["LABEL_HELP", "LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "TTL_HELP", "NoDashH", "agent_ids", "given_flag",
+           "number", "path", "run", "say", "whole_number"]
 
 LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
                  "`location` label records where it landed (default IMAGEKIT_LOCATION, else the API's choice)")
@@ -16,6 +20,22 @@ LOCATION_HELP = ("a location, or locations tried in order when one has no capaci
 RUN_ID_HELP = ("this run's id, on everything it makes (label `run`), so that `invoke gc --run ID` sweeps what it left "
                "if it is cancelled; a workflow passes its own (default: a new one)")
 
+LABEL_HELP = ("your own label KEY=VALUE on every server it makes (repeat for more; Hetzner's label rules; not one of "
+              "imagekit's keys such as role or run); `status --json` shows them")
+
+
+class NoDashH(Task[Any]):
+    """A task whose automatic short flags leave -h alone: `invoke TASK -h` stays its help."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        return dict(super().arg_opts(name, default, taken_names | {"h"}))
+
+
+def given_flag(name: str, value: bool) -> bool | None:
+    """A flag that is on by default (``--NAME``/``--no-NAME``) as given on the command line; None when not given, so
+    that its setting decides."""
+    options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]  # not the command after `--`
+    return value if not value or f"--{name}" in options else None
 TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
             "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 

@@ -1,0 +1,103 @@
+"""The operator's own labels and SSH sources on a real agent from the session's snapshot: `--label` lands on the
+server and `status --json` shows only those; `--ssh-from` with this machine's bridge address puts the agent behind
+the source set's firewall (the local cloud enforces it) and status still reaches it; a source set without this
+machine's address is detected (sshd does not answer), the firewall the agent had is put back and the command fails
+naming the fix. One agent; the cloud as the test found it at the end."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+from operator_cli import agent_env, invoke
+
+from imagekit.cloud.servers import firewalls
+from localcloud.paths import HOST_ADDRESS
+
+pytestmark = pytest.mark.e2e
+AGENT = "lab-1"
+
+
+def firewall_names(client, server_id: int) -> list[str]:
+    return sorted(f.name for f in (client.firewalls.get_by_id(fw.id) for fw in
+                                   firewalls(client.servers.get_by_id(server_id))))
+
+
+def test_own_labels_and_ssh_sources(fleet, operator, tmp_path):
+    client = fleet
+    key, sk = operator
+    key_file = tmp_path / "key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
+    ssh_firewalls = {f.id for f in client.firewalls.get_all()}
+    try:
+        made = invoke("provision", "--agent-id", AGENT, "--no-pool", "--json", "--label", "team=payments",
+                      "--label", "example.com/owner=ops", "--ssh-from", f"{HOST_ADDRESS}/32,2001:db8::/48",
+                      env_extra=env)
+        assert made.returncode == 0, made.stderr[-3000:]
+        row = json.loads(made.stdout)["agents"][0]
+        assert row["status"] == "ready", row
+        server = client.servers.get_by_id(row["server_id"])
+        assert {"team": "payments", "example.com/owner": "ops", "role": "agent"}.items() <= server.labels.items()
+        narrowed = firewall_names(client, server.id)
+        assert len(narrowed) == 1 and narrowed[0].startswith("imagekit-agent-ssh-"), narrowed
+        fw = client.firewalls.get_by_name(narrowed[0])
+        assert [r.source_ips for r in fw.rules if r.port == "22"] == [[f"{HOST_ADDRESS}/32", "2001:db8::/48"]]
+
+        status = invoke("status", "--agent-id", AGENT, "--json", env_extra=env)
+        assert status.returncode == 0, status.stderr[-2000:]
+        checked = json.loads(status.stdout)["agents"][0]
+        assert checked["healthy"] is True and checked["ssh"] is True, checked
+        assert checked["labels"] == {"example.com/owner": "ops", "team": "payments"}
+
+        # A source set without this machine: sshd no longer answers, so the agent's firewall goes back.
+        locked = invoke("provision", "--agent-id", AGENT, "--json", "--ssh-from", "192.0.2.0/24", env_extra=env)
+        assert locked.returncode != 0, locked.stdout
+        assert "could not reach" in locked.stderr and "firewall was put back" in locked.stderr, locked.stderr[-2000:]
+        assert firewall_names(client, server.id) == narrowed
+        assert [f.name for f in client.firewalls.get_all() if f.name.startswith("imagekit-agent-ssh-")] == narrowed
+        assert invoke("status", "--agent-id", AGENT, "--json", env_extra=env).returncode == 0
+    finally:
+        assert invoke("deprovision", "--agent-id", AGENT).returncode == 0
+        for fw in client.firewalls.get_all():
+            if fw.id not in ssh_firewalls and fw.name.startswith("imagekit-agent-ssh-"):
+                fw.delete()
+
+
+def test_an_ipv6_only_agent_and_job(fleet, operator, tmp_path):
+    client = fleet
+    key, sk = operator
+    key_file = tmp_path / "key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file), IMAGEKIT_IPV4="0")  # the setting, as a workflow sets it
+    try:
+        # Without Tailscale: the local cloud's stand-in is reached only on the host's IPv4 address.
+        made = invoke("provision", "--agent-id", "six-1", "--no-tailscale", "--json", env_extra=env)
+        assert made.returncode == 0, made.stderr[-3000:]
+        row = json.loads(made.stdout)["agents"][0]
+        assert row["status"] == "ready" and row["mode"] == "snapshot", row
+        server = client.servers.get_by_id(row["server_id"])
+        assert server.public_net.ipv4 is None and server.public_net.ipv6 is not None
+        assert ipaddress.ip_address(row["ipv4"]) in ipaddress.ip_network(server.public_net.ipv6.ip)
+
+        status = invoke("status", "--agent-id", "six-1", "--json", env_extra=env)
+        assert status.returncode == 0, status.stderr[-2000:]
+        checked = json.loads(status.stdout)["agents"][0]
+        assert checked["healthy"] is True and checked["ssh"] is True and checked["service"] == "active", checked
+        cost = invoke("cost", "--json", env_extra=env)
+        assert cost.returncode == 0, cost.stderr[-2000:]
+        saved = json.loads(cost.stdout)["ipv4_saved"]
+        assert saved["count"] == 1 and saved["hourly"] > 0, saved
+
+        # A job's host IPv6-only too (the option this time): reached over IPv6, and with no route to the cloud's IPv4
+        # subnet (on a dual-stack host the same command exits 0).
+        probe = f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('{HOST_ADDRESS}', 9))"
+        job = invoke("run", "--job-id", "six-job", "--no-ipv4", "--json", "--", "python3", "-c", probe,
+                     env_extra=agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file)))
+        assert job.returncode == 1 and json.loads(job.stdout)["exit_code"] == 1, job.stderr[-3000:]
+        assert "Network is unreachable" in job.stderr, job.stderr[-2000:]
+    finally:
+        assert invoke("deprovision", "--agent-id", "six-1").returncode == 0
