@@ -16,7 +16,7 @@ def cloud_up(c: Context, arm: bool = False) -> None:
     """Start the local Hetzner-compatible cloud (builds its Debian 12 image the first time, ~2 min)."""
     from localcloud import client as localcloud
 
-    def up(_: object) -> dict[str, object]:
+    def up(_: None) -> dict[str, object]:
         ep = localcloud.up(progress=say)
         return {"endpoint": ep.endpoint, **({"arm": ep.admin("PUT", "/_admin/architectures/arm")} if arm else {})}
 
