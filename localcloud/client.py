@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import apilock, environment
-from .paths import DEFAULT_API_PORT, HOST_ADDRESS, Layout, layout
+from .paths import DEFAULT_API_PORT, HOST_ADDRESS, ULA_PREFIX, Layout, layout  # noqa: F401 (ULA_PREFIX: for imagekit)
 
 # Guests install the Tailscale STAND-IN, and Node.js (the official binaries, see node_package), from the local
 # cloud's own apt repository.
@@ -196,3 +196,11 @@ def tailscale_standin(ep: Endpoint) -> dict:
     """The Tailscale stand-in's API URL and OAuth client: ``{"api", "client_id", "client_secret"}``."""
     ts = ep.admin("GET", "/_admin/tailscale")
     return {"api": ts["api"], **ts["oauth_client"]}
+
+
+def busybox_image(folder: Path, reference: str) -> Path:
+    """A `docker save` archive of ``reference`` (Debian's busybox-static), written in ``folder``: an image to bake
+    where no registry is reachable (the bench's; the tests' session snapshot)."""
+    from .host.dockerarchive import busybox_binary, write
+
+    return write(folder / "image.tar", reference, busybox_binary(folder / "deb"))

@@ -78,9 +78,9 @@ def hardening(b: Bench) -> dict[str, Any]:
 
 def bench_image(folder: Path) -> Path:
     """The small image the bench bakes (Debian's busybox-static as a `docker save` archive), written in ``folder``."""
-    from localcloud.host import dockerarchive
+    from localcloud import client as localcloud
 
-    return dockerarchive.write(folder / "bench.tar", BENCH_IMAGE, dockerarchive.busybox_binary(folder / "deb"))
+    return localcloud.busybox_image(folder, BENCH_IMAGE)
 
 
 def container_start(conn: paramiko.SSHClient, archive: Path) -> dict[str, float]:

@@ -17,9 +17,9 @@ def probe_address(target: Target) -> str:
     """An address in the block the target's IPv6 servers live in."""
     if not target.local:
         return HETZNER_IPV6
-    from localcloud.paths import ULA_PREFIX
+    from localcloud import client as localcloud
 
-    return f"{ULA_PREFIX}::2"
+    return f"{localcloud.ULA_PREFIX}::2"
 
 
 def require_ipv6_route(target: Target, address: str | None = None) -> None:

@@ -50,7 +50,9 @@ def test_each_contract_catches_a_breach(tmp_path):
         "localcloud/paths.py": "",
         "localcloud/apilock.py": "from . import paths\n",
         "localcloud/environment.py": "",
-        "localcloud/client.py": "from . import apilock, environment, paths\nimport fastapi\n",
+        "localcloud/client.py": "from . import apilock, environment, paths\nfrom .host import dockerarchive\n"
+                                "import fastapi\n",
+        "localcloud/host/dockerarchive.py": "",
         **{f"localcloud/{layer}/__init__.py": "" for layer in layers},
         "localcloud/engine/cloud.py": "import imagekit.fine\n",
         "localcloud/state/store.py": "from ..engine import cloud\n",
