@@ -6,6 +6,7 @@ Transient API trouble (20 % of calls failing, slow actions) must not fail a buil
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -95,7 +96,8 @@ MATRIX = [
     ("provision", "create server", "server_error", api_fault("POST", "^/v1/servers$")),
     ("provision", "boot", "creating server", action_fault("create_server")),
     ("provision", "ssh", "SSH to", {"ssh_refused": True, "args": ["--timeout", "15"]}),
-    ("provision", "cloud-init", "cloud-init finished with an error", {"bundle": "garbage"}),
+    ("provision", None, "is not a readable .tar.gz", {"bundle": "garbage"}),
+    ("provision", "cloud-init", "cloud-init finished with an error", {"bundle": "unpackable"}),
     ("provision", "agent running", "openclaw-agent is", {"bundle": "crashing"}),
     ("provision", "playbooks", "disk on fire", {"playbooks": BROKEN_STEP, "args": ["--mode", "fallback"]}),
     ("provision", "agents", "interrupted", {"sigint_after": "] created"}),
@@ -103,9 +105,20 @@ MATRIX = [
 
 
 def bundle(tmp_path: Path, kind: str) -> str:
-    if kind == "garbage":  # not a tar archive: the configure script fails, so does cloud-init
+    if kind == "garbage":  # not a tar archive: refused with the inputs, before anything exists
         path = tmp_path / "agent.tar.gz"
         path.write_bytes(b"this is not a tar archive")
+        return str(path)
+    if kind == "unpackable":  # a sound archive whose hard link names a member it lacks: the host's tar fails
+        path = tmp_path / "unpackable.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            code = b'console.log("never runs");\n'
+            info = tarfile.TarInfo("index.js")
+            info.size = len(code)
+            tar.addfile(info, io.BytesIO(code))
+            link = tarfile.TarInfo("lib.js")
+            link.type, link.linkname = tarfile.LNKTYPE, "missing.js"
+            tar.addfile(link)
         return str(path)
     src = tmp_path / "crashing"
     src.mkdir()
