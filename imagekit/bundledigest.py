@@ -45,8 +45,8 @@ def digest(bundle: Path) -> str:
 
 
 def of_entries(entries: dict[str, tuple[str, bytes]]) -> str:
-    """The digest of ``{path: (kind, payload)}`` (kind d, f, x: an executable file, l), sorted by path so that
-    listing order does not count."""
+    """The digest of ``{path: (kind, payload)}`` (kind d, f, x: an executable file, l: a link, h: an archive's hard
+    link), sorted by path so that listing order does not count."""
     h = hashlib.sha256()
     for path in sorted(entries):
         kind, payload = entries[path]
@@ -94,6 +94,8 @@ def _members(fileobj: IO[bytes], archive: str) -> Iterator[tuple[str, tuple[str,
                     yield str(parent), ("d", b"")
             if member.issym():
                 yield rel, ("l", member.linkname.encode())
+            elif member.islnk():  # another member's content (agentbundle checked it stays inside)
+                yield rel, ("h", member.linkname.encode())
             elif member.isdir():
                 yield rel, ("d", b"")
             elif member.isfile():
