@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tarfile
@@ -91,3 +92,21 @@ def test_the_packed_bundle_provisioning_sends_has_the_tree_s_digest(tmp_path):
     packed = agentconf.bundle(root, profiles.load("agent"))
     assert of_bundle(packed) == of_archive(packed.data()) == digest(root)
     assert of_bundle(packed) == digest(root)  # read again: the bundle's own reads are by offset
+
+
+def test_an_archives_hard_link_inside_the_bundle_is_digested_by_its_target(tmp_path):
+    """tar stores a second name of a file as a hard link member: digested (by the name it links to), not refused."""
+    def archive(name: str, target: str) -> Path:
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo("index.js")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"js\n"))
+            link = tarfile.TarInfo("again.js")
+            link.type, link.linkname = tarfile.LNKTYPE, target
+            tar.addfile(link)
+        return path
+
+    same = digest(archive("a.tar.gz", "index.js"))
+    assert len(same) == LENGTH and same == digest(archive("b.tar.gz", "index.js"))
+    assert same != digest(archive("c.tar.gz", "other.js"))
