@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from ..paths import BRIDGE, HOST_ADDRESS, LINK_LOCAL_PREFIX, METADATA_ADDRESS, SUBNET_PREFIX
@@ -28,6 +29,7 @@ log = logging.getLogger("localcloud")
 
 RUN_DIR = Path("/run/imagekit-localcloud") / BRIDGE  # readable by dnsmasq once it dropped root
 LEASE = "12h"
+READY_TIMEOUT = 5.0  # seconds for a started dnsmasq to handle SIGHUP
 
 
 def options(hosts_file: Path) -> list[str]:
@@ -49,6 +51,16 @@ def options(hosts_file: Path) -> list[str]:
         f"--dhcp-option=tag:linklocal,option:classless-static-route,{ll_gateway}/32,0.0.0.0,"
         f"{METADATA_ADDRESS}/32,{ll_gateway}",
     ]
+
+
+def catches_sighup(pid: int) -> bool:
+    """Whether the process has installed its SIGHUP handler (its ``SigCgt`` mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGHUP - 1)))
 
 
 def hosts_line(mac: str, address: str, hostname: str) -> str:
@@ -76,6 +88,10 @@ class Dhcp:
         self.proc = subprocess.Popen(["dnsmasq", *options(self.hosts_file), f"--pid-file={self.run_dir}/dnsmasq.pid"],
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.info("dnsmasq for DHCP on %s started (pid %s)", BRIDGE, self.proc.pid)
+        # A SIGHUP (the next reservation) before dnsmasq handles it would end it: SIGHUP's default is to terminate.
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.proc.poll() is None and not catches_sighup(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def reserve(self, hosts: dict[str, tuple[str, str]]) -> None:
         """The leases dnsmasq hands out from now on: exactly ``hosts``."""
@@ -86,7 +102,12 @@ class Dhcp:
         gone = any(hosts.get(mac, (None,))[0] != address for mac, (address, _) in self.hosts.items())
         self.hosts = dict(hosts)
         self._write()
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:  # it died (its exit is in the log): DHCP must not stay down
+            log.warning("dnsmasq for DHCP on %s had exited (status %s): starting it again", BRIDGE,
+                        self.proc.returncode)
+            self._run()
             return
         if gone:
             self.stop()
