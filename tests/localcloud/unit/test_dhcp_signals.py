@@ -10,7 +10,8 @@ import time
 
 from localcloud.host.dhcp import catches_sighup
 
-HANDLES = "import signal, time; signal.signal(signal.SIGHUP, lambda *a: None); print('ready', flush=True); time.sleep(30)"
+HANDLES = ("import signal, time; signal.signal(signal.SIGHUP, lambda *a: None); print('ready', flush=True); "
+           "time.sleep(30)")
 
 
 def test_a_process_that_handles_sighup_is_told_from_one_that_does_not():
