@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from operator_cli import PLANTED_SECRET, invoke
+from operator_cli import PLANTED_SECRET, agent_env, invoke
 
 from imagekit.host.keys import new_ed25519
 from localcloud.host import dockerarchive
@@ -75,3 +75,13 @@ def fleet(snapshot, operator, profile_firewall, cloud_unchanged):
     """What a provisioning test needs: the session's snapshot, the operator's key, the profile's firewall;
     the cloud as the test found it at its end."""
     return cloud_unchanged
+
+
+@pytest.fixture
+def key_env(operator, tmp_path):
+    """The operator's environment with the private half of their key (status, update, roll, the pool)."""
+    key, sk = operator
+    key_file = tmp_path / "operator_key"
+    key_file.write_text(key.private_openssh)
+    key_file.chmod(0o600)
+    return agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))

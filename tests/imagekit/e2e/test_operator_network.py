@@ -10,7 +10,7 @@ import ipaddress
 import json
 
 import pytest
-from operator_cli import agent_env, invoke
+from operator_cli import invoke
 
 from imagekit.cloud.servers import firewalls
 from localcloud.paths import HOST_ADDRESS
@@ -24,13 +24,8 @@ def firewall_names(client, server_id: int) -> list[str]:
                                    firewalls(client.servers.get_by_id(server_id))))
 
 
-def test_own_labels_and_ssh_sources(fleet, operator, tmp_path):
-    client = fleet
-    key, sk = operator
-    key_file = tmp_path / "key"
-    key_file.write_text(key.private_openssh)
-    key_file.chmod(0o600)
-    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
+def test_own_labels_and_ssh_sources(fleet, key_env):
+    client, env = fleet, key_env
     ssh_firewalls = {f.id for f in client.firewalls.get_all()}
     try:
         made = invoke("provision", "--agent-id", AGENT, "--no-pool", "--json", "--label", "team=payments",
@@ -66,13 +61,9 @@ def test_own_labels_and_ssh_sources(fleet, operator, tmp_path):
                 fw.delete()
 
 
-def test_an_ipv6_only_agent_and_job(fleet, operator, tmp_path):
+def test_an_ipv6_only_agent_and_job(fleet, key_env):
     client = fleet
-    key, sk = operator
-    key_file = tmp_path / "key"
-    key_file.write_text(key.private_openssh)
-    key_file.chmod(0o600)
-    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file), IMAGEKIT_IPV4="0")  # the setting, as a workflow sets it
+    env = {**key_env, "IMAGEKIT_IPV4": "0"}  # the setting, as a workflow sets it
     try:
         # Without Tailscale: the local cloud's stand-in is reached only on the host's IPv4 address.
         made = invoke("provision", "--agent-id", "six-1", "--no-tailscale", "--json", env_extra=env)
@@ -96,7 +87,7 @@ def test_an_ipv6_only_agent_and_job(fleet, operator, tmp_path):
         # subnet (on a dual-stack host the same command exits 0).
         probe = f"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).connect(('{HOST_ADDRESS}', 9))"
         job = invoke("run", "--job-id", "six-job", "--no-ipv4", "--json", "--", "python3", "-c", probe,
-                     env_extra=agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file)))
+                     env_extra=key_env)
         assert job.returncode == 1 and json.loads(job.stdout)["exit_code"] == 1, job.stderr[-3000:]
         assert "Network is unreachable" in job.stderr, job.stderr[-2000:]
     finally:

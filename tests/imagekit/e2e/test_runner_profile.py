@@ -9,7 +9,7 @@ import json
 import urllib.request
 
 import pytest
-from operator_cli import agent_env, invoke
+from operator_cli import invoke
 from test_provision import host_suite
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a build of its own, or a pool of hosts: minutes
@@ -17,13 +17,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a build of its own, or a poo
 FIREWALL = "managed-by=imagekit,role=firewall,profile=runner"
 
 
-def test_runner_profile_builds_verifies_provisions_and_rolls(cloud_unchanged, operator, tmp_path):
-    client = cloud_unchanged
-    key, sk = operator
-    key_file = tmp_path / "operator_key"
-    key_file.write_text(key.private_openssh)
-    key_file.chmod(0o600)
-    env = agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
+def test_runner_profile_builds_verifies_provisions_and_rolls(cloud_unchanged, operator, key_env):
+    client, (key, _), env = cloud_unchanged, operator, key_env
     made, firewalls_before = [], {f.id for f in client.firewalls.get_all(label_selector=FIREWALL)}
     try:
         built = invoke("build-snapshot", "--profile", "runner", "--force", "--json")

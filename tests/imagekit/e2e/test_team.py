@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from operator_cli import ROOT, agent_env, environment, invoke, output_so_far, start
+from operator_cli import ROOT, environment, invoke, output_so_far, start
 from test_update import on_host
 
 from imagekit.host import hostkey, ssh
@@ -32,16 +32,6 @@ from tests.conftest import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a build of its own, a fallback install, a pool: minutes
 
 SECRET = "team-secret-3b9e71"
-
-
-@pytest.fixture
-def key_env(operator, tmp_path):
-    """The operator's environment with the private half of their key (status, update, roll, the pool)."""
-    key, sk = operator
-    key_file = tmp_path / "operator_key"
-    key_file.write_text(key.private_openssh)
-    key_file.chmod(0o600)
-    return agent_env(sk, SSH_PRIVATE_KEY_PATH=str(key_file))
 
 
 def servers_of(client, run: str) -> list:
