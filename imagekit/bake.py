@@ -49,6 +49,7 @@ class Bake:
     bundle: bytes | None  # .tar.gz
     digest: str | None
     images: tuple[Image, ...]
+    npm: bool = False  # the bundle has a package.json and its package-lock.json: its install step is `npm ci`
 
     def labels(self) -> dict[str, str]:
         return {**({BUNDLE_LABEL: self.digest} if self.digest else {}),
@@ -63,8 +64,8 @@ class Bake:
 def expectations(b: Bake) -> dict[str, object]:
     """What the image's checks expect of the baked code and images (data/checks/test_image.py)."""
     return {"baked_images": [i.reference for i in b.images],
-            **({"baked_code": {"entrypoint": f"{b.profile.code_dir}/{b.profile.entrypoint}", "npm": _has_npm_lock(
-                b.bundle)}} if b.bundle else {})}
+            **({"baked_code": {"entrypoint": f"{b.profile.code_dir}/{b.profile.entrypoint}", "npm": b.npm}}
+               if b.bundle else {})}
 
 
 def image_label(reference: str) -> str:
@@ -74,7 +75,8 @@ def image_label(reference: str) -> str:
 def resolve(profile: Profile, agent_bundle: Path | None, images: list[str], local: bool) -> Bake:
     """The profile's bundle and images (the options' win or add), checked before anything is created."""
     path = agent_bundle or (Path(profile.bundle) if profile.bundle else None)
-    packed = agentconf.bundle(path, profile).data() if path else None  # checked whole; a build holds it once
+    checked = agentconf.bundle(path, profile) if path else None
+    packed = checked.data() if checked else None  # a build holds it once
     found: list[Image] = []
     for entry in [*profile.images, *images]:
         if entry.endswith(ARCHIVE):
@@ -84,7 +86,8 @@ def resolve(profile: Profile, agent_bundle: Path | None, images: list[str], loca
                              f"(.tar) instead")
         else:
             found.append(Image(entry, None))
-    return Bake(profile, packed, bundledigest.of_archive(packed) if packed else None, tuple(found))
+    return Bake(profile, packed, bundledigest.of_bundle(checked) if checked else None, tuple(found),
+                npm=checked is not None and NPM_FILES <= checked.names)
 
 
 def references(archive: Path) -> list[str]:
@@ -126,7 +129,7 @@ class BakeCode:
         ssh.must(s.conn, f"find {code} -mindepth 1 -delete && tar -xzf - -C {code} --no-same-owner && "
                          f"chown -R -h {user}:{user} {code}", f"putting the bundle in {p.code_dir}",
                  stdin=self.bake.bundle)
-        if not _has_npm_lock(self.bake.bundle):
+        if not self.bake.npm:
             return
         cache = _npm_cache(self.bake.bundle) if self.local else None
         prepare = f"rm -rf {NPM_CACHE} && install -d -o {user} -g {user} -m 0700 {NPM_CACHE}"
@@ -170,13 +173,7 @@ class BakeImages:
             s.progress(f"baked image {image.reference}")
 
 
-def _members(bundle: bytes) -> set[str]:
-    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
-        return {m.name.removeprefix("./") for m in tar if m.isfile()}
-
-
-def _has_npm_lock(bundle: bytes) -> bool:
-    return {"package.json", "package-lock.json"} <= _members(bundle)
+NPM_FILES = {"package.json", "package-lock.json"}
 
 
 def _npm_cache(bundle: bytes) -> bytes:
@@ -192,7 +189,7 @@ def _npm_cache(bundle: bytes) -> bytes:
         with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
             for name in ("package.json", "package-lock.json"):
                 member = tar.extractfile(tar.getmember(name) if name in tar.getnames() else f"./{name}")
-                assert member is not None, "the bundle holds it (_has_npm_lock)"
+                assert member is not None, "the bundle holds it (Bake.npm)"
                 (work / name).write_bytes(member.read())
         for args in (["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
                      ["pack", f"npm@{NPM_RELEASE}", "--pack-destination", tmp]):
