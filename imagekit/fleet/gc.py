@@ -6,7 +6,8 @@ what one run left whatever its lease (a cancelled workflow's last step). A listi
 read: each server and key is read again just before it is deleted (a lease renewed since spares it), and a pool
 host goes only once reserved as a claim does (pool/sweep.py). Ready agents and pool hosts carry no lease and are
 never swept (deprovision or drain them) unless they carry a TTL (``--ttl``: imagekit.ttl) that has passed
-(``--older-than`` a grace on top): then they go the same way, agents and jobs with their Tailscale devices."""
+(``--older-than`` a grace on top): then they go the same way, agents and jobs with their Tailscale devices. Spread
+groups go with their last server, and empty ones a killed run left once they are old (provision.spread)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def collect_garbage(target: Target, older_than_minutes: float, progress: Callabl
         result[KINDS.get(_role(server), "other_servers")].append(server.id)
     delete_many(client, servers)
     result["placement_groups"] = spread.drop_empty(client, spread.groups_of(servers), progress)
+    if role in ("provision", "all"):  # and the empty ones a killed provision or roll left
+        result["placement_groups"] += spread.abandoned(client, grace, run, progress)
     if pool:
         keypair = operator_key(required=False, why="")
         result["pool_servers"], result["spared"] = sweep.delete_unclaimed(

@@ -1,6 +1,7 @@
-"""`invoke roll` end to end: three agents provisioned from the session's snapshot (A), a snapshot B built with a
-playbook change that shows on the host, the agents rolled onto B two at a time (each keeping its name, labels,
-Tailscale hostname, code and secrets), `status` with no drift; then a roll whose replacement fails leaves the old
+"""`invoke roll` end to end: three agents provisioned from the session's snapshot (A) in a spread group of 3, a
+snapshot B built with a playbook change that shows on the host, the agents rolled onto B two at a time (each keeping
+its name, labels, Tailscale hostname, code and secrets; the replacements in a spread group of the roll's own, the
+old group gone with its last host), `status` with no drift; then a roll whose replacement fails leaves the old
 agent serving, and a roll killed between "replacement ready" and "take over" is finished by running it again.
 Everything made is deleted at the end (the cloud as the test found it)."""
 
@@ -64,13 +65,16 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
     secrets_file.write_text("ROLL_TOKEN=kept-across-rolls-42\n")
     # Provisioned with a temporary key (no SSH_PRIVATE_KEY_PATH): it is in the servers' creation data, which an
     # in-place rebuild would bring back into authorized_keys.
-    made = invoke("provision", "--agent-id", ",".join(AGENTS), "--snapshot", str(snapshot), "--agent-bundle",
-                  str(agent_bundle(tmp_path)), "--secrets-file", str(secrets_file), "--json", env_extra=agent_env(sk))
+    made = invoke("provision", "--agent-id", ",".join(AGENTS), "--snapshot", str(snapshot), "--spread",
+                  "--agent-bundle", str(agent_bundle(tmp_path)), "--secrets-file", str(secrets_file), "--json",
+                  env_extra=agent_env(sk))
     snapshot_b = None
     try:
         assert made.returncode == 0, made.stderr[-3000:]
         old = {a["agent_id"]: a for a in json.loads(made.stdout)["agents"]}
         old_labels = {name: agent_servers(client, name)[0].labels for name in AGENTS}
+        [first_group] = spread_groups(client)
+        assert sorted(first_group.servers) == sorted(a["server_id"] for a in old.values())
         built = invoke("build-snapshot", "--json", "--force", env_extra=playbooks_b(tmp_path))
         assert built.returncode == 0, built.stderr[-3000:]
         snapshot_b = json.loads(built.stdout)["snapshot_id"]
@@ -94,6 +98,9 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
         assert [e["seconds"] for e in lines] == sorted(e["seconds"] for e in lines)
         assert lines[-1]["event"] == "run finished" and lines[-1]["detail"] == "succeeded: 3 agent(s) rolled"
         assert {e["agent"] for e in lines if e["event"] == "took over"} == set(AGENTS)
+        [group] = spread_groups(client)  # the replacements' own; the old one went with its last host
+        assert group.id != first_group.id and group.labels["run"] == result["run_id"], group
+        assert sorted(group.servers) == sorted(row["new_server_id"] for row in rows.values())
         print("roll-1's steps:", [(e["step"], e["detail"]) for e in lines
                                   if e["agent"] == "roll-1" and e["event"] == "step finished"])
 
@@ -137,6 +144,7 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
         assert on_host(serving.public_net.ipv4.ip, key, "systemctl is-active openclaw-agent") == "active"
         assert [d["hostname"] for d in standin().devices()].count("roll-1") == 1
         assert "Traceback" not in failing.stderr
+        assert [g.id for g in spread_groups(client)] == [group.id]  # the failed roll's own group went, empty
 
         # Killed between "replacement ready" and "take over" (the old server's deletion held up): both servers
         # exist; the same roll run again lets the ready replacement take over.
@@ -190,6 +198,10 @@ def test_roll_moves_agents_onto_a_new_snapshot_keeping_who_they_are(fleet, opera
         assert invoke("deprovision", "--agent-id", ",".join(AGENTS)).returncode == 0
         if snapshot_b is not None:
             client.images.get_by_id(snapshot_b).delete()
+
+
+def spread_groups(client) -> list:
+    return client.placement_groups.get_all(label_selector="managed-by=imagekit,role=spread")
 
 
 def test_roll_refuses_bad_input_before_anything_exists(fleet, operator, tmp_path):

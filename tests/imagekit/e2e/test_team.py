@@ -3,8 +3,10 @@
   `update --secrets-file` (naming the server and both fingerprints), and the secret never reaches it: the host
   logs no login at all; a server without a `host-key` label is refused too, and `roll --trust-unpinned` gives it
   a pinned key;
-- gc spares live work: gc run again and again in the middle of another process's build, fallback provision and
-  job (whose leases would have ended long before, had their runs not renewed them) leaves them to finish;
+- gc spares live work: gc run again and again in the middle of another process's build, provision and job (whose
+  leases would have ended long before, had their runs not renewed them; their servers' boots held up 45 s by the
+  local cloud's fault injection, so that all three are mid-way for as long as the gc runs take) leaves them to
+  finish;
 - no delete from a stale listing: a claim made between `pool drain`'s listing and its deletes keeps the agent;
 - cancelled means gone: a job whose terminal closed (SIGHUP), and a job killed outright and then "cancelled" by the
   run-job workflow's own cancel step (its command line, read from the YAML), leave nothing within 30 s.
@@ -121,16 +123,20 @@ def test_a_host_showing_another_key_gets_nothing_and_an_unpinned_one_is_pinned_b
 # --- 2. gc spares live work ----------------------------------------------------------------------------------
 
 
-def test_gc_in_the_middle_of_a_build_a_provision_and_a_job_leaves_them_to_finish(fleet, operator, key_env):
+def test_gc_in_the_middle_of_a_build_a_provision_and_a_job_leaves_them_to_finish(fleet, operator, key_env, snapshot,
+                                                                                 cloud_endpoint):
     client = fleet
     short = {"IMAGEKIT_LEASE_INTERVAL": "3"}  # the runs renew every 3 s: a lease they stop renewing ends in 15 s
+    # Every server's boot held up 45 s: the three runs are mid-way (their leases renewed only by them) for longer
+    # than the three gc runs below take, however fast this machine builds, provisions and runs a job.
+    cloud_endpoint.admin("PUT", "/_admin/faults", [{"action": "create_server", "delay": 45, "fail": False}])
     procs = {
-        "team-build": start("build-snapshot", "--json", "--force", "--run-id", "team-build",
+        "team-build": start("build-snapshot", "--json", "--force", "--from", str(snapshot), "--run-id", "team-build",
                             "--name", "imagekit-team-{build_id}", env_extra=short),
-        "team-prov": start("provision", "--agent-id", "team-lease", "--mode", "fallback", "--no-tailscale",
-                           "--run-id", "team-prov", "--json", env_extra={**key_env, **short}),
+        "team-prov": start("provision", "--agent-id", "team-lease", "--mode", "snapshot", "--no-pool",
+                           "--no-tailscale", "--run-id", "team-prov", "--json", env_extra={**key_env, **short}),
         "team-job": start("run", "--job-id", "team-job", "--run-id", "team-job", "--json", "--", "sh", "-c",
-                          "sleep 45; echo done", env_extra=short),
+                          "sleep 5; echo done", env_extra=short),
     }
     built = None
     try:
@@ -154,10 +160,11 @@ def test_gc_in_the_middle_of_a_build_a_provision_and_a_job_leaves_them_to_finish
             assert p.returncode == 0, f"{run}: {outcomes[run][1][-3000:]}"
         built = json.loads(outcomes["team-build"][0])["snapshot_id"]
         [agent] = json.loads(outcomes["team-prov"][0])["agents"]
-        assert agent["status"] == "ready" and agent["mode"] == "fallback"
+        assert agent["status"] == "ready" and agent["mode"] == "snapshot"
         [job] = json.loads(outcomes["team-job"][0])["jobs"]
         assert job["exit_code"] == 0 and "done" in outcomes["team-job"][1]
     finally:
+        cloud_endpoint.admin("DELETE", "/_admin/faults")
         for p in procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)

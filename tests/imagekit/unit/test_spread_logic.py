@@ -49,3 +49,36 @@ def test_a_group_goes_with_its_last_server_and_only_an_imagekit_spread_group(api
         for group in client.placement_groups.get_all():
             if group.name in ("unit-spread", "unit-theirs"):
                 group.delete()
+
+
+def test_a_roll_gets_a_successor_for_each_of_imagekits_groups_and_gc_takes_empty_ones_left_behind(api):
+    client = cloudapi.connect(api.target)
+    ours = client.placement_groups.create(name="unit-old", type="spread",
+                                          labels=cloudapi.labels(role=spread.ROLE, run="r1")).placement_group
+    theirs = client.placement_groups.create(name="unit-theirs", type="spread").placement_group
+    servers = []
+    for n, group in enumerate((ours, theirs, None)):
+        servers.append(add_server(api.cloud, f"unit-roll-{n}", cloudapi.labels(role="agent")))
+        api.cloud.store["servers"][servers[-1]]["placement_group"] = group.id if group else None
+    lines: list[str] = []
+    try:
+        olds = [client.servers.get_by_id(s) for s in servers]
+        made = spread.successors(client, olds, "r2", "agent", lines.append)
+        assert list(made) == [ours.id]  # the operator's group is left alone, a server in none gets none
+        new = made[ours.id]
+        assert new.name == f"imagekit-spread-r2-{ours.id}" and new.type == "spread"
+        assert new.labels == cloudapi.labels(role=spread.ROLE, profile="agent", run="r2")
+        assert spread.successors(client, olds, "r2", "agent", lines.append)[ours.id].id == new.id  # run again
+        # gc: an empty group goes once it is older than ABANDONED (+ grace), or at once with --run
+        assert spread.abandoned(client, 0, None, lines.append) == []
+        api.cloud.store["placement_groups"][new.id]["created"] = "2026-01-01T00:00:00+00:00"
+        assert spread.abandoned(client, 0, None, lines.append) == [new.id]
+        api.cloud.store["servers"].pop(servers[0])
+        assert spread.abandoned(client, 0, "r1", lines.append) == [ours.id]
+        assert {g.id for g in client.placement_groups.get_all()} >= {theirs.id}
+    finally:
+        for sid in servers:
+            api.cloud.store["servers"].pop(sid, None)
+        for group in client.placement_groups.get_all():
+            if group.name.startswith(("unit-", "imagekit-spread-r2-")):
+                group.delete()
