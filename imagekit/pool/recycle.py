@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from hcloud import Client
+from hcloud.firewalls import FirewallResource
 from hcloud.servers import BoundServer
 
 from .. import runid, settings
-from ..cloud import api, leases, lookups
+from ..cloud import actions, api, leases, lookups
 from ..cloud.servers import address, architecture, delete_many, type_of
 from ..cloud.spec import ServerSpec
 from ..errors import InputError
@@ -127,9 +128,15 @@ def unfit(client: Client, server: BoundServer, profile: str) -> str | None:
     if net is None or net.ipv4 is None or not net.ipv4.ip:
         return "it has no IPv4 (pool hosts have one)"
     profile_firewalls = {f.id for f in members.firewalls(client, profile)}
-    if not profile_firewalls or {f.firewall.id for f in net.firewalls or []} != profile_firewalls:
+    if not profile_firewalls:
+        return f"the profile {profile} has no firewall (no pool was filled)"
+    if not _firewalls(server) <= profile_firewalls:  # none (a job's): its profile's is applied
         return "it is behind other firewalls than its profile's"
     return None
+
+
+def _firewalls(server: BoundServer) -> set[int | None]:
+    return {f.firewall.id for f in (server.public_net.firewalls if server.public_net else None) or []}
 
 
 def _plan(client: Client, server: BoundServer, profile: str) -> fill.PoolPlan | str:
@@ -155,9 +162,14 @@ class Rebuild:
 
     def run(self, h: HostJob) -> None:
         assert h.server is not None and h.spec is not None, "a recycle starts with the server and its pool spec"
-        server = h.client.servers.update(h.server, name=h.resource_name, labels={**h.spec.server_labels,
-                                                                                 **leases.label()})
+        server = h.client.servers.update(leases.release(h.server), name=h.resource_name,  # a job's: no more renewals
+                                         labels={**h.spec.server_labels, **leases.label()})
         h.server = leases.hold(server)
+        [firewall] = h.spec.firewalls  # the profile's (fill.pool_spec), as on every pool host
+        if firewall.id not in _firewalls(server):
+            for action in h.client.firewalls.apply_to_resources(firewall, [FirewallResource("server", server)]):
+                actions.wait(h.client, action, h.remaining(), f"applying firewall {firewall.id} to {server.id}",
+                             check=h.check)
         h.pin, h.ip = hostkey.pin(server), address(server)
         h.action = h.client.servers.rebuild(server, h.spec.image, user_data=h.spec.server_user_data).action
         h.event("rebuilding", f"server {server.id} from snapshot {h.spec.image.id}")
@@ -182,3 +194,27 @@ def recycle(c: Candidate, progress: Callable[[str], None], cancel: threading.Eve
     progress(f"[{old}] recycled into the pool: {c.left:.0f} minutes left of its paid hour (server {c.server.id}, "
              f"now {h.resource_name}, ready in {time.monotonic() - h.started:.1f} s)")
     return True
+
+
+class Recycled:
+    """A job's step placed right after the one that makes its server: its cleanup, the last before the server's,
+    recycles the server into the pool when it is worth it (else the create step's cleanup deletes it)."""
+
+    name = "recycle"
+
+    def __init__(self, least: int):
+        self.least = least
+
+    def run(self, h: HostJob) -> None:
+        pass
+
+    def cleanup(self, h: HostJob) -> None:
+        if h.server is None or not h.discard() or h.cancel.is_set() or self.least == 0:
+            return
+        current = h.client.servers.get_by_id(api.known(h.server.id, "the server's id"))  # running now, its firewalls
+        chosen, why = choose(h.client, [current], self.least, datetime.now(timezone.utc))
+        if not chosen:
+            h.progress(f"[{current.name}] not recycled: {why[api.known(current.id, 'the server id')]}")
+            return
+        recycle(chosen[0], h.progress, h.cancel)
+        h.committed = True  # a pool host now, or deleted by the recycle: not the create step's to delete

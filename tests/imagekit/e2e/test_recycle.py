@@ -2,7 +2,8 @@
 its hour left while the pool is empty, so its server is rebuilt into the pool instead of deleted: the old pinned host
 key is refused and the new one accepted (OpenSSH with StrictHostKeyChecking), a new machine id and nothing of the
 tenant on its disk, its Tailscale device gone, labelled as a fresh pool host is, and the next provision claims it.
---recycle-min 0 deletes (bad values are refused before anything happens); the cloud as the test found it."""
+--recycle-min 0 deletes (bad values are refused before anything happens); a finished job's server is recycled too;
+the cloud as the test found it."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def scanned_key(ip: str, pin: str) -> str:
     return f"{ip} {kind} {blob}\n"
 
 
-def test_deprovisioned_agent_is_recycled_into_the_pool(fleet, snapshot, operator, client, key_env, tmp_path):
+def test_deprovisioned_agent_and_finished_job_are_recycled_into_the_pool(fleet, snapshot, operator, client, key_env,
+                                                                        profile_firewall, tmp_path):
     key, sk = operator
     key_file = key_env["SSH_PRIVATE_KEY_PATH"]
     try:
@@ -90,6 +92,15 @@ def test_deprovisioned_agent_is_recycled_into_the_pool(fleet, snapshot, operator
 
         deleted = invoke("deprovision", "--agent-id", "recycle-2", "--recycle-min", "0", "--json", env_extra=key_env)
         assert json.loads(deleted.stdout)["deleted"][0]["server_id"] == sid and "recycling is off" in deleted.stderr
+
+        # A finished job's server (no firewall, a temporary key) goes the same way: behind the profile's firewall.
+        job = invoke("run", "--job-id", "recycle-job", "--json", "--", "true", env_extra=key_env)
+        assert job.returncode == 0, job.stderr[-3000:]
+        [ran] = json.loads(job.stdout)["jobs"]
+        assert "recycled into the pool:" in job.stderr
+        [host] = members(client)
+        assert host.id == ran["server_id"] and host.labels["role"] == "pool" and "job-id" not in host.labels
+        assert [f.firewall.id for f in host.public_net.firewalls] == [profile_firewall.id]
     finally:
         invoke("pool", "drain", env_extra=key_env)
         invoke("deprovision", "--agent-id", "recycle-1,recycle-2", "--recycle-min", "0", env_extra=key_env)
