@@ -25,7 +25,7 @@ from hcloud.servers import BoundServer
 
 from .. import runid, settings
 from ..cloud import actions, api, leases, lookups
-from ..cloud.servers import address, architecture, delete_many, type_of
+from ..cloud.servers import address, architecture, delete_many, firewalls, has_ipv4, type_of
 from ..cloud.spec import ServerSpec
 from ..errors import InputError
 from ..host import hostkey
@@ -116,7 +116,6 @@ def choose(client: Client, servers: list[BoundServer], least: int, now: datetime
 
 def unfit(client: Client, server: BoundServer, profile: str) -> str | None:
     """Why the server cannot become what ``pool fill`` makes (None: it can)."""
-    net = server.public_net
     if not profile:
         return "it has no profile label"
     if server.status != "running":
@@ -125,7 +124,7 @@ def unfit(client: Client, server: BoundServer, profile: str) -> str | None:
         return "it is in a placement group"
     if server.private_net:
         return "it is attached to a private network"
-    if net is None or net.ipv4 is None or not net.ipv4.ip:
+    if not has_ipv4(server):
         return "it has no IPv4 (pool hosts have one)"
     profile_firewalls = {f.id for f in members.firewalls(client, profile)}
     if not profile_firewalls:
@@ -136,7 +135,7 @@ def unfit(client: Client, server: BoundServer, profile: str) -> str | None:
 
 
 def _firewalls(server: BoundServer) -> set[int | None]:
-    return {f.firewall.id for f in (server.public_net.firewalls if server.public_net else None) or []}
+    return {f.id for f in firewalls(server)}
 
 
 def _plan(client: Client, server: BoundServer, profile: str) -> fill.PoolPlan | str:
