@@ -109,7 +109,7 @@ class ClaimPoolHost:
     name = "fill one pool host and claim it"
 
     def run(self, s: BenchJob) -> None:
-        b, snapshot = s.bench, s.bench.snapshot
+        snapshot = s.bench.snapshot
         assert s.ssh_key is not None and s.keypair is not None, "ClaimPoolHost follows TemporaryKey"
         assert snapshot is not None, "the bench's snapshot is made first (BenchSnapshot)"
         spec = resolve(s.client, server_type="cx23", location=None, image=lambda arch: s.client.images.get_by_id(
@@ -122,20 +122,25 @@ class ClaimPoolHost:
         if made["error"]:
             raise ImagekitError(f"filling the pool host failed: {made['error']}")
         s.pool_host = made["server_id"]
-        result = provision(b.target, ProvisionOptions(agent_ids=["bench-pool"], snapshot=str(b.snapshot),
-                                                      operator_key=str(s.ssh_key.id), keypair=s.keypair),
-                           lambda line: None)
-        [agent] = result["agents"]
-        if agent["status"] != "ready" or agent["mode"] != "pool" or agent["server_id"] != s.pool_host:
-            raise ImagekitError(f"the pool host was not claimed: {agent['mode']}, {agent['status']}, "
-                                f"{agent['error']}")
-        s.seconds = agent["seconds_to_ready"]
+        s.seconds = claim(s, "bench-pool", "the pool host")
 
     def cleanup(self, s: BenchJob) -> None:
         deprovision(s.bench.target, ["bench-pool"], None, lambda line: None)
         for left in pool_members.members(s.client, "agent"):  # still there when the claim did not take it
             if left.id == s.pool_host:
                 delete(s.client, left, f"deleting pool host {left.id}")
+
+
+def claim(s: BenchJob, agent_id: str, what: str) -> float:
+    """Seconds to ready of a provision that must claim the bench's pool host, reached by the job's key."""
+    assert s.ssh_key is not None and s.keypair is not None, "a claim follows TemporaryKey"
+    result = provision(s.bench.target, ProvisionOptions(agent_ids=[agent_id], snapshot=str(s.bench.snapshot),
+                                                        operator_key=str(s.ssh_key.id), keypair=s.keypair),
+                       lambda line: None)
+    [agent] = result["agents"]
+    if agent["status"] != "ready" or agent["mode"] != "pool" or agent["server_id"] != s.pool_host:
+        raise ImagekitError(f"{what} was not claimed: {agent['mode']}, {agent['status']}, {agent['error']}")
+    return agent["seconds_to_ready"]
 
 
 class ClaimRecycled:
@@ -150,14 +155,7 @@ class ClaimRecycled:
         left = recycle.minutes_left(api.known(server.created, "the server's creation time"), datetime.now(timezone.utc))
         if not recycle.recycle(recycle.Candidate(server, left, s.pool_plan), lambda line: None, s.cancel):
             raise ImagekitError("recycling the claimed pool host failed")
-        again = ProvisionOptions(agent_ids=["bench-recycled"], snapshot=str(s.bench.snapshot),
-                                 operator_key=str(s.pool_plan.key.id), keypair=s.keypair)
-        result = provision(s.bench.target, again, lambda line: None)
-        [agent] = result["agents"]
-        if agent["status"] != "ready" or agent["mode"] != "pool" or agent["server_id"] != s.pool_host:
-            raise ImagekitError(f"the recycled host was not claimed: {agent['mode']}, {agent['status']}, "
-                                f"{agent['error']}")
-        s.recycled_seconds = agent["seconds_to_ready"]
+        s.recycled_seconds = claim(s, "bench-recycled", "the recycled host")
 
     def cleanup(self, s: BenchJob) -> None:
         deprovision(s.bench.target, ["bench-recycled"], None, lambda line: None)
