@@ -140,7 +140,7 @@ def claim(s: BenchJob, agent_id: str, what: str) -> float:
     [agent] = result["agents"]
     if agent["status"] != "ready" or agent["mode"] != "pool" or agent["server_id"] != s.pool_host:
         raise ImagekitError(f"{what} was not claimed: {agent['mode']}, {agent['status']}, {agent['error']}")
-    return agent["seconds_to_ready"]
+    return float(agent["seconds_to_ready"])
 
 
 class ClaimRecycled:

@@ -65,8 +65,8 @@ def retire(client: Client, servers: list[BoundServer], least: int, progress: Cal
            cancel: threading.Event | None = None) -> tuple[list[BoundServer], list[BoundServer]]:
     """Each server recycled into the pool when worth it and room is left, else deleted: (recycled, deleted)."""
     chosen, why = choose(client, servers, least, datetime.now(timezone.utc))
-    done = in_workers(lambda c: recycle(c, progress, cancel or threading.Event()), chosen, workers=5,
-                      cancel=cancel or threading.Event(), name="recycle",
+    cancel = cancel or threading.Event()
+    done = in_workers(lambda c: recycle(c, progress, cancel), chosen, workers=5, cancel=cancel, name="recycle",
                       interrupted=lambda: progress("interrupted: every server being recycled is deleted"))
     recycled = [c.server for c, ok in zip(chosen, done, strict=True) if ok]
     doomed = [s for s in servers if s.id in why]
@@ -90,15 +90,16 @@ def choose(client: Client, servers: list[BoundServer], least: int, now: datetime
         sid = api.known(server.id, "the server's id")
         left = minutes_left(api.known(server.created, f"server {sid}'s creation time"), now)
         profile = (server.labels or {}).get("profile", "")
-        reason = unfit(client, server, profile)
         if least == 0:
-            reason = "recycling is off (--recycle-min 0)"
+            reason: str | None = "recycling is off (--recycle-min 0)"
         elif left < least:
             reason = f"{left:.0f} minutes left of its paid hour, fewer than --recycle-min {least}"
+        else:
+            reason = unfit(client, server, profile)
         if reason is None and profile not in room:
             room[profile] = members.size(client, profile) - len(members.members(client, profile))
         if reason is None and room[profile] <= 0:
-            reason = f"the pool of {profile} is full (its size: {members.size(client, profile)}, from pool fill --size)"
+            reason = f"the pool of {profile} is full (the size of its last `pool fill`)"
         if reason is None:
             key = (profile, architecture(server), api.known(type_of(server).name, "the server type's name"))
             if key not in plans:
