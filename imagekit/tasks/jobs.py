@@ -71,9 +71,9 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP), or recycled
     into the warm pool when it has at least --recycle-min minutes left of its paid hour and the pool is below its
-    size (needs HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH); the exit code
-    is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
-    names each and the command that removes it (with --json also under "leftovers")."""
+    size (needs HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). The exit code is the command's (124 on timeout), or
+    125 when a job's server or key could not be removed: a warning line names each and the command that removes it
+    (with --json also under "leftovers")."""
     from .. import runid
     from .. import ttl as ttls
     from ..cloud import userlabels
