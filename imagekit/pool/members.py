@@ -18,6 +18,7 @@ from hcloud.servers import BoundServer
 from ..cloud import api, leases
 from ..cloud.servers import type_of
 from ..host import hostkey
+from ..steps.firewall import profile_labels
 
 ROLE = "pool"
 KEY_LABEL = "pool-key"  # the operator's SSH key on the host: only a run holding its private half can claim it
@@ -46,7 +47,7 @@ def members(client: Client, profile: str | None = None) -> list[BoundServer]:
 
 def firewalls(client: Client, profile: str) -> list[BoundFirewall]:
     """The profile's firewall (steps.firewall.profile_firewall), when there is one."""
-    return client.firewalls.get_all(label_selector=api.selector(role="firewall", profile=profile))
+    return client.firewalls.get_all(label_selector=api.selector(**profile_labels(profile)))
 
 
 def size(client: Client, profile: str) -> int:
