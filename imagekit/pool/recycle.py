@@ -200,7 +200,7 @@ class Recycled:
     """A job's step placed right after the one that makes its server: its cleanup, the last before the server's,
     recycles the server into the pool when it is worth it (else the create step's cleanup deletes it)."""
 
-    name = "recycle"
+    name = "recycle (at teardown)"
 
     def __init__(self, least: int):
         self.least = least
