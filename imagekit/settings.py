@@ -36,14 +36,17 @@ DEFAULTS: dict[str, str | None] = {
     # Seconds between renewals of a run's leases (cloud/leases.py); a lease reaches five of them ahead, so gc
     # sweeps what a killed run left five intervals after it died. Tests that wait a lease out shorten it.
     "IMAGEKIT_LEASE_INTERVAL": "60",
-    "IMAGEKIT_IPV4": "1",  # servers get a public IPv4 (Hetzner bills it); 0: IPv6 only. See ipv4()
+    "IMAGEKIT_IPV4": "1",
+    # Minutes a given-up server (a deprovisioned agent, a finished job's) must have left of its paid hour to be
+    # recycled into the pool instead of deleted (pool/recycle.py); 0: always deleted.
+    "IMAGEKIT_RECYCLE_MIN": "15",  # servers get a public IPv4 (Hetzner bills it); 0: IPv6 only. See ipv4()
     # Caps checked before provision, pool fill and run create servers (steps/caps.py); unset: no cap.
     "IMAGEKIT_MAX_SERVERS": None,  # servers in the project, imagekit's or not
     "IMAGEKIT_MAX_HOURLY": None,  # what the project's servers and Primary IPv4s cost per hour, gross, API's currency
 }
 # The settings with a default, never None (tests/imagekit/unit/test_imagekit_types.py holds this list to DEFAULTS).
 Defaulted = Literal["TAILSCALE_TAGS", "TAILSCALE_TAILNET", "IMAGEKIT_SERVER_TYPE", "IMAGEKIT_BASE_IMAGE",
-                    "IMAGEKIT_NODE_MAJOR"]
+                    "IMAGEKIT_NODE_MAJOR", "IMAGEKIT_RECYCLE_MIN"]
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 # Where tokens and secrets are sent: only from the environment (or an option), never from a config file
 # (one found in the current directory could redirect them), and https unless on loopback.

@@ -114,7 +114,7 @@ class Measure:
         b.figures["fleet_over_floor"] = round(many["seconds"] / floor_many, 2)
         b.figures["build_over_floor_build"] = round(build["seconds"] / b.floor_build["seconds"], 2)
         b.figures.update(hardening(b))
-        b.figures["pool_claim_seconds"] = pool_claim(b)
+        b.figures["pool_claim_seconds"], b.figures["recycle_claim_seconds"] = pool_claim(b)
         b.figures["pool_speedup"] = round(s_med / b.figures["pool_claim_seconds"], 2)
 
     def cleanup(self, b: Bench) -> None:

@@ -21,6 +21,7 @@ def markdown(r: dict[str, Any]) -> str:
         ("fallback mode: seconds to ready", f"{r['fallback_seconds']} s", ""),
         ("warm pool: claim → ready", f"{r['pool_claim_seconds']} s", TARGETS["pool_claim_seconds"]),
         ("cold snapshot ÷ pool claim", f"{r['pool_speedup']}×", TARGETS["pool_speedup"]),
+        ("recycled pool host: claim → ready", f"{r['recycle_claim_seconds']} s", ""),
         ("fallback ÷ snapshot", f"{r['fallback_over_snapshot']}×", TARGETS["fallback_over_snapshot"]),
         ("floor: create → SSH login, bare SDK (median)", f"{r['floor_seconds']} s", ""),
         ("provision ÷ floor", f"{r['provision_over_floor']}×", TARGETS["provision_over_floor"]),

@@ -49,17 +49,21 @@ class ServerSpec:
         return {**self.labels, **({hostkey.LABEL: self.host_key.fingerprint} if self.host_key else {})}
 
     @property
+    def server_user_data(self) -> str | None:
+        """The server's user data (a create's, a rebuild's), its host key and login key among them."""
+        assert self.host_key is not None or self.login_key is None, "a login key rides with the server's host key"
+        return hostkey.with_host_key(self.user_data, self.host_key, self.login_key) if self.host_key \
+            else self.user_data
+
+    @property
     def architecture(self) -> str:
         return known(self.server_type.architecture, f"server type {self.server_type.name}'s architecture")
 
     def create_arguments(self, location: BoundLocation | None) -> dict[str, Any]:
         """The SDK's ``servers.create`` arguments in ``location`` (name and labels apart); options left at their
         defaults are not sent, so a create asks the API what it always asked."""
-        assert self.host_key is not None or self.login_key is None, "a login key rides with the server's host key"
-        user_data = hostkey.with_host_key(self.user_data, self.host_key, self.login_key) if self.host_key \
-            else self.user_data
         args: dict[str, Any] = {"server_type": self.server_type, "image": self.image, "location": location,
-                                "ssh_keys": list(self.ssh_keys), "user_data": user_data,
+                                "ssh_keys": list(self.ssh_keys), "user_data": self.server_user_data,
                                 "firewalls": list(self.firewalls) or None}
         if self.networks:
             args["networks"] = list(self.networks)

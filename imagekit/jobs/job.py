@@ -1,7 +1,8 @@
 """One job's pipeline, in a worker thread: temporary key → server (both leased while the run lives) → SSH to its
 pinned host key → cloud-init → [fallback: playbooks] → work directory and secrets in → COMMAND in a sandboxed
 transient unit, its output streamed → outputs/ out → the exit code judged. The server and the key are the
-cleanups of the steps that made them: they go on every way out, and gc sweeps them once their run is gone."""
+cleanups of the steps that made them: they go on every way out (a server with enough of its paid hour left back
+into the pool instead: pool/recycle.py), and gc sweeps them once their run is gone."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..errors import HostError
 from ..host import probe
 from ..leftovers import removing
 from ..pipeline import Step, StepFailed, run_steps
+from ..pool.recycle import Recycled
 from ..steps.install import install_profile
 from ..steps.job import HostJob
 from ..steps.key import TemporaryKey
@@ -254,7 +256,8 @@ def run_job(r: JobPlan, job_id: str, name: str, output: Output, progress: Callab
     j = Job(client=r.client, progress=progress, resource_name=name, timeout=timeout, cancel=cancel,
             keep_on_failure=o.keep_on_failure, plan=r, job_id=job_id, output=output, labels=labels,
             spec=replace(r.spec, labels=labels))
-    steps: list[Step[Job]] = [TemporaryKey(), CreateServer("job server"), Boot("job server"), WaitSSH(),
+    steps: list[Step[Job]] = [TemporaryKey(), CreateServer("job server"), Recycled(o.recycle_min), Boot("job server"),
+                              WaitSSH(),
                               WaitCloudInit(), Ready(), StageJob(), Enrol(), Execute(), FetchOutputs(), Outcome()]
     error = None
     try:

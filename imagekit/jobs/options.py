@@ -40,6 +40,7 @@ class JobOptions:
     container_image: str | None = None  # run COMMAND in a container of this image, baked into the snapshot
     container_network: bool = False  # the container gets Docker's bridge network (default: none)
     ttl: float | None = None  # seconds a job's server lives at most (imagekit.ttl): gc deletes it after
+    recycle_min: int = 0  # minutes left of its paid hour for which a finished job's server is recycled (pool/recycle)
 
 
 def check_options(o: JobOptions) -> Tree | None:

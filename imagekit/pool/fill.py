@@ -122,6 +122,7 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
     firewall, _ = profile_firewall(client, profile)
     p = PoolPlan(client=client, profile=o.profile, spec=pool_spec(spec, o.profile, key, firewall), key=key,
                  keypair=keypair, parallel=o.parallel, run_id=runid.given(o.run_id), ttl=o.ttl)
+    members.record_size(client, o.profile, o.size)
     return fill_to(p, o.size, progress)
 
 
@@ -184,16 +185,29 @@ class Ready:
         h.server = leases.end(h.server)
 
 
-def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> NewHost:
-    """One new pool host of the plan, ready or deleted; the others are left as they are."""
-    name = members.NAME_PREFIX + secrets.token_hex(4)
+def new_name() -> str:
+    return members.NAME_PREFIX + secrets.token_hex(4)
+
+
+def host_spec(p: PoolPlan) -> ServerSpec:
+    """A new pool host's spec: the plan's, labelled as a pool host of its run (and the operator's own labels)."""
     labels = {**p.spec.labels,  # the operator's own (--label)
               **members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id},
                                **ttl.label(p.ttl))}
-    h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
+    return replace(p.spec, labels=labels)
+
+
+def readiness() -> list[Step[HostJob]]:
+    """What makes a pool host's server claimable once its create (or rebuild) action is under way."""
+    return [Boot("pool host"), WaitSSH(), WaitCloudInit(), Ready()]
+
+
+def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Event) -> NewHost:
+    """One new pool host of the plan, ready or deleted; the others are left as they are."""
+    name = new_name()
+    h = HostJob(client=p.client, progress=progress, resource_name=name, spec=host_spec(p),
                 timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
-    steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(),
-                                  WaitCloudInit(), Ready()]
+    steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), *readiness()]
     try:
         run_steps(steps, h, lambda line: None)
     except StepFailed as exc:
@@ -229,6 +243,7 @@ def drain(target: Target, profile: str, progress: Callable[[str], None]) -> dict
     now, and stay; so do hosts a running fill is still making (its lease is live)."""
     keypair = operator_key(required=True, why="drain reserves each pool host as a claim does before deleting it")
     client = api.connect(target)
+    members.record_size(client, profile, 0)  # nothing is recycled into a drained pool
     hosts = members.members(client, profile)
     progress(f"pool: {len(hosts)} host(s) of {profile} listed: {', '.join(str(s.name) for s in hosts) or '-'}")
     busy = [s for s in hosts if leases.live(s)]

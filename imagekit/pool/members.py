@@ -1,22 +1,29 @@
 """What a pool host is: a server labelled ``role=pool`` (with its profile and the id of the operator's key that
 reaches it), from a snapshot of the profile, carrying its fill's lease (cloud/leases.py) while ``pool fill`` boots
 and checks it. Without a lease, running and with a pinned host key, it is ready to be claimed; a claim renames and
-relabels it into an agent, so it stops being a member the moment it is taken."""
+relabels it into an agent, so it stops being a member the moment it is taken.
+
+The pool's size is what the last ``pool fill --size`` asked for (``pool drain``: 0), kept as the label
+``pool-size`` on the profile's firewall (the one resource of a profile imagekit keeps between runs): recycling
+(pool/recycle.py) tops the pool up to it and no further."""
 
 from __future__ import annotations
 
 from typing import TypedDict
 
 from hcloud import Client
+from hcloud.firewalls import BoundFirewall
 from hcloud.servers import BoundServer
 
 from ..cloud import api, leases
 from ..cloud.servers import type_of
 from ..host import hostkey
+from ..steps.firewall import profile_labels
 
 ROLE = "pool"
 KEY_LABEL = "pool-key"  # the operator's SSH key on the host: only a run holding its private half can claim it
 NAME_PREFIX = "imagekit-pool-"
+SIZE_LABEL = "pool-size"
 
 
 class Cost(TypedDict):
@@ -36,6 +43,23 @@ def members(client: Client, profile: str | None = None) -> list[BoundServer]:
     """Every pool host (of ``profile``), oldest first; deletions in flight left out."""
     found = client.servers.get_all(label_selector=api.selector(role=ROLE, **({"profile": profile} if profile else {})))
     return sorted((s for s in found if s.status != "deleting"), key=lambda s: (s.created, s.id))
+
+
+def firewalls(client: Client, profile: str) -> list[BoundFirewall]:
+    """The profile's firewall (steps.firewall.profile_firewall), when there is one."""
+    return client.firewalls.get_all(label_selector=api.selector(**profile_labels(profile)))
+
+
+def size(client: Client, profile: str) -> int:
+    """The pool's size: what the last ``pool fill`` of the profile asked for; 0 when none did (or it was drained)."""
+    value = next(((f.labels or {}).get(SIZE_LABEL) for f in firewalls(client, profile)), None)
+    return int(value) if value is not None and value.isdigit() else 0
+
+
+def record_size(client: Client, profile: str, size_: int) -> None:
+    """``size_`` as the pool's size, on the profile's firewall (there is none before a fill or provision made it)."""
+    for firewall in firewalls(client, profile):
+        firewall.update(labels={**(firewall.labels or {}), SIZE_LABEL: str(size_)})
 
 
 def ready(server: BoundServer) -> bool:

@@ -17,8 +17,12 @@ from ..profiles import Profile, Rule
 
 def profile_firewall(client: Client, profile: Profile) -> tuple[BoundFirewall, bool]:
     """The profile's labelled Hetzner firewall (its data's inbound rules), made if missing; (firewall, made now)."""
-    return labelled_firewall(client, f"imagekit-{profile.name}", rules(profile),
-                             api.labels(role="firewall", profile=profile.name))
+    return labelled_firewall(client, f"imagekit-{profile.name}", rules(profile), profile_labels(profile.name))
+
+
+def profile_labels(profile: str) -> dict[str, str]:
+    """What tells the profile's firewall (and nothing else) apart."""
+    return api.labels(role="firewall", profile=profile)
 
 
 def rules(profile: Profile, ssh_from: tuple[str, ...] = ()) -> list[FirewallRule]:

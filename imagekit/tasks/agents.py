@@ -13,6 +13,7 @@ from ..events import check_destination as check_events
 from .shared import (
     LABEL_HELP,
     LOCATION_HELP,
+    RECYCLE_HELP,
     RUN_ID_HELP,
     TOKEN_HELP,
     TTL_HELP,
@@ -105,18 +106,25 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
 @task(iterable=["agent_id"], help={
     "agent_id": "agent id (repeat the option or separate ids by commas)",
     "selector": "label selector for the agents' servers, e.g. deployment=20261123-abc123",
-    "json": "print what was deleted as JSON",
+    "recycle_min": RECYCLE_HELP,
+    "json": "print what was deleted and recycled as JSON",
     **TOKEN_HELP,
 })
 def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | None = None, json: bool = False,
-                token_env: str | None = None, token_file: str | None = None) -> None:
-    """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0)."""
-    from ..fleet.deprovision import deprovision
+                token_env: str | None = None, token_file: str | None = None, recycle_min: str | None = None) -> None:
+    """Delete agents' servers and their Tailscale devices; agents without a server are fine (exit 0).
 
-    run("deprovision", lambda t, i: deprovision(t, i, selector, say), prepare=lambda: agent_ids(agent_id), json=json,
+    A server with at least --recycle-min minutes left of its paid hour (Hetzner bills every started hour) goes back
+    into the warm pool instead, while the pool holds fewer hosts than the last `pool fill --size`: rebuilt from the
+    profile's newest snapshot with a new host key (needs HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH)."""
+    from ..fleet.deprovision import deprovision
+    from ..pool import recycle
+
+    run("deprovision", lambda t, i: deprovision(t, i[0], selector, say, i[1]),
+        prepare=lambda: (agent_ids(agent_id), recycle.minimum(recycle_min)), json=json,
         token_env=token_env, token_file=token_file,
-        text=lambda r: say(f"deleted {len(r['deleted'])} server(s) and {len(r['tailscale_devices_deleted'])} "
-                             "Tailscale device(s)"))
+        text=lambda r: say(f"deleted {len(r['deleted'])} server(s), recycled {len(r['recycled'])} into the pool, "
+                           f"deleted {len(r['tailscale_devices_deleted'])} Tailscale device(s)"))
 
 
 @task(positional=["action"], iterable=["label"], help={

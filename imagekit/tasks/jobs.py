@@ -8,7 +8,19 @@ from pathlib import Path
 from invoke import Context, task
 
 from .. import settings
-from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, given_flag, number, path, run, say, whole_number
+from .shared import (
+    LABEL_HELP,
+    LOCATION_HELP,
+    RECYCLE_HELP,
+    RUN_ID_HELP,
+    TOKEN_HELP,
+    given_flag,
+    number,
+    path,
+    run,
+    say,
+    whole_number,
+)
 
 
 @task(name="run", iterable=["job_id", "label"], auto_shortflags=False, help={
@@ -43,6 +55,7 @@ from .shared import LABEL_HELP, LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, given_fl
     "container_network": "give the container Docker's bridge network (default: no network)",
     "ttl": "how long a job's host may live at most, e.g. 90m, 4h, 2d (units s, m, h, d): its `expires-at` label; "
            "`invoke gc` deletes it once that has passed, even while the job runs (a bound on top of --timeout)",
+    "recycle_min": RECYCLE_HELP,
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -52,17 +65,21 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
          parallel: int = 5, run_id: str | None = None, json: bool = False, container_image: str | None = None,
          container_network: bool = False, token_env: str | None = None, token_file: str | None = None,
-         ttl: str | None = None, label: list[str] | None = None, ipv4: bool = True) -> None:
+         ttl: str | None = None, label: list[str] | None = None, ipv4: bool = True,
+         recycle_min: str | None = None) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
-    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP); the exit code
-    is the command's (124 on timeout), or 125 when a job's server or key could not be removed: a warning line
-    names each and the command that removes it (with --json also under "leftovers")."""
+    The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP), or recycled
+    into the warm pool when it has at least --recycle-min minutes left of its paid hour and the pool is below its
+    size (needs HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). The exit code is the command's (124 on timeout), or
+    125 when a job's server or key could not be removed: a warning line names each and the command that removes it
+    (with --json also under "leftovers")."""
     from .. import runid
     from .. import ttl as ttls
     from ..cloud import userlabels
     from ..jobs import JobOptions, run_jobs
     from ..jobs.options import expand
+    from ..pool import recycle
 
     def options() -> JobOptions:
         argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
@@ -79,7 +96,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
             container_image=container_image, container_network=container_network, ttl=ttls.parse(ttl),
-            labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
+            labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)),
+            recycle_min=recycle.minimum(recycle_min))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

@@ -36,6 +36,9 @@ def given_flag(name: str, value: bool) -> bool | None:
     that its setting decides."""
     options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]  # not the command after `--`
     return value if not value or f"--{name}" in options else None
+RECYCLE_HELP = ("minutes a server must have left of its paid hour to be recycled into the warm pool instead of "
+                "deleted, while the pool is below its size (0-59; 0: always delete; default IMAGEKIT_RECYCLE_MIN "
+                "or 15)")
 TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
             "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 
