@@ -133,7 +133,7 @@ def test_a_rolls_replacement_keeps_the_old_hosts_firewalls_and_address_family():
     profile_fw = BoundFirewall(client.firewalls, {"id": 1}, complete=False)
     shared = Shared(target=Target("http://127.0.0.1:1/v1", "t", local=True), client=client, options=RollOptions(),
                     profile=profiles.load("agent"), run_id="r", operator_key=None, keypair=None, tailnet=None, tags=(),
-                    firewall=profile_fw)
+                    firewall=profile_fw, groups={})
     image = BoundImage(client.images, {"id": 5})
     narrowed = replacement_plan(shared, Move(name="agent-1", old=_server(client, False, [42]), target=image)).spec
     assert [f.id for f in narrowed.firewalls] == [42] and narrowed.ipv4 is False
