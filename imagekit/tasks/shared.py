@@ -11,8 +11,8 @@ from invoke import Task
 
 from ..command import TOKEN_HELP, number, run, say, whole_number
 
-__all__ = ["LABEL_HELP", "LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "TTL_HELP", "NoDashH", "agent_ids", "given_flag",
-           "number", "path", "run", "say", "whole_number"]
+__all__ = ["LABEL_HELP", "LOCATION_HELP", "NETWORK_HELP", "RUN_ID_HELP", "TOKEN_HELP", "TTL_HELP", "NoDashH",
+           "agent_ids", "given_flag", "number", "path", "run", "say", "whole_number"]
 
 LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
                  "`location` label records where it landed (default IMAGEKIT_LOCATION, else the API's choice)")
@@ -36,6 +36,12 @@ def given_flag(name: str, value: bool) -> bool | None:
     that its setting decides."""
     options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]  # not the command after `--`
     return value if not value or f"--{name}" in options else None
+NETWORK_HELP = {
+    "network": "an existing private network (name or id) the servers join (repeat for more; default IMAGEKIT_NETWORK, "
+               "names comma-separated)",
+    "ssh_via": "public (default; IMAGEKIT_SSH_VIA) or private: reach the servers on their address on the (first) "
+               "--network, when imagekit runs inside that network (a bastion or a self-hosted runner)",
+}
 TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
             "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 
