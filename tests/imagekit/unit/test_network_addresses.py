@@ -1,7 +1,7 @@
 """Private networks (--network, --ssh-via): the address imagekit talks to a server on (its private one on the network
 its ssh-via label names, else its public one), what is wrong with the options alone, the route check that runs
 before anything is created, a network that does not exist, the label and networks a create sends, and a roll's
-replacement keeping its host's networks. The end-to-end proof is tests/imagekit/e2e/test_private_networks.py."""
+replacement keeping its host's networks. The end-to-end proof is tests/imagekit/e2e/test_bastion_network.py."""
 
 from __future__ import annotations
 
