@@ -17,6 +17,7 @@ from .shared import (
     RUN_ID_HELP,
     TOKEN_HELP,
     TTL_HELP,
+    LetterFlagsNoDashH,
     NoDashH,
     agent_ids,
     given_flag,
@@ -122,7 +123,7 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
                              "Tailscale device(s)"))
 
 
-@task(positional=["action"], iterable=["label", "network"], help={
+@task(positional=["action"], iterable=["label", "network"], klass=LetterFlagsNoDashH, help={
     "action": "fill (make the pool hold --size ready hosts from the newest snapshot, replacing older ones), "
               "status, or drain (delete every pool host)",
     "size": "fill: how many ready hosts the pool holds",

@@ -10,7 +10,18 @@ from invoke import Context, task
 from .. import render, settings
 from ..events import check_destination as check_events
 from ..target import Target
-from .shared import LOCATION_HELP, NETWORK_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import (
+    LOCATION_HELP,
+    NETWORK_HELP,
+    RUN_ID_HELP,
+    TOKEN_HELP,
+    LetterFlags,
+    number,
+    path,
+    run,
+    say,
+    whole_number,
+)
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
@@ -56,7 +67,7 @@ def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", l
              "reference, or a `docker save` archive (.tar; on the local cloud, which reaches no registry)",
     **{k: v.replace("the servers", "the builder") for k, v in NETWORK_HELP.items()},
     **TOKEN_HELP,
-}, iterable=["image", "network"])
+}, iterable=["image", "network"], klass=LetterFlags)
 def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = None, server_type: str | None = None,
                    location: str | None = None, name: str = "imagekit-{profile}-{build_id}",
                    package_source: str | None = None, json: bool = False, keep_on_failure: bool = False,
