@@ -9,9 +9,9 @@ bastion's loopback port is forwarded (over the test's SSH connection) to the API
 --ssh-via private`, `provision` makes two agents from the session's snapshot, one claiming a pool host that `pool
 fill` made there the same way, the other cold: every SSH login of imagekit's on them (their sshd's journal) comes
 from the bastion's private address, none from its public one; `status` from the bastion reaches them and shows
-their private addresses; a job's host (`run`) sees its SSH connections come from the network. From this machine,
-which is not on the network (the local cloud keeps its host off every network), the same provision fails before
-anything is created. Everything is deleted at the end (checked)."""
+their private addresses; the agents reach each other on the network; a job's host (`run`) sees its SSH connections
+come from the network. From this machine, which is not on the network (the local cloud keeps its host off every
+network), the same provision fails before anything is created. Everything is deleted at the end (checked)."""
 
 from __future__ import annotations
 
@@ -151,9 +151,12 @@ def test_imagekit_on_a_bastion_reaches_its_hosts_only_over_the_network(lan, flee
         # Every login of imagekit's on the agents came from the bastion's address on the network, none from its
         # public one (this test's own login, from the host's bridge address, is the only other).
         key, _ = operator
-        for peer in peers:
+        for peer, other in zip(peers, peers[::-1], strict=True):
             with ssh.connect(peer.public_net.ipv4.ip, key, pin=hostkey.pin(peer)) as peer_conn:
                 journal = ssh.must(peer_conn, "journalctl -u ssh --no-pager -o cat", "the peer's sshd journal")
+                # the two agents reach each other on the network
+                ssh.must(peer_conn, f"timeout 3 bash -c 'exec 3<>/dev/tcp/{other.private_net[0].ip}/22'",
+                         f"{peer.name} reaching {other.name}'s sshd on its private address")
             sources = re.findall(r"Accepted publickey for root from (\S+)", journal)
             assert set(sources) == {bastion_private, HOST_ADDRESS}, (peer.name, sources)
 
