@@ -20,7 +20,7 @@ import paramiko
 from hcloud.images import BoundImage
 
 from . import bake, build_inputs, events, profiles, runid, settings
-from .cloud import actions, api, lookups, spec
+from .cloud import actions, api, lookups, networks, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
@@ -54,6 +54,8 @@ class BuildOptions:
     run_id: str | None = None  # labels the builder and its key (``gc --run``); default: the build id
     agent_bundle: Path | None = None  # code baked in (default: the profile's `bundle:`, if any)
     images: list[str] = field(default_factory=list)  # container images baked in, besides the profile's `images:`
+    networks: tuple[str, ...] = ()  # private networks the builder joins; ssh_via private: reached there
+    ssh_via: str = "public"
 
 
 @dataclass(kw_only=True)
@@ -85,6 +87,8 @@ def check_inputs(job: BuildJob) -> None:
     job.spec = spec.resolve(c, server_type=o.server_type, location=o.location, warn=job.progress, labels=job.labels,
                             image=lambda arch: lookups.own_snapshot(c, o.parent, o.profile, arch) if o.parent
                             else lookups.base_image(c, o.base_image, arch, job.progress))
+    attached, reached_on = networks.attach(c, o.networks, o.ssh_via)
+    job.spec = replace(job.spec, networks=attached, ssh_network=reached_on)
     if o.parent:
         job.parent = job.spec.image
         if (base := (job.parent.labels or {}).get("base-image")) != o.base_image:

@@ -57,11 +57,12 @@ def status(r: Result) -> str:
     if "sweeps" in r:
         return (f"watch ended: {r['sweeps']} check(s), {r['api_refreshes']} API read(s), {r['alerts']} alert(s), "
                 f"{r['recoveries']} recovery(ies)")
-    lines = [f"{'AGENT':24} {'HEALTHY':9} {'SERVER':>10} {'SERVICE':10} {'RESTARTS':>8} {'TAILSCALE':9} "
-             f"{'SNAPSHOT':>10} DRIFT {'CODE':10} {'EXPIRES':20} PROBLEMS"]
+    lines = [f"{'AGENT':24} {'HEALTHY':9} {'SERVER':>10} {'PRIVATE IP':15} {'SERVICE':10} {'RESTARTS':>8} "
+             f"{'TAILSCALE':9} {'SNAPSHOT':>10} DRIFT {'CODE':10} {'EXPIRES':20} PROBLEMS"]
     lines += [f"{a['agent_id'] or '-':24} {HEALTH[a['healthy']]:9} {a['server_id']:>10} "
-              f"{a['service'] or '-':10} {a['restarts'] if a['restarts'] is not None else '-':>8} "
-              f"{yes_no(a['tailscale_online']):9} {a['snapshot_id'] or '-':>10} {yes_no(a['drift']):5} "
+              f"{a.get('private_ip') or '-':15} {a['service'] or '-':10} "
+              f"{a['restarts'] if a['restarts'] is not None else '-':>8} {yes_no(a['tailscale_online']):9} "
+              f"{a['snapshot_id'] or '-':>10} {yes_no(a['drift']):5} "
               f"{(a.get('code_digest') or '-')[:10]:10} {a.get('expires_at') or '-':20} "
               f"{'; '.join(a['problems'] + a['unchecked']) or '-'}"
               for a in r["agents"]]

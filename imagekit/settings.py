@@ -36,10 +36,12 @@ DEFAULTS: dict[str, str | None] = {
     # Seconds between renewals of a run's leases (cloud/leases.py); a lease reaches five of them ahead, so gc
     # sweeps what a killed run left five intervals after it died. Tests that wait a lease out shorten it.
     "IMAGEKIT_LEASE_INTERVAL": "60",
-    "IMAGEKIT_IPV4": "1",
+    "IMAGEKIT_IPV4": "1",  # servers get a public IPv4 (Hetzner bills it); 0: IPv6 only. See ipv4()
     # Minutes a given-up server (a deprovisioned agent, a finished job's) must have left of its paid hour to be
     # recycled into the pool instead of deleted (pool/recycle.py); 0: always deleted.
-    "IMAGEKIT_RECYCLE_MIN": "15",  # servers get a public IPv4 (Hetzner bills it); 0: IPv6 only. See ipv4()
+    "IMAGEKIT_RECYCLE_MIN": "15",
+    "IMAGEKIT_NETWORK": None,  # private networks the servers join (names or ids, comma-separated). See networks()
+    "IMAGEKIT_SSH_VIA": None,  # public (default) or private: the address imagekit reaches servers on (cloud.networks)
     # Caps checked before provision, pool fill and run create servers (steps/caps.py); unset: no cap.
     "IMAGEKIT_MAX_SERVERS": None,  # servers in the project, imagekit's or not
     "IMAGEKIT_MAX_HOURLY": None,  # what the project's servers and Primary IPv4s cost per hour, gross, API's currency
@@ -181,3 +183,11 @@ def ipv4(given: bool | None) -> bool:
     if value not in ("1", "0", "yes", "no", "true", "false"):
         raise SettingsError(f"IMAGEKIT_IPV4 {value!r}: give 1 (a public IPv4 on every server) or 0 (IPv6 only)")
     return value in ("1", "yes", "true")
+
+
+def networks(given: list[str] | None, via: str | None) -> tuple[tuple[str, ...], str]:
+    """``--network`` (repeated, or NAME,NAME) else IMAGEKIT_NETWORK, and ``--ssh-via`` else IMAGEKIT_SSH_VIA (default
+    public)."""
+    values = given or [get("IMAGEKIT_NETWORK") or ""]
+    return (tuple(v.strip() for value in values for v in value.split(",") if v.strip()),
+            (choose(via, "IMAGEKIT_SSH_VIA") or "public").strip())

@@ -23,18 +23,24 @@ def probe_address(target: Target) -> str:
 
 
 def require_ipv6_route(target: Target, address: str | None = None) -> None:
-    """InputError unless this machine routes IPv6 to the target's servers from an address they can answer (a UDP
-    connect sends nothing: it asks the kernel for a route and the source address it would use)."""
+    """InputError unless this machine routes IPv6 to the target's servers from an address they can answer."""
     address = address or probe_address(target)
     try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
-            sock.connect((address, 22))
-            source = str(sock.getsockname()[0]).split("%")[0]
+        source = route_source(address)
     except OSError as exc:
         raise _no_route(f"this machine has no IPv6 route to {address} ({exc.strerror or exc})") from None
     if not target.local and not ipaddress.ip_address(source).is_global:
         raise _no_route(f"this machine's IPv6 route to {address} leaves from {source}, a private address Hetzner's "
                         "servers cannot answer")
+
+
+def route_source(address: str) -> str:
+    """The address this machine's route to ``address`` leaves from (OSError without a route): a UDP connect sends
+    nothing, it asks the kernel for a route and the source address it would use."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((address, 22))
+        return str(sock.getsockname()[0]).split("%")[0]
 
 
 def _no_route(why: str) -> InputError:

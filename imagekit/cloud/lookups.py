@@ -12,6 +12,7 @@ from collections.abc import Callable
 from hcloud import APIException, Client
 from hcloud.images import BoundImage
 from hcloud.locations import BoundLocation
+from hcloud.networks import BoundNetwork
 from hcloud.server_types import BoundServerType
 from hcloud.ssh_keys import BoundSSHKey
 
@@ -129,3 +130,23 @@ def ssh_key(client: Client, ident: str) -> BoundSSHKey:
         raise CloudError(f"HETZNER_SSH_KEY_ID {ident!r}: no such SSH key in this project; "
                          "list keys with `hcloud ssh-key list`")
     return found
+
+
+def networks(client: Client, idents: tuple[str, ...]) -> tuple[BoundNetwork, ...]:
+    """``--network``: existing networks by name or id, in the order given; one listing finds them all."""
+    if not idents:
+        return ()
+    found = client.networks.get_all()
+    by_id = {str(n.id): n for n in found}
+    by_name = {n.name: n for n in found}
+    picked: list[BoundNetwork] = []
+    for ident in idents:
+        network = by_id.get(ident) or by_name.get(ident)
+        if network is None:
+            names = ", ".join(f"{n.name} ({n.id})" for n in found) or "none exist"
+            raise CloudError(f"--network {ident!r}: no such network in this project (networks: {names}); create it "
+                             "first (`hcloud network create` and `hcloud network add-subnet`) or name an existing one")
+        if network.id in {n.id for n in picked}:
+            raise CloudError(f"--network names network {network.name} ({network.id}) twice: list each once")
+        picked.append(network)
+    return tuple(picked)

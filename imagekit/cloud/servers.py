@@ -14,17 +14,28 @@ from . import actions
 from .api import known
 
 DELETE_TIMEOUT = 300
+SSH_VIA = "ssh-via"  # label: the id of the private network imagekit reaches the server on (--ssh-via private)
 
 
 def address(server: BoundServer) -> str | None:
-    """The address imagekit reaches ``server`` on: its public IPv4, else (an IPv6-only server) the first address
-    of its IPv6 network, which Hetzner configures on the server; None while it has neither."""
+    """The address imagekit reaches ``server`` on: its address on the network its ``ssh-via`` label names (made
+    with --ssh-via private), else its public IPv4, else (an IPv6-only server) the first address of its IPv6
+    network, which Hetzner configures on the server; None while it has none of these."""
+    if via := (server.labels or {}).get(SSH_VIA):
+        return private_address(server, via)
     net = server.public_net
     if net is not None and net.ipv4 is not None and net.ipv4.ip:
         return net.ipv4.ip
     if net is not None and net.ipv6 is not None and net.ipv6.ip:
         return str(ipaddress.ip_network(net.ipv6.ip, strict=False)[1])
     return None
+
+
+def private_address(server: BoundServer, network: str | None = None) -> str | None:
+    """The server's address on the private network whose id is ``network`` (default: its first network); None
+    when it is not attached (yet)."""
+    return next((n.ip for n in server.private_net or []
+                 if n.ip and (network is None or str(n.network.id) == network)), None)
 
 
 def has_ipv4(server: BoundServer) -> bool:

@@ -23,6 +23,7 @@ from hcloud.ssh_keys import BoundSSHKey
 from ..host import hostkey
 from . import lookups
 from .api import known
+from .servers import SSH_VIA
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class ServerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     user_data: str | None = None
     networks: tuple[BoundNetwork, ...] = ()
+    ssh_network: BoundNetwork | None = None  # one of networks: imagekit reaches the server there (--ssh-via private)
     ipv4: bool = True  # a public IPv4 address (Hetzner bills it); off: reached on IPv6
     ipv6: bool = True
     placement_group: BoundPlacementGroup | None = None
@@ -45,8 +47,9 @@ class ServerSpec:
 
     @property
     def server_labels(self) -> dict[str, str]:
-        """The server's labels, its host key's fingerprint among them."""
-        return {**self.labels, **({hostkey.LABEL: self.host_key.fingerprint} if self.host_key else {})}
+        """The server's labels, its host key's fingerprint among them (and the network it is reached on)."""
+        return {**self.labels, **({hostkey.LABEL: self.host_key.fingerprint} if self.host_key else {}),
+                **({SSH_VIA: str(self.ssh_network.id)} if self.ssh_network is not None else {})}
 
     @property
     def server_user_data(self) -> str | None:
@@ -82,6 +85,7 @@ class Narrowing(TypedDict, total=False):
     labels: Mapping[str, str]
     user_data: str | None
     networks: tuple[BoundNetwork, ...]
+    ssh_network: BoundNetwork | None
     ipv4: bool
     ipv6: bool
     placement_group: BoundPlacementGroup | None

@@ -10,7 +10,8 @@ class AgentHealth(TypedDict):
     agent_id: str | None
     server_id: int | None
     name: str
-    ipv4: str | None
+    ipv4: str | None  # the address imagekit reaches it on (cloud.servers.address)
+    private_ip: NotRequired[str | None]  # its address on its (first) private network; None: on none
     status: str | None  # the server's
     ssh: bool | None  # None: not tried
     service: str | None  # the profile's unit's ActiveState

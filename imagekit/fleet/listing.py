@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cloud import api
-from ..cloud.servers import address
+from ..cloud.servers import address, private_address
 from ..target import Target
 
 
@@ -15,7 +15,7 @@ def list_managed(target: Target) -> dict[str, Any]:
     snaps = client.images.get_all(type=["snapshot"], label_selector=api.selector(), sort=["created:desc"])
     return {
         "agents": [{"agent_id": (s.labels or {}).get("agent-id"), "server_id": s.id, "name": s.name,
-                    "status": s.status, "ipv4": address(s),
+                    "status": s.status, "ipv4": address(s), "private_ip": private_address(s),
                     "mode": (s.labels or {}).get("mode"), "profile": (s.labels or {}).get("profile"),
                     "created": api.known(s.created, f"server {s.id}'s creation time").isoformat()} for s in servers],
         "snapshots": [{"snapshot_id": i.id, "description": i.description, "profile": (i.labels or {}).get("profile"),

@@ -29,7 +29,7 @@ from .. import agentid, profiles, tailnet, ttl
 from ..bundledigest import CODE_LABEL
 from ..cloud import api, userlabels
 from ..cloud.api import known
-from ..cloud.servers import address, architecture, type_of
+from ..cloud.servers import address, architecture, private_address, type_of
 from ..errors import ImagekitError
 from ..host import hostkey, probe, ssh
 from ..host.keys import KeyPair
@@ -172,7 +172,8 @@ def _agent(server: BoundServer, view: FleetView, reach: Reach) -> AgentHealth:
     created = known(server.created, f"server {server.id}'s creation time")
     row: AgentHealth = {
         "agent_id": labels.get("agent-id"), "server_id": server.id, "name": known(server.name, "the server's name"),
-        "ipv4": ip, "status": server.status, "ssh": None, "service": None, "restarts": None, "uptime_seconds": None,
+        "ipv4": ip, "private_ip": private_address(server), "status": server.status, "ssh": None, "service": None,
+        "restarts": None, "uptime_seconds": None,
         "tailscale_online": None, "snapshot_id": snapshot_id, "newest_snapshot_id": latest,
         "drift": latest is not None and snapshot_id != latest, "code_digest": labels.get(CODE_LABEL),
         "provisioned_at": created.isoformat(),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
 from .. import agentid
+from ..cloud import networks
 from ..errors import InputError
 from .transfer import Tree, scan_workdir
 
@@ -41,6 +42,8 @@ class JobOptions:
     container_network: bool = False  # the container gets Docker's bridge network (default: none)
     ttl: float | None = None  # seconds a job's server lives at most (imagekit.ttl): gc deletes it after
     recycle_min: int = 0  # minutes left of its paid hour for which a finished job's server is recycled (pool/recycle)
+    networks: tuple[str, ...] = ()  # private networks every job's server joins; ssh_via private: reached there
+    ssh_via: str = "public"
 
 
 def check_options(o: JobOptions) -> Tree | None:
@@ -63,6 +66,7 @@ def check_options(o: JobOptions) -> Tree | None:
             raise InputError(f"{option} {value}: give at least 1")
     for job in o.job_ids:
         job_name(job)
+    networks.check(o.networks, o.ssh_via)
     if o.outputs is not None:
         if o.outputs.exists() and not o.outputs.is_dir():
             raise InputError(f"--outputs {o.outputs}: exists and is not a directory")

@@ -4,13 +4,13 @@ workers read it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hcloud import Client
 
 from .. import profiles, runid, secretfile, tailnet, ttl
 from ..bake import require_baked
-from ..cloud import api, family, lookups
+from ..cloud import api, family, lookups, networks
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import CloudError, InputError
 from ..host import playbook
@@ -57,6 +57,8 @@ def make_plan(target: Target, client: Client, o: JobOptions, progress: Callable[
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress,  # checks the token first
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
                                                         progress), ipv4=o.ipv4)
+    attached, reached_on = networks.attach(client, o.networks, o.ssh_via)
+    spec = replace(spec, networks=attached, ssh_network=reached_on)
     if o.container_image is not None:
         if lookups.mode_of(spec.image) != "snapshot":
             raise InputError(f"--container-image {o.container_image}: no snapshot of profile {o.profile} to run it "

@@ -195,8 +195,8 @@ class TakePoolHost:
         lease = leases.label() if a.leased else {}
         pinned = {hostkey.LABEL: held[hostkey.LABEL]}  # its host key stays the one it was made with
         try:
-            server = a.client.servers.update(res.server, name=a.resource_name,
-                                             labels={**a.spec.labels, **where, **pinned, **lease, "pool": "claimed"})
+            server = a.client.servers.update(res.server, name=a.resource_name, labels={
+                **a.spec.server_labels, **where, **pinned, **lease, "pool": "claimed"})
         except APIException as exc:
             if exc.code == "uniqueness_error":
                 raise CloudError(f"a server named '{a.resource_name}' appeared meanwhile (another run provisioned "

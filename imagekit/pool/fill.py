@@ -22,7 +22,7 @@ from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
 from .. import profiles, runid, ttl
-from ..cloud import api, leases, lookups
+from ..cloud import api, leases, lookups, networks
 from ..cloud.servers import address, architecture, type_of
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
@@ -52,6 +52,8 @@ class PoolOptions:
     run_id: str | None = None  # labels the hosts it makes (``gc --run``); default: a new one
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every new host (cloud.userlabels)
     ttl: float | None = None  # seconds each new host lives, claimed or not (imagekit.ttl); None: no expiry
+    networks: tuple[str, ...] = ()  # private networks every new host joins; ssh_via private: reached there
+    ssh_via: str = "public"
 
 
 class Member(TypedDict):
@@ -107,6 +109,7 @@ def check_options(o: PoolOptions) -> PoolOptions:
         raise InputError(f"--size {o.size}: give 0 or more hosts")
     if o.parallel < 1:
         raise InputError(f"--parallel {o.parallel}: give at least 1")
+    networks.check(o.networks, o.ssh_via)
     return o
 
 
@@ -117,6 +120,8 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
     client = api.connect(target)
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress, labels=o.labels,
                    image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch))
+    attached, reached_on = networks.attach(client, o.networks, o.ssh_via)
+    spec = replace(spec, networks=attached, ssh_network=reached_on)
     key, keypair = operator_keys(client, "pool hosts are reached with your own SSH key, and provision claims them "
                                          "with the same")
     firewall, _ = profile_firewall(client, profile)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import agentid, profiles
+from ..cloud import networks
 from ..errors import InputError
 from ..host.keys import KeyPair
 
@@ -39,6 +40,8 @@ class ProvisionOptions:
     ipv4: bool = True  # a public IPv4 on every server; off: IPv6 only, reached over IPv6 (cloud.family)
     ttl: float | None = None  # seconds the agents live: their expires-at label, which gc acts on (imagekit.ttl)
     spread: bool = False  # the run's agents in a spread placement group of their own (provision.spread)
+    networks: tuple[str, ...] = ()  # private networks (names or ids) every server joins (cloud.networks)
+    ssh_via: str = "public"  # private: reached on their address on the first of networks
 
 
 def check_options(o: ProvisionOptions) -> ProvisionOptions:
@@ -56,4 +59,5 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError("--refill with --no-ipv4: the pool's hosts have IPv4; refill it with `invoke pool fill`")
     if o.ssh_from and not o.wait:
         raise InputError("--ssh-from: imagekit checks it still reaches the hosts once they are ready: drop --no-wait")
+    networks.check(o.networks, o.ssh_via)
     return o

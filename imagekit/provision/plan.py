@@ -16,7 +16,7 @@ from .. import bundledigest, profiles, runid, secretfile, settings, tailnet, ttl
 from ..agentbundle import Bundle
 from ..agentconf import AgentConfig, agent_config, agents_api_url, bundle
 from ..bundledigest import BUNDLE_LABEL, CODE_LABEL
-from ..cloud import api, family, lookups
+from ..cloud import api, family, lookups, networks
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
 from ..host.keys import KeyPair
@@ -94,6 +94,8 @@ def make_plan(target: Target, client: Client, o: ProvisionOptions, deployment: s
     spec = resolve(client, server_type=o.server_type, location=o.location,  # the first request checks the token
                    image=lambda arch: lookups.image_for(client, o.mode, wanted, o.profile, o.base_image, arch,
                                                         progress), ipv4=o.ipv4)
+    attached, reached_on = networks.attach(client, o.networks, o.ssh_via)
+    spec = replace(spec, networks=attached, ssh_network=reached_on)
     mode = lookups.mode_of(spec.image)
     if mode == "fallback" and not o.wait:
         raise InputError("fallback mode installs over SSH and cannot skip waiting: drop --no-wait")

@@ -17,7 +17,7 @@ from hcloud.ssh_keys import BoundSSHKey
 
 from .. import agentid, profiles, runid
 from .. import events as live
-from ..cloud import api
+from ..cloud import api, networks
 from ..cloud.actions import ActionWatcher
 from ..errors import InputError
 from ..host.keys import KeyPair
@@ -112,4 +112,5 @@ def find_pool(r: Run) -> None:
     r.pool_size = len(found)
     assert p.operator_key is not None, "a private key the run holds is the operator's key's (plan.matching)"
     if o.pool and not o.spread:  # a running host cannot join the run's placement group
-        r.pool = claim.Candidates([s for s in found if members.claimable_host(s, p.image.id, p.operator_key.id)])
+        r.pool = claim.Candidates([s for s in found if members.claimable_host(s, p.image.id, p.operator_key.id)
+                                   and networks.same(s, p.spec)])

@@ -13,10 +13,12 @@ from ..events import check_destination as check_events
 from .shared import (
     LABEL_HELP,
     LOCATION_HELP,
+    NETWORK_HELP,
     RECYCLE_HELP,
     RUN_ID_HELP,
     TOKEN_HELP,
     TTL_HELP,
+    LetterFlagsNoDashH,
     NoDashH,
     agent_ids,
     given_flag,
@@ -28,7 +30,7 @@ from .shared import (
 )
 
 
-@task(iterable=["agent_id", "label"], klass=NoDashH, help={
+@task(iterable=["agent_id", "label", "network"], klass=NoDashH, help={
     "agent_id": "agent id (repeat the option or separate ids by commas); the server is named after it",
     "count": "provision N agents: ID-1..ID-N with one --agent-id, else agent-1..agent-N",
     "mode": "auto (snapshot if one exists, else fallback), snapshot, or fallback (full install on a stock image)",
@@ -62,6 +64,7 @@ from .shared import (
     "spread": "put the run's agents in a `spread` placement group of their own (each on another physical host; at "
               "most 10 agents; deleted with the last of them); every agent is then created cold (a running pool "
               "host cannot join a group)",
+    **NETWORK_HELP,
     **TOKEN_HELP,
 })
 def provision(c: Context, agent_id: list[str] | None = None, count: str | None = None, mode: str = "auto",
@@ -72,7 +75,7 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
               events: str | None = None, no_pool: bool = False, refill: bool = False, run_id: str | None = None,
               token_env: str | None = None, token_file: str | None = None, ttl: str | None = None,
               spread: bool = False, label: list[str] | None = None, ssh_from: str | None = None,
-              ipv4: bool = True) -> None:
+              ipv4: bool = True, network: list[str] | None = None, ssh_via: str | None = None) -> None:
     """Turn agent ids into ready agent hosts: a warm pool host in about a second, else the newest snapshot in
     seconds, else a full install. Pool hosts are claimed with your key (SSH_PRIVATE_KEY_PATH) when it is set.
 
@@ -87,6 +90,7 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
 
     def options() -> ProvisionOptions:
         check_events(events, json)
+        networks, via = settings.networks(network, ssh_via)
         return check_options(ProvisionOptions(
             agent_ids=agentid.expand(list(agent_id or []), whole_number("--count", count)), mode=mode,
             snapshot=snapshot, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
@@ -97,7 +101,7 @@ def provision(c: Context, agent_id: list[str] | None = None, count: str | None =
             secrets_file=path(settings.choose(secrets_file, "IMAGEKIT_SECRETS_FILE")), events=events,
             pool=not no_pool, refill=refill, run_id=runid.given(run_id), ttl=ttls.parse(ttl),
             spread=spread, labels=userlabels.parse(label or []), ssh_from=sshfrom.parse(ssh_from),
-            ipv4=settings.ipv4(given_flag("ipv4", ipv4))))
+            ipv4=settings.ipv4(given_flag("ipv4", ipv4)), networks=networks, ssh_via=via))
 
     run("provision", lambda t, o: provision(t, o, say), prepare=options, json=json, failed=render.failed_agents,
         text=render.agents, token_env=token_env, token_file=token_file)
@@ -127,7 +131,7 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
                            f"deleted {len(r['tailscale_devices_deleted'])} Tailscale device(s)"))
 
 
-@task(positional=["action"], iterable=["label"], help={
+@task(positional=["action"], iterable=["label", "network"], klass=LetterFlagsNoDashH, help={
     "action": "fill (make the pool hold --size ready hosts from the newest snapshot, replacing older ones), "
               "status, or drain (delete every pool host)",
     "size": "fill: how many ready hosts the pool holds",
@@ -139,11 +143,13 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
     "run_id": "fill: " + RUN_ID_HELP,
     "label": "fill: " + LABEL_HELP,
     "ttl": "fill: " + TTL_HELP + "; a host claimed by provision takes provision's --ttl instead",
+    **{k: "fill: " + v + "; provision with the same claims them" for k, v in NETWORK_HELP.items()},
     "json": "print one JSON object", **TOKEN_HELP})
 def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
          server_type: str | None = None, location: str | None = None, parallel: int = 5, run_id: str | None = None,
          json: bool = False, token_env: str | None = None, token_file: str | None = None,
-         ttl: str | None = None, label: list[str] | None = None) -> None:
+         ttl: str | None = None, label: list[str] | None = None, network: list[str] | None = None,
+         ssh_via: str | None = None) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
@@ -162,11 +168,13 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
         def options() -> pool_fill.PoolOptions:
             if size is None:
                 raise InputError("fill needs --size N: how many ready hosts the pool holds")
+            networks, via = settings.networks(network, ssh_via)
             return pool_fill.check_options(pool_fill.PoolOptions(
                 size=whole_number("--size", size), profile=profile, snapshot=snapshot,
                 server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                 location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel),
-                run_id=runid.given(run_id), ttl=ttls.parse(ttl), labels=userlabels.parse(label or [])))
+                run_id=runid.given(run_id), ttl=ttls.parse(ttl), labels=userlabels.parse(label or []),
+                networks=networks, ssh_via=via))
 
         run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
             failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)

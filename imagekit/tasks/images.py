@@ -10,7 +10,18 @@ from invoke import Context, task
 from .. import render, settings
 from ..events import check_destination as check_events
 from ..target import Target
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import (
+    LOCATION_HELP,
+    NETWORK_HELP,
+    RUN_ID_HELP,
+    TOKEN_HELP,
+    LetterFlags,
+    number,
+    path,
+    run,
+    say,
+    whole_number,
+)
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
@@ -54,15 +65,16 @@ def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", l
                     "snapshot is labelled bundle-digest and provisioning the same code stages nothing",
     "image": "container image baked into Docker's storage, besides the profile's `images:` (repeatable): a registry "
              "reference, or a `docker save` archive (.tar; on the local cloud, which reaches no registry)",
+    **{k: v.replace("the servers", "the builder") for k, v in NETWORK_HELP.items()},
     **TOKEN_HELP,
-}, iterable=["image"])
+}, iterable=["image", "network"], klass=LetterFlags)
 def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = None, server_type: str | None = None,
                    location: str | None = None, name: str = "imagekit-{profile}-{build_id}",
                    package_source: str | None = None, json: bool = False, keep_on_failure: bool = False,
                    ssh_timeout: int = 300, events: str | None = None, force: bool = False, max_age: str | None = None,
                    from_: str | None = None, run_id: str | None = None, agent_bundle: str | None = None,
-                   image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None
-                   ) -> None:
+                   image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None,
+                   network: list[str] | None = None, ssh_via: str | None = None) -> None:
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
 
@@ -73,13 +85,14 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
     def build(target: Target) -> dict[str, Any]:
         check_events(events, json)
         days = BuildOptions.max_age if max_age is None else number("--max-age", max_age, "days")
+        networks, via = settings.networks(network, ssh_via)
         options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
                                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
                                max_age=days, parent=from_, run_id=run_id, agent_bundle=path(agent_bundle),
-                               images=list(image or []))
+                               images=list(image or []), networks=networks, ssh_via=via)
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:

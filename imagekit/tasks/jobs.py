@@ -11,6 +11,7 @@ from .. import settings
 from .shared import (
     LABEL_HELP,
     LOCATION_HELP,
+    NETWORK_HELP,
     RECYCLE_HELP,
     RUN_ID_HELP,
     TOKEN_HELP,
@@ -23,7 +24,7 @@ from .shared import (
 )
 
 
-@task(name="run", iterable=["job_id", "label"], auto_shortflags=False, help={
+@task(name="run", iterable=["job_id", "label", "network"], auto_shortflags=False, help={
     "job_id": "job id (repeat the option or separate ids by commas): one fresh host per job, run at once",
     "count": "run N jobs: ID-1..ID-N with one --job-id, else job-1..job-N",
     "snapshot": "snapshot id, or `latest` (default) for the newest of the profile",
@@ -56,6 +57,7 @@ from .shared import (
     "ttl": "how long a job's host may live at most, e.g. 90m, 4h, 2d (units s, m, h, d): its `expires-at` label; "
            "`invoke gc` deletes it once that has passed, even while the job runs (a bound on top of --timeout)",
     "recycle_min": RECYCLE_HELP,
+    **NETWORK_HELP,
     **TOKEN_HELP,
 })
 def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, snapshot: str = "latest",
@@ -65,8 +67,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
          keep_on_failure: bool = False, tailscale: bool = False, max_upload_mb: int = 256, max_output_mb: int = 1024,
          parallel: int = 5, run_id: str | None = None, json: bool = False, container_image: str | None = None,
          container_network: bool = False, token_env: str | None = None, token_file: str | None = None,
-         ttl: str | None = None, label: list[str] | None = None, ipv4: bool = True,
-         recycle_min: str | None = None) -> None:
+         ttl: str | None = None, label: list[str] | None = None, ipv4: bool = True, network: list[str] | None = None,
+         ssh_via: str | None = None, recycle_min: str | None = None) -> None:
     """Run a command once on a fresh host from the snapshot: `invoke run --job-id ID [options] -- COMMAND [ARGS]`.
 
     The host is deleted whatever happens (success, failing command, timeout, Ctrl-C, SIGTERM, SIGHUP), or recycled
@@ -83,6 +85,7 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
 
     def options() -> JobOptions:
         argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+        networks, via = settings.networks(network, ssh_via)
         return JobOptions(
             job_ids=expand(list(job_id or []), whole_number("--count", count)), command=argv, snapshot=snapshot,
             mode=mode, profile=profile, server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
@@ -96,8 +99,8 @@ def run_(c: Context, job_id: list[str] | None = None, count: str | None = None, 
             max_output_mb=whole_number("--max-output-mb", max_output_mb),
             parallel=whole_number("--parallel", parallel), run_id=runid.given(run_id),
             container_image=container_image, container_network=container_network, ttl=ttls.parse(ttl),
-            labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)),
-            recycle_min=recycle.minimum(recycle_min))
+            labels=userlabels.parse(label or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)), networks=networks,
+            ssh_via=via, recycle_min=recycle.minimum(recycle_min))
 
     result = run("run", lambda t, o: run_jobs(t, o, say, json=json), prepare=options, json=json,
                  token_env=token_env, token_file=token_file)

@@ -11,8 +11,8 @@ from invoke import Task
 
 from ..command import TOKEN_HELP, number, run, say, whole_number
 
-__all__ = ["LABEL_HELP", "LOCATION_HELP", "RUN_ID_HELP", "TOKEN_HELP", "TTL_HELP", "NoDashH", "agent_ids", "given_flag",
-           "number", "path", "run", "say", "whole_number"]
+__all__ = ["LABEL_HELP", "LOCATION_HELP", "NETWORK_HELP", "RUN_ID_HELP", "TOKEN_HELP", "TTL_HELP", "LetterFlags",
+           "LetterFlagsNoDashH", "NoDashH", "agent_ids", "given_flag", "number", "path", "run", "say", "whole_number"]
 
 LOCATION_HELP = ("a location, or locations tried in order when one has no capacity (fsn1,nbg1,hel1); the server's "
                  "`location` label records where it landed (default IMAGEKIT_LOCATION, else the API's choice)")
@@ -27,8 +27,21 @@ LABEL_HELP = ("your own label KEY=VALUE on every server it makes (repeat for mor
 class NoDashH(Task[Any]):
     """A task whose automatic short flags leave -h alone: `invoke TASK -h` stays its help."""
 
+    reserved = frozenset({"h"})
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
-        return dict(super().arg_opts(name, default, taken_names | {"h"}))
+        return dict(super().arg_opts(name, default, taken_names | self.reserved))
+
+
+class LetterFlags(NoDashH):
+    """Automatic short flags that are letters: once the letters of a name are taken invoke takes its '-'
+    (`--ssh-via` got `--`), which is no flag. Tasks whose existing flags must not move (provision's) keep NoDashH."""
+
+    reserved = frozenset({"-", "_"})
+
+
+class LetterFlagsNoDashH(NoDashH):
+    reserved = LetterFlags.reserved | NoDashH.reserved
 
 
 def given_flag(name: str, value: bool) -> bool | None:
@@ -39,6 +52,14 @@ def given_flag(name: str, value: bool) -> bool | None:
 RECYCLE_HELP = ("minutes a server must have left of its paid hour to be recycled into the warm pool instead of "
                 "deleted, while the pool is below its size (0-59; 0: always delete; default IMAGEKIT_RECYCLE_MIN "
                 "or 15)")
+
+
+NETWORK_HELP = {
+    "network": "an existing private network (name or id) the servers join (repeat for more; default IMAGEKIT_NETWORK, "
+               "names comma-separated)",
+    "ssh_via": "public (default; IMAGEKIT_SSH_VIA) or private: reach the servers on their address on the (first) "
+               "--network, when imagekit runs inside that network (a bastion or a self-hosted runner)",
+}
 TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
             "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 

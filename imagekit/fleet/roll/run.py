@@ -21,7 +21,7 @@ from hcloud.ssh_keys import BoundSSHKey
 from ... import events as live
 from ... import profiles, runid, secretfile, tailnet
 from ...bundledigest import CODE_LABEL
-from ...cloud import api, leases, lookups
+from ...cloud import api, leases, lookups, networks
 from ...cloud.actions import ActionWatcher
 from ...cloud.api import known
 from ...cloud.servers import address, architecture, firewalls, has_ipv4, type_of
@@ -117,13 +117,13 @@ def _enrols(m: Move) -> bool:
 
 def replacement_plan(s: Shared, m: Move) -> ProvisionPlan:
     """The move's own provisioning plan: the target snapshot on the old server's type and location, its Tailscale
-    choice, its firewalls (an --ssh-from one stays), whether it has IPv4, its spread group's successor; configured
-    over SSH with what it carries (the API URL too, once read from the old host)."""
+    choice, its firewalls (an --ssh-from one stays), whether it has IPv4, its networks and its spread group's
+    successor; configured over SSH with what it carries (the API URL too, once read from the old host)."""
     base = m.base
     group = s.groups.get(base.placement_group.id or 0) if base.placement_group is not None else None
     spec = ServerSpec(server_type=type_of(base), image=m.target, locations=(base.location,),
                       ssh_keys=(s.operator_key,), firewalls=tuple(firewalls(base)) or (s.firewall,),
-                      ipv4=has_ipv4(base), placement_group=group)
+                      ipv4=has_ipv4(base), placement_group=group, **networks.kept(base))
     return ProvisionPlan(target=s.target, client=s.client, profile=s.profile, deployment=s.run_id, spec=spec,
                          options=ProvisionOptions(agent_ids=[m.name], mode="snapshot", profile=s.profile.name,
                                                   timeout=s.options.timeout),

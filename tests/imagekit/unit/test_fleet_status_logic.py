@@ -26,7 +26,7 @@ def server(labels=None, status="running", image=7):
         server_type=SimpleNamespace(architecture="x86", name="cx23", prices=[
             {"location": "fsn1", "price_hourly": {"gross": "0.0071"}, "price_monthly": {"gross": "4.39"}}]),
         location=SimpleNamespace(name="fsn1"),
-        public_net=SimpleNamespace(ipv4=SimpleNamespace(ip="10.0.0.2")))
+        public_net=SimpleNamespace(ipv4=SimpleNamespace(ip="10.0.0.2")), private_net=[])
 
 
 def device(online=True, hostname="a-1", later=60):
