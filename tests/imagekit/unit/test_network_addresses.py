@@ -98,7 +98,7 @@ def test_a_rolls_replacement_keeps_its_hosts_networks():
 
     shared = Shared(target=Target("http://127.0.0.1:1/v1", "t", local=True), client=CLIENT, options=RollOptions(),
                     profile=profiles.load("agent"), run_id="r", operator_key=None, keypair=None, tailnet=None, tags=(),
-                    firewall=None)
+                    firewall=None, groups={})
     image = BoundImage(CLIENT.images, {"id": 5})
     spec = replacement_plan(shared, Move(name="agent-1", old=server({SSH_VIA: "12"}), target=image)).spec
     assert [n.id for n in spec.networks] == [11, 12] and spec.ssh_network is not None and spec.ssh_network.id == 12
