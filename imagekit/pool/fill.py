@@ -22,7 +22,7 @@ from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
 from .. import profiles, runid, ttl
-from ..cloud import api, leases, lookups
+from ..cloud import api, family, leases, lookups
 from ..cloud.servers import address, architecture, type_of
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
@@ -52,6 +52,7 @@ class PoolOptions:
     run_id: str | None = None  # labels the hosts it makes (``gc --run``); default: a new one
     labels: dict[str, str] = field(default_factory=dict)  # the operator's own, on every new host (cloud.userlabels)
     ttl: float | None = None  # seconds each new host lives, claimed or not (imagekit.ttl); None: no expiry
+    ipv4: bool = True  # off: IPv6-only hosts, a pool of their own that `provision --no-ipv4` claims (cloud.family)
 
 
 class Member(TypedDict):
@@ -113,10 +114,12 @@ def check_options(o: PoolOptions) -> PoolOptions:
 def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     """Every input checked before anything is created; then the pool filled to ``o.size``."""
     check_options(o)
+    if not o.ipv4:
+        family.require_ipv6_route(target)
     profile = profiles.load(o.profile)
     client = api.connect(target)
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress, labels=o.labels,
-                   image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch))
+                   image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch), ipv4=o.ipv4)
     key, keypair = operator_keys(client, "pool hosts are reached with your own SSH key, and provision claims them "
                                          "with the same")
     firewall, _ = profile_firewall(client, profile)
@@ -127,9 +130,10 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
 
 def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
             cancel: threading.Event | None = None) -> dict[str, Any]:
-    """Make the pool of ``p.profile`` hold ``size`` ready hosts of its snapshot; the result lists what changed."""
+    """Make the pool of ``p.profile`` and the spec's address family hold ``size`` ready hosts of its snapshot; the
+    result lists what changed."""
     cancel = cancel or threading.Event()
-    found = members.members(p.client, p.profile)
+    found = members.members(p.client, p.profile, p.spec.ipv4)
     stale = [s for s in found if _why_stale(s, p.image_id) is not None]
     keep = [s for s in found if s not in stale]
     extra = {s.id for s in keep[size:]}  # the oldest stay: they are the ones booted longest (warmest caches)
@@ -151,7 +155,7 @@ def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
                       cancel=cancel, name="pool", interrupted=lambda: progress("interrupted: every new pool host is "
                                                                                 "deleted"))
     failed = [m["error"] for m in made if m["error"]]
-    hosts = members.members(p.client, p.profile)
+    hosts = members.members(p.client, p.profile, p.spec.ipv4)
     cost = members.cost(hosts)
     progress("pool: " + members.describe_cost(cost))
     return {"profile": p.profile, "snapshot_id": p.image_id, "size": size,
@@ -189,7 +193,7 @@ def make_host(p: PoolPlan, progress: Callable[[str], None], cancel: threading.Ev
     name = members.NAME_PREFIX + secrets.token_hex(4)
     labels = {**p.spec.labels,  # the operator's own (--label)
               **members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id},
-                               **ttl.label(p.ttl))}
+                               **ttl.label(p.ttl), **family.label(p.spec.ipv4))}
     h = HostJob(client=p.client, progress=progress, resource_name=name, spec=replace(p.spec, labels=labels),
                 timeout=FILL_TIMEOUT, cancel=cancel, keypair=p.keypair, outlives=True)
     steps: list[Step[HostJob]] = [CreateServer("pool host", name="create server"), Boot("pool host"), WaitSSH(),

@@ -36,6 +36,8 @@ def given_flag(name: str, value: bool) -> bool | None:
     that its setting decides."""
     options = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]  # not the command after `--`
     return value if not value or f"--{name}" in options else None
+IPV4_HELP = ("--ipv4 / --no-ipv4: a public IPv4 on every server, or IPv6-only servers (no IPv4 to pay for) reached "
+             "over IPv6, which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)")
 TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
             "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 
