@@ -10,7 +10,7 @@ from invoke import Context, task
 from .. import render, settings
 from ..events import check_destination as check_events
 from ..target import Target
-from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, number, path, run, say, whole_number
+from .shared import LOCATION_HELP, RUN_ID_HELP, TOKEN_HELP, given_flag, number, path, run, say, whole_number
 
 
 @task(help={"server_type": "server type (default cx23)", "image": "image name (default debian-12)",
@@ -54,6 +54,8 @@ def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", l
                     "snapshot is labelled bundle-digest and provisioning the same code stages nothing",
     "image": "container image baked into Docker's storage, besides the profile's `images:` (repeatable): a registry "
              "reference, or a `docker save` archive (.tar; on the local cloud, which reaches no registry)",
+    "ipv4": "--ipv4 / --no-ipv4: the builder with a public IPv4, or IPv6-only (its packages from mirrors that answer "
+            "on IPv6), which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
     **TOKEN_HELP,
 }, iterable=["image"])
 def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = None, server_type: str | None = None,
@@ -61,8 +63,8 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                    package_source: str | None = None, json: bool = False, keep_on_failure: bool = False,
                    ssh_timeout: int = 300, events: str | None = None, force: bool = False, max_age: str | None = None,
                    from_: str | None = None, run_id: str | None = None, agent_bundle: str | None = None,
-                   image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None
-                   ) -> None:
+                   image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None,
+                   ipv4: bool = True) -> None:
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
 
@@ -79,7 +81,7 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
                                max_age=days, parent=from_, run_id=run_id, agent_bundle=path(agent_bundle),
-                               images=list(image or []))
+                               images=list(image or []), ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
