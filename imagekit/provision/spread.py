@@ -2,8 +2,9 @@
 on another physical host (one host's failure takes one agent). imagekit makes the group, named after the run and
 labelled ``role=spread``, before the agents, and deletes it with the last of its agents: the run's own cleanup
 when none of them got made, ``deprovision`` and ``gc`` once they delete its last server, a roll once its last old
-host goes (replacements are made outside the group). A spread group holds at most LIMIT servers: a run asking for
-more fails before anything exists, naming the limit."""
+host goes. A roll keeps the spread: the replacements of a group's agents go into a second group made for the roll
+(``successors``), as the old group is full until its old hosts go. A spread group holds at most LIMIT servers: a run
+asking for more fails before anything exists, naming the limit."""
 
 from __future__ import annotations
 
@@ -63,6 +64,29 @@ def groups_of(servers: Iterable[BoundServer]) -> list[int | None]:
     return [s.placement_group.id for s in servers if s.placement_group is not None]
 
 
+def _ours(group: BoundPlacementGroup) -> bool:
+    labels = group.labels or {}
+    return labels.get("managed-by") == "imagekit" and labels.get("role") == ROLE
+
+
+def successors(client: Client, servers: Iterable[BoundServer], run_id: str,
+               progress: Callable[[str], None]) -> dict[int, BoundPlacementGroup]:
+    """For each spread group of imagekit's that ``servers`` (a roll's old hosts) are in, by its id, the group their
+    replacements go into: made for the roll's run ``run_id`` (found when it exists: the same run again)."""
+    made: dict[int, BoundPlacementGroup] = {}
+    for ident in sorted({i for i in groups_of(servers) if i is not None}):
+        old = client.placement_groups.get_by_id(ident)
+        if not _ours(old):
+            continue  # the operator's own group: replacements are made outside it
+        name = f"imagekit-spread-{run_id}-{ident}"
+        labels = api.labels(role=ROLE, profile=(old.labels or {}).get("profile", ""), **{runid.LABEL: run_id})
+        made[ident] = client.placement_groups.get_by_name(name) or client.placement_groups.create(
+            name=name, type="spread", labels=labels).placement_group
+        progress(f"placement group {made[ident].id} ({name}): the replacements of the agents in {old.name}, each on "
+                 "another physical host")
+    return made
+
+
 def drop_empty(client: Client, ids: Iterable[int | None], progress: Callable[[str], None]) -> list[int]:
     """The groups of ``ids`` that imagekit made for a spread and that hold no server any more, deleted."""
     deleted = []
@@ -73,8 +97,7 @@ def drop_empty(client: Client, ids: Iterable[int | None], progress: Callable[[st
             if exc.code == "not_found":
                 continue
             raise
-        labels = group.labels or {}
-        if labels.get("managed-by") != "imagekit" or labels.get("role") != ROLE or group.servers:
+        if not _ours(group) or group.servers:
             continue
         progress(f"deleting placement group {ident} ({group.name}): the last of its agents is gone")
         client.placement_groups.delete(group)

@@ -48,7 +48,7 @@ class TakeOver:
             a.committed = True  # accepted: the old server is going, so from here on the replacement is the agent
             actions.wait(a.client, deleting, DELETE_TIMEOUT, f"deleting the old server {old.id}")
             a.event("old server deleted", f"server {old.id}")
-            spread.drop_empty(a.client, spread.groups_of([old]), a.progress)  # replacements are made outside it
+            spread.drop_empty(a.client, spread.groups_of([old]), a.progress)  # replacements are in another
         a.committed = True
         labels = {k: v for k, v in (new.labels or {}).items() if k != ROLLING}
         try:

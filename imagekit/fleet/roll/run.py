@@ -7,13 +7,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from hcloud import Client
 from hcloud.firewalls import BoundFirewall
 from hcloud.images import BoundImage
+from hcloud.placement_groups import BoundPlacementGroup
 from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
@@ -29,6 +30,7 @@ from ...errors import InputError
 from ...host import hostkey
 from ...host.keys import KeyPair
 from ...pipeline import Step, StepFailed, in_workers, run_steps
+from ...provision import spread
 from ...provision.agent import Agent
 from ...provision.options import ProvisionOptions
 from ...provision.plan import ProvisionPlan
@@ -53,6 +55,7 @@ class Shared:
     tailnet: tailnet.Tailnet | None  # signed in when any replacement enrols
     tags: tuple[str, ...]
     firewall: BoundFirewall
+    groups: dict[int, BoundPlacementGroup] = field(default_factory=dict)  # old spread group → its replacements'
 
 
 def roll_fleet(target: Target, options: RollOptions, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -75,12 +78,13 @@ def roll_fleet(target: Target, options: RollOptions, progress: Callable[[str], N
     stopped = any(row["status"] == "failed" for row in rows)
     with live.stream(options.events, run_id, command="roll", agents=[m.name for m in moves]) as events:
         if moves:
-            shared = prepare(target, client, options, profile, run_id, moves)
+            shared = prepare(target, client, options, profile, run_id, moves, progress)
             watcher = ActionWatcher(client)
             try:
                 rows, stopped = batches(shared, moves, rows, stopped, events, watcher, progress)
             finally:
                 watcher.close()
+                spread.drop_empty(client, [g.id for g in shared.groups.values()], progress)  # no replacement made
         events.outcome = "failed: the roll stopped" if stopped else \
             f"succeeded: {sum(row['status'] == 'rolled' for row in rows)} agent(s) rolled"
     return {"run_id": run_id, "to": sorted({t.id for t in targets.values()}),
@@ -88,9 +92,10 @@ def roll_fleet(target: Target, options: RollOptions, progress: Callable[[str], N
 
 
 def prepare(target: Target, client: Client, o: RollOptions, profile: profiles.Profile, run_id: str,
-            moves: list[Move]) -> Shared:
+            moves: list[Move], progress: Callable[[str], None]) -> Shared:
     """What every replacement needs, checked before anything is made: the operator's key (the way into the old and
-    the new hosts), the tailnet when one enrols, the profile's firewall."""
+    the new hosts), the tailnet when one enrols, the profile's firewall; then the spread groups replacements go
+    into (provision.spread.successors)."""
     key, keypair = operator_keys(client, "roll reads each agent's code and secrets from its host and checks its "
                                          "replacement over SSH with your key")
     tn: tailnet.Tailnet | None = None
@@ -100,8 +105,10 @@ def prepare(target: Target, client: Client, o: RollOptions, profile: profiles.Pr
         tn, tags = tailnet.Tailnet(creds), creds.tags
         tn.authenticate()
     firewall, _ = profile_firewall(client, profile)
+    groups = spread.successors(client, [m.base for m in moves if not m.in_place and m.ready is None], run_id,
+                               progress)
     return Shared(target=target, client=client, options=o, profile=profile, run_id=run_id, operator_key=key,
-                  keypair=keypair, tailnet=tn, tags=tags, firewall=firewall)
+                  keypair=keypair, tailnet=tn, tags=tags, firewall=firewall, groups=groups)
 
 
 def _enrols(m: Move) -> bool:
@@ -110,12 +117,13 @@ def _enrols(m: Move) -> bool:
 
 def replacement_plan(s: Shared, m: Move) -> ProvisionPlan:
     """The move's own provisioning plan: the target snapshot on the old server's type and location, its Tailscale
-    choice, its firewalls (an --ssh-from one stays) and whether it has IPv4; configured over SSH with what it carries
-    (the API URL too, once read from the old host)."""
+    choice, its firewalls (an --ssh-from one stays), whether it has IPv4 and its spread group's successor; configured
+    over SSH with what it carries (the API URL too, once read from the old host)."""
     base = m.base
     spec = ServerSpec(server_type=type_of(base), image=m.target, locations=(base.location,),
                       ssh_keys=(s.operator_key,), firewalls=tuple(firewalls(base)) or (s.firewall,),
-                      ipv4=has_ipv4(base))
+                      ipv4=has_ipv4(base),
+                      placement_group=next((s.groups[i] for i in spread.groups_of([base]) if i in s.groups), None))
     return ProvisionPlan(target=s.target, client=s.client, profile=s.profile, deployment=s.run_id, spec=spec,
                          options=ProvisionOptions(agent_ids=[m.name], mode="snapshot", profile=s.profile.name,
                                                   timeout=s.options.timeout),

@@ -1,8 +1,9 @@
 """Fleets that cost less, end to end on the local cloud, from the session's snapshot: an agent provisioned with a
 TTL of seconds carries its expiry, which status shows; caps (and --spread's limit) refuse provision and run with
 nothing created; `invoke cost --json` adds up to what the API's /pricing says; gc deletes the expired agent with
-its Tailscale device. Meanwhile two agents provisioned with --spread land in one placement group of their run,
-which deprovision deletes with them. The arithmetic, durations, caps and groups alone:
+its Tailscale device. Meanwhile two agents provisioned with --spread land in one placement group of their run;
+a roll puts their replacements in a second group (the first goes with its old hosts), which deprovision deletes
+with them. The arithmetic, durations, caps and groups alone:
 tests/imagekit/unit/test_cost_logic.py, tests/imagekit/unit/test_spread_logic.py."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 
 import pytest
 from operator_cli import agent_env, invoke, start
+from test_operator_network import twin_of
 
 from imagekit import tailnet
 from imagekit.target import Target
@@ -49,7 +51,7 @@ def expected_cost(client) -> dict:
             "storage": storage}
 
 
-def test_ttl_caps_cost_and_spread(fleet, operator):
+def test_ttl_caps_cost_and_spread(fleet, operator, snapshot, key_env):
     client, (_, sk) = fleet, operator
     env = agent_env(sk)
     earlier, asked = devices("bill-1"), time.time()
@@ -102,11 +104,27 @@ def test_ttl_caps_cost_and_spread(fleet, operator):
     assert got["total"]["monthly"] == pytest.approx(want["monthly"] + want["storage"], abs=1e-3)
     assert sum(g["hourly"] for g in got["groups"].values()) == pytest.approx(got["total"]["hourly"], abs=1e-5)
 
-    # The group goes with the last of its agents.
-    gone = invoke("deprovision", "--agent-id", "wide-1,wide-2", "--json")
-    assert gone.returncode == 0, gone.stderr[-2000:]
-    assert json.loads(gone.stdout)["placement_groups_deleted"] == [group.id]
-    assert group.id not in {g.id for g in client.placement_groups.get_all()}
+    # A roll keeps the spread: the replacements go into a second group made for the roll (the old one is full until
+    # its hosts go), and the old group goes with its last old host.
+    twin = twin_of(client, snapshot)
+    try:
+        rolled = invoke("roll", "--agent-id", "wide-1,wide-2", "--to", str(twin), "--batch", "2", "--json",
+                        env_extra=key_env)
+        assert rolled.returncode == 0, rolled.stderr[-3000:]
+        result = json.loads(rolled.stdout)
+        assert {a["status"] for a in result["agents"]} == {"rolled"}, result
+        [second] = client.placement_groups.get_all(label_selector="managed-by=imagekit,role=spread")
+        assert second.id != group.id and second.type == "spread" and second.labels["run"] == result["run_id"]
+        assert sorted(second.servers) == sorted(a["new_server_id"] for a in result["agents"])
+
+        # The group goes with the last of its agents.
+        gone = invoke("deprovision", "--agent-id", "wide-1,wide-2", "--json")
+        assert gone.returncode == 0, gone.stderr[-2000:]
+        assert json.loads(gone.stdout)["placement_groups_deleted"] == [second.id]
+        assert {group.id, second.id} & {g.id for g in client.placement_groups.get_all()} == set()
+    finally:
+        invoke("deprovision", "--agent-id", "wide-1,wide-2")
+        client.images.get_by_id(twin).delete()
 
     # Expired: gc deletes it with its Tailscale device (no grace: --older-than 0).
     time.sleep(max(0.0, expires + 1 - time.time()))

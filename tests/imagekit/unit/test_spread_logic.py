@@ -49,3 +49,28 @@ def test_a_group_goes_with_its_last_server_and_only_an_imagekit_spread_group(api
         for group in client.placement_groups.get_all():
             if group.name in ("unit-spread", "unit-theirs"):
                 group.delete()
+
+
+def test_a_roll_gets_a_second_group_for_the_replacements_of_each_imagekit_group(api):
+    client = cloudapi.connect(api.target)
+    ours = client.placement_groups.create(name="unit-old", type="spread", labels=cloudapi.labels(
+        role=spread.ROLE, profile="agent")).placement_group
+    theirs = client.placement_groups.create(name="unit-own", type="spread").placement_group
+    servers = []
+    for n, group in enumerate((ours, ours, theirs)):
+        servers.append(add_server(api.cloud, f"unit-roll-{n}", cloudapi.labels(role="agent")))
+        api.cloud.store["servers"][servers[-1]]["placement_group"] = group.id
+    try:
+        old = [client.servers.get_by_id(s) for s in servers]
+        made = spread.successors(client, old, "roll-7", lambda line: None)
+        assert list(made) == [ours.id]  # the operator's own group: replacements outside it, as before
+        second = made[ours.id]
+        assert second.name == f"imagekit-spread-roll-7-{ours.id}" and second.type == "spread"
+        assert {"role": "spread", "profile": "agent", "run": "roll-7"}.items() <= second.labels.items()
+        assert spread.successors(client, old, "roll-7", lambda line: None)[ours.id].id == second.id  # run again
+    finally:
+        for sid in servers:
+            api.cloud.store["servers"].pop(sid, None)
+        for group in client.placement_groups.get_all():
+            if group.name.startswith(("unit-old", "unit-own", "imagekit-spread-roll-7")):
+                group.delete()
