@@ -41,14 +41,18 @@ def metadata(server: dict, zone: Zone) -> dict:
 
 def vendor_data(server: dict) -> str:
     """Nothing, but for an IPv6-only server, which cannot reach its image's apt proxy (the mirror's IPv4 address):
-    the mirror on the bridge's IPv6 address and the API's own repository there direct, as Hetzner's mirrors answer on
-    IPv6 too. Written on every boot (``bootcmd``, which imagekit's user data does not set: not overridden), before
-    any apt run; apt's per-host key takes an IPv6 address as it is (its ``::`` splits both ways alike)."""
+    the mirror on the bridge's IPv6 address and the API's own repository there direct, and apt sources that name the
+    repository by the host's IPv4 address (a snapshot built with IPv4) moved to its IPv6 one, as the mirrors and
+    vendors' repositories this stands in for answer on IPv6 too. On every boot (``bootcmd``, which imagekit's user
+    data does not set: not overridden), before any apt run; apt's per-host key takes an IPv6 address as it is."""
     if server.get("address") or not server.get("ipv6"):
         return VENDOR_DATA
     conf = (f'Acquire::http::Proxy "http://[{HOST_ADDRESS6}]:{MIRROR_PORT}";\n'
             f'Acquire::http::Proxy::{HOST_ADDRESS6} "DIRECT";\n')
-    return "#cloud-config\n" + _yaml({"bootcmd": [["sh", "-c", f"printf %s {shlex.quote(conf)} > {MIRROR6_CONF}"]]})
+    moved = f"s|http://{HOST_ADDRESS.replace('.', '[.]')}:|http://[{HOST_ADDRESS6}]:|g"
+    sources = f"for f in /etc/apt/sources.list.d/*.list; do [ -f \"$f\" ] && sed -i '{moved}' \"$f\"; done; true"
+    return "#cloud-config\n" + _yaml({"bootcmd": [["sh", "-c", f"printf %s {shlex.quote(conf)} > {MIRROR6_CONF}"],
+                                                  ["sh", "-c", sources]]})
 
 
 def network_config(server: dict, interface: str) -> dict:
