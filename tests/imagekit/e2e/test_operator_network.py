@@ -76,6 +76,7 @@ def twin_of(client, snapshot: int) -> int:
     made = client.servers.create(name="six-twin", server_type=ServerType(name="cx23"), image=image,
                                  start_after_create=False, public_net=ServerCreatePublicNetwork(enable_ipv4=False))
     try:
+        made.action.wait_until_finished(120)
         imaged = client.servers.create_image(made.server, description=f"{image.description}-twin",
                                              labels=image.labels)
         imaged.action.wait_until_finished(120)
