@@ -85,12 +85,13 @@ def twin_of(client, snapshot: int) -> int:
         made.server.delete().wait_until_finished(120)
 
 
-# apt through the mirror; a container's request to ``{host}`` (its IPv6 address is usable once duplicate address
-# detection is done: a second or two after the container starts)
+# apt through the mirror; a container's request to ``{host}`` (busybox's nc closes the connection when its input
+# ends: the request's input stays open until the answer is in; tried again while the container's address is new)
 REACHES = ("apt-get -q update >/dev/null 2>&1 && echo apt-ok || echo apt-failed; "
            "docker run --rm --pull=never {image} sh -c {probe}")
-CONTAINER_PROBE = ("for i in 1 2 3 4 5 6; do printf 'GET /apt/Release HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port} | "
-                   "head -1 | grep -q '^HTTP/1.1 200' && echo reached && exit; sleep 1; done; echo unreached")
+CONTAINER_PROBE = ("for i in 1 2 3 4 5; do (printf 'GET /apt/Release HTTP/1.0\\r\\n\\r\\n'; sleep 2) | "
+                   "nc -w 3 {host} {port} | head -1 | grep -q '^HTTP/1.1 200' && echo reached && exit; done; "
+                   "echo unreached")
 
 
 def test_an_ipv6_only_agent_and_job(fleet, snapshot, operator, key_env, tmp_path):
