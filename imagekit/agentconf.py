@@ -53,13 +53,15 @@ class AgentConfig:
 
 
 def agent_config(profile: Profile, agent_id: str, *, api_url: str, mode: str, deployment: str, image: str,
-                 tags: tuple[str, ...], auth_key: str | None, local: bool, over_ssh: bool = False) -> AgentConfig:
+                 tags: tuple[str, ...], auth_key: str | None, local: bool, over_ssh: bool = False,
+                 ipv4: bool = True) -> AgentConfig:
     """The one way an agent's configuration is made (provisioning, pool claims, rolls and render-cloud-init)."""
-    from localcloud.client import GUEST_APT_SOURCE
+    from localcloud.client import guest_apt_source
 
     return AgentConfig(profile=profile, agent_id=agent_id, server_name=agentid.server_name(agent_id),
                        api_url=check_api_url(api_url), mode=mode, deployment=deployment, image=image, tags=tags,
-                       auth_key=auth_key, standin_apt_source=GUEST_APT_SOURCE if local else None, over_ssh=over_ssh)
+                       auth_key=auth_key, standin_apt_source=guest_apt_source(ipv4) if local else None,
+                       over_ssh=over_ssh)
 
 
 def agents_api_url(given: str | None, local: bool) -> str:

@@ -20,7 +20,7 @@ import paramiko
 from hcloud.images import BoundImage
 
 from . import bake, build_inputs, events, profiles, runid, settings
-from .cloud import actions, api, lookups, networks, spec
+from .cloud import actions, api, family, lookups, networks, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
 from .host import checks, playbook, ssh
@@ -56,6 +56,7 @@ class BuildOptions:
     images: list[str] = field(default_factory=list)  # container images baked in, besides the profile's `images:`
     networks: tuple[str, ...] = ()  # private networks the builder joins; ssh_via private: reached there
     ssh_via: str = "public"
+    ipv4: bool = True  # off: an IPv6-only builder (what an IPv6-only network needs the image to work with)
 
 
 @dataclass(kw_only=True)
@@ -83,10 +84,12 @@ def check_inputs(job: BuildJob) -> None:
     o, c = job.options, job.client
     if not o.max_age > 0:
         raise InputError(f"--max-age {o.max_age:g}: give a number of days above 0 (--force builds whatever exists)")
+    if not o.ipv4:
+        family.require_ipv6_route(job.target)
     # Grown from a snapshot (--from): its packages upgraded, the playbooks re-run (only changes do work).
     job.spec = spec.resolve(c, server_type=o.server_type, location=o.location, warn=job.progress, labels=job.labels,
                             image=lambda arch: lookups.own_snapshot(c, o.parent, o.profile, arch) if o.parent
-                            else lookups.base_image(c, o.base_image, arch, job.progress))
+                            else lookups.base_image(c, o.base_image, arch, job.progress), ipv4=o.ipv4)
     attached, reached_on = networks.attach(c, o.networks, o.ssh_via)
     job.spec = replace(job.spec, networks=attached, ssh_network=reached_on)
     if o.parent:
@@ -98,7 +101,7 @@ def check_inputs(job: BuildJob) -> None:
     if any(i.description == job.description for i in c.images.get_all(type=["snapshot"])):
         raise CloudError(f"a snapshot named '{job.description}' exists already; pick another --name")
     variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id,
-                                   grown=job.parent is not None)
+                                   grown=job.parent is not None, ipv4=o.ipv4)
     job.playbook = playbook.load(o.profile, variables)
     job.baked = bake.resolve(profiles.load(o.profile), o.agent_bundle, o.images, job.target.local)
     job.playbook.expect.update(bake.expectations(job.baked))  # the checks find the code and images there

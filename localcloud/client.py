@@ -23,11 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import apilock, environment
-from .paths import DEFAULT_API_PORT, HOST_ADDRESS, ULA_PREFIX, Layout, layout  # noqa: F401 (ULA_PREFIX: for imagekit)
+from .paths import (  # noqa: F401 (ULA_PREFIX: for imagekit)
+    DEFAULT_API_PORT,
+    HOST_ADDRESS,
+    HOST_ADDRESS6,
+    ULA_PREFIX,
+    Layout,
+    layout,
+)
 
-# Guests install the Tailscale STAND-IN, and Node.js (the official binaries, see node_package), from the local
-# cloud's own apt repository.
-GUEST_APT_SOURCE = f"deb [trusted=yes] http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt ./"
+
+def guest_apt_source(ipv4: bool = True) -> str:
+    """The apt source line guests install the Tailscale STAND-IN, and Node.js (the official binaries, see
+    node_package), with: the local cloud's own repository, on the bridge's IPv6 address for an IPv6-only guest."""
+    host = HOST_ADDRESS if ipv4 else f"[{HOST_ADDRESS6}]"
+    return f"deb [trusted=yes] http://{host}:{DEFAULT_API_PORT}/apt ./"
 START_TIMEOUT = float(os.environ.get("IMAGEKIT_LOCALCLOUD_START_TIMEOUT", "900"))  # a cold base-image build
 NODE_TIMEOUT = 900  # seconds to download and package a Node.js release (~50 MB) on a slow line
 

@@ -48,8 +48,9 @@ def read_or_create_token(path) -> str:
     return token
 
 
-def login_server(port: int) -> str:
-    return f"http://{HOST_ADDRESS}:{port}/tailscale"
+def login_server(port: int, address: str = HOST_ADDRESS) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}/tailscale"
 
 
 def main() -> None:
@@ -78,7 +79,7 @@ def main() -> None:
     architectures = Architectures(emulation.enable(), lambda: archimage.ensure_arm_image(L, storage),
                                   built=archimage.built(L))
     standin = TailscaleStandIn(L.root / "tailscale.json")
-    build_apt_repo(L.apt_repo, login_server(port))
+    build_apt_repo(L.apt_repo, login_server(port), login_server(port, HOST_ADDRESS6))
     arm64 = archimage.DEBIAN_ARCH["arm"]
     node = nodejs.NodeForArchitectures(nodejs.NodePackages(L.apt_repo, L.node_tarballs),
                                        [nodejs.NodePackages(L.apt_repo, L.node_tarballs, arm64)],

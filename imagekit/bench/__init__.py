@@ -2,10 +2,11 @@
 
 One run builds a snapshot (and one grown from it with ``--from``, and a bare one: the same packages by one
 plain ``apt-get install``, snapshotted without checks or cleaning), then measures provisioning from it
-(median of ``runs``; with the CPU-seconds each clone's machine spent until ready), the floor (create a server
-from the same snapshot, log in over SSH, as a bare loop does; median of ``runs``), one full-install fallback,
-``fleet`` agents at once against ``fleet`` bare clones at once, a hardening audit, a container of an image baked
-into the snapshot against loading the same image at boot, and a claim of a warm pool host. It writes JSON (the
+(median of ``runs``; with the CPU-seconds each clone's machine spent until ready; IPv6-only agents alike), the
+floor (create a server from the same snapshot, log in over SSH, as a bare loop does; median of ``runs``), one
+full-install fallback, ``fleet`` agents at once against ``fleet`` bare clones at once, a hardening audit, a
+container of an image baked into the snapshot against loading the same image at boot, and a claim of a warm pool
+host. It writes JSON (the
 keys are the interface) and a Markdown table beside it, and leaves the cloud as it found it. Figures are ratios
 measured in one run: the machines are shared and noisy.
 
@@ -76,8 +77,10 @@ class Measure:
     def run(self, b: Bench) -> None:
         assert b.snapshot is not None
         singles, many_ids = [f"bench-s{i}" for i in range(b.runs)], [f"bench-p{i}" for i in range(b.fleet_size)]
-        b.agents = [*singles, "bench-fb", *many_ids]
+        singles6 = [f"bench-six{i}" for i in range(b.runs)]
+        b.agents = [*singles, *singles6, "bench-fb", *many_ids]
         snap = [_provision(b, [agent], "snapshot") for agent in singles]
+        snap6 = [_provision(b, [agent], "snapshot", ipv4=False) for agent in singles6]  # IPv6-only (--no-ipv4)
         floors = [floor(b.client, b.snapshot, i, b.progress) for i in range(b.runs)]
         floor_many = floor_fleet(b.client, b.snapshot, b.fleet_size, b.progress)
         fallback = _provision(b, ["bench-fb"], "fallback")
@@ -110,6 +113,8 @@ class Measure:
             "fallback_events_seconds": fallback["agents"][0]["events"],
         }
         b.figures["fallback_over_snapshot"] = round(b.figures["fallback_seconds"] / s_med, 2)
+        b.figures["ipv6_only_seconds"] = statistics.median(r["agents"][0]["seconds_to_ready"] for r in snap6)
+        b.figures["ipv6_only_over_dual_stack"] = round(b.figures["ipv6_only_seconds"] / s_med, 2)
         b.figures["provision_over_floor"] = round(s_med / b.figures["floor_seconds"], 2)
         b.figures["fleet_over_floor"] = round(many["seconds"] / floor_many, 2)
         b.figures["build_over_floor_build"] = round(build["seconds"] / b.floor_build["seconds"], 2)
@@ -139,10 +144,10 @@ def run(target: Target, out: Path, *, runs: int = 3, fleet_size: int = 10,
     return result
 
 
-def _provision(b: Bench, ids: list[str], mode: str) -> dict[str, Any]:
-    b.progress(f"bench: provisioning {len(ids)} agent(s) in {mode} mode")
+def _provision(b: Bench, ids: list[str], mode: str, ipv4: bool = True) -> dict[str, Any]:
+    b.progress(f"bench: provisioning {len(ids)} agent(s) in {mode} mode{'' if ipv4 else ', IPv6-only'}")
     opts = ProvisionOptions(agent_ids=ids, mode=mode, snapshot=str(b.snapshot) if mode == "snapshot" else None,
-                            parallel=len(ids), pool=False)  # cold: never an operator's pool host
+                            parallel=len(ids), pool=False, ipv4=ipv4)  # cold: never an operator's pool host
     result = provision(b.target, opts, lambda line: None)
     for agent in result["agents"]:  # what booting cost each clone, read before it goes
         agent["cpu_seconds"] = _cpu_seconds(agent["server_id"]) if agent["server_id"] else None

@@ -10,7 +10,7 @@ TARGETS = {"fallback_over_snapshot": ">= 10", "provision_over_floor": "<= 1.15",
            "api_requests_per_build": "<= 30", "fleet_over_floor": "<= 1.2",
            "incremental_over_full": "<= 0.4", "boot_cpu_seconds": "<= 3", "build_over_floor_build": "<= 1.0",
            "snapshot_size_bytes": "<= 650000000",
-           "pool_claim_seconds": "<= 1.5", "pool_speedup": ">= 3",
+           "pool_claim_seconds": "<= 1.5", "pool_speedup": ">= 3", "ipv6_only_over_dual_stack": "<= 1.1",
            "lynis_hardening_index": f">= {LYNIS_TARGET}", "agent_unit_exposure": f"<= {EXPOSURE_LIMIT}"}
 
 
@@ -23,6 +23,8 @@ def markdown(r: dict[str, Any]) -> str:
         ("cold snapshot ÷ pool claim", f"{r['pool_speedup']}×", TARGETS["pool_speedup"]),
         ("recycled pool host: claim → ready", f"{r['recycle_claim_seconds']} s", ""),
         ("fallback ÷ snapshot", f"{r['fallback_over_snapshot']}×", TARGETS["fallback_over_snapshot"]),
+        ("IPv6-only ÷ dual-stack agent, snapshot mode (medians)",
+         f"{r['ipv6_only_over_dual_stack']}× ({r['ipv6_only_seconds']} s)", TARGETS["ipv6_only_over_dual_stack"]),
         ("floor: create → SSH login, bare SDK (median)", f"{r['floor_seconds']} s", ""),
         ("provision ÷ floor", f"{r['provision_over_floor']}×", TARGETS["provision_over_floor"]),
         ("API requests per agent (one agent)", f"{r['api_requests_per_agent']}", TARGETS["api_requests_per_agent"]),

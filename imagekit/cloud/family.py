@@ -11,6 +11,16 @@ from ..errors import InputError
 from ..target import Target
 
 HETZNER_IPV6 = "2a01:4f8::1"  # in Hetzner's own IPv6 block: what a route to Hetzner's servers must reach
+LABEL = "ipv4"  # a pool host's address family: `no` on an IPv6-only one, so that a claim takes a host of its own
+
+
+def label(ipv4: bool) -> dict[str, str]:
+    return {LABEL: "yes" if ipv4 else "no"}
+
+
+def labelled_ipv4(labels: dict[str, str] | None) -> bool:
+    """Whether a host labelled ``labels`` has IPv4 (hosts made before the label existed all have)."""
+    return (labels or {}).get(LABEL) != "no"
 
 
 def probe_address(target: Target) -> str:

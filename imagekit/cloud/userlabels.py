@@ -16,7 +16,7 @@ IMAGEKIT_KEYS = frozenset({
     "managed-by", "role", "profile", "mode", "deployment", "tailscale", "agent-id", "run", "location",
     "lease-until", "host-key", "rolling-from", "rebuilding-until", "pool", "pool-key", "job-id", "build-id",
     "base-image", "source-revision", "version", "parent-snapshot", "inputs-hash", "ssh-from", "expires-at",
-    "code-digest", "bundle-digest", "pool-size", "ssh-via",
+    "code-digest", "bundle-digest", "pool-size", "ssh-via", "ipv4",
 })
 IMAGEKIT_PREFIXES = ("baked-image-",)
 

@@ -108,7 +108,7 @@ class Ready:
         if r.mode == "fallback":
             assert j.ip is not None and j.keypair is not None, "Ready follows WaitSSH"
             install_profile(j.ip, j.keypair, j.pin, r.options.profile, r.options.base_image, r.target.local,
-                            f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"))
+                            f"job-{r.run_id}", lambda line: j.progress(f"[{j.job_id}] {line}"), ipv4=r.options.ipv4)
         j.mark("ready")
 
 

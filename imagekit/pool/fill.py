@@ -22,7 +22,7 @@ from hcloud.servers import BoundServer
 from hcloud.ssh_keys import BoundSSHKey
 
 from .. import profiles, runid, ttl
-from ..cloud import api, leases, lookups, networks
+from ..cloud import api, family, leases, lookups, networks
 from ..cloud.servers import address, architecture, type_of
 from ..cloud.spec import ServerSpec, resolve
 from ..errors import InputError
@@ -54,6 +54,7 @@ class PoolOptions:
     ttl: float | None = None  # seconds each new host lives, claimed or not (imagekit.ttl); None: no expiry
     networks: tuple[str, ...] = ()  # private networks every new host joins; ssh_via private: reached there
     ssh_via: str = "public"
+    ipv4: bool = True  # off: IPv6-only hosts, a pool of their own that `provision --no-ipv4` claims (cloud.family)
 
 
 class Member(TypedDict):
@@ -116,10 +117,12 @@ def check_options(o: PoolOptions) -> PoolOptions:
 def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dict[str, Any]:
     """Every input checked before anything is created; then the pool filled to ``o.size``."""
     check_options(o)
+    if not o.ipv4:
+        family.require_ipv6_route(target)
     profile = profiles.load(o.profile)
     client = api.connect(target)
     spec = resolve(client, server_type=o.server_type, location=o.location, warn=progress, labels=o.labels,
-                   image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch))
+                   image=lambda arch: lookups.own_snapshot(client, o.snapshot, o.profile, arch), ipv4=o.ipv4)
     attached, reached_on = networks.attach(client, o.networks, o.ssh_via)
     spec = replace(spec, networks=attached, ssh_network=reached_on)
     key, keypair = operator_keys(client, "pool hosts are reached with your own SSH key, and provision claims them "
@@ -133,9 +136,10 @@ def fill(target: Target, o: PoolOptions, progress: Callable[[str], None]) -> dic
 
 def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
             cancel: threading.Event | None = None) -> dict[str, Any]:
-    """Make the pool of ``p.profile`` hold ``size`` ready hosts of its snapshot; the result lists what changed."""
+    """Make the pool of ``p.profile`` and the spec's address family hold ``size`` ready hosts of its snapshot; the
+    result lists what changed."""
     cancel = cancel or threading.Event()
-    found = members.members(p.client, p.profile)
+    found = members.members(p.client, p.profile, p.spec.ipv4)
     stale = [s for s in found if _why_stale(s, p.image_id) is not None]
     keep = [s for s in found if s not in stale]
     extra = {s.id for s in keep[size:]}  # the oldest stay: they are the ones booted longest (warmest caches)
@@ -157,7 +161,7 @@ def fill_to(p: PoolPlan, size: int, progress: Callable[[str], None],
                       cancel=cancel, name="pool", interrupted=lambda: progress("interrupted: every new pool host is "
                                                                                 "deleted"))
     failed = [m["error"] for m in made if m["error"]]
-    hosts = members.members(p.client, p.profile)
+    hosts = members.members(p.client, p.profile, p.spec.ipv4)
     cost = members.cost(hosts)
     progress("pool: " + members.describe_cost(cost))
     return {"profile": p.profile, "snapshot_id": p.image_id, "size": size,
@@ -198,7 +202,7 @@ def host_spec(p: PoolPlan) -> ServerSpec:
     """A new pool host's spec: the plan's, labelled as a pool host of its run (and the operator's own labels)."""
     labels = {**p.spec.labels,  # the operator's own (--label)
               **members.labels(p.profile, api.known(p.key.id, "the SSH key's id"), **{runid.LABEL: p.run_id},
-                               **ttl.label(p.ttl))}
+                               **ttl.label(p.ttl), **family.label(p.spec.ipv4))}
     return replace(p.spec, labels=labels)
 
 

@@ -15,7 +15,7 @@ from hcloud import Client
 from hcloud.firewalls import BoundFirewall
 from hcloud.servers import BoundServer
 
-from ..cloud import api, leases
+from ..cloud import api, family, leases
 from ..cloud.servers import type_of
 from ..host import hostkey
 from ..steps.firewall import profile_labels
@@ -39,10 +39,12 @@ def labels(profile: str, key_id: int, **extra: str) -> dict[str, str]:
     return api.labels(role=ROLE, profile=profile, **{KEY_LABEL: str(key_id)}, **extra)
 
 
-def members(client: Client, profile: str | None = None) -> list[BoundServer]:
-    """Every pool host (of ``profile``), oldest first; deletions in flight left out."""
+def members(client: Client, profile: str | None = None, ipv4: bool | None = None) -> list[BoundServer]:
+    """Every pool host (of ``profile``; with IPv4, or IPv6-only: a pool per address family), oldest first;
+    deletions in flight left out."""
     found = client.servers.get_all(label_selector=api.selector(role=ROLE, **({"profile": profile} if profile else {})))
-    return sorted((s for s in found if s.status != "deleting"), key=lambda s: (s.created, s.id))
+    return sorted((s for s in found if s.status != "deleting"
+                   and (ipv4 is None or family.labelled_ipv4(s.labels) == ipv4)), key=lambda s: (s.created, s.id))
 
 
 def firewalls(client: Client, profile: str) -> list[BoundFirewall]:

@@ -104,7 +104,8 @@ class FullInstall:
         p = a.plan
         assert a.ip is not None and a.keypair is not None, "FullInstall follows WaitSSH"
         install_profile(a.ip, a.keypair, a.pin, p.profile.name, p.options.base_image, p.target.local,
-                        f"fallback-{p.deployment}", lambda line: a.progress(f"[{a.resource_name}] {line}"))
+                        f"fallback-{p.deployment}", lambda line: a.progress(f"[{a.resource_name}] {line}"),
+                        ipv4=p.options.ipv4)
         a.event("installed")
 
 

@@ -55,8 +55,6 @@ def check_options(o: ProvisionOptions) -> ProvisionOptions:
         raise InputError(f"--timeout {o.timeout}: give a number of seconds above 0")
     for agent in o.agent_ids:
         agentid.server_name(agent)
-    if not o.ipv4 and o.refill:
-        raise InputError("--refill with --no-ipv4: the pool's hosts have IPv4; refill it with `invoke pool fill`")
     if o.ssh_from and not o.wait:
         raise InputError("--ssh-from: imagekit checks it still reaches the hosts once they are ready: drop --no-wait")
     networks.check(o.networks, o.ssh_via)

@@ -65,7 +65,8 @@ class ProvisionPlan:
         return agent_config(
             self.profile, agent, api_url=self.api_url, mode=self.mode, deployment=self.deployment,
             image=str(self.image.id if self.mode == "snapshot" else self.image.name), tags=self.tags,
-            auth_key=auth_key if self.enrols else None, local=self.target.local, over_ssh=self.over_ssh)
+            auth_key=auth_key if self.enrols else None, local=self.target.local, over_ssh=self.over_ssh,
+            ipv4=self.options.ipv4)
 
     @property
     def code_baked(self) -> bool:

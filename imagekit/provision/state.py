@@ -106,9 +106,9 @@ def find_pool(r: Run) -> None:
     if o.refill and (p.keypair is None or p.mode != "snapshot" or not o.wait):
         raise InputError("--refill makes pool hosts from the snapshot, reached with your own key: set "
                          "SSH_PRIVATE_KEY_PATH and HETZNER_SSH_KEY_ID, and use snapshot mode without --no-wait")
-    if p.keypair is None or p.mode != "snapshot" or not o.wait or not (o.pool or o.refill) or not o.ipv4:
-        return  # (pool hosts have IPv4: an IPv6-only agent is made cold)
-    found = members.members(p.client, p.profile.name)
+    if p.keypair is None or p.mode != "snapshot" or not o.wait or not (o.pool or o.refill):
+        return
+    found = members.members(p.client, p.profile.name, o.ipv4)  # the pool of the agents' address family
     r.pool_size = len(found)
     assert p.operator_key is not None, "a private key the run holds is the operator's key's (plan.matching)"
     if o.pool and not o.spread:  # a running host cannot join the run's placement group

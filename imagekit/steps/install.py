@@ -29,9 +29,10 @@ def source_revision() -> str:
 
 
 def playbook_variables(profile: str, base_image: str, package_source: str | None, local: bool, build_id: str,
-                       grown: bool = False) -> dict[str, Any]:
+                       grown: bool = False, ipv4: bool = True) -> dict[str, Any]:
     """What a profile's playbook is rendered with; the package source follows the cloud unless set. ``grown``: the
     builder boots a cleaned snapshot (``--from``), whose package lists must be fetched again to see its upgrades.
+    ``ipv4`` off: the host is IPv6-only, and reaches the local cloud's repository on its IPv6 address.
 
     The Node.js major (IMAGEKIT_NODE_MAJOR) is checked here, before anything is created. On the local cloud,
     whose `local` source installs ``nodejs`` from the local cloud's own repository, that major is made ready
@@ -45,15 +46,15 @@ def playbook_variables(profile: str, base_image: str, package_source: str | None
         "os": base_image, "package_source": source,
         "build_id": build_id, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source_revision": source_revision(), "base_image": base_image, "profile": profile,
-        "standin_apt_source": localcloud.GUEST_APT_SOURCE, "node_major": node_major, "grown": grown,
+        "standin_apt_source": localcloud.guest_apt_source(ipv4 or not local), "node_major": node_major, "grown": grown,
     }
 
 
 def install_profile(ip: str, keypair: KeyPair, pin: Pin | None, profile: str, base_image: str, local: bool,
-                    build_id: str, progress: Callable[[str], None]) -> None:
+                    build_id: str, progress: Callable[[str], None], ipv4: bool = True) -> None:
     """The profile's playbooks over SSH on a host booted from a stock image: what a fallback host gets
     instead of a snapshot (only lines of changed or failed steps reach ``progress``)."""
-    book = playbook.load(profile, playbook_variables(profile, base_image, None, local, build_id))
+    book = playbook.load(profile, playbook_variables(profile, base_image, None, local, build_id, ipv4=ipv4))
 
     def report(line: str) -> None:
         if "[changed]" in line or "[failed]" in line:

@@ -11,6 +11,7 @@ from invoke import Context, task
 from .. import render, settings
 from ..events import check_destination as check_events
 from .shared import (
+    IPV4_HELP,
     LABEL_HELP,
     LOCATION_HELP,
     NETWORK_HELP,
@@ -56,8 +57,7 @@ from .shared import (
     "refill": "afterwards, top the warm pool up to the size it had (needs SSH_PRIVATE_KEY_PATH)",
     "run_id": RUN_ID_HELP + "; also the agents' `deployment` label",
     "label": LABEL_HELP,
-    "ipv4": "--ipv4 / --no-ipv4: a public IPv4 on every server, or IPv6-only servers (no IPv4 to pay for) reached "
-            "over IPv6, which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
+    "ipv4": IPV4_HELP + "; IPv6-only agents claim IPv6-only pool hosts (`pool fill --no-ipv4`)",
     "ssh_from": "CIDR[,CIDR]: SSH open only to these sources (a firewall per set, made and reused by imagekit, in "
                 "place of the profile's); provision checks it still reaches the hosts, else puts the old one back",
     "ttl": TTL_HELP + "; roll and update keep it",
@@ -144,12 +144,13 @@ def deprovision(c: Context, agent_id: list[str] | None = None, selector: str | N
     "label": "fill: " + LABEL_HELP,
     "ttl": "fill: " + TTL_HELP + "; a host claimed by provision takes provision's --ttl instead",
     **{k: "fill: " + v + "; provision with the same claims them" for k, v in NETWORK_HELP.items()},
+    "ipv4": "fill: " + IPV4_HELP + "; IPv6-only hosts are a pool of their own, which `provision --no-ipv4` claims",
     "json": "print one JSON object", **TOKEN_HELP})
 def pool(c: Context, action: str, size: str | None = None, profile: str = "agent", snapshot: str = "latest",
          server_type: str | None = None, location: str | None = None, parallel: int = 5, run_id: str | None = None,
          json: bool = False, token_env: str | None = None, token_file: str | None = None,
          ttl: str | None = None, label: list[str] | None = None, network: list[str] | None = None,
-         ssh_via: str | None = None) -> None:
+         ssh_via: str | None = None, ipv4: bool = True) -> None:
     """Warm pool: running, unassigned hosts that `provision` claims first (fill --size N | status | drain).
 
     Hosts are reached with your own key (HETZNER_SSH_KEY_ID and SSH_PRIVATE_KEY_PATH). Hetzner bills a server
@@ -174,7 +175,8 @@ def pool(c: Context, action: str, size: str | None = None, profile: str = "agent
                 server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
                 location=settings.choose(location, "IMAGEKIT_LOCATION"), parallel=whole_number("--parallel", parallel),
                 run_id=runid.given(run_id), ttl=ttls.parse(ttl), labels=userlabels.parse(label or []),
-                networks=networks, ssh_via=via))
+                networks=networks, ssh_via=via,
+                ipv4=settings.ipv4(given_flag("ipv4", ipv4))))
 
         run("pool fill", lambda t, o: pool_fill.fill(t, o, say), prepare=options, json=json, text=render.pool,
             failed=lambda r: "; ".join(r["failed"]) or None, token_env=token_env, token_file=token_file)

@@ -16,6 +16,7 @@ from .shared import (
     RUN_ID_HELP,
     TOKEN_HELP,
     LetterFlags,
+    given_flag,
     number,
     path,
     run,
@@ -66,6 +67,8 @@ def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", l
     "image": "container image baked into Docker's storage, besides the profile's `images:` (repeatable): a registry "
              "reference, or a `docker save` archive (.tar; on the local cloud, which reaches no registry)",
     **{k: v.replace("the servers", "the builder") for k, v in NETWORK_HELP.items()},
+    "ipv4": "--ipv4 / --no-ipv4: the builder with a public IPv4, or IPv6-only (its packages from mirrors that answer "
+            "on IPv6), which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)",
     **TOKEN_HELP,
 }, iterable=["image", "network"], klass=LetterFlags)
 def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = None, server_type: str | None = None,
@@ -74,7 +77,8 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                    ssh_timeout: int = 300, events: str | None = None, force: bool = False, max_age: str | None = None,
                    from_: str | None = None, run_id: str | None = None, agent_bundle: str | None = None,
                    image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None,
-                   network: list[str] | None = None, ssh_via: str | None = None) -> None:
+                   network: list[str] | None = None, ssh_via: str | None = None,
+                   ipv4: bool = True) -> None:
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
 
@@ -92,7 +96,8 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
                                max_age=days, parent=from_, run_id=run_id, agent_bundle=path(agent_bundle),
-                               images=list(image or []), networks=networks, ssh_via=via)
+                               images=list(image or []), networks=networks, ssh_via=via,
+                               ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
         result = build_snapshot(target, options, say)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as fh:

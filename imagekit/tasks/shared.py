@@ -60,6 +60,9 @@ NETWORK_HELP = {
     "ssh_via": "public (default; IMAGEKIT_SSH_VIA) or private: reach the servers on their address on the (first) "
                "--network, when imagekit runs inside that network (a bastion or a self-hosted runner)",
 }
+
+IPV4_HELP = ("--ipv4 / --no-ipv4: a public IPv4 on every server, or IPv6-only servers (no IPv4 to pay for) reached "
+             "over IPv6, which needs an IPv6 route from this machine (default IMAGEKIT_IPV4, else --ipv4)")
 TTL_HELP = ("how long the hosts may live, e.g. 90m, 4h, 2d (units s, m, h, d): their `expires-at` label (a unix time); "
             "`invoke gc` deletes them once it has passed, with their Tailscale devices (default: no expiry)")
 

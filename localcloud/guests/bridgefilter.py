@@ -180,6 +180,7 @@ class Ports:
         with self._lock:
             self.pins[machine] = Pin(port, identity, redirect.MARK_BASE + _slot(machine), metadata_port)
             self._apply()
+        forget_neighbours(identity)
 
     def close(self, machine: str) -> None:
         with self._lock:
@@ -192,6 +193,16 @@ class Ports:
                 [(pin.mark, pin.metadata_port) for pin in self.pins.values()]))
         except HostCommandError as exc:
             log.error("the bridge's port pins were not updated, ports not pinned yet pass nothing: %s", exc)
+
+
+def forget_neighbours(identity: Identity) -> None:
+    """The host forgets the MAC it last saw on the guest's addresses: a server deleted a moment ago may have had them,
+    and its entry (stale, not failed) sends the host's answers to that MAC, which no port takes, until its probes
+    give up (~10 s: an IPv6-only guest's first connections to the host time out). A guest's IPv4 corrects the entry
+    itself (its DHCP); its IPv6 sends no unsolicited advertisement."""
+    for family, to in (("-4", identity.ipv4), ("-6", identity.ipv6)):
+        if to:
+            run(["ip", family, "neigh", "flush", "to", to, "dev", BRIDGE], check=False)
 
 
 def _slot(machine: str) -> int:

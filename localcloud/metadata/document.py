@@ -10,11 +10,14 @@ unchanged. Under ``/localcloud/nocloud/`` the same server as cloud-init's NoClou
 
 from __future__ import annotations
 
+import shlex
+
 import yaml
 
-from ..paths import GATEWAY6, HOST_ADDRESS
+from ..paths import GATEWAY6, HOST_ADDRESS, HOST_ADDRESS6, MIRROR_PORT
 
 VENDOR_DATA = ""  # Hetzner's vendor data configures its own images; the local cloud's image needs none
+MIRROR6_CONF = "/etc/apt/apt.conf.d/01localcloud-mirror6"  # an IPv6-only server's apt proxy (vendor_data)
 PRIVATE_NETWORK_KEYS = ("ip", "alias_ips", "interface_num", "mac_address", "network_id", "network_name", "network",
                         "subnet", "gateway")
 
@@ -29,11 +32,27 @@ def metadata(server: dict, zone: Zone) -> dict:
         "local-ipv4": "",
         "public-ipv4": server.get("address") or "",
         "public-keys": list(server["ssh_keys"]),
-        "vendor_data": VENDOR_DATA,
+        "vendor_data": vendor_data(server),
         "network-config": network_config(server, "eth0"),
         "availability-zone": zone[0],
         "region": zone[1],
     }
+
+
+def vendor_data(server: dict) -> str:
+    """Nothing, but for an IPv6-only server, which cannot reach its image's apt proxy (the mirror's IPv4 address):
+    the mirror on the bridge's IPv6 address and the API's own repository there direct, and apt sources that name the
+    repository by the host's IPv4 address (a snapshot built with IPv4) moved to its IPv6 one, as the mirrors and
+    vendors' repositories this stands in for answer on IPv6 too. On every boot (``bootcmd``, which imagekit's user
+    data does not set: not overridden), before any apt run; apt's per-host key takes an IPv6 address as it is."""
+    if server.get("address") or not server.get("ipv6"):
+        return VENDOR_DATA
+    conf = (f'Acquire::http::Proxy "http://[{HOST_ADDRESS6}]:{MIRROR_PORT}";\n'
+            f'Acquire::http::Proxy::{HOST_ADDRESS6} "DIRECT";\n')
+    moved = f"s|http://{HOST_ADDRESS.replace('.', '[.]')}:|http://[{HOST_ADDRESS6}]:|g"
+    sources = f"for f in /etc/apt/sources.list.d/*.list; do [ -f \"$f\" ] && sed -i '{moved}' \"$f\"; done; true"
+    return "#cloud-config\n" + _yaml({"bootcmd": [["sh", "-c", f"printf %s {shlex.quote(conf)} > {MIRROR6_CONF}"],
+                                                  ["sh", "-c", sources]]})
 
 
 def network_config(server: dict, interface: str) -> dict:
@@ -75,5 +94,5 @@ def answer(server: dict, zone: Zone, path: str) -> str | None:
         return _yaml(value) if isinstance(value, (list, dict)) else str(value)
     nocloud = {"/localcloud/nocloud/meta-data": lambda: _yaml(nocloud_meta_data(server)),
                "/localcloud/nocloud/user-data": lambda: server.get("user_data") or "",
-               "/localcloud/nocloud/vendor-data": lambda: VENDOR_DATA}
+               "/localcloud/nocloud/vendor-data": lambda: vendor_data(server)}
     return nocloud[path]() if path in nocloud else None

@@ -21,12 +21,15 @@ def _guest_file(name: str) -> str:
     return (_GUEST / name).read_text()
 
 
-def _package_files(login_server: str) -> dict[str, tuple[str, int]]:
-    """Path in the package -> (content, mode)."""
-    if urllib.parse.urlsplit(login_server).scheme not in ("http", "https"):
-        raise ValueError(f"login server must be an http(s) URL, got {login_server!r}")
+def _package_files(login_server: str, login_server6: str | None = None) -> dict[str, tuple[str, int]]:
+    """Path in the package -> (content, mode). ``login_server6``: the same server on the host's IPv6 address, which
+    the CLI tries when the first cannot be reached (an IPv6-only guest)."""
+    for url in (login_server, login_server6 or login_server):
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"login server must be an http(s) URL, got {url!r}")
     cli = (_guest_file("tailscale.py").replace("@VERSION@", PACKAGE_VERSION)
-           .replace('"@LOGIN_SERVER@"', repr(login_server)))
+           .replace('"@LOGIN_SERVER@"', repr(login_server))
+           .replace('"@LOGIN_SERVER6@"', repr(login_server6 or login_server)))
     return {
         "usr/bin/tailscale": (cli, 0o755),
         "usr/sbin/tailscaled": (_guest_file("tailscaled.py").replace("@VERSION@", PACKAGE_VERSION), 0o755),
@@ -43,7 +46,7 @@ def _control(installed_kib: int) -> str:
             f"Description: {_guest_file('description')}")
 
 
-def build_apt_repo(repo_dir: Path, login_server: str) -> Path:
+def build_apt_repo(repo_dir: Path, login_server: str, login_server6: str | None = None) -> Path:
     """Put the stand-in ``tailscale`` .deb in the local cloud's apt repository, and index the repository.
 
     The package is rebuilt only when its content (including the baked-in login server) changes; the
@@ -51,7 +54,7 @@ def build_apt_repo(repo_dir: Path, login_server: str) -> Path:
     """
     repo_dir = Path(repo_dir)
     repo_dir.mkdir(parents=True, exist_ok=True)
-    files = _package_files(login_server)
+    files = _package_files(login_server, login_server6)
     fingerprint = hashlib.sha256(json.dumps([PACKAGE_VERSION, files], sort_keys=True).encode()).hexdigest()
     deb_name = f"tailscale_{PACKAGE_VERSION}_all.deb"
     stamp = repo_dir / ".standin-build"

@@ -27,4 +27,5 @@ class PinnedBackend(ParamikoBackend):
 
 @pytest.fixture(scope="module")
 def host() -> Host:
-    return Host(PinnedBackend(f"root@{os.environ['IMAGEKIT_CHECK_HOST']}", timeout=30))
+    address = os.environ["IMAGEKIT_CHECK_HOST"]  # an IPv6-only host's in brackets: testinfra reads a colon as a port
+    return Host(PinnedBackend(f"root@[{address}]" if ":" in address else f"root@{address}", timeout=30))

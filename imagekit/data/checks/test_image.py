@@ -187,3 +187,30 @@ def test_baked_code_in_the_code_directory(host: Host) -> None:
     assert entry.is_file and entry.user == HOST["user"]
     if code["npm"]:  # its install step ran (`npm ci --omit=dev`): the locked dependencies are there
         assert host.file(f"{HOST['code_dir']}/node_modules/.package-lock.json").is_file
+
+
+def test_ufw_filters_ipv6_as_ipv4(host: Host) -> None:
+    assert host.file("/etc/default/ufw").contains("^IPV6=yes$")
+    assert host.check_output("ip6tables -S INPUT").splitlines()[0] == "-P INPUT DROP"
+    out = host.check_output("ufw status verbose").splitlines()
+    for rule in EXPECT["ufw_rules"]:
+        assert any(line.startswith(f"{rule} (v6)") and "ALLOW IN" in line for line in out), rule
+
+
+def test_fail2ban_bans_ipv6_addresses(host: Host) -> None:
+    probe = "2001:db8::f2b"  # a documentation address: banned and unbanned again
+    host.check_output(f"fail2ban-client set sshd banip {probe}")
+    try:
+        assert f"-s {probe}/128 -j REJECT" in host.check_output("ip6tables -S f2b-sshd")
+    finally:
+        host.run(f"fail2ban-client set sshd unbanip {probe}")
+
+
+def test_containers_have_ipv6_masqueraded_and_forwarded_by_ufw(host: Host) -> None:
+    host.check_output("docker info >/dev/null")  # Docker starts by its socket, and with it the masquerade
+    subnet = host.check_output("docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'")
+    [v6] = [s for s in subnet.split() if ":" in s]
+    masquerade = host.check_output("ip6tables -t nat -S POSTROUTING")
+    assert f"-A POSTROUTING -s {v6} ! -o docker0 -j MASQUERADE" in masquerade
+    forwarded = host.check_output("ip6tables -S ufw6-after-forward")
+    assert "-A ufw6-after-forward -i docker0 ! -o docker0 -j ACCEPT" in forwarded

@@ -14,10 +14,15 @@ import urllib.request
 
 VERSION = "@VERSION@"
 LOGIN_SERVER = "@LOGIN_SERVER@"
+LOGIN_SERVER6 = "@LOGIN_SERVER6@"  # the same on the host's IPv6 address: what an IPv6-only guest reaches
 STATE = os.environ.get("TAILSCALE_STANDIN_STATE", "/var/lib/tailscale/standin-state.json")
 
 
 class Failure(Exception):
+    pass
+
+
+class Unreachable(Failure):
     pass
 
 
@@ -50,7 +55,7 @@ def call(server, path, body):
             msg = ""
         raise Failure(f"backend error: {msg or exc} (Tailscale stand-in at {server})") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise Failure(f"cannot reach the Tailscale stand-in at {server}: {exc}") from exc
+        raise Unreachable(f"cannot reach the Tailscale stand-in at {server}: {exc}") from exc
 
 
 def backend_state(state):
@@ -80,15 +85,21 @@ def cmd_up(args):
         raise Failure(f"cannot read auth key: {exc}") from exc
     tags = [t for t in args.advertise_tags.split(",") if t]
     hostname = args.hostname or socket.gethostname()
-    reply = call(args.login_server, "/standin/register", {
-        "authkey": key, "hostname": hostname, "os": "linux",
-        "client_version": VERSION, "advertise_tags": tags})
+    server = args.login_server
+    body = {"authkey": key, "hostname": hostname, "os": "linux", "client_version": VERSION, "advertise_tags": tags}
+    try:
+        reply = call(server, "/standin/register", body)
+    except Unreachable:
+        if server != LOGIN_SERVER or LOGIN_SERVER6 == LOGIN_SERVER:
+            raise
+        server = LOGIN_SERVER6  # an IPv6-only guest: the default server on the host's IPv6 address
+        reply = call(server, "/standin/register", body)
     if state.get("node_id"):
         try:
             call(state["login_server"], "/standin/logout", {"node_id": state["node_id"]})
         except Failure:
             pass  # the old node is gone already or its server is; the new login stands
-    save({"login_server": args.login_server, "hostname": hostname, "tags": tags, **reply})
+    save({"login_server": server, "hostname": hostname, "tags": tags, **reply})
 
 
 def cmd_status(args):

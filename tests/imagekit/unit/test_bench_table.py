@@ -20,6 +20,7 @@ def _result() -> dict:
         "snapshot_events_seconds": {"ready": 4.5}, "fallback_events_seconds": {"ready": 50}, "lynis_suggestions": [],
         "pool_claim_seconds": 1.4, "pool_speedup": 3.2, "container_start_seconds": 0.7, "docker_load_seconds": 0.3,
         "recycle_claim_seconds": 1.3,
+        "ipv6_only_seconds": 4.7, "ipv6_only_over_dual_stack": 1.04,
     }
 
 
@@ -32,6 +33,7 @@ def test_table_has_the_fleet_boot_and_bare_build_rows():
     assert "warm pool: claim → ready | 1.4 s | <= 1.5" in table
     assert "cold snapshot ÷ pool claim | 3.2× | >= 3" in table
     assert "recycled pool host: claim → ready | 1.3 s | " in table
+    assert "IPv6-only ÷ dual-stack agent, snapshot mode (medians) | 1.04× (4.7 s) | <= 1.1" in table
 
 
 def test_targets_replace_ten_over_one_with_fleet_over_floor():

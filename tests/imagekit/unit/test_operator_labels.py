@@ -47,7 +47,7 @@ def test_a_label_passes_exactly_when_hetzners_rules_allow_it(key, value):
 def test_every_key_imagekit_sets_is_refused_and_named():
     for key in (runid.LABEL, leases.KEY, hostkey.LABEL, members.KEY_LABEL, "role", "pool", ROLLING,
                 REBUILDING.key, INPUTS_LABEL, sshfrom.LABEL, ttl.LABEL, CODE_LABEL, BUNDLE_LABEL,
-                IMAGE_LABEL + "node-22", "managed-by", "agent-id", "deployment", "mode", "profile"):
+                IMAGE_LABEL + "node-22", family.LABEL, "managed-by", "agent-id", "deployment", "mode", "profile"):
         with pytest.raises(InputError, match=f"'{key}' is one of imagekit's own label keys"):
             userlabels.parse([f"{key}=x"])
 

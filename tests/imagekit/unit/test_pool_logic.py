@@ -105,3 +105,13 @@ def test_candidates_are_handed_out_once_each():
     for t in threads:
         t.join()
     assert sorted(got) == list(range(50))
+
+
+def test_a_pool_per_address_family_hosts_without_the_label_have_ipv4():
+    dual, unlabelled = server(id=1, labels={**server().labels, "ipv4": "yes"}), server(id=2)
+    v6 = server(id=3, labels={**server().labels, "ipv4": "no"})
+    listing = SimpleNamespace(get_all=lambda label_selector: [dual, unlabelled, v6])
+    client = SimpleNamespace(servers=listing)
+    assert [s.id for s in members.members(client, "agent", True)] == [1, 2]
+    assert [s.id for s in members.members(client, "agent", False)] == [3]
+    assert [s.id for s in members.members(client, "agent")] == [1, 2, 3]

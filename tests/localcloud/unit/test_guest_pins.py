@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from localcloud.guests import redirect
+from localcloud.guests import bridgefilter, redirect
 from localcloud.guests.bridgefilter import Identity, Pin, link_local, mac, render
 
 DUAL = Pin("vb-ik-1000001", Identity(mac(1000001), "10.213.7.10", True, "fd12:3456:789a:1::/64"), 0x4C430001, 40001)
@@ -59,3 +59,11 @@ def test_the_scripts_are_valid_nftables():
     script = render(pins) + redirect.render([(p.mark, p.metadata_port) for p in pins.values()])
     result = subprocess.run(["nft", "-c", "-f", "-"], input=script, text=True, capture_output=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_started_guest_has_the_host_forget_the_mac_last_seen_on_its_addresses(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bridgefilter, "run", lambda cmd, **kw: calls.append(cmd))
+    bridgefilter.forget_neighbours(V6_ONLY.identity)
+    assert calls == [["ip", "-4", "neigh", "flush", "to", "169.254.7.10", "dev", bridgefilter.BRIDGE],
+                     ["ip", "-6", "neigh", "flush", "to", "fd12:3456:789a:2::/64", "dev", bridgefilter.BRIDGE]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 
 import yaml
 
@@ -64,3 +65,22 @@ def test_boot_args_point_cloud_init_at_the_service_and_carry_the_network_config(
     assert ds == "ds=nocloud-net;s=http://169.254.169.254/localcloud/nocloud/"
     config = yaml.safe_load(base64.b64decode(network.removeprefix("network-config=")))
     assert config == document.network_config(SERVER, "host0*")
+
+
+def test_only_an_ipv6_only_server_gets_vendor_data_pointing_apt_at_the_bridges_ipv6_address(tmp_path):
+    assert document.answer(SERVER, ZONE, "/localcloud/nocloud/vendor-data") == ""
+    v6_only = {**SERVER, "address": None}
+    vendor = document.answer(v6_only, ZONE, "/localcloud/nocloud/vendor-data")
+    assert vendor.startswith("#cloud-config\n")
+    command, sources = yaml.safe_load(vendor)["bootcmd"]
+    assert command[:2] == ["sh", "-c"] and command[2].endswith(f"> {document.MIRROR6_CONF}")
+    assert f'Proxy "http://[{document.HOST_ADDRESS6}]:{document.MIRROR_PORT}";' in command[2]
+    assert f'Proxy::{document.HOST_ADDRESS6} "DIRECT";' in command[2]
+    listed = tmp_path / "etc/apt/sources.list.d"
+    listed.mkdir(parents=True)
+    (listed / "standin.list").write_text(f"deb [trusted=yes] http://{document.HOST_ADDRESS}:8931/apt ./\n")
+    (listed / "other.list").write_text("deb http://10.2.3.4:8931/apt ./\n")
+    subprocess.run(["sh", "-c", sources[2].replace("/etc/apt", str(tmp_path / "etc/apt"))], check=True)
+    assert (listed / "standin.list").read_text() == f"deb [trusted=yes] http://[{document.HOST_ADDRESS6}]:8931/apt ./\n"
+    assert (listed / "other.list").read_text() == "deb http://10.2.3.4:8931/apt ./\n"
+    assert yaml.safe_load(document.answer(v6_only, ZONE, "/hetzner/v1/metadata"))["vendor_data"] == vendor
