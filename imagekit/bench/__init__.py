@@ -5,7 +5,8 @@ plain ``apt-get install``, snapshotted without checks or cleaning), then measure
 (median of ``runs``; with the CPU-seconds each clone's machine spent until ready), the floor (create a server
 from the same snapshot, log in over SSH, as a bare loop does; median of ``runs``), one full-install fallback,
 ``fleet`` agents at once against ``fleet`` bare clones at once, a hardening audit, a container of an image baked
-into the snapshot against loading the same image at boot, and a claim of a warm pool host. It writes JSON (the
+into the snapshot against loading the same image at boot, a claim of a warm pool host, and an arm build against
+an x86 one of the same profile (``arch``). It writes JSON (the
 keys are the interface) and a Markdown table beside it, and leaves the cloud as it found it. Figures are ratios
 measured in one run: the machines are shared and noisy.
 
@@ -32,6 +33,7 @@ from ..fleet.deprovision import deprovision
 from ..pipeline import run_steps
 from ..provision import ProvisionOptions, provision
 from ..target import Target
+from .arch import arm_over_x86
 from .floor import floor, floor_build, floor_fleet
 from .hosts import bench_image, hardening, pool_claim
 from .state import Bench
@@ -116,6 +118,7 @@ class Measure:
         b.figures.update(hardening(b))
         b.figures["pool_claim_seconds"] = pool_claim(b)
         b.figures["pool_speedup"] = round(s_med / b.figures["pool_claim_seconds"], 2)
+        b.figures.update(arm_over_x86(b))
 
     def cleanup(self, b: Bench) -> None:
         if b.agents:

@@ -19,6 +19,7 @@ def _result() -> dict:
         "snapshot_size_bytes": 640_000_000, "snapshot_size_before_clean_bytes": 1_000_000_000,
         "snapshot_events_seconds": {"ready": 4.5}, "fallback_events_seconds": {"ready": 50}, "lynis_suggestions": [],
         "pool_claim_seconds": 1.4, "pool_speedup": 3.2, "container_start_seconds": 0.7, "docker_load_seconds": 0.3,
+        "arch_build_seconds": {"x86": 60.5, "arm": 400.0}, "arm_build_over_x86_build": 6.61,
     }
 
 
@@ -30,6 +31,8 @@ def test_table_has_the_fleet_boot_and_bare_build_rows():
     assert "640 MB" in table
     assert "warm pool: claim → ready | 1.4 s | <= 1.5" in table
     assert "cold snapshot ÷ pool claim | 3.2× | >= 3" in table
+    assert ("arm build ÷ x86 build, profile nodeagent at once (--arch x86,arm; arm under qemu-user) | 6.61× "
+            "(400.0 s / 60.5 s) |") in table
 
 
 def test_targets_replace_ten_over_one_with_fleet_over_floor():
