@@ -49,8 +49,9 @@ def test_one_architecture_failing_stops_the_other_and_leaves_nothing(cloud_uncha
         cloud_endpoint.admin("DELETE", "/_admin/faults")
     assert proc.returncode == 1 and fault["fired"] == 1, proc.stderr[-3000:]
     error = json.loads(proc.stdout)["error"]
-    failed = re.match(r"the (x86|arm) build failed: step 'builder server' failed: .*server_error.*; the (x86|arm) "
-                      r"build was stopped and what it made deleted: no snapshot was delivered$", error, re.S)
+    failed = re.match(r"build-snapshot: the (x86|arm) build failed: step 'builder server' failed: .*server_error.*; "
+                      r"the (x86|arm) build was stopped and what it made deleted: no snapshot was delivered$",
+                      error, re.S)
     assert failed and failed[1] != failed[2], error
     assert "[x86] ==> temporary SSH key" in proc.stderr and "[arm] ==> temporary SSH key" in proc.stderr
     assert not client.images.get_all(type=["snapshot"], label_selector=f"profile={PROFILE}")
