@@ -16,20 +16,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 
 import pytest
 from hcloud import APIException
 from hcloud.server_types import ServerType
 
 from imagekit.bench.arch import PROFILE, operator_playbooks
-from imagekit.host import probe, ssh
+from imagekit.host import ssh
 from tests.imagekit.e2e.operator_cli import agent_env, invoke, pinned
+from tests.localcloud.e2e.test_arm import USER_DATA, ready
 
 pytestmark = pytest.mark.e2e
 
-USER_DATA = "#cloud-config\nruncmd: [[touch, /root/ran-on-arm]]\n"
-ARM_BOOT = 180  # seconds to SSH and to cloud-init done: an arm guest boots several times slower than an x86 one
 FIREWALL = f"managed-by=imagekit,role=firewall,profile={PROFILE}"
 FULL = "IMAGEKIT_TEST_ARM_BUILD"
 
@@ -56,15 +54,6 @@ def test_one_architecture_failing_stops_the_other_and_leaves_nothing(cloud_uncha
     assert "[x86] ==> temporary SSH key" in proc.stderr and "[arm] ==> temporary SSH key" in proc.stderr
     assert not client.images.get_all(type=["snapshot"], label_selector=f"profile={PROFILE}")
     # cloud_unchanged: both builders and both temporary keys are gone.
-
-
-def ready(address: str, keypair):
-    """SSH to a booted server once cloud-init is done."""
-    conn = ssh.wait_for_ssh(address, keypair, pin=None, deadline=time.monotonic() + ARM_BOOT)
-    deadline = time.monotonic() + ARM_BOOT
-    while probe.cloud_init(conn, wait=2) not in ("done", "error"):
-        assert time.monotonic() < deadline, "cloud-init did not finish"
-    return conn
 
 
 def build_both(client, env: dict, output) -> dict:
