@@ -150,3 +150,14 @@ def test_a_roll_picks_the_snapshot_of_each_agents_architecture(api, clean_settin
     assert [(row["agent_id"], row["status"], row["new_snapshot_id"]) for row in result["agents"]] == [
         ("roll-arm", "current", targets["arm"]), ("roll-x86", "current", targets["x86"])]
     assert result["to"] == sorted(targets.values()) and store_kinds(api) == before
+
+
+def test_list_shows_each_snapshots_architecture(api, records):
+    from imagekit import render
+    from imagekit.fleet.listing import list_managed
+
+    made = snapshot(api, records, "arm", "listed")
+    listed = list_managed(api.target)
+    [row] = [s for s in listed["snapshots"] if s["snapshot_id"] == made]
+    assert row["architecture"] == "arm" and row["profile"] == "listed"
+    assert any(line.split()[:3] == [str(made), "listed", "arm"] for line in render.listing(listed).splitlines())
