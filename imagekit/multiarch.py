@@ -30,8 +30,15 @@ def builders(arch: Sequence[str], server_type: str, arm_server_type: str) -> lis
     return [(a, arm_server_type if a == "arm" else server_type) for a in arch]
 
 
+_SAYING = threading.Lock()  # one line at a time: print() writes a line and its newline apart
+
+
 def prefixed(progress: Callable[[str], None], tag: str | None) -> Callable[[str], None]:
-    return lambda line: progress(f"[{tag}] {line}")
+    def say(line: str) -> None:
+        with _SAYING:
+            progress(f"[{tag}] {line}")
+
+    return say
 
 
 def check_names(descriptions: list[str]) -> None:
