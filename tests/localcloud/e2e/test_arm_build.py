@@ -113,10 +113,13 @@ def test_one_build_makes_x86_and_arm_snapshots_whose_arm_clones_and_agents_run_a
         assert server.server_type.architecture == "arm" and server.image.id == arm.id
         conn = ssh.connect(agent["ipv4"], keypair, pin=pinned(agent["ipv4"]))
         _, out, _ = ssh.run(conn, "uname -m; systemctl is-active node-agent; node --version; "
-                                  "cat /opt/openclaw/logs/heartbeat.json; tailscale version | head -1")
+                                  "cat /opt/openclaw/logs/heartbeat.json; tailscale version | head -1; "
+                                  "dpkg-query -W -f='${Architecture} ' nodejs tailscale")
         conn.close()
-        machine, active, node, beat, tailscale = out.strip().split("\n")
+        machine, active, node, beat, tailscale, packages = out.strip().split("\n")
         assert (machine, active) == ("aarch64", "active") and node.startswith("v") and tailscale, out
+        # The packages of the builder's architecture (an amd64 node would run too: the kernel here is x86-64).
+        assert packages.split() == ["arm64", "all"], out
         assert json.loads(beat)["agent_id"] == "arm-1"  # the arm64 Node.js runs the agent's code
 
         conn = ready(clone.public_net.ipv4.ip, keypair)
