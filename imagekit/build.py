@@ -19,7 +19,7 @@ from typing import Any
 import paramiko
 from hcloud.images import BoundImage
 
-from . import bake, build_inputs, events, profiles, runid, settings
+from . import bake, build_inputs, events, multiarch, profiles, runid, settings
 from .cloud import actions, api, family, lookups, networks, spec
 from .data import path as data_path
 from .errors import CloudError, HostError, InputError
@@ -42,6 +42,8 @@ class BuildOptions:
     profile: str = "agent"
     base_image: str = "debian-12"
     server_type: str = "cx23"
+    arch: tuple[str, ...] = ()  # --arch: one build per architecture, in parallel (multiarch); (): the type's
+    arm_server_type: str = "cax11"  # the arm builder's type under --arch (server_type: the x86 one)
     location: str | None = None
     name: str = "imagekit-{profile}-{build_id}"
     keep_on_failure: bool = False
@@ -64,6 +66,9 @@ class BuildJob(HostJob):  # the spec's image: the base image, the parent snapsho
     target: Target
     options: BuildOptions = field(default_factory=BuildOptions)
     build_id: str = ""
+    server_type: str = ""  # the builder's
+    arch: str | None = None  # the architecture asked for (--arch); None: the server type's
+    tag: str | None = None  # its events' `agent` and its progress lines' prefix when several architectures build
     snapshot: BoundImage | None = None
     description: str = ""
     playbook: playbook.Playbook | None = None  # set with the inputs (check_inputs), before any step
@@ -76,7 +81,7 @@ class BuildJob(HostJob):  # the spec's image: the base image, the parent snapsho
     stream: events.Events = field(default_factory=events.Events)
 
     def event(self, what: str, detail: str = "") -> None:
-        self.stream.emit(what, detail=detail or None)
+        self.stream.emit(what, agent=self.tag, detail=detail or None)
 
 
 def check_inputs(job: BuildJob) -> None:
@@ -87,17 +92,21 @@ def check_inputs(job: BuildJob) -> None:
     if not o.ipv4:
         family.require_ipv6_route(job.target)
     # Grown from a snapshot (--from): its packages upgraded, the playbooks re-run (only changes do work).
-    job.spec = spec.resolve(c, server_type=o.server_type, location=o.location, warn=job.progress, labels=job.labels,
+    job.spec = spec.resolve(c, server_type=job.server_type, location=o.location, warn=job.progress, labels=job.labels,
                             image=lambda arch: lookups.own_snapshot(c, o.parent, o.profile, arch) if o.parent
                             else lookups.base_image(c, o.base_image, arch, job.progress), ipv4=o.ipv4)
     attached, reached_on = networks.attach(c, o.networks, o.ssh_via)
     job.spec = replace(job.spec, networks=attached, ssh_network=reached_on)
+    if job.arch and job.spec.architecture != job.arch:
+        option = "--arm-server-type" if job.arch == "arm" else "--server-type"
+        raise InputError(f"--arch {job.arch}: server type {job.server_type} is {job.spec.architecture}; pass {option} "
+                         f"with a type of {job.arch}")
     if o.parent:
         job.parent = job.spec.image
         if (base := (job.parent.labels or {}).get("base-image")) != o.base_image:
             raise InputError(f"snapshot {job.parent.id} was built on {base}, not {o.base_image}: pass --base-image "
                              f"{base}, or build from scratch without --from")
-    job.description = o.name.format(profile=o.profile, build_id=job.build_id)
+    job.description = o.name.format(profile=o.profile, build_id=job.build_id, arch=job.spec.architecture)
     if any(i.description == job.description for i in c.images.get_all(type=["snapshot"])):
         raise CloudError(f"a snapshot named '{job.description}' exists already; pick another --name")
     variables = playbook_variables(o.profile, o.base_image, o.package_source, job.target.local, job.build_id,
@@ -106,7 +115,7 @@ def check_inputs(job: BuildJob) -> None:
     job.baked = bake.resolve(profiles.load(o.profile), o.agent_bundle, o.images, job.target.local)
     job.playbook.expect.update(bake.expectations(job.baked))  # the checks find the code and images there
     job.inputs_hash = build_inputs.inputs_hash(o.profile, variables, api.known(job.spec.image.id, "the image's id"),
-                                               job.baked.inputs())
+                                               job.spec.architecture, job.baked.inputs())
     if ident := settings.get("HETZNER_SSH_KEY_ID"):  # the operator's way into a kept builder
         job.spec = replace(job.spec, ssh_keys=(lookups.ssh_key(c, ident),))
 
@@ -187,33 +196,57 @@ class Snapshot:
         s.snapshot = s.client.images.get_by_id(api.known(resp.image.id, "the snapshot's id"))
 
     def cleanup(self, s: BuildJob) -> None:
-        if s.failed and s.snapshot is not None:
-            with removing("snapshot", s.snapshot.id, s.description, f"hcloud image delete {s.snapshot.id}"):
-                s.client.images.delete(s.snapshot)
+        if s.failed:
+            discard_snapshot(s)
+
+
+def discard_snapshot(s: BuildJob) -> None:
+    """Delete the snapshot the build made, if it made one (a reused one is not the build's)."""
+    if s.snapshot is not None:
+        with removing("snapshot", s.snapshot.id, s.description, f"hcloud image delete {s.snapshot.id}"):
+            s.client.images.delete(s.snapshot)
+        s.snapshot = None
 
 
 def build_snapshot(target: Target, options: BuildOptions, progress: Callable[[str], None]) -> dict[str, Any]:
+    """One snapshot (the server type's architecture), or with ``--arch`` one per architecture, built in parallel:
+    the result of one build, or ``snapshots``, one result per architecture."""
     client = api.connect(target)
-    build_id = runid.new()
-    run = runid.given(options.run_id) if options.run_id else build_id
-    job = BuildJob(client=client, progress=progress, resource_name=f"imagekit-build-{build_id}",
-                   labels=api.labels(role="builder", **{"build-id": build_id, runid.LABEL: run}),
-                   timeout=options.ssh_timeout,
-                   keep_on_failure=options.keep_on_failure, target=target, options=options, build_id=build_id)
+    builders = multiarch.builders(options.arch, options.server_type, options.arm_server_type)
+    build_ids = [runid.new() for _ in builders]
+    run = runid.given(options.run_id) if options.run_id else build_ids[0]
+    several = len(builders) > 1
+    jobs = [BuildJob(client=client, progress=multiarch.prefixed(progress, arch) if several else progress,
+                     resource_name=f"imagekit-build-{build_id}",
+                     labels=api.labels(role="builder", **{"build-id": build_id, runid.LABEL: run}),
+                     timeout=options.ssh_timeout, keep_on_failure=options.keep_on_failure, target=target,
+                     options=options, build_id=build_id, server_type=server_type, arch=arch,
+                     tag=arch if several else None)
+            for (arch, server_type), build_id in zip(builders, build_ids, strict=True)]
     requests_before = api.requests_served(target)
-    with events.stream(options.events, build_id, command="build-snapshot", profile=options.profile) as ev:
-        job.stream = ev  # the builder's own events (a location without capacity) go to the same stream
-        check_inputs(job)
-        found = None if options.force else build_inputs.reusable_snapshot(client, options.profile, job.inputs_hash,
-                                                                          options.max_age)
-        image, result = _reuse(job, *found) if found else _build(job, ev.step_reporter())
-        ev.outcome = f"succeeded: {'reused ' if found else ''}snapshot {image.id}"
+    with events.stream(options.events, build_ids[0], command="build-snapshot", profile=options.profile) as ev:
+        for job in jobs:
+            job.stream = ev  # the builder's own events (a location without capacity) go to the same stream
+            check_inputs(job)
+        multiarch.check_names([job.description for job in jobs])
+        results = multiarch.in_parallel(jobs, lambda job: _deliver(job, ev.step_reporter(job.tag)), discard_snapshot,
+                                        progress) if several else [_deliver(jobs[0], ev.step_reporter())]
+        ev.outcome = "succeeded: " + ", ".join(f"{'reused ' if r['reused'] else ''}snapshot {r['snapshot_id']}"
+                                                for r in results)
     requests_after = api.requests_served(target)
+    served = {"api_requests": requests_after - requests_before
+              if requests_before is not None and requests_after is not None else None}
+    return {**served, "snapshots": results} if several else {**served, **results[0]}
+
+
+def _deliver(job: BuildJob, reporter: events.StepEvents) -> dict[str, Any]:
+    """The snapshot of the job's inputs: one young enough already made, else built."""
+    o = job.options
+    found = None if o.force else build_inputs.reusable_snapshot(job.client, o.profile, job.inputs_hash, o.max_age)
+    image, result = _reuse(job, *found) if found else _build(job, reporter)
     return {
-        "api_requests": requests_after - requests_before if requests_before is not None and requests_after is not None
-        else None,
-        "snapshot_id": image.id, "description": image.description, "labels": image.labels,
-        "image_size_gb": image.image_size, "inputs_hash": job.inputs_hash,
+        "snapshot_id": image.id, "architecture": image.architecture, "description": image.description,
+        "labels": image.labels, "image_size_gb": image.image_size, "inputs_hash": job.inputs_hash,
         "bundle_digest": job.baked.digest if job.baked else None,
         "images": [i.reference for i in job.baked.images] if job.baked else [],
         "parent_snapshot_id": job.parent.id if job.parent else None, **result,
@@ -223,13 +256,13 @@ def build_snapshot(target: Target, options: BuildOptions, progress: Callable[[st
 def _build(job: BuildJob, reporter: events.StepEvents) -> tuple[BoundImage, dict[str, Any]]:
     o = job.options
     start = f"snapshot {job.parent.id} (grown: upgraded, playbooks re-run)" if job.parent else f"base {o.base_image}"
-    job.progress(f"build {job.build_id}: profile {o.profile}, {start}, type {o.server_type}, "
+    job.progress(f"build {job.build_id}: profile {o.profile}, {start}, type {job.server_type}, "
                  f"on the {job.target.describe()}")
     assert job.baked is not None, "set with the inputs"
     steps: list[Step[BuildJob]] = [TemporaryKey(), CreateServer("builder server"), Boot("builder server"), WaitSSH(),
                                    WaitCloudInit(), RunPlaybooks(), bake.BakeCode(job.baked, job.target.local),
                                    bake.BakeImages(job.baked), RunChecks(), CleanImage(), ShutDown(), Snapshot()]
-    durations = run_steps(steps, job, job.progress, reporter)
+    durations = run_steps(steps, job, job.progress, reporter, job.cancel)
     assert job.snapshot is not None and job.playbook is not None
     return job.snapshot, {
         "reused": False, "disk_used_before_clean": job.size_before_clean,

@@ -10,6 +10,7 @@ Each input is in the digest because changing it changes the image, or what vouch
 - the package source itself (local or vendor): where every package comes from;
 - the base image's id, not its name: an updated debian-12 is a new image under the same name (and the id
   is the architecture's own);
+- the architecture, besides: ``--arch x86,arm`` reuses and builds each architecture's snapshot on its own;
 - the clean script: it decides what stays on the disk;
 - the checks: a snapshot vouched for by older checks must pass the new ones before it is handed out;
 - imagekit's version: the code that turns all of the above into an image;
@@ -40,8 +41,8 @@ PER_BUILD = ("build_id", "built_at", "source_revision")  # playbook variables no
 HASH_CHARS = 40  # of the sha256 hex digest: a label value holds at most 63 characters
 
 
-def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int, baked: dict[str, Any] | None = None
-                ) -> str:
+def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int, architecture: str,
+                baked: dict[str, Any] | None = None) -> str:
     """The digest of a build's inputs; ``variables`` as the build renders its playbooks with."""
     fixed = {**variables, **{name: f"<{name}>" for name in PER_BUILD}}
     checks = data_path("checks")
@@ -49,6 +50,7 @@ def inputs_hash(profile: str, variables: dict[str, Any], base_image_id: int, bak
         "playbook": dataclasses.asdict(playbook.load(profile, fixed)),
         "package_source": variables["package_source"],
         "base_image_id": base_image_id,
+        "architecture": architecture,
         "clean_script": _sha256(data_path("clean_image.sh").read_bytes()),
         "checks": {str(f.relative_to(checks)): _sha256(f.read_bytes()) for f in sorted(checks.rglob("*"))
                    if f.is_file() and "__pycache__" not in f.parts},  # pytest leaves bytecode beside them

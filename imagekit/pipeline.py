@@ -87,9 +87,10 @@ def _no_events(step: str, event: str, detail: str | None = None, /) -> None:
 
 
 def run_steps(steps: list[Step[S]], state: S, progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-              events: StepEvents = _no_events) -> dict[str, float]:
+              events: StepEvents = _no_events, cancel: threading.Event | None = None) -> dict[str, float]:
     """Run ``steps`` in order; unwind cleanups in reverse; return seconds per step. ``events(step, event,
-    detail)`` hears each step start, finish and fail (live events)."""
+    detail)`` hears each step start, finish and fail (live events). A set ``cancel`` (a worker's run stopped by
+    another's failure) stops the pipeline before its next step, as Ctrl-C does."""
     durations: dict[str, float] = {}
     started: list[Step[S]] = []
     main = threading.current_thread() is threading.main_thread()
@@ -97,6 +98,9 @@ def run_steps(steps: list[Step[S]], state: S, progress: Callable[[str], None] = 
     with sigterm_interrupts(main):
         try:
             for step in steps:
+                if cancel is not None and cancel.is_set():
+                    failure = StepFailed(step.name, Interrupted("cancelled"))
+                    break
                 started.append(step)
                 progress(f"==> {step.name}")
                 events(step.name, "step started")

@@ -102,9 +102,9 @@ def listing(r: Result) -> str:
     lines = [f"{'AGENT':24} {'SERVER':>10} {'STATUS':10} {'IPV4':16} {'MODE':9} CREATED"]
     lines += [f"{a['agent_id'] or '-':24} {a['server_id']:>10} {a['status']:10} {a['ipv4'] or '-':16} "
               f"{a['mode'] or '-':9} {a['created']}" for a in r["agents"]]
-    lines += ["", f"{'SNAPSHOT':>10} {'PROFILE':10} {'SIZE GB':>8} {'CREATED':26} DESCRIPTION"]
-    lines += [f"{s['snapshot_id']:>10} {s['profile'] or '-':10} {s['size_gb'] or 0:>8} {s['created']:26} "
-              f"{s['description']}" for s in r["snapshots"]]
+    lines += ["", f"{'SNAPSHOT':>10} {'PROFILE':10} {'ARCH':5} {'SIZE GB':>8} {'CREATED':26} DESCRIPTION"]
+    lines += [f"{s['snapshot_id']:>10} {s['profile'] or '-':10} {s['architecture'] or '-':5} {s['size_gb'] or 0:>8} "
+              f"{s['created']:26} {s['description']}" for s in r["snapshots"]]
     return "\n".join(lines)
 
 

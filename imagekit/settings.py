@@ -30,6 +30,8 @@ DEFAULTS: dict[str, str | None] = {
     "TAILSCALE_TAILNET": "-",
     "IMAGEKIT_LOCATION": None,
     "IMAGEKIT_SERVER_TYPE": "cx23",
+    "IMAGEKIT_ARCH": None,  # what build-snapshot builds: x86, arm or x86,arm (unset: the server type's); arch()
+    "IMAGEKIT_ARM_SERVER_TYPE": "cax11",  # build-snapshot's arm builder under --arch
     "IMAGEKIT_BASE_IMAGE": "debian-12",
     "IMAGEKIT_SECRETS_FILE": None,  # dotenv file of secrets for agents and jobs (the file, not its values)
     "IMAGEKIT_NODE_MAJOR": "22",  # the images' Node.js major; see node_major()
@@ -48,13 +50,14 @@ DEFAULTS: dict[str, str | None] = {
 }
 # The settings with a default, never None (tests/imagekit/unit/test_imagekit_types.py holds this list to DEFAULTS).
 Defaulted = Literal["TAILSCALE_TAGS", "TAILSCALE_TAILNET", "IMAGEKIT_SERVER_TYPE", "IMAGEKIT_BASE_IMAGE",
-                    "IMAGEKIT_NODE_MAJOR", "IMAGEKIT_RECYCLE_MIN"]
+                    "IMAGEKIT_NODE_MAJOR", "IMAGEKIT_RECYCLE_MIN", "IMAGEKIT_ARM_SERVER_TYPE"]
 SECRETS = {"HCLOUD_TOKEN", "HETZNER_API_TOKEN", "TAILSCALE_OAUTH_CLIENT_SECRET"}
 # Where tokens and secrets are sent: only from the environment (or an option), never from a config file
 # (one found in the current directory could redirect them), and https unless on loopback.
 ENDPOINTS = {"HCLOUD_ENDPOINT", "TAILSCALE_API_URL"}
 
 
+ARCHITECTURES = ("x86", "arm")  # Hetzner's names (server types' and images' `architecture`)
 # Node.js majors an image may carry: supported releases only (Node.js 20 reached its end of life in April 2026).
 NODE_MAJORS = ("20", "22", "24")
 
@@ -172,6 +175,17 @@ def node_major() -> int:
         raise SettingsError(f"IMAGEKIT_NODE_MAJOR {value!r} is not a Node.js major imagekit builds with: "
                             f"accepted values are {', '.join(NODE_MAJORS)}")
     return int(value)
+
+
+def arch(given: str | None) -> tuple[str, ...]:
+    """``--arch`` or IMAGEKIT_ARCH as architectures in the given order (x86, arm or x86,arm); () when neither is
+    given: the builder's server type decides, as before there were two."""
+    value = choose(given, "IMAGEKIT_ARCH") or ""
+    found = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if unknown := [a for a in found if a not in ARCHITECTURES]:
+        raise SettingsError(f"--arch {value!r}: {', '.join(unknown)} is not an architecture; give x86, arm or "
+                            "x86,arm (Hetzner's names: arm is the CAX types)")
+    return found
 
 
 def ipv4(given: bool | None) -> bool:

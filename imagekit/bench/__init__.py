@@ -5,8 +5,9 @@ plain ``apt-get install``, snapshotted without checks or cleaning), then measure
 (median of ``runs``; with the CPU-seconds each clone's machine spent until ready; IPv6-only agents alike), the
 floor (create a server from the same snapshot, log in over SSH, as a bare loop does; median of ``runs``), one
 full-install fallback, ``fleet`` agents at once against ``fleet`` bare clones at once, a hardening audit, a
-container of an image baked into the snapshot against loading the same image at boot, and a claim of a warm pool
-host. It writes JSON (the
+container of an image baked into the snapshot against loading the same image at boot, a claim of a warm pool
+host (and of one recycled into the pool), and an arm build against an x86 one of the same profile (``arch``). It
+writes JSON (the
 keys are the interface) and a Markdown table beside it, and leaves the cloud as it found it. Figures are ratios
 measured in one run: the machines are shared and noisy.
 
@@ -33,6 +34,7 @@ from ..fleet.deprovision import deprovision
 from ..pipeline import run_steps
 from ..provision import ProvisionOptions, provision
 from ..target import Target
+from .arch import arm_over_x86
 from .floor import floor, floor_build, floor_fleet
 from .hosts import bench_image, hardening, pool_claim
 from .state import Bench
@@ -121,6 +123,7 @@ class Measure:
         b.figures.update(hardening(b))
         b.figures["pool_claim_seconds"], b.figures["recycle_claim_seconds"] = pool_claim(b)
         b.figures["pool_speedup"] = round(s_med / b.figures["pool_claim_seconds"], 2)
+        b.figures.update(arm_over_x86(b))
 
     def cleanup(self, b: Bench) -> None:
         if b.agents:

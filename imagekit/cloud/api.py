@@ -48,7 +48,7 @@ def explain(exc: BaseException, client: Client | None = None) -> str:
         return (f"cannot reach {url.split('?')[0]} ({type(exc).__name__}): check HCLOUD_ENDPOINT and the "
                 "network")
     if not isinstance(exc, APIException):
-        return str(exc)
+        return str(exc) or type(exc).__name__  # a bare EOFError or socket timeout has no text
     code, message = exc.code, exc.message
     if code == "unauthorized":
         return "the API token was rejected (401): check HCLOUD_TOKEN / HETZNER_API_TOKEN"

@@ -19,6 +19,7 @@ def list_managed(target: Target) -> dict[str, Any]:
                     "mode": (s.labels or {}).get("mode"), "profile": (s.labels or {}).get("profile"),
                     "created": api.known(s.created, f"server {s.id}'s creation time").isoformat()} for s in servers],
         "snapshots": [{"snapshot_id": i.id, "description": i.description, "profile": (i.labels or {}).get("profile"),
+                       "architecture": i.architecture,
                        "build_id": (i.labels or {}).get("build-id"), "size_gb": i.image_size,
                        "created": api.known(i.created, f"snapshot {i.id}'s creation time").isoformat()}
                       for i in snaps],

@@ -44,9 +44,12 @@ def roundtrip(c: Context, server_type: str = "cx23", image: str = "debian-12", l
 @task(help={
     "profile": "image profile (playbooks/<profile>.yml; default agent)",
     "base_image": "base system image (default IMAGEKIT_BASE_IMAGE or debian-12; on Hetzner e.g. ubuntu-24.04)",
-    "server_type": "builder server type (default IMAGEKIT_SERVER_TYPE or cx23)",
+    "server_type": "builder server type (default IMAGEKIT_SERVER_TYPE or cx23); with --arch, the x86 builder's",
+    "arch": "x86, arm or x86,arm: a snapshot of each architecture, built in parallel, each verified, reused and "
+            "pruned on its own (default IMAGEKIT_ARCH, else the server type's architecture)",
+    "arm_server_type": "the arm builder's server type under --arch (default IMAGEKIT_ARM_SERVER_TYPE or cax11)",
     "location": "location of the builder: " + LOCATION_HELP,
-    "name": "snapshot description template; {profile} and {build_id} are filled in",
+    "name": "snapshot description template; {profile}, {build_id} and {arch} are filled in",
     "package_source": "local (distribution + the local cloud's repo: Tailscale stand-in, Node.js) or vendor (Docker, "
                       "NodeSource, Tailscale); default: local on the local cloud, vendor on Hetzner",
     "json": "print one JSON object (snapshot id, labels, size, durations, reused, inputs_hash) on stdout; progress "
@@ -78,7 +81,7 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                    from_: str | None = None, run_id: str | None = None, agent_bundle: str | None = None,
                    image: list[str] | None = None, token_env: str | None = None, token_file: str | None = None,
                    network: list[str] | None = None, ssh_via: str | None = None,
-                   ipv4: bool = True) -> None:
+                   ipv4: bool = True, arch: str | None = None, arm_server_type: str | None = None) -> None:
     """Bake, verify and snapshot the golden image; prints the snapshot id. A snapshot of the same inputs younger
     than --max-age is reused instead (nothing is built) unless --force.
 
@@ -92,6 +95,8 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
         networks, via = settings.networks(network, ssh_via)
         options = BuildOptions(profile=profile, base_image=settings.choose(base_image, "IMAGEKIT_BASE_IMAGE"),
                                server_type=settings.choose(server_type, "IMAGEKIT_SERVER_TYPE"),
+                               arch=settings.arch(arch),
+                               arm_server_type=settings.choose(arm_server_type, "IMAGEKIT_ARM_SERVER_TYPE"),
                                location=settings.choose(location, "IMAGEKIT_LOCATION"), name=name,
                                keep_on_failure=keep_on_failure, package_source=package_source,
                                ssh_timeout=number("--ssh-timeout", ssh_timeout), events=events, force=force,
@@ -99,15 +104,18 @@ def build_snapshot(c: Context, profile: str = "agent", base_image: str | None = 
                                images=list(image or []), networks=networks, ssh_via=via,
                                ipv4=settings.ipv4(given_flag("ipv4", ipv4)))
         result = build_snapshot(target, options, say)
-        if os.environ.get("GITHUB_OUTPUT"):
-            with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
-                fh.write(f"snapshot_id={result['snapshot_id']}\n")
-        done = "reused" if result["reused"] else f"built in {result['seconds']} s"
-        say(f"snapshot {result['snapshot_id']} ({result['description']}) {done}")
+        several = "snapshots" in result  # --arch with more than one: `ARCH ID` lines, outputs snapshot_id_ARCH
+        for one in result.get("snapshots", [result]):
+            if os.environ.get("GITHUB_OUTPUT"):
+                with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+                    fh.write(f"snapshot_id{'_' + one['architecture'] if several else ''}={one['snapshot_id']}\n")
+            done = "reused" if one["reused"] else f"built in {one['seconds']} s"
+            say(f"{one['architecture']} snapshot {one['snapshot_id']} ({one['description']}) {done}")
         return result
 
-    run("build-snapshot", build, json=json, text=lambda r: str(r["snapshot_id"]), token_env=token_env,
-         token_file=token_file)
+    run("build-snapshot", build, json=json, token_env=token_env, token_file=token_file,
+        text=lambda r: "\n".join(f"{s['architecture']} {s['snapshot_id']}" for s in r["snapshots"]) if "snapshots" in r
+        else str(r["snapshot_id"]))
 
 
 @task(help={"snapshot": "snapshot id, or `latest` for the newest available snapshot of the profile",
@@ -150,13 +158,13 @@ def gc(c: Context, older_than: float = 0.0, role: str = "all", run_: str | None 
         prepare=check, json=json, token_env=token_env, token_file=token_file, text=lambda r: say(render.gc(r)))
 
 
-@task(help={"keep": "snapshots to keep per profile, newest first (default 3)",
+@task(help={"keep": "snapshots to keep per profile and architecture, newest first (default 3)",
             "profile": "only this profile (default: every profile)",
             "dry_run": "say what would be deleted, delete nothing", "json": "print the result as JSON",
             **TOKEN_HELP})
 def prune_snapshots(c: Context, keep: int = 3, profile: str | None = None, dry_run: bool = False, json: bool = False,
                     token_env: str | None = None, token_file: str | None = None) -> None:
-    """Delete all but the newest N snapshots of each profile."""
+    """Delete all but the newest N snapshots of each profile and architecture (x86 and arm: N of each)."""
     from ..fleet.prune import prune_snapshots as prune
 
     run("prune-snapshots", lambda t: prune(t, whole_number("--keep", keep), profile, say, dry_run), json=json,

@@ -21,6 +21,7 @@ def _result() -> dict:
         "pool_claim_seconds": 1.4, "pool_speedup": 3.2, "container_start_seconds": 0.7, "docker_load_seconds": 0.3,
         "recycle_claim_seconds": 1.3,
         "ipv6_only_seconds": 4.7, "ipv6_only_over_dual_stack": 1.04,
+        "arch_build_seconds": {"x86": 60.5, "arm": 400.0}, "arm_build_over_x86_build": 6.61,
     }
 
 
@@ -34,6 +35,8 @@ def test_table_has_the_fleet_boot_and_bare_build_rows():
     assert "cold snapshot ÷ pool claim | 3.2× | >= 3" in table
     assert "recycled pool host: claim → ready | 1.3 s | " in table
     assert "IPv6-only ÷ dual-stack agent, snapshot mode (medians) | 1.04× (4.7 s) | <= 1.1" in table
+    assert ("arm build ÷ x86 build, profile nodeagent at once (--arch x86,arm; arm under qemu-user) | 6.61× "
+            "(400.0 s / 60.5 s) |") in table
 
 
 def test_targets_replace_ten_over_one_with_fleet_over_floor():

@@ -22,9 +22,9 @@ BASE_IMAGE_ID = 114690387
 
 
 def digest(package_source: str = "local", base_image_id: int = BASE_IMAGE_ID, build_id: str = "20260101000000-aaaaaa",
-           **per_build: str) -> str:
+           architecture: str = "x86", **per_build: str) -> str:
     variables = playbook_variables("agent", "debian-12", package_source, True, build_id)
-    return build_inputs.inputs_hash("agent", {**variables, **per_build}, base_image_id)
+    return build_inputs.inputs_hash("agent", {**variables, **per_build}, base_image_id, architecture)
 
 
 @pytest.fixture
@@ -76,9 +76,11 @@ def test_the_hash_changes_with_the_playbooks_the_clean_script_and_the_checks(dat
     assert digest() != before
 
 
-def test_the_hash_changes_with_the_base_image_the_package_source_and_imagekits_version(data, monkeypatch):
+def test_the_hash_changes_with_the_base_image_the_architecture_the_package_source_and_imagekits_version(
+        data, monkeypatch):
     before = digest()
     assert digest(base_image_id=BASE_IMAGE_ID + 1) != before
+    assert digest(architecture="arm") != before  # the same base id notwithstanding: each reuses its own
     assert digest(package_source="vendor") != before
     monkeypatch.setattr(build_inputs.metadata, "version", lambda name: "999.0")
     assert digest() != before
@@ -124,7 +126,8 @@ def test_only_an_available_young_enough_snapshot_of_the_profile_and_hash_is_reus
 def test_a_build_of_the_same_inputs_reuses_the_snapshot_and_creates_nothing(api, clean_settings, snapshots):
     client = cloudapi.connect(api.target)
     base = client.images.get_by_name_and_architecture("debian-12", "x86")
-    inputs = build_inputs.inputs_hash("agent", playbook_variables("agent", "debian-12", None, False, "x"), base.id)
+    inputs = build_inputs.inputs_hash("agent", playbook_variables("agent", "debian-12", None, False, "x"), base.id,
+                                      "x86")
     made = snapshots(inputs, age_days=3)
     before = {kind: sorted(api.cloud.store[kind]) for kind in ("servers", "ssh_keys", "images")}
     lines = []

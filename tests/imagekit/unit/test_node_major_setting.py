@@ -85,5 +85,5 @@ def test_the_major_is_an_input_of_the_snapshot(clean_settings):
         clean_settings.setenv("IMAGEKIT_NODE_MAJOR", value)
         for source, local in SOURCES.items():
             digests.add(build_inputs.inputs_hash("agent", playbook_variables("agent", "debian-12", source, local, "t"),
-                                                 1))
+                                                 1, "x86"))
     assert len(digests) == 4

@@ -68,3 +68,20 @@ def test_a_failing_cleanup_does_not_stop_the_others():
     run_steps([Rec("a", log), BadCleanup("b", log)], SimpleNamespace(), progress=messages.append)
     assert log == ["run a", "run b", "cleanup a"]
     assert any("cleanup of 'b' failed" in m for m in messages)
+
+
+def test_a_set_cancel_stops_before_the_next_step_and_unwinds_what_ran():
+    import threading
+
+    log, cancel = [], threading.Event()
+
+    class Cancelling(Rec):
+        def run(self, state):
+            super().run(state)
+            cancel.set()  # another worker failed meanwhile
+
+    with pytest.raises(StepFailed) as exc:
+        run_steps([Rec("a", log), Cancelling("b", log), Rec("c", log)], SimpleNamespace(), progress=lambda m: None,
+                  cancel=cancel)
+    assert exc.value.step == "c" and "cancelled" in str(exc.value)
+    assert log == ["run a", "run b", "cleanup b", "cleanup a"]
