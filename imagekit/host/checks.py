@@ -42,4 +42,6 @@ def run_checks(ip: str, key: KeyPair, pin: Pin, expect: dict[str, Any], *, clone
             capture_output=True, text=True, env=env, timeout=900, cwd=tmp)
     if proc.returncode != 0:
         failing = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-        raise ChecksFailed("host checks failed:\n" + "\n".join(failing or proc.stdout.splitlines()[-30:]))
+        # no FAILED line: pytest itself broke (an import, a usage error), and says why on stderr
+        said = failing or (proc.stdout + proc.stderr).splitlines()[-30:]
+        raise ChecksFailed("host checks failed:\n" + "\n".join(said))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..paths import HOST_ADDRESS, MIRROR_PORT, Layout
+from ..paths import HOST_ADDRESS, HOST_ADDRESS6, MIRROR_PORT, Layout
 from .hostcmd import run
 from .hostnet import ensure_mirror, mirror_url
 from .storage import Storage
@@ -44,6 +44,11 @@ deb http://deb.debian.org/debian bookworm main
 deb http://deb.debian.org/debian bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 """
+
+# Hetzner's images name its resolvers (185.12.64.1/2, 2a01:4ff:ff00::add:1/2); here the local cloud's, on the bridge
+# (``dhcp``). debootstrap would leave the host's own resolv.conf in the image: an address guests must not use.
+RESOLV_CONF = ("# The provider's resolvers (imagekit's local cloud: dnsmasq on the bridge; no internet here, so it\n"
+               f"# resolves no name).\nnameserver {HOST_ADDRESS}\nnameserver {HOST_ADDRESS6}\n")
 
 NO_RA = "[Network]\nIPv6AcceptRA=no\nLinkLocalAddressing=no\n"
 
@@ -83,6 +88,7 @@ def ensure_base_image(layout: Layout, storage: Storage, name: str = "debian-12",
     target = image_path(layout, name)
     if (target / "etc/os-release").exists():
         _private_networks(target)  # an image built before private networks existed
+        _resolvers(target)  # or before it had the provider's resolvers
         return target
     ensure_mirror()
     partial = partial_path(layout, name)
@@ -121,6 +127,7 @@ def _configure(root: Path) -> None:
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "no-ra.conf").write_text(NO_RA)
     _private_networks(root)
+    _resolvers(root)
     run(["chroot", str(root), "systemctl", "enable", "systemd-networkd"])
     # Units that only make sense on real hardware or a host with a console.
     for unit in ("systemd-networkd-wait-online.service", "console-getty.service", "getty@tty1.service"):
@@ -135,6 +142,14 @@ def _configure(root: Path) -> None:
     run(["chroot", str(root), "apt-get", "clean"])
     for lists in (root / "var/lib/apt/lists").glob("*_*"):
         lists.unlink()
+
+
+def _resolvers(root: Path) -> None:
+    path = root / "etc/resolv.conf"
+    if path.is_symlink() or not path.is_file() or path.read_text() != RESOLV_CONF:
+        path.unlink(missing_ok=True)
+        path.write_text(RESOLV_CONF)
+        path.chmod(0o644)
 
 
 def _private_networks(root: Path) -> None:

@@ -6,7 +6,10 @@ without IPv4 of its own gets an address of the link-local /24 (``LINK_LOCAL_PREF
 service only, and nothing else of IPv4 passes its port (``guests.bridgefilter``). Only the reserved MACs get a
 lease (``static`` ranges); each server's reservation is a line of the hosts file, which dnsmasq reads again on
 SIGHUP; a reservation that goes (a deleted server's) restarts it, since dnsmasq keeps the lease it handed out
-and would not give that address to the next server's MAC. dnsmasq runs for DHCP only (``--port=0``: no DNS), on
+and would not give that address to the next server's MAC. The same dnsmasq is the provider's resolver that DHCP and
+the system image name (Hetzner's are 185.12.64.1/2): with no upstream (this host has no internet) it resolves no
+name, and says so at once (REFUSED; NXDOMAIN for private addresses' reverse names), where a resolver that does not
+answer holds every lookup for its timeouts (fail2ban's reverse lookup alone held a host's shutdown ~10 s). It runs on
 this bridge only (bound to it, so the local clouds of one host each run their own), drops root after it starts,
 keeps no lease file, and stops with the API process. IPv6 is not handed out here: a /64 per server on a shared
 bridge is not what one router advertisement can say (see ``metadata.bootargs``).
@@ -36,7 +39,7 @@ def options(hosts_file: Path) -> list[str]:
     """dnsmasq's command line for this bridge."""
     gateway, ll_gateway = HOST_ADDRESS, f"{LINK_LOCAL_PREFIX}.1"
     return [
-        "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--no-resolv", "--no-hosts",
+        "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bogus-priv",
         f"--interface={BRIDGE}", "--bind-interfaces", "--except-interface=lo", "--leasefile-ro",
         "--dhcp-authoritative", f"--dhcp-hostsfile={hosts_file}", "--log-facility=-",
         f"--dhcp-range=set:public,{SUBNET_PREFIX}.0,static,255.255.255.0,{LEASE}",

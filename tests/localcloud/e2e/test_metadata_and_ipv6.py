@@ -26,6 +26,18 @@ from tests.localcloud.e2e.test_tailscale_enrolment import ts_api
 pytestmark = pytest.mark.e2e
 MD = "http://169.254.169.254/hetzner/v1"
 USER_DATA = "#cloud-config\nruncmd: [[touch, /root/ran-from-the-network]]\n"
+# A DNS query (example.com, A) to each nameserver the guest's resolv.conf names; prints "server rcode" per server.
+DNS_PROBE = r"""python3 - <<'EOF'
+import socket
+query = bytes.fromhex("12340100000100000000000007" + b"example".hex() + "03" + b"com".hex() + "0000010001")
+for line in open("/etc/resolv.conf"):
+    if line.startswith("nameserver"):
+        server = line.split()[1]
+        s = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(5)
+        s.sendto(query, (server, 53))
+        print(server, s.recv(512)[3] & 15)
+EOF"""
 PATHS = ["metadata", "metadata/hostname", "metadata/instance-id", "metadata/public-ipv4", "metadata/public-keys",
          "metadata/availability-zone", "metadata/region", "metadata/network-config", "metadata/private-networks",
          "userdata"]
@@ -77,6 +89,11 @@ def test_each_guest_gets_its_own_metadata_by_its_link_and_its_user_data_over_the
             assert fetch(conn, "metadata/no-such-key")[0] == "404"
         assert fetch(b_conn, "userdata")[1] == USER_DATA
         assert fetch(a_conn, "userdata")[1] == ""
+
+        # The provider's resolvers are the local cloud's, on the bridge (never the host's own, which debootstrap
+        # copies in); with no internet they resolve nothing and say so: REFUSED (5), not silence.
+        code, out, err = ssh.run(a_conn, DNS_PROBE)
+        assert code == 0 and out.split() == [HOST_ADDRESS, "5", HOST_ADDRESS6, "5"], out + err
 
         # Cloud-init ran b's user data, taken from the service: nothing was written into its disk.
         code, out, err = ssh.run(b_conn, "cloud-init status --wait >/dev/null; ls /root/ran-from-the-network; "

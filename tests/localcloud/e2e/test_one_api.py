@@ -28,7 +28,7 @@ from tests.localcloud.conftest import boot_server
 pytestmark = pytest.mark.e2e
 FLOOD = 25_000
 WORKERS = 5  # processes in the guest, each within its own file limit
-HOLD = 40  # seconds the flood is kept up
+HOLD = 25  # seconds the flood is kept up once open: the operator's 20 polls (~25 s) fall within it however fast
 
 # Opens TOTAL connections to HOST:PORT from WORKERS processes, then for HOLD seconds reopens every one the
 # server closes (or resets); prints per worker {"opened", "failed", "closed", "open_at_end"}.
@@ -164,7 +164,7 @@ def test_a_guest_holding_25000_connections_cannot_starve_the_operator(cloud_unch
     # reset them (measured up to ~250), never more than the listener's own budget of the process's files
     assert statistics.median(held) <= cap and max(held) <= policy.connections, report
     assert max(fds) < file_limit // 2, report
-    assert opened + failed >= FLOOD and sum(w["closed"] for w in workers) >= FLOOD - cap, report
+    assert opened + failed >= FLOOD, report  # the whole flood was tried (how each one ended: the next assert)
     # what the guest still holds: its capped connections, and at most a backlog the kernel accepted for the API
     # (the API resets those as it accepts them)
     assert sum(w["open_at_end"] for w in workers) <= cap + listeners.BACKLOG, report
