@@ -1,6 +1,6 @@
 """Arm (CAX) servers (issue 26, item 5): arm64 userspace under qemu-user, booted as x86 guests are (DHCP, user data
-from the metadata service), snapshots that carry their architecture, Hetzner's refusal of an image of the other
-architecture, and a clone from the snapshot made by Debian's `hcloud` CLI."""
+from the metadata service), shutdown and poweroff that are done in seconds, snapshots that carry their architecture,
+Hetzner's refusal of an image of the other architecture, and a clone from the snapshot made by Debian's `hcloud` CLI."""
 
 from __future__ import annotations
 

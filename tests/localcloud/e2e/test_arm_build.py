@@ -4,7 +4,7 @@ image, built in the background from `invoke cloud-up --arm`, is ready).
 `build-snapshot --arch x86,arm` runs one builder per architecture in parallel; when one fails the other is stopped
 and what it made deleted, and the error names the architecture that failed (in every run: seconds).
 
-The full proof (`IMAGEKIT_TEST_ARM_BUILD=1`: ~9½ min, over the suite's budget, so CI skips it): one command
+The full proof (`IMAGEKIT_TEST_ARM_BUILD=1`: ~4½ min, over the suite's budget, so CI skips it; `RUN_FULL`): one command
 builds both snapshots of an operator's profile (imagekit's example `nodeagent` in IMAGEKIT_PLAYBOOKS_DIR: Node.js
 without Docker or netfilter, which arm servers cannot run here under qemu-user), each checked on its builder and
 carrying its architecture; a cx23 from the arm snapshot is refused; Debian's `hcloud` CLI clones it on cax11 and
