@@ -115,9 +115,8 @@ class ServerLifecycle(Records):
         if self.ports is None:
             return
         port = self.metadata.open(machine.name, server["id"]) if self.metadata else 0
-        emulated = catalog.SERVER_TYPE_BY_NAME[server["server_type"]]["architecture"] == "arm"
         self.ports.open(machine.name, self.identity(server), port, lambda: machine.running, machine.init_pid,
-                        emulated)
+                        machine.emulated)
 
     def machine(self, server: dict) -> Machine:
         sid = server["id"]
@@ -136,7 +135,8 @@ class ServerLifecycle(Records):
                         self.store.save()
             stype = catalog.SERVER_TYPE_BY_NAME[server["server_type"]]
             self.machines[sid] = Machine(f"{MACHINE_PREFIX}{sid}", self.disk(server), server["name"],
-                                         self.layout.machine_logs / f"{sid}.log", on_exit, Limits.of_type(stype))
+                                         self.layout.machine_logs / f"{sid}.log", on_exit, Limits.of_type(stype),
+                                         emulated=stype["architecture"] == "arm")
             def spawned(m: Machine, s: dict = server) -> None:
                 self._plug(m, s)
                 self.networks.plug(s, m)

@@ -8,8 +8,8 @@ inside, and none of it the host's. How they are confined, and what they can stil
 Each guest boots from its own disk (a btrfs snapshot of an image), gets its own network
 namespace with a veth on the local cloud's bridge, and is told where its cloud-init data is on
 its init's command line (``bootargs``): the host writes nothing into its disk. Power actions
-are signals to the guest's systemd, exactly what ACPI and the reset button mean to a VM. Its
-console goes to a capped log (``consolelog``).
+are signals to the guest's systemd, exactly what ACPI and the reset button mean to a VM (an arm guest's are
+renumbered for qemu-user: ``init_signal``). Its console goes to a capped log (``consolelog``).
 
 Each guest runs in cgroups of its own (named after the machine), so that what one machine spends
 (``cpu_seconds``: its CPU time since it started) is read from the kernel, not estimated.
@@ -38,13 +38,24 @@ REBOOT_EXIT = 133  # systemd-nspawn's exit status when the guest asked for a reb
 SIG_POWEROFF = signal.SIGRTMIN + 4  # systemd: start poweroff.target (an ACPI power button)
 SIG_POWEROFF_NOW = signal.SIGRTMIN + 14  # systemd: immediate poweroff (pulling the plug)
 SIG_REBOOT_NOW = signal.SIGRTMIN + 15  # systemd: immediate reboot (the reset button)
+# qemu-user (Debian 12's 7.2) numbers the guest's real-time signals from the kernel's first (32), the host's from
+# glibc's SIGRTMIN (34): host SIGRTMIN+n reaches an arm guest's systemd as SIGRTMIN+n-2 (measured: SIGRTMIN+4 put
+# it in emergency mode, SIGRTMIN+6 powered it off in 4 s).
+QEMU_RT_SHIFT = 2
+
+
+def init_signal(sig: int, emulated: bool) -> int:
+    """The host signal that reaches the guest's init as ``sig``: the same, or renumbered for qemu-user."""
+    if emulated and sig >= signal.SIGRTMIN:
+        return sig + QEMU_RT_SHIFT
+    return sig
 
 
 class Machine:
     """One guest. ``on_exit(clean: bool)`` is called when it powers off for good."""
 
     def __init__(self, name: str, root: Path, hostname: str, log_path: Path, on_exit: Callable[[], None],
-                 limits: Limits):
+                 limits: Limits, emulated: bool = False):
         self.name = name
         self.root = root
         self.hostname = hostname
@@ -56,6 +67,7 @@ class Machine:
         self._lock = threading.Lock()
         self._stopping = False
         self.limits = limits
+        self.emulated = emulated  # its programs run through qemu-user (arm)
         self.cgroups = GuestGroups(name, limits)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -125,7 +137,7 @@ class Machine:
         if pid is None:
             return False
         try:
-            os.kill(pid, sig)
+            os.kill(pid, init_signal(sig, self.emulated))
             return True
         except ProcessLookupError:
             return False

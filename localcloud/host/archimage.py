@@ -21,8 +21,10 @@ Everything runs emulated, several times slower than natively, so the image holds
 boot, take its network, run cloud-init and sshd (``ARM_PACKAGES``), and is built when it is first needed
 (``engine/architectures``). debootstrap runs with Debian's ``py3compile`` diverted to a no-op: each Python
 package's postinst would start emulated Pythons to byte-compile it; the host's Python 3.11 compiles the same files
-afterwards (byte code does not depend on the architecture). The image marks itself (``EMULATED``) so that checks
-name what they skip there and why.
+afterwards (byte code does not depend on the architecture). Debian 12's updates (bookworm-updates and -security, as
+on an up-to-date Hetzner image) are installed into the image then, once, so that a build's upgrade has little left to
+do emulated (the CA certificates' postinst alone takes minutes). The image marks itself (``EMULATED``, with its
+``REVISION``: an image of another revision is built again) so that checks name what they skip there and why.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import sys
 from pathlib import Path
 
 from ..paths import Layout
-from .baseimage import MIRROR, SUITE, ensure_base_image, image_path, partial_path
+from .baseimage import MIRROR, SOURCES, SUITE, ensure_base_image, image_path, partial_path
 from .hostcmd import run
 from .storage import Storage
 
@@ -57,9 +59,12 @@ LoadCredential=
 PY3COMPILE, DIVERTED = "usr/bin/py3compile", "usr/bin/py3compile.localcloud"
 DIVERSION = f"/{PY3COMPILE}\n/{DIVERTED}\n:\n"  # dpkg's record of a local diversion
 DIST_PACKAGES = "usr/lib/python3/dist-packages"
+NO_SERVICES = ("usr/sbin/policy-rc.d", "#!/bin/sh\n# imagekit's local cloud: no service starts in a chroot\nexit 101\n")
 EMULATED = "etc/imagekit-localcloud/emulated"
-EMULATED_TEXT = """\
-An arm64 guest of imagekit's local cloud: its programs run through qemu-user on an x86-64 host.
+REVISION = 2  # raise it when the image changes: an image of another revision is built again (2: Debian's updates)
+EMULATED_TEXT = f"""\
+An arm64 guest of imagekit's local cloud (image revision {REVISION}): its programs run through qemu-user on an
+x86-64 host.
 Not available here: Docker containers (runc's clone flags), netfilter (nftables, iptables, UFW),
 systemd-networkd (generic netlink), PrivateUsers= units. See docs/local-cloud.md.
 """
@@ -71,11 +76,15 @@ def image_directory(name: str, architecture: str) -> str:
 
 
 def built(layout: Layout, name: str = "debian-12") -> bool:
-    return (image_path(layout, image_directory(name, "arm")) / "etc/os-release").exists()
+    """Whether the image of this revision is built (one of another revision is built again at its first use)."""
+    marker = image_path(layout, image_directory(name, "arm")) / EMULATED
+    return marker.exists() and marker.read_text() == EMULATED_TEXT
 
 
 def ensure_arm_image(layout: Layout, storage: Storage, name: str = "debian-12") -> Path:
     """Build (once, with debootstrap through qemu-user: minutes) and return the image."""
+    if not built(layout, name):  # servers made from an older revision keep their disks (snapshots of their own)
+        storage.delete(image_path(layout, image_directory(name, "arm")))
     return ensure_base_image(layout, storage, image_directory(name, "arm"), bootstrap=bootstrap,
                              adapt=adapt_for_emulation)
 
@@ -90,6 +99,7 @@ def bootstrap(root: Path, env: dict) -> None:
     (root / PY3COMPILE).chmod(0o755)
     run(["debootstrap", f"--arch={DEBIAN_ARCH['arm']}", "--variant=minbase", f"--include={ARM_PACKAGES}", SUITE,
          str(root), MIRROR], timeout=3600, env=env, start_new_session=True)  # its session: see stop_build
+    upgrade(root, env)
     (root / DIVERTED).replace(root / PY3COMPILE)
     recorded = root / "var/lib/dpkg/diversions"
     recorded.write_text(recorded.read_text().replace(DIVERSION, "", 1))
@@ -98,16 +108,32 @@ def bootstrap(root: Path, env: dict) -> None:
                         str(root / DIST_PACKAGES)], check=False, capture_output=True, timeout=600)
 
 
+def upgrade(root: Path, env: dict) -> None:
+    """Debian 12's updates, through the mirror, with ``policy-rc.d`` keeping services from starting on the host
+    (no systemd runs in the chroot, so maintainer scripts would fall back to init scripts)."""
+    (root / "etc/apt/sources.list").write_text(SOURCES)
+    path, script = NO_SERVICES
+    (root / path).write_text(script)
+    (root / path).chmod(0o755)
+    apt_env = dict(env, DEBIAN_FRONTEND="noninteractive")
+    try:
+        for args in (["update"], ["-y", "-o", "Dpkg::Options::=--force-confold", "dist-upgrade"]):
+            run(["chroot", str(root), "apt-get", *args], timeout=3600, env=apt_env, start_new_session=True)
+    finally:
+        (root / path).unlink()
+
+
 def stop_build(layout: Layout, name: str = "debian-12") -> None:
-    """End a build still running when the local cloud stops: debootstrap and what it started (its own session);
-    the next one builds again from scratch."""
+    """End a build still running when the local cloud stops: debootstrap (its own session) and whatever runs in the
+    image's chroot (the upgrade's apt-get and what it started); the next one builds again from scratch."""
     target = str(partial_path(layout, image_directory(name, "arm")))
     for entry in os.listdir("/proc"):
         try:
             args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            if entry.isdigit() and target.encode() in args and any(a.endswith(b"debootstrap") for a in args[:2]):
-                os.killpg(int(entry), signal.SIGKILL)
-                log.info("stopped the arm64 system image's build (debootstrap %s)", entry)
+            bootstrapping = target.encode() in args and any(a.endswith(b"debootstrap") for a in args[:2])
+            if entry.isdigit() and (bootstrapping or os.readlink(f"/proc/{entry}/root") == target):
+                os.killpg(os.getpgid(int(entry)), signal.SIGKILL)
+                log.info("stopped the arm64 system image's build (%s)", args[0].decode(errors="replace"))
         except (OSError, ValueError):
             continue
 

@@ -202,6 +202,7 @@ def test_baked_code_in_the_code_directory(host: Host) -> None:
         assert host.file(f"{HOST['code_dir']}/node_modules/.package-lock.json").is_file
 
 
+@pytest.mark.skipif(not UFW, reason="the profile's image has no UFW")
 def test_ufw_filters_ipv6_as_ipv4(host: Host) -> None:
     assert host.file("/etc/default/ufw").contains("^IPV6=yes$")
     assert host.check_output("ip6tables -S INPUT").splitlines()[0] == "-P INPUT DROP"
@@ -210,6 +211,7 @@ def test_ufw_filters_ipv6_as_ipv4(host: Host) -> None:
         assert any(line.startswith(f"{rule} (v6)") and "ALLOW IN" in line for line in out), rule
 
 
+@pytest.mark.skipif(not FAIL2BAN, reason="the profile's image has no fail2ban")
 def test_fail2ban_bans_ipv6_addresses(host: Host) -> None:
     probe = "2001:db8::f2b"  # a documentation address: banned and unbanned again
     host.check_output(f"fail2ban-client set sshd banip {probe}")
@@ -219,6 +221,7 @@ def test_fail2ban_bans_ipv6_addresses(host: Host) -> None:
         host.run(f"fail2ban-client set sshd unbanip {probe}")
 
 
+@pytest.mark.skipif(not (DOCKER and UFW), reason="the profile's image has no Docker or no UFW")
 def test_containers_have_ipv6_masqueraded_and_forwarded_by_ufw(host: Host) -> None:
     host.check_output("docker info >/dev/null")  # Docker starts by its socket, and with it the masquerade
     subnet = host.check_output("docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'")

@@ -1,12 +1,16 @@
-"""The arm64 image's build ends with the local cloud: a debootstrap still running is stopped with what it started."""
+"""The arm64 image: its build ends with the local cloud (a debootstrap still running is stopped with what it started),
+an image of another revision is built again, and the upgrade in its chroot starts no service."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 
+import pytest
+
 from localcloud.host import archimage
-from localcloud.host.baseimage import partial_path
+from localcloud.host.baseimage import image_path, partial_path
+from localcloud.host.hostcmd import HostCommandError
 from localcloud.paths import Layout
 
 
@@ -31,3 +35,34 @@ def test_a_build_still_running_is_stopped_with_its_children(tmp_path):
         for proc in (other, build):
             subprocess.run(["pkill", "-9", "-s", str(proc.pid)])
             proc.wait(5)
+
+
+def test_an_image_of_another_revision_is_not_built_yet(tmp_path):
+    layout = Layout(tmp_path / "state")
+    marker = image_path(layout, archimage.image_directory("debian-12", "arm")) / archimage.EMULATED
+    assert not archimage.built(layout)
+    marker.parent.mkdir(parents=True)
+    marker.write_text(archimage.EMULATED_TEXT.replace(f"revision {archimage.REVISION}", "revision 1"))
+    assert not archimage.built(layout)  # ensure_arm_image deletes it and builds this revision
+    marker.write_text(archimage.EMULATED_TEXT)
+    assert archimage.built(layout)
+
+
+def test_the_upgrade_starts_no_service_and_leaves_no_policy_behind(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "etc/apt").mkdir(parents=True)
+    ran = []
+
+    def run(cmd, **kw):
+        ran.append((cmd[3], (root / archimage.NO_SERVICES[0]).read_text(), kw["env"]["DEBIAN_FRONTEND"]))
+        if cmd[-1] == "dist-upgrade":
+            raise HostCommandError("dpkg failed")
+
+    monkeypatch.setattr(archimage, "run", run)
+    with pytest.raises(HostCommandError):
+        archimage.upgrade(root, {"http_proxy": "http://127.0.0.1:3142"})
+    assert [(command, "exit 101" in policy, frontend) for command, policy, frontend in ran] == [
+        ("update", True, "noninteractive"), ("-y", True, "noninteractive")]
+    assert not (root / archimage.NO_SERVICES[0]).exists()
+    assert "bookworm-security" in (root / "etc/apt/sources.list").read_text()
