@@ -55,7 +55,8 @@ def test_the_upgrade_starts_no_service_and_leaves_no_policy_behind(tmp_path, mon
     ran = []
 
     def run(cmd, **kw):
-        ran.append((cmd[3], (root / archimage.NO_SERVICES[0]).read_text(), kw["env"]["DEBIAN_FRONTEND"]))
+        apt_command = cmd[cmd.index("apt-get") + 1]
+        ran.append((apt_command, (root / archimage.NO_SERVICES[0]).read_text(), kw["env"]["DEBIAN_FRONTEND"]))
         if cmd[-1] == "dist-upgrade":
             raise HostCommandError("dpkg failed")
 
