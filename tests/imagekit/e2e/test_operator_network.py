@@ -140,6 +140,7 @@ def test_an_ipv6_only_agent_and_job(fleet, snapshot, operator, key_env, tmp_path
         rolled = invoke("roll", "--agent-id", "six-1", "--to", str(twin), "--in-place", "--json", env_extra=env)
         assert rolled.returncode == 0, rolled.stderr[-3000:]
         [moved] = json.loads(rolled.stdout)["agents"]
+        print("IPv6-only in-place roll seconds:", moved["seconds"])
         assert moved["status"] == "rolled" and moved["new_server_id"] == server.id, moved
         rebuilt = client.servers.get_by_id(server.id)
         assert rebuilt.image.id == twin and rebuilt.public_net.ipv4 is None
