@@ -20,7 +20,12 @@ this local cloud:
 
 Each server has a fixed MAC (``96:00:`` and its id, shaped like Hetzner's), set on the guest's interface from the
 host, in its network namespace, right after nspawn creates it and before its port is pinned: nothing is written
-into the guest's disk. Its port is pinned when its machine starts, unpinned when it stops.
+into the guest's disk. Its port is pinned when its machine starts, unpinned when it stops. The interface does no
+IPv6 duplicate address detection (``accept_dad`` 0, set the same way): the cloud gives each server addresses no
+other has, and while DAD runs (1-2 s from the interface's start) they are tentative, so a connection the guest opens
+then leaves from ``::1``, which its pin drops, for the connection's life. Hetzner's images wait for DAD before
+network-online; these guests' network-online waits for nothing, and an IPv6-only guest's first boot reached the
+host's IPv6 address that early (its Tailscale enrolment timed out).
 
 Traffic between guests is routed through the host (a /32 and a /64 per server, as on Hetzner), where
 ``hostfirewall`` enforces the attached firewalls statefully; a guest that sends to another's MAC directly still
@@ -172,6 +177,11 @@ class Ports:
         if set_mac.returncode != 0:
             log.error("machine %s: its MAC could not be set (%s); it stays cut off", machine, set_mac.stderr.strip())
             return
+        no_dad = run(["nsenter", f"--target={pid}", "--net", "sysctl", "-qw", "net.ipv6.conf.host0.accept_dad=0"],
+                     check=False)
+        if no_dad.returncode != 0:
+            log.warning("machine %s: its IPv6 addresses stay tentative for a while after its start (%s)", machine,
+                        no_dad.stderr.strip())
         if emulated:
             try:
                 checksum_in_software(port)

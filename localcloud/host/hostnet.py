@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import hashlib
 import shutil
 import socket
 import struct
@@ -30,6 +31,7 @@ DEBIAN_BACKEND = "http://deb.debian.org/debian/\n"
 def ensure_bridge() -> None:
     if run(["ip", "link", "show", BRIDGE], check=False).returncode != 0:
         run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    run(["ip", "link", "set", "dev", BRIDGE, "address", bridge_mac()])
     _sysctl(f"net/ipv6/conf/{BRIDGE}/disable_ipv6", "0")
     addrs = run(["ip", "-o", "addr", "show", "dev", BRIDGE]).stdout
     for address in (f"{HOST_ADDRESS}/24", f"{LINK_LOCAL_PREFIX}.1/24", f"{HOST_ADDRESS6}/64", f"{GATEWAY6}/64"):
@@ -39,6 +41,14 @@ def ensure_bridge() -> None:
     run(["ip", "-6", "route", "replace", f"{ULA_PREFIX}::/48", "dev", BRIDGE])
     _sysctl(f"net/ipv4/conf/{BRIDGE}/forwarding", "1")
     _sysctl(f"net/ipv6/conf/{BRIDGE}/force_forwarding", "1")
+
+
+def bridge_mac() -> str:
+    """The bridge's own MAC, fixed (the gateway's, as guests see it). A bridge left to itself takes the lowest MAC
+    of its ports: each guest that came or went with a lower one changed it under the others, whose cached
+    gateway then answered nothing until their neighbour discovery noticed (seconds to a minute)."""
+    digest = hashlib.sha256(BRIDGE.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))  # locally administered, unicast
 
 
 def _sysctl(key: str, value: str) -> None:

@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 VERSION = "@VERSION@"
@@ -58,6 +59,19 @@ def call(server, path, body):
         raise Unreachable(f"cannot reach the Tailscale stand-in at {server}: {exc}") from exc
 
 
+def on_host6(server):
+    """``server`` on the host's IPv6 address when it names the host's IPv4 one (any port or path): what an
+    IPv6-only guest reaches instead; None for any other server."""
+    url, host4, host6 = (urllib.parse.urlsplit(u) for u in (server, LOGIN_SERVER, LOGIN_SERVER6))
+    try:
+        port = url.port
+    except ValueError:
+        return None
+    if url.hostname != host4.hostname or host6.hostname == host4.hostname:
+        return None
+    return urllib.parse.urlunsplit(url._replace(netloc=f"[{host6.hostname}]" + (f":{port}" if port else "")))
+
+
 def backend_state(state):
     if not state.get("node_id"):
         return "NeedsLogin"
@@ -90,10 +104,10 @@ def cmd_up(args):
     try:
         reply = call(server, "/standin/register", body)
     except Unreachable:
-        if server != LOGIN_SERVER or LOGIN_SERVER6 == LOGIN_SERVER:
+        server = on_host6(server)
+        if server is None:
             raise
-        server = LOGIN_SERVER6  # an IPv6-only guest: the default server on the host's IPv6 address
-        reply = call(server, "/standin/register", body)
+        reply = call(server, "/standin/register", body)  # an IPv6-only guest
     if state.get("node_id"):
         try:
             call(state["login_server"], "/standin/logout", {"node_id": state["node_id"]})

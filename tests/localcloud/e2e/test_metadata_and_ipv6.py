@@ -1,7 +1,8 @@
 """Guests boot the way Hetzner's do (issue 26, items 1 and 2): the metadata service at 169.254.169.254 answers each
 guest for itself, told apart by its link; user data arrives over the network, with nothing written into the disk;
 IPv6-only servers are reached over IPv6 (SSH, the package mirror, the Tailscale stand-in) behind firewalls that
-hold for IPv6 too; a Primary IP outlives its server when it is not auto-deleted."""
+hold for IPv6 too, and reach the host from their own address from the first moment of their boot; a Primary IP
+outlives its server when it is not auto-deleted."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 from hcloud.firewalls import FirewallResource, FirewallRule
 from hcloud.images import Image
 from hcloud.locations import Location
@@ -41,6 +43,23 @@ EOF"""
 PATHS = ["metadata", "metadata/hostname", "metadata/instance-id", "metadata/public-ipv4", "metadata/public-keys",
          "metadata/availability-zone", "metadata/region", "metadata/network-config", "metadata/private-networks",
          "userdata"]
+
+
+# The earliest a guest can connect to the host (cloud-init's bootcmd, its network just up): the source it left from
+# and how it went. With IPv6 duplicate address detection its address was still tentative then: it left from ::1,
+# which its pin drops, and timed out.
+EARLIEST = f"""\
+import socket
+s = socket.socket(socket.AF_INET6)
+s.settimeout(5)
+try:
+    s.connect(("{HOST_ADDRESS6}", {DEFAULT_API_PORT}))
+    result = "connected"
+except OSError as exc:
+    result = repr(exc)
+open("/root/earliest", "w").write(s.getsockname()[0] + " " + result)
+"""
+EARLIEST_USER_DATA = "#cloud-config\n" + yaml.safe_dump({"bootcmd": [["python3", "-c", EARLIEST]]})
 
 
 def v6(server) -> str:
@@ -135,7 +154,8 @@ def test_an_ipv6_only_server_is_reached_over_ipv6_with_its_mirror_stand_in_and_f
     client = cloud_unchanged
     key = client.ssh_keys.create(name="v6-only", public_key=keypair.public_openssh)
     made = client.servers.create(name="v6-only", server_type=ServerType(name="cx23"), image=Image(name="debian-12"),
-                                 ssh_keys=[key], public_net=ServerCreatePublicNetwork(enable_ipv4=False))
+                                 ssh_keys=[key], public_net=ServerCreatePublicNetwork(enable_ipv4=False),
+                                 user_data=EARLIEST_USER_DATA)
     made.action.wait_until_finished(120)
     server = client.servers.get_by_id(made.server.id)
     oauth = cloud_endpoint.admin("GET", "/_admin/tailscale")["oauth_client"]
@@ -150,6 +170,7 @@ def test_an_ipv6_only_server_is_reached_over_ipv6_with_its_mirror_stand_in_and_f
         address = v6(server)
         conn = ssh.wait_for_ssh(address, keypair, pin=None, deadline=time.monotonic() + 120)
         assert fetch(conn, "metadata/instance-id")[1] == str(server.id)  # the link-local metadata address
+        assert ssh.run(conn, "cat /root/earliest")[1].split() == [address, "connected"]  # its own address at once
         assert fetch(conn, "metadata/public-ipv4")[1] == ""
         _, out, _ = ssh.run(conn, "ip -4 -o addr show dev host0; "
                                   f"curl -s -m 3 -o /dev/null -w '%{{http_code}}' http://{HOST_ADDRESS}:{DEFAULT_API_PORT}/apt/Release")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -254,34 +255,47 @@ def extract(deb, dest):
     return dest
 
 
-@pytest.fixture
-def live_server(standin):
-    """A real HTTP server, so the packaged client can be run against the stand-in."""
+@contextlib.contextmanager
+def serving(standin, sock):
+    """A real HTTP server of the stand-in on ``sock``, so the packaged client can be run against it."""
     import uvicorn
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(make_app(standin), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/tailscale"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
-@needs_dpkg
-def test_packaged_client_enrols_against_the_standin(tmp_path, live_server, standin):
-    build_apt_repo(tmp_path / "apt", live_server)
+@pytest.fixture
+def live_server(standin):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    with serving(standin, sock):
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/tailscale"
+
+
+def packaged_client(tmp_path, login_server, login_server6=None):
+    """The packaged CLI, run as in a guest (its state under ``tmp_path``)."""
+    build_apt_repo(tmp_path / "apt", login_server, login_server6)
     root = extract(next((tmp_path / "apt").glob("*.deb")), tmp_path / "root")
     env = dict(os.environ, TAILSCALE_STANDIN_STATE=str(tmp_path / "state/standin-state.json"))
 
     def ts(*args):
         return subprocess.run([sys.executable, str(root / "usr/bin/tailscale"), *args],
                               capture_output=True, text=True, env=env, timeout=60)
+    return ts
 
+
+@needs_dpkg
+def test_packaged_client_enrols_against_the_standin(tmp_path, live_server, standin):
+    ts = packaged_client(tmp_path, live_server)
     assert "stand-in" in ts("--help").stdout
     assert ts("version").stdout.strip() == f"{PACKAGE_VERSION} (imagekit stand-in)"
     assert json.loads(ts("status", "--json").stdout)["BackendState"] == "NeedsLogin"
@@ -308,3 +322,26 @@ def test_packaged_client_enrols_against_the_standin(tmp_path, live_server, stand
     assert ts("logout").returncode == 0
     assert standin.list_devices() == []
     assert json.loads(ts("status", "--json").stdout)["BackendState"] == "NeedsLogin"
+
+
+@needs_dpkg
+def test_packaged_client_falls_back_from_the_hosts_ipv4_address_to_its_ipv6_one(tmp_path, standin):
+    """An IPv6-only guest cannot reach the host's IPv4 address: a server named by it, on any port and path, is tried
+    at the same URL on the host's IPv6 address (here 127.0.0.1 and ::1, the stand-in listening on ::1 alone);
+    another server is not."""
+    six = socket.socket(socket.AF_INET6)
+    six.bind(("::1", 0))
+    port = six.getsockname()[1]
+    ts = packaged_client(tmp_path, "http://127.0.0.1:1/tailscale", "http://[::1]:1/tailscale")
+    key = standin.create_key({"reusable": False, "ephemeral": True, "preauthorized": True, "tags": []}, 600, "six")
+    with serving(standin, six):
+        other = ts("up", f"--authkey={key['key']}", f"--login-server=http://127.0.0.2:{port}/tailscale")
+        assert other.returncode == 1 and f"cannot reach the Tailscale stand-in at http://127.0.0.2:{port}" \
+            in other.stderr, other.stderr
+        up = ts("up", f"--authkey={key['key']}", "--hostname=six-7", f"--login-server=http://127.0.0.1:{port}/tailscale")
+        assert up.returncode == 0, up.stderr
+        [device] = standin.list_devices()
+        assert device["hostname"] == "six-7"
+        state = json.loads((tmp_path / "state/standin-state.json").read_text())
+        assert state["login_server"] == f"http://[::1]:{port}/tailscale"
+        assert ts("logout").returncode == 0 and standin.list_devices() == []
