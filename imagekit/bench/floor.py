@@ -103,7 +103,8 @@ def floor_build(target: Target, client: Client) -> dict[str, Any]:
     options = BuildOptions(name="imagekit-bench-bare-{build_id}", force=True)
     labels = api.labels(role="builder", **{"build-id": build_id, runid.LABEL: build_id})
     job = BuildJob(client=client, progress=lambda line: None, resource_name=f"imagekit-bench-bare-{build_id}",
-                   labels=labels, timeout=options.ssh_timeout, target=target, options=options, build_id=build_id)
+                   labels=labels, timeout=options.ssh_timeout, target=target, options=options, build_id=build_id,
+                   server_type=options.server_type)
     check_inputs(job)
     steps: list[Step[BuildJob]] = [TemporaryKey(), CreateServer("bare builder"), Boot("bare builder"), WaitSSH(),
                                    WaitCloudInit(), BareInstall(), ShutDown(), BareSnapshot()]
